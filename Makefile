@@ -1,0 +1,38 @@
+# The two set-up commands: `make up` (the shop with its monitoring) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+PG_URL ?= postgres://postgres@127.0.0.1:5432/pasargad
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: up install test test-sqlite test-postgres lint simulate bench
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+up: install
+	$(PY) scripts/up.py
+
+simulate: install
+	$(PY) manage.py simulate_traffic --base-url http://127.0.0.1:8000 --rate 5 --duration 300
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: install lint test-sqlite test-postgres
+
+test-sqlite: install
+	$(VENV)/bin/pytest -q -m "not postgres"
+
+# The database-facing tests again on PostgreSQL, plus the PostgreSQL-only ones.
+test-postgres: install
+	DATABASE_URL=$(PG_URL) $(VENV)/bin/pytest -q -m "postgres or db"
+
+bench: install
+	$(PY) bench/run_all.py

@@ -1,0 +1,13 @@
+"""Tests: the same settings as development, with fast hashing and a fixed secret."""
+
+from config.settings.base import *  # noqa: F403
+
+DEBUG = False
+SECRET_KEY = "test-only-secret-key-not-for-any-deployment-0123456789"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Parallel checkouts on one machine pick their own test database name.
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":  # noqa: F405
+    from config.settings.env import env_str
+
+    DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DB_NAME", "test_pasargad")}  # noqa: F405

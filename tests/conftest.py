@@ -1,0 +1,14 @@
+import pytest
+from django.conf import settings
+
+from tests.services import require_postgres
+
+
+@pytest.fixture(autouse=True)
+def _postgres_marker(request):
+    """Tests marked `postgres` need the PostgreSQL run; in the SQLite run they are deselected."""
+    if request.node.get_closest_marker("postgres"):
+        require_postgres()
+        engine = settings.DATABASES["default"]["ENGINE"]
+        if "postgresql" not in engine:
+            pytest.fail("a `postgres` test ran without DATABASE_URL pointing at PostgreSQL")
