@@ -1,0 +1,21 @@
+"""Events the shop announces. Monitoring listens; the shop knows nothing about metrics.
+
+Each is sent after the database change is committed (services use transaction.on_commit).
+"""
+
+from django.dispatch import Signal
+
+# kwargs: user
+user_registered = Signal()
+# kwargs: user, success (bool), username (str, as typed)
+login_attempted = Signal()
+# kwargs: order
+order_placed = Signal()
+# kwargs: order  (delivered)
+order_completed = Signal()
+# kwargs: order, reason (str)
+order_failed = Signal()
+# kwargs: payment  (status succeeded or failed; error_code set on failure)
+payment_finished = Signal()
+# kwargs: product, stock_quantity
+reorder_alert_raised = Signal()
