@@ -7,4 +7,14 @@ class MonitoringConfig(AppConfig):
 
     def ready(self) -> None:
         # Collectors register here, once per process (see monitoring/collectors/).
-        pass
+        from django.db.backends.signals import connection_created
+        from prometheus_client import REGISTRY
+
+        from monitoring.collectors import register_collectors
+        from monitoring.collectors.celery import connect_task_signals
+        from monitoring.collectors.database import install_query_timer
+
+        connection_created.connect(install_query_timer, dispatch_uid="monitoring-query-timer")
+        connect_task_signals()
+        # TODO(metrics): the registry of monitoring.metrics once it lands.
+        register_collectors(REGISTRY)
