@@ -6,4 +6,5 @@ urlpatterns = [
     path("accounts/", include("shop.accounts.urls")),
     path("catalog/", include("shop.catalog.urls")),
     path("orders/", include("shop.orders.urls")),
+    path("payments/", include("shop.payments.urls")),
 ]
