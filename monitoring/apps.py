@@ -6,15 +6,18 @@ class MonitoringConfig(AppConfig):
     label = "monitoring"
 
     def ready(self) -> None:
-        # Collectors register here, once per process (see monitoring/collectors/).
         from django.db.backends.signals import connection_created
         from prometheus_client import REGISTRY
 
         from monitoring.collectors import register_collectors
         from monitoring.collectors.celery import connect_task_signals
         from monitoring.collectors.database import install_query_timer
+        from monitoring.logging import db_errors
 
+        db_errors.connect()
+        # Every query timed, every Celery task counted (web and worker processes alike).
         connection_created.connect(install_query_timer, dispatch_uid="monitoring-query-timer")
         connect_task_signals()
+        # Collectors register once per process (see monitoring/collectors/).
         # TODO(metrics): the registry of monitoring.metrics once it lands.
         register_collectors(REGISTRY)
