@@ -87,7 +87,7 @@ _POSTGRES_ONLY = (
 )
 
 
-def _postgres_reading(cursor) -> dict[str, Any]:
+def postgres_statistics(cursor) -> dict[str, Any]:
     cursor.execute(_PG_SERVER)
     version, max_connections, size = cursor.fetchone()
     cursor.execute(_PG_CONNECTIONS)
@@ -118,7 +118,7 @@ def _postgres_reading(cursor) -> dict[str, Any]:
     }
 
 
-def _sqlite_reading(cursor, name: str) -> dict[str, Any]:
+def sqlite_statistics(cursor, name: str) -> dict[str, Any]:
     cursor.execute("SELECT sqlite_version()")
     (version,) = cursor.fetchone()
     pragmas = {}
@@ -149,11 +149,15 @@ def database_statistics(*, alias: str, statement_timeout_ms: int) -> Reading:
             cursor.execute(
                 "SELECT set_config('statement_timeout', %s, true)", [f"{statement_timeout_ms}ms"]
             )
-            values = _postgres_reading(cursor)
+            values = postgres_statistics(cursor)
         else:
-            values = _sqlite_reading(cursor, str(connection.settings_dict["NAME"]))
+            values = sqlite_statistics(cursor, str(connection.settings_dict["NAME"]))
+    return statistics_reading(connection.vendor, values)
+
+
+def statistics_reading(vendor: str, values: dict[str, Any]) -> Reading:
     flat = {k: v for k, v in values.items() if k not in ("tables", "connections_by_state")}
-    return {"vendor": connection.vendor, **values, "unavailable": unavailable_keys(flat)}
+    return {"vendor": vendor, **values, "unavailable": unavailable_keys(flat)}
 
 
 class DatabaseCollector:

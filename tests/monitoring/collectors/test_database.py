@@ -1,6 +1,8 @@
 """The database collector on SQLite and PostgreSQL, and the timing of every query."""
 
+import sqlite3
 import time
+from contextlib import closing
 
 import pytest
 from django.db import connection
@@ -11,6 +13,8 @@ from monitoring.collectors.database import (
     QueryTimer,
     database_statistics,
     families_from_reading,
+    sqlite_statistics,
+    statistics_reading,
 )
 from shop.catalog.models import Category
 
@@ -56,12 +60,16 @@ def test_slow_queries_are_counted_against_the_threshold():
     assert REGISTRY.get_sample_value("database_slow_queries_total") == before + 2 - 1
 
 
-def test_sqlite_reports_what_it_has_and_marks_the_rest_unavailable():
-    if connection.vendor != "sqlite":
-        pytest.skip("this is the SQLite run's test; PostgreSQL has its own")
-    reading = database_statistics(alias="default", statement_timeout_ms=5000)
+def test_sqlite_reports_what_it_has_and_marks_the_rest_unavailable(tmp_path):
+    path = tmp_path / "shop.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (x INTEGER)")
+        db.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(1000)])
+    with closing(sqlite3.connect(path)) as db:
+        reading = statistics_reading("sqlite", sqlite_statistics(db.cursor(), str(path)))
     assert reading["vendor"] == "sqlite"
-    assert reading["sqlite_page_count"] > 0
+    assert reading["sqlite_page_count"] > 1
+    assert reading["file_size_bytes"] == path.stat().st_size
     assert reading["size_bytes"] == reading["sqlite_page_count"] * reading["sqlite_page_size_bytes"]
     assert reading["connections_active"] is None
     assert "connections_active" in reading["unavailable"]
