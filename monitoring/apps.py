@@ -7,7 +7,6 @@ class MonitoringConfig(AppConfig):
 
     def ready(self) -> None:
         from django.db.backends.signals import connection_created
-        from prometheus_client import REGISTRY
 
         from monitoring.collectors import register_collectors
         from monitoring.collectors.celery import connect_task_signals
@@ -18,6 +17,5 @@ class MonitoringConfig(AppConfig):
         # Every query timed, every Celery task counted (web and worker processes alike).
         connection_created.connect(install_query_timer, dispatch_uid="monitoring-query-timer")
         connect_task_signals()
-        # Collectors register once per process (see monitoring/collectors/).
-        # TODO(metrics): the registry of monitoring.metrics once it lands.
-        register_collectors(REGISTRY)
+        # Collectors register once per process, with monitoring.metrics' registry.
+        register_collectors()

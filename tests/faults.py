@@ -54,3 +54,12 @@ def hung_server() -> Iterator[HungServer]:
         yield server
     finally:
         server.close()
+
+
+def sample_value(metric, name: str, **labels: str) -> float | None:
+    """A sample of one metric object (counter, histogram...), whatever registry holds it."""
+    for family in metric.collect():
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None

@@ -7,9 +7,11 @@ endpoints read the same objects through `collectors()`.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
+from prometheus_client import CollectorRegistry
 
 from monitoring.collectors.business import BusinessCollector
 from monitoring.collectors.celery import CeleryCollector
@@ -59,13 +61,26 @@ def collectors() -> Collectors:
     )
 
 
-_registered: set[int] = set()
+_registered = False
 
 
-def register_collectors(registry) -> None:
-    """Register every enabled collector into `registry`, once per registry and process."""
-    if id(registry) in _registered:
+def _project_registry() -> Callable[[object], None]:
+    try:
+        from monitoring.metrics import register_collector
+    except ImportError:  # TODO(metrics): drop once monitoring.metrics has landed
+        return CollectorRegistry(auto_describe=False).register
+    return register_collector
+
+
+def register_collectors(register: Callable[[object], None] | None = None) -> None:
+    """Register every enabled collector, once per process, with `register` (by default the
+    project's registry, `monitoring.metrics.register_collector`, which the Prometheus endpoint
+    renders). Never prometheus_client's global registry: sampling it in a test must not run
+    database queries."""
+    global _registered
+    if _registered:
         return
+    register = register or _project_registry()
     for collector in collectors().enabled():
-        registry.register(collector)
-    _registered.add(id(registry))
+        register(collector)
+    _registered = True

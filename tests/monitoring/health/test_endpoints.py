@@ -84,8 +84,14 @@ def test_component_endpoints(reader, health_settings, component, status):
     assert body["status"] == status
 
 
+@pytest.mark.django_db(transaction=True)  # collectors read in their own thread
 def test_json_metric_endpoints_answer(reader, health_settings):
+    bodies = {}
     for url in PROTECTED[4:]:
         response = reader(url)
         assert response.status_code == 200, url
-        json.loads(response.content)
+        bodies[url.split("/")[-2]] = json.loads(response.content)
+    assert 0 <= bodies["system"]["cpu_usage_percent"] <= 100
+    assert bodies["database"]["server_version"]
+    assert bodies["business"]["stock_quantity"] == {}
+    assert bodies["redis"]["status"] == "disabled"
