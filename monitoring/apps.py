@@ -7,4 +7,6 @@ class MonitoringConfig(AppConfig):
 
     def ready(self) -> None:
         # Collectors register here, once per process (see monitoring/collectors/).
-        pass
+        from monitoring.logging import db_errors
+
+        db_errors.connect()
