@@ -7,4 +7,7 @@ class MonitoringConfig(AppConfig):
 
     def ready(self) -> None:
         # Collectors register here, once per process (see monitoring/collectors/).
-        pass
+        import monitoring.http.metrics  # noqa: F401  (declares the HTTP metrics in every process)
+        from monitoring.http.application import connect_receivers
+
+        connect_receivers()
