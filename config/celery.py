@@ -4,6 +4,8 @@ import sys
 from celery import Celery
 from celery.signals import worker_process_shutdown
 
+import monitoring.logging.celery_context  # noqa: F401  (request id into tasks, JSON logging)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 if "worker" in sys.argv[1:]:

@@ -1,12 +1,20 @@
 """API-wide behaviour: every error answers JSON with a reason, never an HTML 500 page."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import exceptions, status
+from drf_spectacular.utils import inline_serializer
+from rest_framework import exceptions, permissions, serializers, status
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from shop.errors import ShopError
+
 
 def exception_handler(exc, context):
+    if isinstance(exc, ShopError):
+        return Response(
+            {"detail": exc.message, "code": exc.code}, status=exc.status_code, headers=exc.headers
+        )
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else exc.messages
@@ -17,3 +25,37 @@ def exception_handler(exc, context):
     if response.status_code == status.HTTP_400_BAD_REQUEST and not isinstance(response.data, dict):
         response = Response({"detail": response.data}, status=response.status_code)
     return response
+
+
+class ShopPagination(LimitOffsetPagination):
+    """Limit/offset paging with both bounded, so a huge offset cannot overflow the database."""
+
+    default_limit = 50
+    max_limit = 200
+    max_offset = 1_000_000_000
+
+    def get_offset(self, request) -> int:
+        return min(super().get_offset(request), self.max_offset)
+
+
+class IsStaffOrReadOnly(permissions.BasePermission):
+    """Anyone may read; only staff may write (catalog management)."""
+
+    def has_permission(self, request, view) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+
+
+# The error body every 4xx answer shares; referenced by the views' schema annotations.
+ErrorSerializer = inline_serializer(
+    name="Error",
+    fields={
+        "detail": serializers.CharField(required=False),
+        "code": serializers.CharField(required=False),
+    },
+)
+
+
+def error_responses(*codes: int) -> dict:
+    return {code: ErrorSerializer for code in codes}

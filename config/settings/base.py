@@ -147,3 +147,22 @@ MONITORING_CONFIG_DIR = BASE_DIR / env_str("MONITORING_CONFIG_DIR", "deploy/prom
 HEALTH_CHECK_TIMEOUT = env_float("HEALTH_CHECK_TIMEOUT", 2.0)
 
 BASE_DIR = BASE_DIR
+
+# Logging: JSON lines (or a readable console format), app and access logs in LOG_DIR, rotated by
+# deploy/logrotate/pasargad, or stdout only for containers. See monitoring/logging/config.py.
+from pathlib import Path  # noqa: E402
+
+from config.settings.env import env_bool  # noqa: E402
+from monitoring.logging.config import logging_config  # noqa: E402
+
+LOG_FORMAT = env_str("LOG_FORMAT", "json")
+LOG_DIR = Path(env_str("LOG_DIR", str(VAR_DIR / "log")))
+LOG_TO_STDOUT_ONLY = env_bool("LOG_TO_STDOUT_ONLY", False)
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOGGING = logging_config(
+    log_format=LOG_FORMAT,
+    log_dir=LOG_DIR,
+    stdout_only=LOG_TO_STDOUT_ONLY,
+    level=LOG_LEVEL,
+    environment=ENVIRONMENT,
+)

@@ -11,3 +11,16 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":  # noqa: F405
     from config.settings.env import env_str
 
     DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DB_NAME", "test_pasargad")}  # noqa: F405
+
+# Tests log to stdout (captured by pytest) unless a test asks for files in its own tmp dir.
+from config.settings.env import env_bool as _env_bool  # noqa: E402
+
+if _env_bool("LOG_TO_STDOUT_ONLY", True):
+    LOG_TO_STDOUT_ONLY = True
+    LOGGING = logging_config(  # noqa: F405
+        log_format=LOG_FORMAT,  # noqa: F405
+        log_dir=LOG_DIR,  # noqa: F405
+        stdout_only=True,
+        level=LOG_LEVEL,  # noqa: F405
+        environment=ENVIRONMENT,  # noqa: F405
+    )

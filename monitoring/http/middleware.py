@@ -8,7 +8,12 @@ import time
 
 from django.http import HttpRequest, HttpResponse
 
-from monitoring.logging.context import request_id_from_header, request_id_var, user_id_var
+from monitoring.logging.context import (
+    request_id_from_header,
+    request_id_var,
+    request_var,
+    user_id_var,
+)
 
 access_log = logging.getLogger("access")
 
@@ -40,6 +45,7 @@ class RequestMonitoringMiddleware:
         request.request_id = request_id
         rid_token = request_id_var.set(request_id)
         uid_token = user_id_var.set(None)
+        req_token = request_var.set(request)  # log lines read the user once auth has run
         try:
             response = self.get_response(request)
             duration = time.perf_counter() - started
@@ -69,3 +75,4 @@ class RequestMonitoringMiddleware:
         finally:
             request_id_var.reset(rid_token)
             user_id_var.reset(uid_token)
+            request_var.reset(req_token)

@@ -12,6 +12,13 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
 user_id_var: contextvars.ContextVar[int | None] = contextvars.ContextVar("user_id", default=None)
+# The request being served. DRF authenticates inside the view (token auth), after the middleware
+# ran, so the user id is read from the request lazily, when a line is written.
+request_var: contextvars.ContextVar[object | None] = contextvars.ContextVar("request", default=None)
+# The Celery task being run in this worker thread: (task id, task name).
+task_var: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "task", default=None
+)
 
 # Accept caller-supplied ids only when they are short and plain, so logs cannot be injected.
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -25,3 +32,36 @@ def request_id_from_header(value: str | None) -> str:
     if value and _VALID_REQUEST_ID.match(value):
         return value
     return new_request_id()
+
+
+def valid_request_id(value: object) -> str | None:
+    """A request id received from elsewhere (a task header), or None when it is not plain."""
+    if isinstance(value, str) and _VALID_REQUEST_ID.match(value):
+        return value
+    return None
+
+
+def current_user_id() -> int | None:
+    """The user of the current task or request (see `user_id_of`); `user_id_var` wins when set."""
+    user_id = user_id_var.get()
+    if user_id is not None:
+        return user_id
+    return user_id_of(request_var.get())
+
+
+def user_id_of(request: object | None) -> int | None:
+    """The authenticated user of a request, without causing a database query.
+
+    The user is read only once something has resolved it (Django's auth middleware, or DRF's
+    authentication, which stores its user on the Django request): a log line must never
+    trigger a session lookup, which could log, or fail, in turn.
+    """
+    if request is None:
+        return None
+    user = getattr(request, "__dict__", {}).get("user")
+    if user is None:
+        return None
+    wrapped = getattr(user, "_wrapped", user)  # SimpleLazyObject keeps the real user here
+    if not getattr(wrapped, "is_authenticated", False):
+        return None  # anonymous, or not evaluated yet (django.utils.functional.empty)
+    return wrapped.pk

@@ -19,6 +19,9 @@ class Payment(models.Model):
     )
     error_code = models.CharField(max_length=64, blank=True)
     provider_reference = models.CharField(max_length=64, blank=True)
+    # Only the last four digits are ever kept; the full number never reaches the database.
+    card_last4 = models.CharField(max_length=4, blank=True)
+    captured_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

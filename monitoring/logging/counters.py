@@ -1,0 +1,81 @@
+"""Counters derived from log records and database errors, exported at the Prometheus endpoint.
+
+`LogCounterHandler` sits beside the output handlers (see `config.logging_config`) and counts
+every record once: by level, errors by logger, and payment errors by their `error_code`.
+Database errors are counted where they happen, in `monitoring.logging.db_errors`.
+"""
+
+import logging
+
+from prometheus_client import Counter
+
+log_records_total = Counter("log_records_total", "Log records written, by level.", ["level"])
+log_errors_total = Counter(
+    "log_errors_total", "Log records at ERROR or above, by logger.", ["logger"]
+)
+payment_errors_total = Counter(
+    "payment_errors_total",
+    "Payment failures logged by the payments code, by error code.",
+    ["error_code"],
+)
+database_errors_total = Counter(
+    "database_errors_total", "Database exceptions raised, by kind.", ["kind"]
+)
+
+# Loggers whose records with an `error_code` are payment errors (the spec's example: "payments").
+PAYMENT_LOGGERS = ("payments", "shop.payments")
+_MAX_LABEL_LENGTH = 64
+
+
+def _is_payment_logger(name: str) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in PAYMENT_LOGGERS)
+
+
+class _Children(dict):
+    """Pre-bound counter children by label value, so the hot path is one dict lookup."""
+
+    def __init__(self, counter: Counter) -> None:
+        super().__init__()
+        self.counter = counter
+
+    def __missing__(self, label: str):
+        child = self.counter.labels(label[:_MAX_LABEL_LENGTH])
+        self[label] = child
+        return child
+
+
+_by_level = _Children(log_records_total)
+_errors_by_logger = _Children(log_errors_total)
+_payment_errors = _Children(payment_errors_total)
+_database_errors = _Children(database_errors_total)
+_payment_logger_cache: dict[str, bool] = {}
+
+
+def count_record(record: logging.LogRecord) -> None:
+    _by_level[record.levelname].inc()
+    if record.levelno >= logging.ERROR:
+        _errors_by_logger[record.name].inc()
+    if record.levelno >= logging.WARNING:
+        error_code = record.__dict__.get("error_code")
+        if error_code:
+            name = record.name
+            is_payment = _payment_logger_cache.get(name)
+            if is_payment is None:
+                is_payment = _payment_logger_cache.setdefault(name, _is_payment_logger(name))
+            if is_payment:
+                _payment_errors[str(error_code)].inc()
+
+
+def count_database_error(kind: str) -> None:
+    _database_errors[kind].inc()
+
+
+class LogCounterHandler(logging.Handler):
+    """Counts records instead of writing them. No lock: the counters are thread-safe."""
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        count_record(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        count_record(record)

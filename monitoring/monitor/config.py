@@ -1,0 +1,344 @@
+"""The monitor's configuration: a Prometheus-style `prometheus.yml` plus settings from env.
+
+`config_load(path)` validates the whole file and raises `ConfigError` listing every problem as
+`file:line: problem`; a valid file gives an immutable `MonitorConfig`. The subset understood is
+what the specification's prometheus.yml uses, plus the common scrape options (bearer auth,
+scheme, per-job intervals and timeouts, honor_labels). Anything else is refused, never ignored.
+"""
+
+from __future__ import annotations
+
+import glob
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from yaml.nodes import Node
+
+from monitoring.monitor.yamlnodes import ConfigError, Reader, parse_duration_ms
+
+__all__ = [
+    "ConfigError",
+    "MonitorConfig",
+    "MonitorSettings",
+    "ScrapeConfig",
+    "Target",
+    "config_load",
+    "settings_from_env",
+]
+
+_DEFAULT_SCRAPE_INTERVAL_MS = 60_000
+_DEFAULT_SCRAPE_TIMEOUT_MS = 10_000
+_DEFAULT_EVALUATION_INTERVAL_MS = 60_000
+_TARGET = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$")
+_JOB_NAME = re.compile(r"^\S(.*\S)?$")
+
+
+@dataclass(frozen=True)
+class Target:
+    address: str  # host:port, Prometheus' __address__
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScrapeConfig:
+    job_name: str
+    targets: tuple[Target, ...]
+    metrics_path: str = "/metrics"
+    scheme: str = "http"
+    interval_ms: int = _DEFAULT_SCRAPE_INTERVAL_MS
+    timeout_ms: int = _DEFAULT_SCRAPE_TIMEOUT_MS
+    bearer_token: str = ""
+    honor_labels: bool = False
+    params: dict[str, list[str]] = field(default_factory=dict)
+
+    def url(self, target: Target) -> str:
+        return f"{self.scheme}://{target.address}{self.metrics_path}"
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    path: Path
+    scrape_interval_ms: int
+    scrape_timeout_ms: int
+    evaluation_interval_ms: int
+    external_labels: dict[str, str]
+    rule_files: tuple[Path, ...]
+    scrape_configs: tuple[ScrapeConfig, ...]
+    alertmanagers: tuple[str, ...] = ()  # accepted for compatibility; the notifier is separate
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """The monitor process' own settings (not part of prometheus.yml)."""
+
+    listen_host: str
+    listen_port: int
+    retention_ms: int
+    api_token: str
+
+    @property
+    def loopback(self) -> bool:
+        try:
+            return ipaddress.ip_address(self.listen_host).is_loopback
+        except ValueError:
+            return self.listen_host == "localhost"
+
+
+def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
+    """MONITOR_LISTEN (127.0.0.1:9091), MONITOR_RETENTION (6h), MONITOR_TOKEN (MONITORING_TOKEN).
+
+    Raises ConfigError for a malformed value, and when the API would be reachable from other
+    machines without a token.
+    """
+    env = os.environ if environ is None else environ
+    errors = []
+    listen = env.get("MONITOR_LISTEN", "") or "127.0.0.1:9091"
+    host, _, port_text = listen.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port_text.isdigit() or int(port_text) > 65535:
+        errors.append(f"MONITOR_LISTEN={listen!r}: expected host:port")
+        host, port_text = "127.0.0.1", "9091"
+    retention_text = env.get("MONITOR_RETENTION", "") or "6h"
+    retention_ms = parse_duration_ms(retention_text)
+    if not retention_ms:
+        errors.append(f"MONITOR_RETENTION={retention_text!r}: expected a duration like 6h")
+        retention_ms = 6 * 3600_000
+    token = env.get("MONITOR_TOKEN", "") or env.get("MONITORING_TOKEN", "")
+    result = MonitorSettings(host, int(port_text), retention_ms, token)
+    if not result.loopback and not token:
+        errors.append(
+            f"MONITOR_LISTEN={listen!r} is not a loopback address: set MONITOR_TOKEN "
+            "(or MONITORING_TOKEN) so the API is not open to the network"
+        )
+    if errors:
+        raise ConfigError(errors)
+    return result
+
+
+_TOP_KEYS = {"global", "rule_files", "scrape_configs", "alerting"}
+_GLOBAL_KEYS = {"scrape_interval", "scrape_timeout", "evaluation_interval", "external_labels"}
+_SCRAPE_KEYS = {
+    "job_name",
+    "static_configs",
+    "metrics_path",
+    "scheme",
+    "scrape_interval",
+    "scrape_timeout",
+    "authorization",
+    "bearer_token",
+    "bearer_token_file",
+    "honor_labels",
+    "params",
+}
+
+
+def config_load(path: Path | str, text: str | None = None) -> MonitorConfig:
+    """Load and validate a prometheus.yml; raises ConfigError with every problem found."""
+    path = Path(path)
+    reader = Reader(path, text)
+    reader.raise_if_errors()
+    top = reader.mapping(reader.root, "top level", allowed=_TOP_KEYS)
+    glob_ = reader.mapping(top.get("global"), "global", allowed=_GLOBAL_KEYS)
+    scrape_interval = reader.duration_ms(
+        glob_.get("scrape_interval"), "global.scrape_interval", _DEFAULT_SCRAPE_INTERVAL_MS
+    )
+    scrape_timeout = reader.duration_ms(
+        glob_.get("scrape_timeout"),
+        "global.scrape_timeout",
+        min(_DEFAULT_SCRAPE_TIMEOUT_MS, scrape_interval),
+    )
+    if scrape_timeout > scrape_interval:
+        reader.error(
+            glob_["scrape_timeout"], "global.scrape_timeout is greater than scrape_interval"
+        )
+    evaluation_interval = reader.duration_ms(
+        glob_.get("evaluation_interval"),
+        "global.evaluation_interval",
+        _DEFAULT_EVALUATION_INTERVAL_MS,
+    )
+    external_labels = reader.labels(glob_.get("external_labels"), "global.external_labels")
+
+    rule_files = _rule_files(reader, path.parent, top.get("rule_files"))
+    scrape_configs = []
+    seen_jobs: set[str] = set()
+    for node in reader.sequence(top.get("scrape_configs"), "scrape_configs"):
+        job = _scrape_config(reader, path.parent, node, scrape_interval, scrape_timeout)
+        if job is None:
+            continue
+        if job.job_name in seen_jobs:
+            reader.error(node, f"scrape_configs: duplicate job_name {job.job_name!r}")
+        seen_jobs.add(job.job_name)
+        scrape_configs.append(job)
+    alertmanagers = _alerting(reader, top.get("alerting"))
+    reader.raise_if_errors()
+    return MonitorConfig(
+        path=path,
+        scrape_interval_ms=scrape_interval,
+        scrape_timeout_ms=scrape_timeout,
+        evaluation_interval_ms=evaluation_interval,
+        external_labels=external_labels,
+        rule_files=tuple(rule_files),
+        scrape_configs=tuple(scrape_configs),
+        alertmanagers=tuple(alertmanagers),
+    )
+
+
+def _rule_files(reader: Reader, base: Path, node: Node | None) -> list[Path]:
+    """Globs relative to the configuration file, as Prometheus resolves them."""
+    found: list[Path] = []
+    for item in reader.sequence(node, "rule_files"):
+        pattern = reader.string(item, "rule_files[]")
+        if pattern is None:
+            continue
+        full = pattern if os.path.isabs(pattern) else str(base / pattern)
+        if glob.has_magic(full):
+            found.extend(Path(p) for p in sorted(glob.glob(full)))
+        else:
+            found.append(Path(full))  # a missing literal file is the rule loader's error
+    return list(dict.fromkeys(found))
+
+
+def _scrape_config(
+    reader: Reader, base: Path, node: Node, default_interval: int, default_timeout: int
+) -> ScrapeConfig | None:
+    keys = reader.mapping(node, "scrape_configs[]", allowed=_SCRAPE_KEYS, required={"job_name"})
+    job_name = reader.string(keys.get("job_name"), "job_name")
+    if job_name is None:
+        return None
+    where = f"scrape_configs[{job_name}]"
+    if not _JOB_NAME.match(job_name):
+        reader.error(keys["job_name"], f"{where}: job_name must not be empty or padded")
+    interval = reader.duration_ms(
+        keys.get("scrape_interval"), f"{where}.scrape_interval", default_interval
+    )
+    timeout = reader.duration_ms(
+        keys.get("scrape_timeout"), f"{where}.scrape_timeout", min(default_timeout, interval)
+    )
+    if timeout > interval:
+        reader.error(
+            keys.get("scrape_timeout") or keys.get("scrape_interval") or node,
+            f"{where}: scrape_timeout ({timeout} ms) is greater than scrape_interval ({interval} ms)",
+        )
+    metrics_path = reader.string(keys.get("metrics_path"), f"{where}.metrics_path", "/metrics")
+    if metrics_path is not None and not metrics_path.startswith("/"):
+        reader.error(keys["metrics_path"], f"{where}.metrics_path must start with '/'")
+    scheme = reader.string(keys.get("scheme"), f"{where}.scheme", "http")
+    if scheme not in ("http", "https"):
+        reader.error(keys["scheme"], f"{where}.scheme must be http or https, not {scheme!r}")
+    honor = keys.get("honor_labels")
+    honor_labels = False
+    if honor is not None:
+        if getattr(honor, "tag", "").endswith(":bool"):
+            honor_labels = honor.value.lower() == "true"
+        else:
+            reader.error(honor, f"{where}.honor_labels must be true or false")
+    params = _params(reader, keys.get("params"), where)
+    token = _bearer_token(reader, base, keys, where)
+    targets = _static_configs(reader, keys.get("static_configs"), where)
+    return ScrapeConfig(
+        job_name=job_name,
+        targets=tuple(targets),
+        metrics_path=metrics_path or "/metrics",
+        scheme=scheme or "http",
+        interval_ms=interval,
+        timeout_ms=timeout,
+        bearer_token=token,
+        honor_labels=honor_labels,
+        params=params,
+    )
+
+
+def _static_configs(reader: Reader, node: Node | None, where: str) -> list[Target]:
+    targets = []
+    for item in reader.sequence(node, f"{where}.static_configs"):
+        keys = reader.mapping(item, f"{where}.static_configs[]", allowed={"targets", "labels"})
+        labels = reader.labels(keys.get("labels"), f"{where}.static_configs[].labels")
+        for target_node in reader.sequence(
+            keys.get("targets"), f"{where}.static_configs[].targets"
+        ):
+            address = reader.string(target_node, f"{where}.targets[]")
+            if address is None:
+                continue
+            if not _TARGET.match(address):
+                reader.error(target_node, f"{where}: target {address!r} is not host:port")
+                continue
+            targets.append(Target(address, labels))
+    return targets
+
+
+def _params(reader: Reader, node: Node | None, where: str) -> dict[str, list[str]]:
+    params: dict[str, list[str]] = {}
+    if node is None:
+        return params
+    for name, value_node in reader.mapping(node, f"{where}.params", allowed=_AnyKey()).items():
+        values = [
+            reader.string(v, f"{where}.params.{name}[]")
+            for v in reader.sequence(value_node, f"{where}.params.{name}")
+        ]
+        params[name] = [v for v in values if v is not None]
+    return params
+
+
+def _bearer_token(reader: Reader, base: Path, keys: dict[str, Node], where: str) -> str:
+    """`authorization: {type: Bearer, credentials | credentials_file}` or the legacy keys."""
+    given = [k for k in ("authorization", "bearer_token", "bearer_token_file") if k in keys]
+    if len(given) > 1:
+        reader.error(keys[given[1]], f"{where}: use only one of {', '.join(given)}")
+        return ""
+    if "bearer_token" in keys:
+        return reader.string(keys["bearer_token"], f"{where}.bearer_token", "") or ""
+    if "bearer_token_file" in keys:
+        return _read_secret(reader, base, keys["bearer_token_file"], f"{where}.bearer_token_file")
+    if "authorization" not in keys:
+        return ""
+    auth = reader.mapping(
+        keys["authorization"],
+        f"{where}.authorization",
+        allowed={"type", "credentials", "credentials_file"},
+    )
+    kind = reader.string(auth.get("type"), f"{where}.authorization.type", "Bearer")
+    if kind != "Bearer":
+        reader.error(auth["type"], f"{where}.authorization.type {kind!r} is not supported (Bearer)")
+    if "credentials" in auth and "credentials_file" in auth:
+        reader.error(
+            auth["credentials_file"],
+            f"{where}.authorization: credentials and credentials_file are exclusive",
+        )
+    if "credentials_file" in auth:
+        return _read_secret(
+            reader, base, auth["credentials_file"], f"{where}.authorization.credentials_file"
+        )
+    return reader.string(auth.get("credentials"), f"{where}.authorization.credentials", "") or ""
+
+
+def _read_secret(reader: Reader, base: Path, node: Node, where: str) -> str:
+    name = reader.string(node, where)
+    if not name:
+        return ""
+    path = Path(name) if os.path.isabs(name) else base / name
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        reader.error(node, f"{where}: cannot read {str(path)!r}: {exc.strerror or exc}")
+        return ""
+
+
+def _alerting(reader: Reader, node: Node | None) -> list[str]:
+    alerting = reader.mapping(node, "alerting", allowed={"alertmanagers", "alert_relabel_configs"})
+    addresses = []
+    allowed = {"static_configs", "scheme", "path_prefix", "timeout", "api_version"}
+    for am in reader.sequence(alerting.get("alertmanagers"), "alerting.alertmanagers"):
+        keys = reader.mapping(am, "alerting.alertmanagers[]", allowed=allowed)
+        targets = _static_configs(reader, keys.get("static_configs"), "alerting.alertmanagers[]")
+        addresses.extend(t.address for t in targets)
+    return addresses
+
+
+class _AnyKey(frozenset):
+    """`allowed=` for free-form mappings (query parameters)."""
+
+    def __contains__(self, item: object) -> bool:
+        return True

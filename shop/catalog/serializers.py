@@ -1,0 +1,39 @@
+from decimal import Decimal
+
+from rest_framework import serializers
+
+from shop.catalog.models import Category, Product
+
+MAX_STOCK = 1_000_000
+
+
+class CategorySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Category
+        fields = ["id", "name", "slug"]
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    category = serializers.SlugRelatedField(slug_field="slug", queryset=Category.objects.all())
+    price = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=Decimal("0.01"))
+    stock_quantity = serializers.IntegerField(min_value=0, max_value=MAX_STOCK, required=False)
+    low_stock_threshold = serializers.IntegerField(min_value=0, max_value=MAX_STOCK, required=False)
+    is_low_stock = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Product
+        fields = [
+            "id",
+            "sku",
+            "name",
+            "description",
+            "category",
+            "price",
+            "stock_quantity",
+            "low_stock_threshold",
+            "is_low_stock",
+            "is_active",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]

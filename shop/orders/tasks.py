@@ -1,0 +1,30 @@
+"""Background work for orders: the confirmation email."""
+
+from celery import shared_task
+from django.conf import settings
+from django.core.mail import send_mail
+
+from shop.orders.models import Order
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=3)
+def order_confirmation_send(order_id: int) -> bool:
+    """Email the customer their order summary; False when there is nobody to write to."""
+    order = Order.objects.select_related("user").filter(pk=order_id).first()
+    if order is None or order.user is None or not order.user.email:
+        return False
+    lines = "\n".join(
+        f"  {item.quantity} x {item.product.name} ({item.product.sku}) "
+        f"@ {item.unit_price} = {item.line_total}"
+        for item in order.items.select_related("product")
+    )
+    send_mail(
+        subject=f"Pasargad Prints order {order.number} received",
+        message=(
+            f"Thank you for your order {order.number}.\n\n{lines}\n\n"
+            f"Total: {order.total} {order.currency}\n"
+        ),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=[order.user.email],
+    )
+    return True
