@@ -118,7 +118,9 @@ def go_duration(seconds: float) -> str:
 # ------------------------------------------------------------------------------ parsing
 
 _METRIC_RE = re.compile(r"\s*([a-zA-Z_:][a-zA-Z0-9_:]*)?\s*(\{.*\})?\s*$", re.DOTALL)
-_PAIR_RE = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*("(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\')\s*')
+_PAIR_RE = re.compile(
+    r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*("(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\')\s*'
+)
 
 
 def parse_metric(text: str) -> Labels:
@@ -144,7 +146,7 @@ def parse_metric(text: str) -> Labels:
     return labels_from(labels)
 
 
-_NUM = r"[-+]?(?:Inf|inf|NaN|nan|0x[0-9a-fA-F]+|\d*\.?\d+(?:[eE][-+]?\d+)?)"
+_NUM = r"[-+]?(?:Inf|inf|NaN|nan|\d*\.?\d+(?:[eE][-+]?\d+)?)"
 _ITEM_RE = re.compile(
     rf"^(?:(?P<blank>_)(?:x(?P<bn>\d+))?|(?P<stale>stale)|(?P<a>{_NUM})(?:(?P<sign>[-+])(?P<b>{_NUM}))?(?:x(?P<n>\d+))?)$"
 )
@@ -266,7 +268,9 @@ def _run_group(
         )
     except RuleFileError as exc:
         return [f"    {e}" for e in exc.errors]
-    groups = [g for _, g in sorted(enumerate(groups), key=lambda p: (order.get(p[1].name, 0), p[0]))]
+    groups = [
+        g for _, g in sorted(enumerate(groups), key=lambda p: (order.get(p[1].name, 0), p[0]))
+    ]
 
     step_ms = int(round(eval_interval_s * 1000))
     interval_ms = int(round(interval_s * 1000))
@@ -386,7 +390,9 @@ def _check_expr(engine: Engine, t: dict) -> list[str]:
         try:
             labels = parse_metric(str(s.get("labels", "")))
         except TestFileError as exc:
-            return [f"    expr: {go_quote(expr)}, time: {when}, err: labels {s.get('labels')!r}: {exc}"]
+            return [
+                f"    expr: {go_quote(expr)}, time: {when}, err: labels {s.get('labels')!r}: {exc}"
+            ]
         value = s.get("value", 0)
         exp.append((labels, go_float(value) if isinstance(value, str) else float(value)))
     exp.sort(key=lambda p: p[0])
@@ -402,7 +408,9 @@ def _check_expr(engine: Engine, t: dict) -> list[str]:
             return "nil"
         return ", ".join(f"{labels_string(lbl)} {format_go_E(v)}" for lbl, v in samples)
 
-    return [f"    expr: {go_quote(expr)}, time: {when},\n        exp: {fmt(exp)}\n        got: {fmt(got)}"]
+    return [
+        f"    expr: {go_quote(expr)}, time: {when},\n        exp: {fmt(exp)}\n        got: {fmt(got)}"
+    ]
 
 
 def _resolve(base: str, patterns: list[str]) -> list[str]:
