@@ -53,6 +53,7 @@ def test_payment_errors_are_counted_by_error_code(counted):
     assert sample("payment_errors_total", error_code="expired_card") == before_expired + 1
 
 
+@pytest.mark.db
 @pytest.mark.django_db
 def test_database_errors_are_counted_by_kind_where_they_happen():
     before_integrity = sample("database_errors_total", kind="IntegrityError")
