@@ -26,6 +26,7 @@ __all__ = [
     "ScrapeConfig",
     "Target",
     "config_load",
+    "rule_files_resolve",
     "settings_from_env",
 ]
 
@@ -187,12 +188,14 @@ def config_load(path: Path | str, text: str | None = None) -> MonitorConfig:
 
 
 def _rule_files(reader: Reader, base: Path, node: Node | None) -> list[Path]:
+    patterns = [reader.string(item, "rule_files[]") for item in reader.sequence(node, "rule_files")]
+    return rule_files_resolve(base, [p for p in patterns if p is not None])
+
+
+def rule_files_resolve(base: Path, patterns: list[str]) -> list[Path]:
     """Globs relative to the configuration file, as Prometheus resolves them."""
     found: list[Path] = []
-    for item in reader.sequence(node, "rule_files"):
-        pattern = reader.string(item, "rule_files[]")
-        if pattern is None:
-            continue
+    for pattern in patterns:
         full = pattern if os.path.isabs(pattern) else str(base / pattern)
         if glob.has_magic(full):
             found.extend(Path(p) for p in sorted(glob.glob(full)))
