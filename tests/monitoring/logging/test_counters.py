@@ -3,13 +3,9 @@ import logging
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from prometheus_client import REGISTRY
 
 from monitoring.logging.counters import LogCounterHandler
-
-
-def sample(name: str, **labels) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+from tests.monitoring.metric_values import sample_value as sample
 
 
 @pytest.fixture
