@@ -4,6 +4,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import inline_serializer
 from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -25,6 +27,28 @@ def exception_handler(exc, context):
     if response.status_code == status.HTTP_400_BAD_REQUEST and not isinstance(response.data, dict):
         response = Response({"detail": response.data}, status=response.status_code)
     return response
+
+
+class SafeJSONParser(JSONParser):
+    """DRF's JSON parser, but absurdly deep nesting is a 400, not a RecursionError (500)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - nested too deeply.") from None
+
+
+class SafeJSONRenderer(JSONRenderer):
+    """Renders UTF-8 JSON; text that cannot be UTF-8 (a lone surrogate echoed back in a
+    validation message) is escaped instead of failing the response with a 500."""
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        try:
+            return super().render(data, accepted_media_type, renderer_context)
+        except UnicodeEncodeError:
+            self.ensure_ascii = True
+            return super().render(data, accepted_media_type, renderer_context)
 
 
 class ShopPagination(LimitOffsetPagination):

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from prometheus_client import CollectorRegistry
 
 from monitoring.collectors.business import BusinessCollector
 from monitoring.collectors.celery import CeleryCollector
 from monitoring.collectors.database import DatabaseCollector
 from monitoring.collectors.redis import RedisCollector, redis_client
 from monitoring.collectors.system import SystemCollector
+from monitoring.metrics import register_collector
 
 __all__ = ["Collectors", "collectors", "register_collectors"]
 
@@ -64,14 +64,6 @@ def collectors() -> Collectors:
 _registered = False
 
 
-def _project_registry() -> Callable[[object], None]:
-    try:
-        from monitoring.metrics import register_collector
-    except ImportError:  # TODO(metrics): drop once monitoring.metrics has landed
-        return CollectorRegistry(auto_describe=False).register
-    return register_collector
-
-
 def register_collectors(register: Callable[[object], None] | None = None) -> None:
     """Register every enabled collector, once per process, with `register` (by default the
     project's registry, `monitoring.metrics.register_collector`, which the Prometheus endpoint
@@ -80,7 +72,7 @@ def register_collectors(register: Callable[[object], None] | None = None) -> Non
     global _registered
     if _registered:
         return
-    register = register or _project_registry()
+    register = register or register_collector
     for collector in collectors().enabled():
         register(collector)
     _registered = True

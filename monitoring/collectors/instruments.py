@@ -1,16 +1,11 @@
 """Hot-path metrics the collectors feed: every database query and every Celery task.
 
 These are counters and histograms updated in many processes (gunicorn workers, Celery pool
-processes), so they are prometheus_client primitives, which write to PROMETHEUS_MULTIPROC_DIR
-when it is set and are aggregated by the Prometheus endpoint.
-Until `monitoring.metrics` (the project's primitives and registry) is on main, prometheus_client's
-own classes stand in; this import is the only line that changes.
+processes), so they are `monitoring.metrics` primitives: aggregated across processes when
+PROMETHEUS_MULTIPROC_DIR is set, and rendered by the Prometheus endpoint.
 """
 
-try:
-    from monitoring.metrics import Counter, Histogram
-except ImportError:  # TODO(metrics): drop once monitoring.metrics has landed
-    from prometheus_client import Counter, Histogram
+from monitoring.metrics import Counter, Histogram
 
 QUERY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 TASK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)

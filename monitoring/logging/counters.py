@@ -3,11 +3,12 @@
 `LogCounterHandler` sits beside the output handlers (see `config.logging_config`) and counts
 every record once: by level, errors by logger, and payment errors by their `error_code`.
 Database errors are counted where they happen, in `monitoring.logging.db_errors`.
+The counters are `monitoring.metrics` primitives: summed over gunicorn and Celery processes.
 """
 
 import logging
 
-from prometheus_client import Counter
+from monitoring.metrics import Counter
 
 log_records_total = Counter("log_records_total", "Log records written, by level.", ["level"])
 log_errors_total = Counter(

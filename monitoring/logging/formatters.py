@@ -56,6 +56,8 @@ def record_extra(record: logging.LogRecord) -> dict:
             extra[key] = REDACTED
         elif value is None or type(value) in (int, float, bool):
             extra[key] = value
+        elif type(value) is str:
+            extra[key] = redact_text(value)
         else:
             extra[key] = redact_value(value)
     return extra

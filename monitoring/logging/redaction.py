@@ -36,6 +36,14 @@ _AUTH_SCHEME = re.compile(
 # 13-19 digits, optionally grouped by single spaces or dashes, not inside a longer number.
 _CARD_CANDIDATE = re.compile(r"(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d])")
 
+# Cheap tests first (C-level substring checks), the patterns only when they could match.
+_CARD_DIGITS = re.compile(r"\d[\d -]{11,}\d")
+
+
+def _has_scheme(lowered: str) -> bool:
+    return "bearer" in lowered or "basic" in lowered or "digest" in lowered or "token" in lowered
+
+
 _key_cache: dict[str, bool] = {}
 
 
@@ -73,11 +81,11 @@ def _card_replacement(match: re.Match) -> str:
 
 def redact_text(text: str) -> str:
     """Scrub credentials and card numbers from free text; cheap when there is nothing to do."""
-    if _KEY_VALUE.search(text):
+    if ("=" in text or ":" in text) and _KEY_VALUE.search(text):
         text = _KEY_VALUE.sub(lambda m: m.group("key") + REDACTED, text)
-    if _AUTH_SCHEME.search(text):
+    if _has_scheme(text.lower()) and _AUTH_SCHEME.search(text):
         text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1) or m.group(2)} {REDACTED}", text)
-    if _CARD_CANDIDATE.search(text):
+    if _CARD_DIGITS.search(text):
         text = _CARD_CANDIDATE.sub(_card_replacement, text)
     return text
 

@@ -3,13 +3,9 @@ import logging
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from prometheus_client import REGISTRY
 
 from monitoring.logging.counters import LogCounterHandler
-
-
-def sample(name: str, **labels) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+from tests.monitoring.metric_values import sample_value as sample
 
 
 @pytest.fixture
@@ -53,6 +49,7 @@ def test_payment_errors_are_counted_by_error_code(counted):
     assert sample("payment_errors_total", error_code="expired_card") == before_expired + 1
 
 
+@pytest.mark.db
 @pytest.mark.django_db
 def test_database_errors_are_counted_by_kind_where_they_happen():
     before_integrity = sample("database_errors_total", kind="IntegrityError")

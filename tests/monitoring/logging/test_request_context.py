@@ -18,6 +18,7 @@ def user_token(db):
     return user, Token.objects.create(user=user)
 
 
+@pytest.mark.db
 @pytest.mark.django_db
 def test_access_line_carries_the_request_id_and_fields(client, json_logs):
     response = client.get("/api/schema/", HTTP_X_REQUEST_ID="req-abc123")
@@ -34,6 +35,7 @@ def test_access_line_carries_the_request_id_and_fields(client, json_logs):
     assert access["user_id"] is None
 
 
+@pytest.mark.db
 @pytest.mark.django_db
 def test_token_authenticated_user_is_on_the_access_line(client, json_logs, user_token):
     user, token = user_token
@@ -43,6 +45,7 @@ def test_token_authenticated_user_is_on_the_access_line(client, json_logs, user_
     assert token.key not in json_logs.text
 
 
+@pytest.mark.db
 @pytest.mark.django_db
 def test_lines_written_after_drf_authentication_carry_the_user(json_logs, user_token):
     """DRF authenticates inside the view; lines after that carry the user, lines before do not."""
@@ -68,6 +71,7 @@ def _token_auth():
     return TokenAuthentication()
 
 
+@pytest.mark.db
 @pytest.mark.django_db
 def test_bearer_token_never_reaches_the_logs(client, json_logs):
     """A request with a bearer token to a missing page: Django's warning, the access line, and

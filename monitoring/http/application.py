@@ -1,0 +1,88 @@
+"""Application counters fed by the shop's signals (`shop/signals.py`).
+
+The shop only announces events; these receivers count them. Connected once from
+`MonitoringConfig.ready()` through `connect_receivers()`.
+
+Exported: ``user_registrations_total``, ``user_logins_total{result="success"|"failure"}``,
+``orders_placed_total``, ``orders_completed_total``, ``orders_failed_total``,
+``payments_succeeded_total{provider}``, ``payments_failed_total{provider,error_code}``,
+``reorder_alerts_total``.
+"""
+
+import re
+
+from monitoring.metrics import Counter
+from shop import signals
+
+__all__ = ["connect_receivers"]
+
+REGISTRATIONS = Counter("user_registrations_total", "Accounts registered.")
+LOGINS = Counter("user_logins_total", "Login attempts by result.", ["result"])
+ORDERS_PLACED = Counter("orders_placed_total", "Orders placed.")
+ORDERS_COMPLETED = Counter("orders_completed_total", "Orders delivered.")
+ORDERS_FAILED = Counter("orders_failed_total", "Orders that failed.")
+PAYMENTS_SUCCEEDED = Counter("payments_succeeded_total", "Payments that succeeded.", ["provider"])
+PAYMENTS_FAILED = Counter(
+    "payments_failed_total",
+    "Payments that failed, by the provider's error code.",
+    ["provider", "error_code"],
+)
+REORDER_ALERTS = Counter("reorder_alerts_total", "Reorder alerts raised for low stock.")
+
+LOGIN_OK = LOGINS.labels("success")
+LOGIN_FAILED = LOGINS.labels("failure")
+
+# Error codes and providers come from outside: keep the label set small and printable.
+_CODE = re.compile(r"^[a-z0-9_.-]{1,40}$")
+
+
+def _label(value: object) -> str:
+    text = str(value or "").strip().lower()
+    return text if _CODE.match(text) else "other"
+
+
+def _registered(sender, **kwargs) -> None:
+    REGISTRATIONS.inc()
+
+
+def _login(sender, success: bool = False, **kwargs) -> None:
+    (LOGIN_OK if success else LOGIN_FAILED).inc()
+
+
+def _order_placed(sender, **kwargs) -> None:
+    ORDERS_PLACED.inc()
+
+
+def _order_completed(sender, **kwargs) -> None:
+    ORDERS_COMPLETED.inc()
+
+
+def _order_failed(sender, **kwargs) -> None:
+    ORDERS_FAILED.inc()
+
+
+def _payment(sender, payment, **kwargs) -> None:
+    provider = _label(getattr(payment, "provider", ""))
+    if getattr(payment, "status", "") == "succeeded":
+        PAYMENTS_SUCCEEDED.labels(provider).inc()
+    else:
+        PAYMENTS_FAILED.labels(provider, _label(getattr(payment, "error_code", ""))).inc()
+
+
+def _reorder_alert(sender, **kwargs) -> None:
+    REORDER_ALERTS.inc()
+
+
+def connect_receivers() -> None:
+    """Idempotent: each receiver has a dispatch_uid."""
+    pairs = [
+        (signals.user_registered, _registered),
+        (signals.login_attempted, _login),
+        (signals.order_placed, _order_placed),
+        (signals.order_completed, _order_completed),
+        (signals.order_failed, _order_failed),
+        (signals.payment_finished, _payment),
+        (signals.reorder_alert_raised, _reorder_alert),
+    ]
+    for signal, receiver in pairs:
+        signal.connect(receiver, weak=False, dispatch_uid=f"monitoring.{receiver.__name__}")

@@ -1,0 +1,477 @@
+"""The project's metric primitives and registry, correct with several worker processes.
+
+Public surface (``__all__``):
+
+- ``Counter``, ``Gauge``, ``Histogram``: prometheus_client's classes, declared once at module
+  level, recorded in this module's registry (never in prometheus_client's global one). Hot code
+  keeps pre-bound children (``REQUESTS.labels("GET", "/x", "200")`` once, then ``.inc()``).
+  ``Gauge`` defaults to ``multiprocess_mode="livesum"``: the sum over live processes (in-flight
+  work, pool sizes); pass another prometheus_client mode when that is wrong for a gauge.
+- ``register_collector(collector)``: adds a custom collector (anything whose ``collect()``
+  yields prometheus_client metric families, e.g. the system/database/redis collectors). It runs
+  in the process that answers the scrape. Names must not collide with a primitive's.
+- ``exposition() -> bytes``: everything in Prometheus text format 0.0.4 (``CONTENT_TYPE``).
+- ``multiprocess_dir()``, ``prepare_multiprocess_dir(path)``, ``mark_process_dead(pid)``: the
+  process plumbing used by ``config/gunicorn.conf.py`` and the Celery worker start.
+
+Several processes (gunicorn workers, Celery pool processes): when ``PROMETHEUS_MULTIPROC_DIR``
+is set before prometheus_client is imported, every process writes its values into its own
+mmap files there (prometheus_client's file format, so its ``MultiProcessCollector`` reads the
+same directory). ``exposition()`` merges those files with its own reader, which remembers where
+each series sits in each file and re-reads only the values: after the first scrape, merging is
+a few list operations per sample, not a JSON decode. Counters and histograms are summed over
+all files, including those of dead processes, so a worker that dies or is recycled loses
+nothing; ``mark_process_dead`` (gunicorn's ``child_exit``) removes the dead process's ``live*``
+gauge files. ``process_*`` series are reported per live process (``pid`` label) from /proc.
+
+Without that variable (tests, management commands) values live in memory of this one process
+and ``exposition()`` renders them the same way.
+"""
+
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import prometheus_client
+import prometheus_client.multiprocess
+import psutil
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.utils import floatToGoString
+
+__all__ = [
+    "CONTENT_TYPE",
+    "Counter",
+    "Gauge",
+    "Histogram",
+    "exposition",
+    "mark_process_dead",
+    "multiprocess_dir",
+    "prepare_multiprocess_dir",
+    "register_collector",
+]
+
+logger = logging.getLogger(__name__)
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# `_created` series double the output and Prometheus does not need them.
+prometheus_client.disable_created_metrics()
+
+
+def multiprocess_dir() -> Path | None:
+    """The shared directory of per-process metric files, or None when in-process only."""
+    value = os.environ.get(MULTIPROC_ENV)
+    return Path(value) if value else None
+
+
+# A configured but missing directory would fail the first metric write: make it.
+if multiprocess_dir() is not None:
+    multiprocess_dir().mkdir(parents=True, exist_ok=True)
+
+_FILE_NAME = re.compile(r"^(counter|gauge|histogram|summary)_(?:([a-z]+)_)?(\d+)\.db$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def prepare_multiprocess_dir(path: str | os.PathLike) -> Path:
+    """Create the directory and drop files of processes that no longer run.
+
+    Called by gunicorn's master at start (and by a Celery worker at start): counters of a
+    previous run restart from zero, like any restarted Prometheus target; files of processes
+    still running (a Celery worker sharing the directory) are kept.
+    """
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    for entry in directory.iterdir():
+        match = _FILE_NAME.match(entry.name)
+        if match and not _pid_alive(int(match.group(3))):
+            entry.unlink(missing_ok=True)
+    return directory
+
+
+def mark_process_dead(pid: int) -> None:
+    """Bookkeeping when a worker exits: remove its live-only gauge files (counters stay)."""
+    directory = multiprocess_dir()
+    if directory is not None:
+        prometheus_client.multiprocess.mark_process_dead(pid, str(directory))
+
+
+class _Registry:
+    """Primitives and custom collectors, with names checked for collisions."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._names: dict[str, str] = {}
+        # In-process primitives and every custom collector render through prometheus_client.
+        self.collectors = CollectorRegistry(auto_describe=False)
+
+    def _claim(self, names: Iterable[str], owner: str) -> None:
+        with self._lock:
+            for name in names:
+                if name in self._names:
+                    raise ValueError(f"metric {name!r} already registered by {self._names[name]}")
+            for name in names:
+                self._names[name] = owner
+
+    def add_primitive(self, metric) -> None:
+        base = metric._name
+        self._claim({base, base + "_total", base + "_bucket", base + "_sum", base + "_count"}, base)
+        if multiprocess_dir() is None:
+            self.collectors.register(metric)
+
+    def add_collector(self, collector) -> None:
+        self.collectors.register(collector)
+        describe = getattr(collector, "describe", None)
+        names = {family.name for family in describe()} if describe else set()
+        self._claim(names, type(collector).__name__)
+
+
+REGISTRY = _Registry()
+
+
+class _Registered:
+    """Mixin: a parent metric joins our registry; its labelled children do not."""
+
+    def __init__(self, name, documentation, labelnames=(), **kwargs):
+        kwargs["registry"] = None
+        super().__init__(name, documentation, labelnames, **kwargs)
+        if "_labelvalues" not in kwargs:
+            REGISTRY.add_primitive(self)
+
+
+class Counter(_Registered, prometheus_client.Counter):
+    """A counter; the ``_total`` suffix is added in the output when missing."""
+
+
+class Gauge(_Registered, prometheus_client.Gauge):
+    def __init__(self, name, documentation, labelnames=(), **kwargs):
+        kwargs.setdefault("multiprocess_mode", "livesum")
+        super().__init__(name, documentation, labelnames, **kwargs)
+
+
+class Histogram(_Registered, prometheus_client.Histogram):
+    """A histogram; buckets default to prometheus_client's (5 ms … 10 s)."""
+
+
+def register_collector(collector) -> None:
+    """Add a custom collector; its ``collect()`` runs at scrape time in the scraping process."""
+    REGISTRY.add_collector(collector)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the per-process files.
+
+_INF = float("inf")
+_PLAIN, _FIRST_BUCKET, _BUCKET, _COUNT = range(4)
+
+
+def _fmt(value: float) -> str:
+    return floatToGoString(value) if value != value or value in (_INF, -_INF) else repr(value)
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def _label_text(labels: Iterable[tuple[str, str]]) -> str:
+    inner = ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels)
+    return "{" + inner + "}" if inner else ""
+
+
+class _Series:
+    """One sample line of a family (before merging across files)."""
+
+    __slots__ = ("family", "sample", "labels", "index")
+
+    def __init__(self, family, sample: str, labels: tuple, index: int) -> None:
+        self.family = family
+        self.sample = sample
+        self.labels = labels
+        self.index = index
+
+
+class _Family:
+    __slots__ = ("name", "kind", "help", "mode", "series", "plan")
+
+    def __init__(self, name: str, kind: str, help_text: str, mode: str) -> None:
+        self.name = name
+        self.kind = kind
+        self.help = help_text
+        self.mode = mode
+        self.series: list[_Series] = []
+        self.plan = None  # rendered prefixes, rebuilt when a series is added
+
+
+class _FileState:
+    __slots__ = ("inode", "parsed_to", "slots", "stamps")
+
+    def __init__(self, inode: int) -> None:
+        self.inode = inode
+        self.parsed_to = 8
+        self.slots: list[tuple[int, int]] = []  # (series index, value position in doubles)
+        self.stamps: list[tuple[int, int]] = []  # gauges only: (series index, timestamp pos)
+
+
+class _MultiprocessReader:
+    """Merges a directory of prometheus_client mmap files, remembering each file's layout."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop the index: a file vanished or was replaced, so series may have gone."""
+        self._files: dict[str, _FileState] = {}
+        self._families: dict[tuple[str, str], _Family] = {}
+        self._series: list[_Series] = []
+        self._keys: dict[tuple[str, str, bytes], int] = {}
+
+    def _series_for(self, kind: str, mode: str, pid: str, raw_key: bytes) -> int:
+        cache_key = (kind, mode if mode not in ("all", "liveall") else mode + pid, raw_key)
+        index = self._keys.get(cache_key)
+        if index is not None:
+            return index
+        family_name, sample, labels, help_text = json.loads(raw_key)
+        family = self._families.get((family_name, kind))
+        if family is None:
+            family = _Family(family_name, kind, help_text, mode)
+            self._families[(family_name, kind)] = family
+        labels = tuple(sorted(labels.items()))
+        if mode in ("all", "liveall"):
+            labels = labels + (("pid", pid),)
+        series = _Series(family, sample, labels, len(self._series))
+        self._series.append(series)
+        family.series.append(series)
+        family.plan = None
+        self._keys[cache_key] = series.index
+        return series.index
+
+    def _parse(self, state: _FileState, data: bytes, used: int, kind, mode, pid) -> None:
+        pos = state.parsed_to
+        from_bytes = int.from_bytes
+        while pos + 4 <= used:
+            length = from_bytes(data[pos : pos + 4], "little")
+            value_at = pos + 4 + length + (8 - (length + 4) % 8)
+            if value_at + 16 > used:
+                break  # being appended right now (or cut short): next scrape
+            raw_key = data[pos + 4 : pos + 4 + length]
+            pos = value_at
+            try:
+                index = self._series_for(kind, mode, pid, raw_key)
+            except (ValueError, TypeError, AttributeError) as exc:
+                # Not written by prometheus_client: keep what came before, never re-read it.
+                logger.warning("metrics file %s_%s is corrupt at byte %d: %s", kind, pid, pos, exc)
+                state.parsed_to = used
+                return
+            state.slots.append((index, pos // 8))
+            if kind == "gauge":
+                state.stamps.append((index, pos // 8 + 1))
+            pos += 16
+        state.parsed_to = pos
+
+    def _read(self, retry: bool = True) -> dict[int, float]:
+        """Merged value per series index (gauges merge by their mode)."""
+        totals: dict[int, float] = {}
+        stamps: dict[int, float] = {}
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            names = []
+        if not set(self._files) <= set(names):
+            self._forget()
+        for name in names:
+            match = _FILE_NAME.match(name)
+            if match is None:
+                continue
+            kind, mode, pid = match.group(1), match.group(2) or "", match.group(3)
+            try:
+                with open(os.path.join(self.directory, name), "rb", buffering=0) as handle:
+                    inode = os.fstat(handle.fileno()).st_ino
+                    data = handle.read()
+            except FileNotFoundError:
+                continue  # a live gauge file removed by mark_process_dead meanwhile
+            if len(data) < 8:
+                continue
+            used = int.from_bytes(data[0:4], "little")
+            used = min(used, len(data)) & ~7
+            state = self._files.get(name)
+            if state is not None and (state.inode != inode or used < state.parsed_to):
+                self._forget()
+                return self._read(retry=False) if retry else totals
+            if state is None:
+                state = self._files[name] = _FileState(inode)
+            self._parse(state, data, used, kind, mode, pid)
+            values = memoryview(data)[:used].cast("d")
+            if kind != "gauge" or mode in ("sum", "livesum", "all", "liveall"):
+                for index, position in state.slots:
+                    totals[index] = totals.get(index, 0.0) + values[position]
+            else:
+                self._merge_gauge(mode, state, values, totals, stamps)
+        return totals
+
+    @staticmethod
+    def _merge_gauge(mode, state, values, totals, stamps) -> None:
+        for (index, position), (_, stamp_position) in zip(state.slots, state.stamps, strict=True):
+            value = values[position]
+            current = totals.get(index)
+            if current is None:
+                totals[index] = value
+                stamps[index] = values[stamp_position]
+            elif mode.endswith("min"):
+                totals[index] = min(current, value)
+            elif mode.endswith("max"):
+                totals[index] = max(current, value)
+            elif values[stamp_position] > stamps[index]:  # mostrecent
+                totals[index] = value
+                stamps[index] = values[stamp_position]
+
+    @staticmethod
+    def _plan(family: _Family) -> list[tuple[str, int, int]]:
+        """Per line: (prefix, series index, how). Histogram buckets are summed as they go."""
+        if family.kind != "histogram":
+            return [
+                (s.sample + _label_text(s.labels) + " ", s.index, _PLAIN) for s in family.series
+            ]
+        groups: dict[tuple, dict] = {}
+        for s in family.series:
+            le = dict(s.labels).get("le")
+            rest = tuple(item for item in s.labels if item[0] != "le")
+            group = groups.setdefault(rest, {"buckets": [], "sum": None})
+            if le is not None:
+                group["buckets"].append((float(le), s.index))
+            else:
+                group["sum"] = s.index
+        plan = []
+        for rest, group in groups.items():
+            how = _FIRST_BUCKET
+            for le, index in sorted(group["buckets"]):
+                labels = rest + (("le", floatToGoString(le)),)
+                plan.append((f"{family.name}_bucket{_label_text(labels)} ", index, how))
+                how = _BUCKET
+            if group["buckets"]:
+                plan.append((f"{family.name}_count{_label_text(rest)} ", -1, _COUNT))
+            if group["sum"] is not None:
+                plan.append((f"{family.name}_sum{_label_text(rest)} ", group["sum"], _PLAIN))
+        return plan
+
+    def text(self) -> str:
+        with self._lock:
+            totals = self._read()
+            out: list[str] = []
+            get = totals.get
+            for family in self._families.values():
+                if family.plan is None:
+                    family.plan = self._plan(family)
+                lines = []
+                running = 0.0
+                for prefix, index, how in family.plan:
+                    if how == _PLAIN:
+                        value = get(index)
+                        if value is None:
+                            continue
+                    elif how == _COUNT:
+                        value = running
+                    else:
+                        running = get(index, 0.0) + (running if how == _BUCKET else 0.0)
+                        value = running
+                    lines.append(prefix + _fmt(value))
+                if not lines:
+                    continue
+                name = family.name + "_total" if family.kind == "counter" else family.name
+                help_text = family.help.replace("\\", r"\\").replace("\n", r"\n")
+                out.append(f"# HELP {name} {help_text}\n# TYPE {name} {family.kind}")
+                out.append("\n".join(lines))
+            return "\n".join(out) + "\n" if out else ""
+
+
+class ProcessCollector:
+    """``process_*`` for every live process that writes metric files (web and Celery workers).
+
+    prometheus_client's own process collector only sees the process answering the scrape;
+    this one reads /proc for each pid found in the multiprocess directory.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        pids = {os.getpid()}
+        try:
+            for name in os.listdir(self.directory):
+                match = _FILE_NAME.match(name)
+                if match:
+                    pids.add(int(match.group(3)))
+        except FileNotFoundError:
+            return
+        families = {
+            "rss": Metric("process_resident_memory_bytes", "Resident memory size.", "gauge"),
+            "cpu": Metric("process_cpu_seconds", "User and system CPU time spent.", "counter"),
+            "fds": Metric("process_open_fds", "Open file descriptors.", "gauge"),
+            "threads": Metric("process_threads", "Threads in the process.", "gauge"),
+        }
+        for pid in sorted(pids):
+            try:
+                process = psutil.Process(pid)
+                with process.oneshot():
+                    labels = {"pid": str(pid), "role": _role(process)}
+                    cpu = process.cpu_times()
+                    families["rss"].add_sample(
+                        "process_resident_memory_bytes", labels, process.memory_info().rss
+                    )
+                    families["cpu"].add_sample(
+                        "process_cpu_seconds_total", labels, cpu.user + cpu.system
+                    )
+                    families["fds"].add_sample("process_open_fds", labels, process.num_fds())
+                    families["threads"].add_sample("process_threads", labels, process.num_threads())
+            except (psutil.Error, OSError):
+                continue  # exited meanwhile, or not ours to read
+        yield from families.values()
+
+
+def _role(process: psutil.Process) -> str:
+    command = " ".join(process.cmdline()[:3])
+    if "celery" in command:
+        return "celery"
+    if "gunicorn" in command:
+        return "web"
+    return "other"
+
+
+_reader: _MultiprocessReader | None = None
+_reader_lock = threading.Lock()
+
+
+def _multiprocess_text() -> str:
+    global _reader
+    directory = multiprocess_dir()
+    if directory is None:
+        return ""
+    with _reader_lock:
+        if _reader is None or _reader.directory != directory:
+            _reader = _MultiprocessReader(directory)
+            REGISTRY.collectors.register(ProcessCollector(directory))
+        reader = _reader
+    return reader.text()
+
+
+def exposition() -> bytes:
+    """All metrics in Prometheus text format 0.0.4: merged primitives, then the collectors."""
+    return _multiprocess_text().encode() + generate_latest(REGISTRY.collectors)

@@ -1,0 +1,300 @@
+"""In-memory sample store: the monitor's short-term TSDB.
+
+Public surface (stable; the scraper, the rule engine and the HTTP API build on it):
+
+- ``Labels``: a label set, a sorted tuple of ``(name, value)`` pairs including ``__name__``.
+  ``labels_from(mapping_or_pairs)`` builds one (empty values are dropped, as in Prometheus).
+- ``Matcher(name, op, value)`` with ``op`` one of ``"="``, ``"!="``, ``"=~"``, ``"!~"``; regexes
+  are fully anchored like Prometheus'.  ``Matcher.matches(value)``.
+- ``STALE_NAN`` / ``is_stale(value)``: Prometheus' staleness marker (NaN with bits
+  ``0x7ff0000000000002``), distinct from an ordinary NaN.
+- ``SeriesSamples(labels, timestamps, values)``: one series' samples in a window (lists, ms).
+- ``SampleStore(retention_seconds=6*3600)``:
+  - ``append(labels, t_ms, value)``: add a sample; an out-of-order or duplicate timestamp is
+    ignored (Prometheus rejects it).
+  - ``append_scrape(source, samples, t_ms)``: one scrape's full result for a source (a target);
+    ``samples`` is an iterable of ``(labels, value)``.  Series the source exported last time but
+    not now get a staleness marker at ``t_ms``, as Prometheus does.
+  - ``mark_source_stale(source, t_ms)``: the source went away (target down or removed): all its
+    series get a staleness marker.
+  - ``select(matchers, start_ms, end_ms) -> list[SeriesSamples]``: series matching all
+    matchers with their samples in ``[start_ms, end_ms]`` (staleness markers included; the
+    engine interprets them), in creation order like Prometheus' head (it decides the order
+    in which floats are summed, so results match to the last bit).  Series with no sample in
+    the window are left out.
+  - ``series(matchers, start_ms, end_ms) -> list[Labels]``: label sets with a sample in window.
+  - ``label_names() -> list[str]``, ``label_values(name) -> list[str]`` (sorted).
+  - ``gc(now_ms)``: drop samples older than the retention, and series left empty.
+  - ``stats() -> dict``: series and sample counts.
+
+Memory: a series keeps its timestamps as 32-bit offsets from a per-series base plus float64
+values, 12 bytes a sample; 10,000 series x 6 h at 15 s stays well under 300 MB.
+One lock guards everything: one writer (the scraper/evaluator) and many readers (the API).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+import threading
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+Labels = tuple[tuple[str, str], ...]
+
+STALE_NAN_BITS = 0x7FF0000000000002
+STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", STALE_NAN_BITS))[0]
+_OFFSET_MAX = 2**31 - 1
+
+
+def is_stale(value: float) -> bool:
+    """True only for Prometheus' staleness marker, not for an ordinary NaN."""
+    return value != value and struct.pack("<d", value) == _STALE_BYTES
+
+
+_STALE_BYTES = struct.pack("<d", STALE_NAN)
+
+
+def labels_from(source: Mapping[str, str] | Iterable[tuple[str, str]]) -> Labels:
+    """A canonical label set: sorted by name, empty values dropped."""
+    items = source.items() if isinstance(source, Mapping) else source
+    return tuple(sorted((str(k), str(v)) for k, v in items if v != ""))
+
+
+@lru_cache(maxsize=4096)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    # Prometheus anchors every label regex: `=~"a|b"` means `^(?:a|b)$`.
+    return re.compile(f"(?:{pattern})\\Z", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Matcher:
+    name: str
+    op: str  # "=", "!=", "=~", "!~"
+    value: str
+
+    def __post_init__(self) -> None:
+        if self.op not in ("=", "!=", "=~", "!~"):
+            raise ValueError(f"unknown matcher operator {self.op!r}")
+        if self.op in ("=~", "!~"):
+            _compiled(self.value)  # raises re.error on a bad pattern
+
+    def matches(self, value: str) -> bool:
+        if self.op == "=":
+            return value == self.value
+        if self.op == "!=":
+            return value != self.value
+        found = _compiled(self.value).match(value) is not None
+        return found if self.op == "=~" else not found
+
+
+@dataclass
+class SeriesSamples:
+    labels: Labels
+    timestamps: list[int]
+    values: list[float]
+
+
+@dataclass
+class _Series:
+    labels: Labels
+    base: int  # ms; timestamps are stored as offsets from it
+    id: int = 0  # creation order: selections return series in it, as Prometheus' head does
+    offsets: array = field(default_factory=lambda: array("i"))
+    values: array = field(default_factory=lambda: array("d"))
+
+    def last_t(self) -> int | None:
+        return self.base + self.offsets[-1] if self.offsets else None
+
+    def append(self, t_ms: int, value: float) -> bool:
+        last = self.last_t()
+        if last is not None and t_ms <= last:
+            return False
+        off = t_ms - self.base
+        if off > _OFFSET_MAX or off < -_OFFSET_MAX:
+            self._rebase(t_ms)
+            off = t_ms - self.base
+        self.offsets.append(off)
+        self.values.append(value)
+        return True
+
+    def _rebase(self, t_ms: int) -> None:
+        new_base = self.base + self.offsets[0] if self.offsets else t_ms
+        shift = new_base - self.base
+        self.offsets = array("i", (o - shift for o in self.offsets))
+        self.base = new_base
+
+    def window(self, start_ms: int, end_ms: int) -> tuple[int, int]:
+        lo = bisect_left(self.offsets, start_ms - self.base)
+        hi = bisect_right(self.offsets, end_ms - self.base)
+        return lo, hi
+
+
+class SampleStore:
+    def __init__(self, retention_seconds: float = 6 * 3600) -> None:
+        self.retention_ms = int(retention_seconds * 1000)
+        self._lock = threading.RLock()
+        self._series: dict[Labels, _Series] = {}
+        # Inverted index: label name -> value -> label sets having it.
+        self._postings: dict[str, dict[str, set[Labels]]] = {}
+        self._source_series: dict[str, set[Labels]] = {}
+        self._next_id = 0
+
+    # -- writing -----------------------------------------------------------------------------
+    def append(self, labels: Labels | Mapping[str, str], t_ms: int, value: float) -> bool:
+        key = labels if isinstance(labels, tuple) else labels_from(labels)
+        with self._lock:
+            series = self._series.get(key)
+            if series is None:
+                self._next_id += 1
+                series = self._series[key] = _Series(key, int(t_ms), self._next_id)
+                for name, val in key:
+                    self._postings.setdefault(name, {}).setdefault(val, set()).add(key)
+            return series.append(int(t_ms), float(value))
+
+    def append_scrape(
+        self, source: str, samples: Iterable[tuple[Labels | Mapping[str, str], float]], t_ms: int
+    ) -> None:
+        with self._lock:
+            seen: set[Labels] = set()
+            for labels, value in samples:
+                key = labels if isinstance(labels, tuple) else labels_from(labels)
+                seen.add(key)
+                self.append(key, t_ms, value)
+            for gone in self._source_series.get(source, set()) - seen:
+                self._mark_stale(gone, t_ms)
+            self._source_series[source] = seen
+
+    def mark_source_stale(self, source: str, t_ms: int) -> None:
+        with self._lock:
+            for key in self._source_series.pop(source, set()):
+                self._mark_stale(key, t_ms)
+
+    def _mark_stale(self, key: Labels, t_ms: int) -> None:
+        series = self._series.get(key)
+        if series is not None and series.values and not is_stale(series.values[-1]):
+            series.append(t_ms, STALE_NAN)
+
+    def gc(self, now_ms: int) -> int:
+        """Drop samples older than the retention; returns how many series were removed."""
+        cutoff = now_ms - self.retention_ms
+        removed = 0
+        with self._lock:
+            for key, series in list(self._series.items()):
+                lo = bisect_left(series.offsets, cutoff - series.base)
+                if lo == 0:
+                    continue
+                del series.offsets[:lo]
+                del series.values[:lo]
+                if not series.offsets:
+                    self._drop(key)
+                    removed += 1
+        return removed
+
+    def _drop(self, key: Labels) -> None:
+        del self._series[key]
+        for name, val in key:
+            values = self._postings[name]
+            values[val].discard(key)
+            if not values[val]:
+                del values[val]
+                if not values:
+                    del self._postings[name]
+
+    # -- reading -----------------------------------------------------------------------------
+    def _candidates(self, matchers: Iterable[Matcher]) -> list[_Series]:
+        matchers = list(matchers)
+        sets: list[set[Labels]] = []
+        rest: list[Matcher] = []
+        for m in matchers:
+            if m.op == "=" and m.value != "":
+                sets.append(self._postings.get(m.name, {}).get(m.value, set()))
+            elif m.op == "=~" and not m.matches(""):
+                # Only values present for this name can match: union their postings.
+                hit: set[Labels] = set()
+                for val, keys in self._postings.get(m.name, {}).items():
+                    if m.matches(val):
+                        hit |= keys
+                sets.append(hit)
+            else:
+                rest.append(m)
+        if sets:
+            sets.sort(key=len)
+            keys = set(sets[0]).intersection(*sets[1:]) if len(sets) > 1 else sets[0]
+        else:
+            keys = self._series.keys()
+        out = []
+        for key in keys:
+            if rest:
+                d = dict(key)
+                if not all(m.matches(d.get(m.name, "")) for m in rest):
+                    continue
+            out.append(self._series[key])
+        out.sort(key=lambda s: s.id)
+        return out
+
+    def select(
+        self, matchers: Iterable[Matcher], start_ms: int, end_ms: int
+    ) -> list[SeriesSamples]:
+        out = []
+        with self._lock:
+            for series in self._candidates(matchers):
+                lo, hi = series.window(start_ms, end_ms)
+                if lo >= hi:
+                    continue
+                base = series.base
+                out.append(
+                    SeriesSamples(
+                        series.labels,
+                        [base + o for o in series.offsets[lo:hi]],
+                        series.values[lo:hi].tolist(),
+                    )
+                )
+        return out
+
+    def series(self, matchers: Iterable[Matcher], start_ms: int, end_ms: int) -> list[Labels]:
+        with self._lock:
+            found = []
+            for series in self._candidates(matchers):
+                lo, hi = series.window(start_ms, end_ms)
+                if lo < hi:
+                    found.append(series.labels)
+        return sorted(found)
+
+    def label_names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._postings)
+
+    def label_values(self, name: str) -> list[str]:
+        with self._lock:
+            return sorted(self._postings.get(name, {}))
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "series": len(self._series),
+                "samples": sum(len(s.offsets) for s in self._series.values()),
+            }
+
+
+def format_labels(labels: Labels) -> str:
+    """``name{a="b"}`` the way Prometheus prints a label set."""
+    name = ""
+    parts = []
+    for k, v in labels:
+        if k == "__name__":
+            name = v
+        else:
+            escaped = v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+            parts.append(f'{k}="{escaped}"')
+    if not parts:
+        return name or "{}"
+    return f"{name}{{{', '.join(parts)}}}"
+
+
+def is_nan(value: float) -> bool:
+    return math.isnan(value)

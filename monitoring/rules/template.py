@@ -1,0 +1,817 @@
+"""Go text/template, the subset Prometheus alert labels and annotations use.
+
+Public surface:
+
+- ``parse_template(text, name="") -> Template``; raises ``TemplateError`` on a syntax error, an
+  undefined function, or a function we do not support (``query`` and friends).
+- ``Template.render(scope) -> str``; ``TemplateError`` when execution fails.
+- ``expand_alert_template(text, *, labels, value, external_labels=None, external_url="")``:
+  what Prometheus does for an alert's label or annotation: ``$labels``, ``$value``,
+  ``$externalLabels``, ``$externalURL`` and ``.Labels``/``.Value``/… are defined; on error the
+  result is ``<error expanding template: …>`` as Prometheus writes it.
+
+Supported: ``{{ pipeline }}`` with ``|`` pipes, ``{{- -}}`` trimming, comments, variables and
+``:=``/``=``, field access (``$labels.x``, ``.Labels.x``; a missing key is ``""`` as with
+Prometheus' ``missingkey=zero``), ``if``/``else if``/``else``/``end``, ``with``, ``range`` over a
+map or list, literals, and the functions ``humanize``, ``humanize1024``, ``humanizePercentage``,
+``humanizeDuration``, ``humanizeTimestamp``, ``printf``, ``print``, ``println``, ``len``,
+``index``, ``eq``/``ne``/``lt``/``le``/``gt``/``ge``, ``and``/``or``/``not``, ``toUpper``,
+``toLower``, ``title``, ``match``, ``reReplaceAll``, ``stripPort``, ``safeHtml``.
+Floats print as Go's ``%v`` does (``strconv.FormatFloat(v, 'g', -1, 64)``).
+"""
+
+from __future__ import annotations
+
+import ast as pyast
+import datetime as dt
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitoring.rules.values import format_go_g
+
+
+class TemplateError(Exception):
+    pass
+
+
+# ------------------------------------------------------------------------------------ printing
+
+
+def go_print(value: Any) -> str:
+    if value is None:
+        return "<no value>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return format_go_g(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{go_print(v)}" for k, v in sorted(value.items())) + "]"
+    if isinstance(value, list | tuple):
+        return "[" + " ".join(go_print(v) for v in value) + "]"
+    return str(value)
+
+
+def _go_g_prec(v: float, prec: int) -> str:
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    return f"{v:.{prec}g}"  # Python's .Ng matches Go's %.Ng for finite values
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise TemplateError(f"can't convert {go_print(value)} to float")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise TemplateError(f'strconv.ParseFloat: parsing "{value}": invalid syntax') from None
+    raise TemplateError(f"can't convert {go_print(value)} to float")
+
+
+def humanize(value: Any) -> str:
+    v = _to_float(value)
+    if v == 0 or math.isnan(v) or math.isinf(v):
+        return _go_g_prec(v, 4)
+    if abs(v) >= 1:
+        prefix = ""
+        for p in ("k", "M", "G", "T", "P", "E", "Z", "Y"):
+            if abs(v) < 1000:
+                break
+            prefix = p
+            v /= 1000
+        return _go_g_prec(v, 4) + prefix
+    prefix = ""
+    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
+        if abs(v) >= 1:
+            break
+        prefix = p
+        v *= 1000
+    return _go_g_prec(v, 4) + prefix
+
+
+def humanize1024(value: Any) -> str:
+    v = _to_float(value)
+    if abs(v) <= 1 or math.isnan(v) or math.isinf(v):
+        return _go_g_prec(v, 4)
+    prefix = ""
+    for p in ("ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"):
+        if abs(v) < 1024:
+            break
+        prefix = p
+        v /= 1024
+    return _go_g_prec(v, 4) + prefix
+
+
+def humanize_percentage(value: Any) -> str:
+    return _go_g_prec(_to_float(value) * 100, 4) + "%"
+
+
+def _go_int64(v: float) -> int:
+    # Go's float64 -> int64 conversion on amd64 yields math.MinInt64 when out of range.
+    if not -(2**63) <= v < 2**63:
+        return -(2**63)
+    return int(v)
+
+
+def _go_div(a: int, b: int) -> int:
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def _go_rem(a: int, b: int) -> int:
+    return a - _go_div(a, b) * b
+
+
+def humanize_duration(value: Any) -> str:
+    v = _to_float(value)
+    if math.isnan(v) or math.isinf(v):
+        return _go_g_prec(v, 4)
+    if v == 0:
+        return _go_g_prec(v, 4) + "s"
+    if abs(v) >= 1:
+        sign = ""
+        if v < 0:
+            sign, v = "-", -v
+        duration = _go_int64(v)
+        seconds = _go_rem(duration, 60)
+        minutes = _go_rem(_go_div(duration, 60), 60)
+        hours = _go_rem(_go_div(duration, 3600), 24)
+        days = _go_div(duration, 86400)
+        if days:
+            return f"{sign}{days}d {hours}h {minutes}m {seconds}s"
+        if hours:
+            return f"{sign}{hours}h {minutes}m {seconds}s"
+        if minutes:
+            return f"{sign}{minutes}m {seconds}s"
+        return f"{sign}{_go_g_prec(v, 4)}s"
+    prefix = ""
+    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
+        if abs(v) >= 1:
+            break
+        prefix = p
+        v *= 1000
+    return f"{_go_g_prec(v, 4)}{prefix}s"
+
+
+def humanize_timestamp(value: Any) -> str:
+    v = _to_float(value)
+    if math.isnan(v) or math.isinf(v):
+        return _go_g_prec(v, 4)
+    when = dt.datetime.fromtimestamp(v, tz=dt.UTC)
+    text = when.strftime("%Y-%m-%d %H:%M:%S")
+    if when.microsecond:
+        text += f".{when.microsecond:06d}".rstrip("0")
+    return text + " +0000 UTC"
+
+
+_VERB_RE = re.compile(r"%([-+# 0]*)(\d+|\*)?(?:\.(\d+|\*)?)?([a-zA-Z%])")
+
+
+def go_sprintf(fmt: str, *args: Any) -> str:
+    out = []
+    pos = 0
+    argi = 0
+    for m in _VERB_RE.finditer(fmt):
+        out.append(fmt[pos : m.start()])
+        pos = m.end()
+        flags, width, prec, verb = m.group(1), m.group(2), m.group(3), m.group(4)
+        if verb == "%":
+            out.append("%")
+            continue
+        if argi >= len(args):
+            out.append(f"%!{verb}(MISSING)")
+            continue
+        arg = args[argi]
+        argi += 1
+        out.append(_format_one(flags, width, prec, verb, arg))
+    out.append(fmt[pos:])
+    if argi < len(args):
+        extra = ", ".join(f"{type(a).__name__}={go_print(a)}" for a in args[argi:])
+        out.append(f"%!(EXTRA {extra})")
+    return "".join(out)
+
+
+def _go_type(arg: Any) -> str:
+    return {bool: "bool", int: "int", float: "float64", str: "string"}.get(type(arg), "map")
+
+
+def _format_one(flags: str, width: str | None, prec: str | None, verb: str, arg: Any) -> str:
+    spec = "%" + flags + (width or "") + (f".{prec}" if prec is not None else "")
+    if verb == "v" or (verb == "s" and isinstance(arg, str)):
+        text = go_print(arg)
+        return (spec + "s") % text
+    if verb == "q" and isinstance(arg, str):
+        return json.dumps(arg, ensure_ascii=False)
+    if verb == "t" and isinstance(arg, bool):
+        return go_print(arg)
+    if verb in "dxXob" and isinstance(arg, int) and not isinstance(arg, bool):
+        return (spec + verb) % arg if verb != "b" else format(arg, "b")
+    if verb in "eEfFgG" and isinstance(arg, float):
+        if math.isnan(arg) or math.isinf(arg):
+            return (spec.split(".")[0] + "s") % go_print(arg)
+        if verb in "gG" and prec is None:
+            return (spec + "s") % format_go_g(arg)
+        return (spec + verb) % arg
+    if verb in "xX" and isinstance(arg, str):
+        return arg.encode().hex() if verb == "x" else arg.encode().hex().upper()
+    return f"%!{verb}({_go_type(arg)}={go_print(arg)})"
+
+
+def _strip_port(host: str) -> str:
+    if host.startswith("["):
+        end = host.find("]")
+        return host[1:end] if end != -1 else host
+    if host.count(":") == 1:
+        return host.split(":")[0]
+    return host
+
+
+def _title(s: str) -> str:
+    return re.sub(r"(^|[^\w'])(\w)", lambda m: m.group(1) + m.group(2).upper(), s)
+
+
+def _go_regex(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise TemplateError(f"error parsing regexp: {exc}") from None
+
+
+def _cmp_values(a: Any, b: Any) -> tuple[Any, Any]:
+    def kind(x):
+        if isinstance(x, bool):
+            return "bool"
+        if isinstance(x, int):
+            return "int"
+        if isinstance(x, float):
+            return "float"
+        if isinstance(x, str):
+            return "string"
+        return "other"
+
+    if kind(a) != kind(b) or kind(a) == "other":
+        raise TemplateError("incompatible types for comparison")
+    return a, b
+
+
+def _eq(a: Any, *others: Any) -> bool:
+    for b in others:
+        x, y = _cmp_values(a, b)
+        if x == y:
+            return True
+    return False
+
+
+def _ordered(op):
+    def fn(a: Any, b: Any) -> bool:
+        x, y = _cmp_values(a, b)
+        if isinstance(x, bool):
+            raise TemplateError("invalid type for comparison")
+        return op(x, y)
+
+    return fn
+
+
+def _truth(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    if isinstance(value, str | list | tuple | dict):
+        return len(value) > 0
+    return True
+
+
+def _index(item: Any, *keys: Any) -> Any:
+    for key in keys:
+        if isinstance(item, dict):
+            item = item.get(key, "")
+        elif isinstance(item, list | tuple) and isinstance(key, int):
+            if not 0 <= key < len(item):
+                raise TemplateError(f"error calling index: index out of range: {key}")
+            item = item[key]
+        else:
+            raise TemplateError(f"can't index item of type {_go_type(item)}")
+    return item
+
+
+FUNCS: dict[str, Any] = {
+    "humanize": humanize,
+    "humanize1024": humanize1024,
+    "humanizePercentage": humanize_percentage,
+    "humanizeDuration": humanize_duration,
+    "humanizeTimestamp": humanize_timestamp,
+    "printf": go_sprintf,
+    "print": lambda *a: "".join(go_print(x) for x in a),
+    "println": lambda *a: " ".join(go_print(x) for x in a) + "\n",
+    "len": lambda x: len(x),
+    "index": _index,
+    "eq": _eq,
+    "ne": lambda a, b: not _eq(a, b),
+    "lt": _ordered(lambda a, b: a < b),
+    "le": _ordered(lambda a, b: a <= b),
+    "gt": _ordered(lambda a, b: a > b),
+    "ge": _ordered(lambda a, b: a >= b),
+    "not": lambda x: not _truth(x),
+    "toUpper": lambda s: str(s).upper(),
+    "toLower": lambda s: str(s).lower(),
+    "title": lambda s: _title(str(s)),
+    "match": lambda pattern, text: _go_regex(pattern).search(text) is not None,
+    "reReplaceAll": lambda pattern, repl, text: _go_regex(pattern).sub(
+        lambda m: _expand_repl(repl, m), text
+    ),
+    "stripPort": _strip_port,
+    "safeHtml": lambda s: str(s),
+}
+# Real Prometheus has these; we refuse them when a rule file loads rather than mis-render.
+UNSUPPORTED_FUNCS = {
+    "query",
+    "first",
+    "label",
+    "value",
+    "strvalue",
+    "sortByLabel",
+    "args",
+    "tmpl",
+    "pathPrefix",
+    "externalURL",
+    "graphLink",
+    "tableLink",
+    "parseDuration",
+    "toTime",
+    "html",
+    "js",
+    "urlquery",
+    "call",
+    "slice",
+}
+
+
+def _expand_repl(repl: str, m: re.Match) -> str:
+    from monitoring.rules.engine import _go_expand
+
+    return _go_expand(repl, m)
+
+
+# ------------------------------------------------------------------------------------ lexing
+
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<str>"(?:[^"\\\n]|\\.)*")
+  | (?P<raw>`[^`]*`)
+  | (?P<char>'(?:[^'\\]|\\.)+')
+  | (?P<num>[+-]?(?:0[xX][0-9a-fA-F_]+|(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d+)?))
+  | (?P<decl>:=)
+  | (?P<assign>=)
+  | (?P<var>\$[A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)
+  | (?P<field>(?:\.[A-Za-z0-9_]+)+|\.)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)
+  | (?P<pipe>\|)
+  | (?P<lparen>\()
+  | (?P<rparen>\))
+  | (?P<comma>,)
+    """,
+    re.VERBOSE,
+)
+
+
+@dataclass
+class Tok:
+    kind: str
+    text: str
+
+
+def _tokenize(action: str) -> list[Tok]:
+    toks = []
+    pos = 0
+    while pos < len(action):
+        m = _TOKEN_RE.match(action, pos)
+        if not m:
+            raise TemplateError(f"unexpected {action[pos]!r} in command")
+        pos = m.end()
+        if m.lastgroup != "ws":
+            toks.append(Tok(m.lastgroup, m.group(0)))
+    return toks
+
+
+# ------------------------------------------------------------------------------------ parsing
+
+
+@dataclass
+class Text:
+    text: str
+
+
+@dataclass
+class Operand:
+    kind: str  # literal, var, field, func, pipe
+    value: Any
+    path: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Command:
+    args: list[Operand]
+
+
+@dataclass
+class Pipeline:
+    decl: list[str]
+    commands: list[Command]
+    assign: bool = False
+
+
+@dataclass
+class Action:
+    pipe: Pipeline
+
+
+@dataclass
+class If:
+    branches: list[tuple[Pipeline, list]]
+    orelse: list
+    kind: str = "if"
+
+
+@dataclass
+class Range:
+    pipe: Pipeline
+    body: list
+    orelse: list
+
+
+def _split(text: str) -> list[tuple[str, str]]:
+    """Split into ('text', s) and ('action', s), applying {{- and -}} trimming."""
+    parts: list[tuple[str, str]] = []
+    pos = 0
+    while True:
+        start = text.find("{{", pos)
+        if start == -1:
+            parts.append(("text", text[pos:]))
+            break
+        chunk = text[pos:start]
+        inner_start = start + 2
+        if (
+            text.startswith("- ", inner_start)
+            or text.startswith("-\t", inner_start)
+            or (text.startswith("-\n", inner_start))
+        ):
+            chunk = chunk.rstrip()
+            inner_start += 1
+        parts.append(("text", chunk))
+        end = text.find("}}", inner_start)
+        if end == -1:
+            raise TemplateError("unclosed action")
+        inner = text[inner_start:end]
+        after = end + 2
+        if inner.endswith(" -") or inner.endswith("\t-") or inner.endswith("\n-"):
+            inner = inner[:-1]
+            rest = text[after:]
+            after += len(rest) - len(rest.lstrip())
+        parts.append(("action", inner))
+        pos = after
+    return parts
+
+
+def _literal(tok: Tok) -> Any:
+    if tok.kind == "str":
+        return pyast.literal_eval(tok.text)
+    if tok.kind == "raw":
+        return tok.text[1:-1]
+    if tok.kind == "char":
+        return ord(pyast.literal_eval(tok.text))
+    text = tok.text.replace("_", "")
+    if re.fullmatch(r"[+-]?(0[xX][0-9a-fA-F]+|\d+)", text):
+        return int(text, 0) if not re.fullmatch(r"[+-]?0\d+", text) else int(text, 8)
+    return float(text)
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.parts = _split(text)
+        self.i = 0
+        self.vars: list[set[str]] = [{"$", "$labels", "$externalLabels", "$externalURL", "$value"}]
+
+    def parse_list(self, stops: tuple[str, ...]) -> tuple[list, str | None, list[Tok]]:
+        nodes: list = []
+        while self.i < len(self.parts):
+            kind, body = self.parts[self.i]
+            self.i += 1
+            if kind == "text":
+                if body:
+                    nodes.append(Text(body))
+                continue
+            stripped = body.strip()
+            if stripped.startswith("/*"):
+                if not stripped.endswith("*/"):
+                    raise TemplateError("unclosed comment")
+                continue
+            toks = _tokenize(body)
+            if not toks:
+                raise TemplateError("missing value for command")
+            head = toks[0]
+            if head.kind == "ident" and head.text in ("end", "else"):
+                if head.text not in stops:
+                    raise TemplateError(f"unexpected {{{{{head.text}}}}}")
+                return nodes, head.text, toks[1:]
+            if head.kind == "ident" and head.text in ("if", "with"):
+                nodes.append(self.parse_if(head.text, toks[1:]))
+            elif head.kind == "ident" and head.text == "range":
+                nodes.append(self.parse_range(toks[1:]))
+            elif head.kind == "ident" and head.text in ("define", "template", "block", "break"):
+                raise TemplateError(f"unsupported template action {head.text}")
+            else:
+                nodes.append(Action(self.parse_pipeline(toks)))
+        if stops:
+            raise TemplateError("unexpected EOF")
+        return nodes, None, []
+
+    def parse_if(self, kind: str, toks: list[Tok]) -> If:
+        branches = []
+        pipe = self.parse_pipeline(toks)
+        self.vars.append(set())
+        body, stop, rest = self.parse_list(("end", "else"))
+        self.vars.pop()
+        branches.append((pipe, body))
+        orelse: list = []
+        while stop == "else":
+            if rest and rest[0].kind == "ident" and rest[0].text == kind:
+                pipe = self.parse_pipeline(rest[1:])
+                self.vars.append(set())
+                body, stop, rest = self.parse_list(("end", "else"))
+                self.vars.pop()
+                branches.append((pipe, body))
+                continue
+            self.vars.append(set())
+            orelse, stop, rest = self.parse_list(("end",))
+            self.vars.pop()
+        return If(branches, orelse, kind)
+
+    def parse_range(self, toks: list[Tok]) -> Range:
+        self.vars.append(set())
+        pipe = self.parse_pipeline(toks, allow_two=True)
+        body, stop, _ = self.parse_list(("end", "else"))
+        orelse: list = []
+        if stop == "else":
+            orelse, _, _ = self.parse_list(("end",))
+        self.vars.pop()
+        return Range(pipe, body, orelse)
+
+    def parse_pipeline(self, toks: list[Tok], allow_two: bool = False) -> Pipeline:
+        decl: list[str] = []
+        assign = False
+        # "$x :=" or "$k, $v :="
+        j = 0
+        names = []
+        while j < len(toks) and toks[j].kind == "var" and "." not in toks[j].text:
+            names.append(toks[j].text)
+            if j + 1 < len(toks) and toks[j + 1].kind == "comma" and allow_two:
+                j += 2
+                continue
+            break
+        if names and j + 1 < len(toks) and toks[j + 1].kind in ("decl", "assign"):
+            assign = toks[j + 1].kind == "assign"
+            decl = names
+            toks = toks[j + 2 :]
+            for name in decl:
+                if assign and not any(name in scope for scope in self.vars):
+                    raise TemplateError(f"undefined variable: {name}")
+                self.vars[-1].add(name)
+        commands: list[Command] = []
+        current: list[Operand] = []
+        k = 0
+        while k < len(toks):
+            tok = toks[k]
+            if tok.kind == "pipe":
+                if not current:
+                    raise TemplateError("missing command")
+                commands.append(Command(current))
+                current = []
+                k += 1
+                continue
+            operand, k = self.parse_operand(toks, k)
+            current.append(operand)
+        if not current:
+            raise TemplateError("missing value for command")
+        commands.append(Command(current))
+        return Pipeline(decl, commands, assign)
+
+    def parse_operand(self, toks: list[Tok], k: int) -> tuple[Operand, int]:
+        tok = toks[k]
+        if tok.kind == "lparen":
+            depth = 1
+            j = k + 1
+            while j < len(toks) and depth:
+                if toks[j].kind == "lparen":
+                    depth += 1
+                elif toks[j].kind == "rparen":
+                    depth -= 1
+                j += 1
+            if depth:
+                raise TemplateError("unclosed left paren")
+            return Operand("pipe", self.parse_pipeline(toks[k + 1 : j - 1])), j
+        if tok.kind in ("str", "raw", "num", "char"):
+            return Operand("literal", _literal(tok)), k + 1
+        if tok.kind == "var":
+            name, *path = tok.text.split(".")
+            if not any(name in scope for scope in self.vars):
+                raise TemplateError(f'undefined variable "{name}"')
+            return Operand("var", name, path), k + 1
+        if tok.kind == "field":
+            path = [p for p in tok.text.split(".") if p]
+            return Operand("field", None, path), k + 1
+        if tok.kind == "ident":
+            if tok.text in ("true", "false"):
+                return Operand("literal", tok.text == "true"), k + 1
+            if tok.text == "nil":
+                return Operand("literal", None), k + 1
+            if tok.text in ("and", "or"):
+                return Operand("func", tok.text), k + 1
+            if tok.text in UNSUPPORTED_FUNCS:
+                raise TemplateError(f'function "{tok.text}" is not supported by this engine')
+            if tok.text not in FUNCS:
+                raise TemplateError(f'function "{tok.text}" not defined')
+            return Operand("func", tok.text), k + 1
+        raise TemplateError(f"unexpected {tok.text!r} in operand")
+
+
+# ------------------------------------------------------------------------------------ executing
+
+
+class Template:
+    def __init__(self, text: str, name: str = "") -> None:
+        self.name = name
+        parser = _Parser(text)
+        self.nodes, _, _ = parser.parse_list(())
+
+    def render(self, scope: dict[str, Any], dot: Any = None) -> str:
+        out: list[str] = []
+        self._run(self.nodes, [dict(scope)], dot, out)
+        return "".join(out)
+
+    def _run(self, nodes: list, scopes: list[dict], dot: Any, out: list[str]) -> None:
+        for node in nodes:
+            if isinstance(node, Text):
+                out.append(node.text)
+            elif isinstance(node, Action):
+                value = self._pipeline(node.pipe, scopes, dot)
+                if not node.pipe.decl:
+                    out.append(go_print(value))
+            elif isinstance(node, If):
+                for pipe, body in node.branches:
+                    scopes.append({})
+                    value = self._pipeline(pipe, scopes, dot)
+                    if _truth(value):
+                        self._run(body, scopes, value if node.kind == "with" else dot, out)
+                        scopes.pop()
+                        break
+                    scopes.pop()
+                else:
+                    self._run(node.orelse, scopes, dot, out)
+            elif isinstance(node, Range):
+                self._range(node, scopes, dot, out)
+
+    def _range(self, node: Range, scopes: list[dict], dot: Any, out: list[str]) -> None:
+        pipe = Pipeline([], node.pipe.commands)
+        value = self._pipeline(pipe, scopes, dot)
+        items = (
+            sorted(value.items())
+            if isinstance(value, dict)
+            else list(enumerate(value or []))
+            if isinstance(value, list | tuple)
+            else None
+        )
+        if items is None:
+            raise TemplateError(f"range can't iterate over {go_print(value)}")
+        if not items:
+            self._run(node.orelse, scopes, dot, out)
+            return
+        for key, item in items:
+            scope: dict[str, Any] = {}
+            names = node.pipe.decl
+            if len(names) == 1:
+                scope[names[0]] = item
+            elif len(names) == 2:
+                scope[names[0]], scope[names[1]] = key, item
+            scopes.append(scope)
+            self._run(node.body, scopes, item, out)
+            scopes.pop()
+
+    def _lookup(self, name: str, scopes: list[dict]) -> Any:
+        for scope in reversed(scopes):
+            if name in scope:
+                return scope[name]
+        raise TemplateError(f"undefined variable {name}")
+
+    def _pipeline(self, pipe: Pipeline, scopes: list[dict], dot: Any) -> Any:
+        value: Any = _NOTHING
+        for cmd in pipe.commands:
+            value = self._command(cmd, scopes, dot, value)
+        if pipe.decl:
+            if pipe.assign:
+                for scope in reversed(scopes):
+                    if pipe.decl[0] in scope:
+                        scope[pipe.decl[0]] = value
+                        break
+            else:
+                scopes[-1][pipe.decl[0]] = value
+        return value
+
+    def _operand(self, op: Operand, scopes: list[dict], dot: Any) -> Any:
+        if op.kind == "literal":
+            return op.value
+        if op.kind == "pipe":
+            return self._pipeline(op.value, scopes, dot)
+        base = self._lookup(op.value, scopes) if op.kind == "var" else dot
+        for part in op.path:
+            if isinstance(base, dict):
+                base = base.get(part, "")
+            else:
+                raise TemplateError(f"can't evaluate field {part} in type {_go_type(base)}")
+        return base
+
+    def _command(self, cmd: Command, scopes: list[dict], dot: Any, piped: Any) -> Any:
+        first = cmd.args[0]
+        if first.kind == "func":
+            args = [self._operand(a, scopes, dot) for a in cmd.args[1:]]
+            if piped is not _NOTHING:
+                args.append(piped)
+            name = first.value
+            if name == "and":
+                result = args[0] if args else None
+                for a in args:
+                    result = a
+                    if not _truth(a):
+                        break
+                return result
+            if name == "or":
+                result = args[0] if args else None
+                for a in args:
+                    result = a
+                    if _truth(a):
+                        break
+                return result
+            try:
+                return FUNCS[name](*args)
+            except TemplateError as exc:
+                raise TemplateError(f"error calling {name}: {exc}") from None
+            except TypeError:
+                raise TemplateError(f"wrong number of args for {name}") from None
+        if len(cmd.args) > 1 or piped is not _NOTHING:
+            raise TemplateError(f"can't give argument to non-function {go_print(first.value)}")
+        return self._operand(first, scopes, dot)
+
+
+_NOTHING = object()
+
+
+def parse_template(text: str, name: str = "") -> Template:
+    try:
+        return Template(text, name)
+    except TemplateError as exc:
+        raise TemplateError(f"template: {name}: {exc}") from None
+    except (ValueError, SyntaxError) as exc:
+        raise TemplateError(f"template: {name}: {exc}") from None
+
+
+def expand_alert_template(
+    text: str,
+    *,
+    labels: dict[str, str],
+    value: float,
+    external_labels: dict[str, str] | None = None,
+    external_url: str = "",
+    name: str = "",
+) -> str:
+    if "{{" not in text:
+        return text
+    ext = dict(external_labels or {})
+    scope = {
+        "$labels": dict(labels),
+        "$externalLabels": ext,
+        "$externalURL": external_url,
+        "$value": float(value),
+    }
+    dot = {
+        "Labels": dict(labels),
+        "ExternalLabels": ext,
+        "ExternalURL": external_url,
+        "Value": float(value),
+    }
+    scope["$"] = dot
+    try:
+        return parse_template(text, name).render(scope, dot)
+    except TemplateError as exc:
+        return f"<error expanding template: {exc}>"

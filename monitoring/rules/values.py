@@ -1,0 +1,146 @@
+"""PromQL result values and their Prometheus HTTP API JSON, plus Go-compatible float formatting.
+
+- ``Scalar(value)``, ``String(value)``, ``Sample(labels, value)``, ``Vector(samples)``,
+  ``Series(labels, points)`` with ``points`` a list of ``(t_ms, value)``, ``Matrix(series)``.
+- ``result_json(result) -> dict``: ``{"resultType": ..., "result": ...}`` exactly as
+  Prometheus' ``/api/v1/query`` ``data`` field (timestamps in float seconds, values as strings).
+- ``format_value(v)``: Go ``strconv.FormatFloat(v, 'f', -1, 64)`` with ``+Inf``/``-Inf``/``NaN``
+  (the API's value strings).
+- ``format_go_g(v)``: Go ``strconv.FormatFloat(v, 'g', -1, 64)``, i.e. how ``{{ $value }}``
+  prints in a template and how promtool prints values.
+- ``go_float(text)``: Go ``strconv.ParseFloat`` (accepts ``+Inf``, ``NaN``…), ``ValueError`` if bad.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from monitoring.monitor.store import Labels
+
+
+@dataclass
+class Scalar:
+    value: float
+
+
+@dataclass
+class String:
+    value: str
+
+
+@dataclass
+class Sample:
+    labels: Labels
+    value: float
+    t_ms: int | None = None  # the sample's own timestamp, used by timestamp()
+
+
+@dataclass
+class Vector:
+    samples: list[Sample] = field(default_factory=list)
+
+
+@dataclass
+class Series:
+    labels: Labels
+    points: list[tuple[int, float]] = field(default_factory=list)
+
+
+@dataclass
+class Matrix:
+    series: list[Series] = field(default_factory=list)
+
+
+Value = Scalar | String | Vector | Matrix
+
+
+def _digits(v: float) -> tuple[str, int]:
+    """Shortest round-trip decimal digits of abs(v) and the decimal point position."""
+    sign, digits, exp = Decimal(repr(abs(v))).as_tuple()
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    if text == "0":
+        return "0", 1
+    dp = len(digits) + exp
+    # strip leading zeros (Decimal never has them except for zero itself)
+    return text, dp
+
+
+def format_value(v: float) -> str:
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    neg = math.copysign(1.0, v) < 0
+    digits, dp = _digits(v)
+    if digits == "0":
+        body = "0"
+    elif dp <= 0:
+        body = "0." + "0" * (-dp) + digits
+    elif dp >= len(digits):
+        body = digits + "0" * (dp - len(digits))
+    else:
+        body = digits[:dp] + "." + digits[dp:]
+    return ("-" if neg else "") + body
+
+
+def format_go_g(v: float) -> str:
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    neg = math.copysign(1.0, v) < 0
+    digits, dp = _digits(v)
+    sign = "-" if neg else ""
+    if digits == "0":
+        return sign + "0"
+    exp = dp - 1
+    # Go's shortest %g switches to an exponent below 1e-4 and from 1e6 up ("eprec = 6").
+    if exp < -4 or exp >= 6:
+        mant = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{sign}{mant}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    return sign + format_value(abs(v))
+
+
+def go_float(text: str) -> float:
+    t = text
+    low = t.lower().lstrip("+-")
+    if low in ("inf", "infinity"):
+        return -math.inf if t.startswith("-") else math.inf
+    if low == "nan":
+        return math.nan
+    if "_" in t or not t:
+        raise ValueError(f"invalid float {text!r}")
+    return float(t)
+
+
+def _seconds(t_ms: int) -> int | float:
+    # Prometheus writes whole seconds without a fraction (1435781451, 1435781451.781).
+    return t_ms // 1000 if t_ms % 1000 == 0 else t_ms / 1000
+
+
+def _point(t_ms: int, v: float) -> list:
+    return [_seconds(t_ms), format_value(v)]
+
+
+def result_json_at(result: Value, t_ms: int) -> dict:
+    """The ``data`` object of ``/api/v1/query`` (instant) or ``/api/v1/query_range``."""
+    if isinstance(result, Scalar):
+        return {"resultType": "scalar", "result": _point(t_ms, result.value)}
+    if isinstance(result, String):
+        return {"resultType": "string", "result": [_seconds(t_ms), result.value]}
+    if isinstance(result, Vector):
+        return {
+            "resultType": "vector",
+            "result": [
+                {"metric": dict(s.labels), "value": _point(t_ms, s.value)} for s in result.samples
+            ],
+        }
+    return {
+        "resultType": "matrix",
+        "result": [
+            {"metric": dict(s.labels), "values": [_point(t, v) for t, v in s.points]}
+            for s in result.series
+        ],
+    }

@@ -1,0 +1,135 @@
+"""monitoring.metrics: the multiprocess reader agrees with prometheus_client's, and is careful."""
+
+import os
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitoring import metrics
+from monitoring.metrics import _MultiprocessReader, prepare_multiprocess_dir
+
+BUCKETS = ["0.1", "1.0", "+Inf"]
+
+
+class Writer:
+    """Writes files exactly as prometheus_client's multiprocess values do (its own MmapedDict)."""
+
+    def __init__(self, directory, kind, pid):
+        self.file = MmapedDict(str(directory / f"{kind}_{pid}.db"))
+
+    def set(self, family, sample, labels, value, timestamp=0.0, help_text="Help."):
+        key = mmap_key(family, sample, list(labels), list(labels.values()), help_text)
+        self.file.write_value(key, value, timestamp)
+
+
+def write_worker(directory, pid, n):
+    counters = Writer(directory, "counter", pid)
+    histograms = Writer(directory, "histogram", pid)
+    for route in ("/a/", "/b/<int:pk>/"):
+        counters.set("http_requests", "http_requests_total", {"route": route}, n)
+        for i, le in enumerate(BUCKETS):
+            labels = {"route": route, "le": le}
+            histograms.set("latency", "latency_bucket", labels, n * (i + 1))
+        histograms.set("latency", "latency_sum", {"route": route}, n * 0.5)
+    return counters, histograms
+
+
+def samples(text):
+    return sorted(
+        (s.name, tuple(sorted(s.labels.items())), s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    )
+
+
+def reference(directory):
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, str(directory))
+    return generate_latest(registry).decode()
+
+
+def test_same_samples_as_prometheus_client(tmp_path):
+    for pid, n in ((101, 1), (102, 2), (103, 5)):
+        write_worker(tmp_path, pid, n)
+    gauges = {pid: Writer(tmp_path, "gauge_livesum", pid) for pid in (101, 102)}
+    for pid, gauge in gauges.items():
+        gauge.set("inflight", "inflight", {}, pid - 100)
+    for mode in ("max", "min", "mostrecent", "all"):
+        for pid in (101, 102):
+            Writer(tmp_path, f"gauge_{mode}", pid).set(
+                f"g_{mode}", f"g_{mode}", {"k": "v"}, pid, timestamp=1000 - pid
+            )
+    ours = _MultiprocessReader(tmp_path).text()
+    assert samples(ours) == samples(reference(tmp_path))
+    assert 'http_requests_total{route="/a/"} 8.0' in ours
+    assert (
+        'latency_bucket{route="/a/",le="+Inf"} 48.0' in ours
+    )  # (1 + 2 + 3) * (1 + 2 + 5), cumulative
+    assert 'g_mostrecent{k="v"} 101.0' in ours  # 101's timestamp is the latest
+
+
+def test_rereads_values_and_picks_up_new_series(tmp_path):
+    counters, _ = write_worker(tmp_path, 201, 1)
+    reader = _MultiprocessReader(tmp_path)
+    reader.text()
+    counters.set("http_requests", "http_requests_total", {"route": "/a/"}, 41)
+    counters.set("http_requests", "http_requests_total", {"route": "/new/"}, 3)
+    write_worker(tmp_path, 202, 1)  # a worker born after the first scrape
+    assert samples(reader.text()) == samples(reference(tmp_path))
+
+
+def test_a_recreated_file_is_parsed_afresh(tmp_path):
+    write_worker(tmp_path, 301, 7)
+    reader = _MultiprocessReader(tmp_path)
+    reader.text()
+    for path in tmp_path.iterdir():
+        path.unlink()
+    counters = Writer(tmp_path, "counter", 301)  # same pid, new run
+    counters.set("other", "other_total", {}, 1)
+    assert samples(reader.text()) == [("other_total", (), 1.0)]
+
+
+def test_a_corrupt_file_is_skipped_not_fatal(tmp_path):
+    write_worker(tmp_path, 401, 1)
+    (tmp_path / "counter_402.db").write_bytes(
+        (40).to_bytes(4, "little") + b"\0" * 4 + (20).to_bytes(4, "little") + b"{not json" * 4
+    )
+    text = _MultiprocessReader(tmp_path).text()
+    assert 'http_requests_total{route="/a/"} 1.0' in text
+
+
+def test_label_values_are_escaped(tmp_path):
+    Writer(tmp_path, "counter", 501).set("odd", "odd_total", {"v": 'a"b\\c\nd'}, 1)
+    text = _MultiprocessReader(tmp_path).text()
+    assert samples(text) == samples(reference(tmp_path))
+
+
+def test_prepare_drops_files_of_dead_processes_only(tmp_path):
+    dead_pid = 2**22 + 17  # above the default pid_max: never a live process
+    write_worker(tmp_path, dead_pid, 1)
+    write_worker(tmp_path, os.getpid(), 1)
+    prepare_multiprocess_dir(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"counter_{os.getpid()}.db",
+        f"histogram_{os.getpid()}.db",
+    ]
+
+
+def test_in_process_primitives_render_without_a_directory():
+    assert metrics.multiprocess_dir() is None  # tests run single-process
+    counter = metrics.Counter("test_widgets_total", "Widgets.", ["colour"])
+    counter.labels("blue").inc(3)
+    histogram = metrics.Histogram("test_wait_seconds", "Wait.", buckets=(1, 5))
+    histogram.observe(2)
+    text = metrics.exposition().decode()
+    assert 'test_widgets_total{colour="blue"} 3.0' in text
+    assert 'test_wait_seconds_bucket{le="5.0"} 1.0' in text
+
+
+def test_duplicate_names_are_refused():
+    metrics.Counter("test_dupe_total", "One.")
+    with pytest.raises(ValueError, match="test_dupe"):
+        metrics.Gauge("test_dupe", "Two.")
