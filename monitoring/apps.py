@@ -6,9 +6,9 @@ class MonitoringConfig(AppConfig):
     label = "monitoring"
 
     def ready(self) -> None:
-        import monitoring.http.metrics  # noqa: F401  (declares the HTTP metrics in every process)
         from django.db.backends.signals import connection_created
 
+        import monitoring.http.metrics  # noqa: F401  (declares the HTTP metrics in every process)
         from monitoring.collectors import register_collectors
         from monitoring.collectors.celery import connect_task_signals
         from monitoring.collectors.database import install_query_timer

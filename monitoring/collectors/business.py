@@ -10,13 +10,18 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db import connections, transaction
 from django.db.models import Count, DateTimeField, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from prometheus_client.core import Metric
 
-from monitoring.collectors.base import CachedReading, Families, Reading, unavailable_keys
+from monitoring.collectors.base import (
+    Families,
+    Reading,
+    cached_statistics,
+    statement_deadline,
+    unavailable_keys,
+)
 from shop.catalog.models import Product, ReorderAlert
 from shop.orders.models import Order, OrderItem
 from shop.visits.models import Visit
@@ -129,17 +134,9 @@ def business_reorder_alerts(*, now: datetime) -> dict[str, int]:
     )
 
 
-def business_statistics(
-    *, alias: str, statement_timeout_ms: int, now: datetime | None = None
-) -> Reading:
+def business_statistics(*, alias: str, timeout: float, now: datetime | None = None) -> Reading:
     now = now or timezone.now()
-    with transaction.atomic(using=alias):
-        if connections[alias].vendor == "postgresql":
-            with connections[alias].cursor() as cursor:
-                cursor.execute(
-                    "SELECT set_config('statement_timeout', %s, true)",
-                    [f"{statement_timeout_ms}ms"],
-                )
+    with statement_deadline(alias, timeout):
         conversion = business_conversion(now=now)
         completion = business_completion(now=now)
         reading = {
@@ -166,10 +163,9 @@ class BusinessCollector:
         budget: float = 1.0,
         clock: Callable[[], datetime] = timezone.now,
     ) -> None:
-        self._reading = CachedReading(
-            lambda: business_statistics(
-                alias=alias, statement_timeout_ms=int(max(budget, 1.0) * 5000), now=clock()
-            ),
+        self._reading = cached_statistics(
+            lambda **kw: business_statistics(now=clock(), **kw),
+            alias=alias,
             interval=interval,
             budget=budget,
             name="business",
@@ -179,7 +175,7 @@ class BusinessCollector:
         return self._reading.get()
 
     def snapshot(self) -> Reading:
-        return self.read() or {"status": "unavailable"}
+        return self.read() or {"status": "unavailable", "error": self._reading.error}
 
     def describe(self) -> list[Metric]:
         return []  # read at scrape time only, never while registering

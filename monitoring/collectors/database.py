@@ -12,12 +12,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from prometheus_client.core import Metric
 
 from monitoring.collectors import instruments
-from monitoring.collectors.base import CachedReading, Families, Reading, unavailable_keys
+from monitoring.collectors.base import (
+    Families,
+    Reading,
+    cached_statistics,
+    statement_deadline,
+    unavailable_keys,
+)
 from monitoring.thresholds import threshold
 
 # --- every query, timed (hot path: two metric updates, no allocation beyond the call) ---
@@ -140,15 +146,11 @@ def sqlite_statistics(cursor, name: str) -> dict[str, Any]:
     }
 
 
-def database_statistics(*, alias: str, statement_timeout_ms: int) -> Reading:
+def database_statistics(*, alias: str, timeout: float) -> Reading:
     """One reading of the server's statistics through Django's connection `alias`."""
     connection = connections[alias]
-    with transaction.atomic(using=alias), connection.cursor() as cursor:
+    with statement_deadline(alias, timeout), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # A slow statistics query gives up instead of piling up behind the next scrape.
-            cursor.execute(
-                "SELECT set_config('statement_timeout', %s, true)", [f"{statement_timeout_ms}ms"]
-            )
             values = postgres_statistics(cursor)
         else:
             values = sqlite_statistics(cursor, str(connection.settings_dict["NAME"]))
@@ -163,13 +165,8 @@ def statistics_reading(vendor: str, values: dict[str, Any]) -> Reading:
 class DatabaseCollector:
     def __init__(self, *, alias: str = "default", interval: float = 15.0, budget: float = 1.0):
         self.alias = alias
-        self._reading = CachedReading(
-            lambda: database_statistics(
-                alias=alias, statement_timeout_ms=int(max(budget, 1.0) * 5000)
-            ),
-            interval=interval,
-            budget=budget,
-            name=f"database-{alias}",
+        self._reading = cached_statistics(
+            database_statistics, alias=alias, interval=interval, budget=budget, name="database"
         )
 
     def read(self) -> Reading | None:

@@ -6,7 +6,9 @@ from monitoring.exposition.prometheus import prometheus_metrics
 urlpatterns = [
     path("prometheus/", prometheus_metrics, name="monitoring-prometheus"),
     *(
-        path(f"{name}/", views.CategoryMetricsView.as_view(category=name), name=f"monitoring-{name}")
+        path(
+            f"{name}/", views.CategoryMetricsView.as_view(category=name), name=f"monitoring-{name}"
+        )
         for name in views.CATEGORIES
     ),
 ]

@@ -89,7 +89,7 @@ def test_sqlite_reports_what_it_has_and_marks_the_rest_unavailable(tmp_path):
 @pytest.mark.postgres
 def test_postgres_statistics():
     Category.objects.create(name="Cards", slug="cards")
-    reading = database_statistics(alias="default", statement_timeout_ms=5000)
+    reading = database_statistics(alias="default", timeout=5)
     assert reading["vendor"] == "postgresql"
     assert reading["unavailable"] == []
     assert reading["connections_max"] >= reading["connections_active"] >= 1
