@@ -93,7 +93,7 @@ def query_vector(engine: Engine, node: Node, t_ms: int) -> list[Sample]:
 class _Rule:
     kind = ""
 
-    def __init__(self, name: str, expr: str, labels: dict[str, str] | None) -> None:
+    def __init__(self, name: str, expr: str, labels: dict[str, str] | None = None) -> None:
         self.name = name
         self.expr = expr
         self.node = compile_expr(expr)
