@@ -85,3 +85,16 @@ def test_database_errors_no_statement_saw_are_counted_once_when_unhandled():
     task_failure.send(sender=None, task_id="t2", exception=lost)
     task_failure.send(sender=None, task_id="t3", exception=ValueError("not a database error"))
     assert sample("database_errors_total", kind="OperationalError") == before + 2
+
+
+def test_known_levels_and_database_error_kinds_are_exported_from_zero():
+    """So the first error after a restart is an increase the alert rules can see."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from monitoring.metrics import exposition
+
+    families = {f.name: f for f in text_string_to_metric_families(exposition().decode())}
+    kinds = {s.labels["kind"] for s in families["database_errors"].samples}
+    levels = {s.labels["level"] for s in families["log_records"].samples}
+    assert {"IntegrityError", "OperationalError", "ProgrammingError", "DataError"} <= kinds
+    assert {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"} <= levels
