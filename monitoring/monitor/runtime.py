@@ -114,7 +114,13 @@ class Monitor:
         self.store = SampleStore(retention_seconds=settings.retention_ms / 1000)
         self.engine = Engine(self.store)
         self.config, self.groups = config_and_rules_load(self.config_path)
-        self.scraper = Scraper(self.store, self.config, transport=transport, clock=clock)
+        self.scraper = Scraper(
+            self.store,
+            self.config,
+            transport=transport,
+            clock=clock,
+            default_token=settings.scrape_token,
+        )
         self.ready = False
         self.last_reload_ok = True
         self._lock = threading.RLock()  # one evaluation or reload at a time

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitoring.monitor.config import MonitorConfig, ScrapeConfig, Target
+from monitoring.monitor.config import MonitorConfig, ScrapeConfig, Target, is_loopback_address
 from monitoring.monitor.store import SampleStore
 
 __all__ = ["Scraper", "TargetState", "exposition_parse", "labels_attach"]
@@ -118,9 +118,11 @@ class Scraper:
         *,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], int] = now_ms,
+        default_token: str = "",
     ):
         self.store = store
         self.clock = clock
+        self.default_token = default_token
         self._client = httpx.Client(transport=transport, follow_redirects=False)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -170,8 +172,11 @@ class Scraper:
 
     def _fetch(self, state: TargetState) -> list[Sample]:
         headers = {"Accept": ACCEPT, "User-Agent": "pasargad-monitor"}
-        if state.job.bearer_token:
-            headers["Authorization"] = f"Bearer {state.job.bearer_token}"
+        token = state.job.bearer_token
+        if not token and is_loopback_address(state.target.address):
+            token = self.default_token
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         timeout_s = state.job.timeout_ms / 1000
         headers["X-Prometheus-Scrape-Timeout-Seconds"] = f"{timeout_s:g}"
         response = self._client.get(

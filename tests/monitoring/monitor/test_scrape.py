@@ -6,9 +6,10 @@ import time
 
 import pytest
 
-from monitoring.monitor.config import config_load
+from monitoring.monitor.config import config_load, settings_from_env
 from monitoring.monitor.scrape import Scraper, exposition_parse, labels_attach
 from monitoring.monitor.store import Matcher, SampleStore, is_stale
+from monitoring.rules.engine import Engine
 from tests.monitoring.monitor.exporter import Exporter
 
 BODY = """\
@@ -235,3 +236,43 @@ def test_labels_attach_follows_prometheus_for_clashes():
         "instance": "h:1",
     }
     assert labels_attach({"job": "a"}, target, honor_labels=True) == {"job": "a", "instance": "h:1"}
+
+
+def test_the_default_token_goes_only_to_loopback_targets_without_their_own(tmp_path, exporter):
+    path = tmp_path / "prometheus.yml"
+    path.write_text(
+        "scrape_configs:\n"
+        f"  - job_name: local\n    static_configs: [{{targets: ['{exporter.address}']}}]\n"
+        f"  - job_name: own\n    bearer_token: mine\n    static_configs: [{{targets: ['{exporter.address}']}}]\n"
+        "  - job_name: remote\n    scrape_timeout: 200ms\n    static_configs: [{targets: ['192.0.2.1:80']}]\n"
+    )
+    scraper = Scraper(SampleStore(), config_load(path), default_token="app-token")
+    scraper.scrape_all()
+    assert sorted(r.get("Authorization") for r in exporter.requests) == [
+        "Bearer app-token",
+        "Bearer mine",
+    ]
+    scraper.close()
+    assert settings_from_env({"MONITORING_TOKEN": "t"}).scrape_token == "t"
+    assert (
+        settings_from_env({"MONITORING_TOKEN": "t", "MONITOR_SCRAPE_TOKEN": "s"}).scrape_token
+        == "s"
+    )
+
+
+def test_a_scraped_counter_reset_is_handled_by_the_engine(tmp_path, exporter):
+    store = SampleStore()
+    clock, advance = _clock()
+    scraper = Scraper(store, _config(tmp_path, f"app={exporter.address}"), clock=clock)
+    for value in (10, 2, 5):  # the exporter restarted between the first and second scrape
+        exporter.body = f"# TYPE c counter\nc_total {value}\n"
+        scraper.scrape_all()
+        advance(1000)
+    engine = Engine(store)
+    t = clock() - 1000
+    (resets,) = engine.instant("resets(c_total[3s])", t).samples
+    (increase,) = engine.instant("increase(c_total[3s])", t).samples
+    assert resets.value == 1
+    # 10 -> 12 -> 15 after the reset; Prometheus extrapolates the 5 over 2 s to the 3 s window.
+    assert increase.value == 7.5
+    scraper.close()
