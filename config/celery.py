@@ -4,8 +4,6 @@ import sys
 from celery import Celery
 from celery.signals import worker_process_shutdown
 
-import monitoring.logging.celery_context  # noqa: F401  (request id into tasks, JSON logging)
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 if "worker" in sys.argv[1:]:
@@ -15,6 +13,9 @@ if "worker" in sys.argv[1:]:
 
     _metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(var_dir() / "metrics"))
     os.makedirs(_metrics_dir, exist_ok=True)
+
+# Request id into tasks, JSON logging in the worker (after the metrics directory is chosen).
+import monitoring.logging.celery_context  # noqa: E402, F401
 
 app = Celery("pasargad")
 app.config_from_object("django.conf:settings", namespace="CELERY")

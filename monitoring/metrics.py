@@ -413,7 +413,7 @@ class ProcessCollector:
         return []
 
     def collect(self):
-        pids = set()
+        pids = {os.getpid()}
         try:
             for name in os.listdir(self.directory):
                 match = _FILE_NAME.match(name)

@@ -3,11 +3,12 @@
 `LogCounterHandler` sits beside the output handlers (see `config.logging_config`) and counts
 every record once: by level, errors by logger, and payment errors by their `error_code`.
 Database errors are counted where they happen, in `monitoring.logging.db_errors`.
+The counters are `monitoring.metrics` primitives: summed over gunicorn and Celery processes.
 """
 
 import logging
 
-from prometheus_client import Counter
+from monitoring.metrics import Counter
 
 log_records_total = Counter("log_records_total", "Log records written, by level.", ["level"])
 log_errors_total = Counter(
@@ -20,6 +21,19 @@ payment_errors_total = Counter(
 )
 database_errors_total = Counter(
     "database_errors_total", "Database exceptions raised, by kind.", ["kind"]
+)
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Django's database exception classes, most specific first (see db_errors.error_kind).
+DATABASE_ERROR_KINDS = (
+    "IntegrityError",
+    "OperationalError",
+    "ProgrammingError",
+    "DataError",
+    "InternalError",
+    "NotSupportedError",
+    "InterfaceError",
+    "DatabaseError",
 )
 
 # Loggers whose records with an `error_code` are payment errors (the spec's example: "payments").
@@ -49,6 +63,13 @@ _errors_by_logger = _Children(log_errors_total)
 _payment_errors = _Children(payment_errors_total)
 _database_errors = _Children(database_errors_total)
 _payment_logger_cache: dict[str, bool] = {}
+
+# Known label values start at 0, so the first error after a restart is an increase that
+# increase() in the alert rules can see (a series born at 1 shows none).
+for _level in LEVELS:
+    _by_level[_level]
+for _kind in DATABASE_ERROR_KINDS:
+    _database_errors[_kind]
 
 
 def count_record(record: logging.LogRecord) -> None:

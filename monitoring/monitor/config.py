@@ -26,6 +26,7 @@ __all__ = [
     "ScrapeConfig",
     "Target",
     "config_load",
+    "rule_files_resolve",
     "settings_from_env",
 ]
 
@@ -58,6 +59,17 @@ class ScrapeConfig:
         return f"{self.scheme}://{target.address}{self.metrics_path}"
 
 
+def is_loopback_address(address: str) -> bool:
+    """host:port on this machine (localhost, 127.0.0.0/8, ::1)."""
+    host = address.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class MonitorConfig:
     path: Path
@@ -78,17 +90,18 @@ class MonitorSettings:
     listen_port: int
     retention_ms: int
     api_token: str
+    # Sent to loopback targets whose job configures no authorization: the embedded default,
+    # where the monitor scrapes the token-protected app running beside it.
+    scrape_token: str = ""
 
     @property
     def loopback(self) -> bool:
-        try:
-            return ipaddress.ip_address(self.listen_host).is_loopback
-        except ValueError:
-            return self.listen_host == "localhost"
+        return is_loopback_address(f"{self.listen_host}:{self.listen_port}")
 
 
 def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
-    """MONITOR_LISTEN (127.0.0.1:9091), MONITOR_RETENTION (6h), MONITOR_TOKEN (MONITORING_TOKEN).
+    """MONITOR_LISTEN (127.0.0.1:9091), MONITOR_RETENTION (6h), MONITOR_TOKEN (MONITORING_TOKEN),
+    MONITOR_SCRAPE_TOKEN (MONITORING_TOKEN).
 
     Raises ConfigError for a malformed value, and when the API would be reachable from other
     machines without a token.
@@ -107,7 +120,8 @@ def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
         errors.append(f"MONITOR_RETENTION={retention_text!r}: expected a duration like 6h")
         retention_ms = 6 * 3600_000
     token = env.get("MONITOR_TOKEN", "") or env.get("MONITORING_TOKEN", "")
-    result = MonitorSettings(host, int(port_text), retention_ms, token)
+    scrape_token = env.get("MONITOR_SCRAPE_TOKEN", "") or env.get("MONITORING_TOKEN", "")
+    result = MonitorSettings(host, int(port_text), retention_ms, token, scrape_token)
     if not result.loopback and not token:
         errors.append(
             f"MONITOR_LISTEN={listen!r} is not a loopback address: set MONITOR_TOKEN "
@@ -187,12 +201,14 @@ def config_load(path: Path | str, text: str | None = None) -> MonitorConfig:
 
 
 def _rule_files(reader: Reader, base: Path, node: Node | None) -> list[Path]:
+    patterns = [reader.string(item, "rule_files[]") for item in reader.sequence(node, "rule_files")]
+    return rule_files_resolve(base, [p for p in patterns if p is not None])
+
+
+def rule_files_resolve(base: Path, patterns: list[str]) -> list[Path]:
     """Globs relative to the configuration file, as Prometheus resolves them."""
     found: list[Path] = []
-    for item in reader.sequence(node, "rule_files"):
-        pattern = reader.string(item, "rule_files[]")
-        if pattern is None:
-            continue
+    for pattern in patterns:
         full = pattern if os.path.isabs(pattern) else str(base / pattern)
         if glob.has_magic(full):
             found.extend(Path(p) for p in sorted(glob.glob(full)))

@@ -19,7 +19,9 @@ Public surface (stable; the scraper, the rule engine and the HTTP API build on i
     series get a staleness marker.
   - ``select(matchers, start_ms, end_ms) -> list[SeriesSamples]``: series matching all
     matchers with their samples in ``[start_ms, end_ms]`` (staleness markers included; the
-    engine interprets them).  Series with no sample in the window are left out.
+    engine interprets them), in creation order like Prometheus' head (it decides the order
+    in which floats are summed, so results match to the last bit).  Series with no sample in
+    the window are left out.
   - ``series(matchers, start_ms, end_ms) -> list[Labels]``: label sets with a sample in window.
   - ``label_names() -> list[str]``, ``label_values(name) -> list[str]`` (sorted).
   - ``gc(now_ms)``: drop samples older than the retention, and series left empty.
@@ -101,6 +103,7 @@ class SeriesSamples:
 class _Series:
     labels: Labels
     base: int  # ms; timestamps are stored as offsets from it
+    id: int = 0  # creation order: selections return series in it, as Prometheus' head does
     offsets: array = field(default_factory=lambda: array("i"))
     values: array = field(default_factory=lambda: array("d"))
 
@@ -139,6 +142,7 @@ class SampleStore:
         # Inverted index: label name -> value -> label sets having it.
         self._postings: dict[str, dict[str, set[Labels]]] = {}
         self._source_series: dict[str, set[Labels]] = {}
+        self._next_id = 0
 
     # -- writing -----------------------------------------------------------------------------
     def append(self, labels: Labels | Mapping[str, str], t_ms: int, value: float) -> bool:
@@ -146,7 +150,8 @@ class SampleStore:
         with self._lock:
             series = self._series.get(key)
             if series is None:
-                series = self._series[key] = _Series(key, int(t_ms))
+                self._next_id += 1
+                series = self._series[key] = _Series(key, int(t_ms), self._next_id)
                 for name, val in key:
                     self._postings.setdefault(name, {}).setdefault(val, set()).add(key)
             return series.append(int(t_ms), float(value))
@@ -229,6 +234,7 @@ class SampleStore:
                 if not all(m.matches(d.get(m.name, "")) for m in rest):
                     continue
             out.append(self._series[key])
+        out.sort(key=lambda s: s.id)
         return out
 
     def select(
@@ -248,7 +254,6 @@ class SampleStore:
                         series.values[lo:hi].tolist(),
                     )
                 )
-        out.sort(key=lambda s: s.labels)
         return out
 
     def series(self, matchers: Iterable[Matcher], start_ms: int, end_ms: int) -> list[Labels]:

@@ -956,7 +956,9 @@ class Engine:
         for labels, points in pairs:
             value = _range_func(name, points, ref, range_ms, scalar_arg, t)
             if value is not None:
-                out.append(Sample(_drop_name(labels), value))
+                # last_over_time is the one range function that keeps the metric name.
+                keep = name == "last_over_time"
+                out.append(Sample(labels if keep else _drop_name(labels), value))
         return _unique(out)
 
     # -- aggregation -------------------------------------------------------------------------

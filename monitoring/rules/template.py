@@ -115,6 +115,22 @@ def humanize_percentage(value: Any) -> str:
     return _go_g_prec(_to_float(value) * 100, 4) + "%"
 
 
+def _go_int64(v: float) -> int:
+    # Go's float64 -> int64 conversion on amd64 yields math.MinInt64 when out of range.
+    if not -(2**63) <= v < 2**63:
+        return -(2**63)
+    return int(v)
+
+
+def _go_div(a: int, b: int) -> int:
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def _go_rem(a: int, b: int) -> int:
+    return a - _go_div(a, b) * b
+
+
 def humanize_duration(value: Any) -> str:
     v = _to_float(value)
     if math.isnan(v) or math.isinf(v):
@@ -125,11 +141,11 @@ def humanize_duration(value: Any) -> str:
         sign = ""
         if v < 0:
             sign, v = "-", -v
-        duration = int(v)
-        seconds = duration % 60
-        minutes = (duration // 60) % 60
-        hours = (duration // 3600) % 24
-        days = duration // 86400
+        duration = _go_int64(v)
+        seconds = _go_rem(duration, 60)
+        minutes = _go_rem(_go_div(duration, 60), 60)
+        hours = _go_rem(_go_div(duration, 3600), 24)
+        days = _go_div(duration, 86400)
         if days:
             return f"{sign}{days}d {hours}h {minutes}m {seconds}s"
         if hours:

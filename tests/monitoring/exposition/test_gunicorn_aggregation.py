@@ -84,11 +84,16 @@ def test_latency_histogram_count_matches_requests(server):
 
 
 def test_process_metrics_cover_every_live_worker(server):
-    text = server.scrape_text()
-    pids = {
-        sample.labels["pid"]
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "process_resident_memory_bytes"
-    }
-    assert {str(pid) for pid in server.worker_pids()} <= pids
+    def reported() -> set[str]:
+        return {
+            sample.labels["pid"]
+            for family in text_string_to_metric_families(server.scrape_text())
+            for sample in family.samples
+            if sample.name == "process_resident_memory_bytes"
+        }
+
+    # A worker appears once it has booted the app (a respawned one may still be booting).
+    deadline = time.monotonic() + 10
+    while not {str(pid) for pid in server.worker_pids()} <= reported():
+        assert time.monotonic() < deadline, (server.worker_pids(), reported())
+        time.sleep(0.2)

@@ -9,13 +9,22 @@ render-rules   regenerate the rule files from templates/ and thresholds.yml
 
 from __future__ import annotations
 
+import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from monitoring.monitor.thresholds import ConfigError, rules_render
+from monitoring.monitor.api import api_server_start
+from monitoring.monitor.checks import config_check
+from monitoring.monitor.config import ConfigError, settings_from_env
+from monitoring.monitor.runtime import Monitor
+from monitoring.monitor.thresholds import rules_render
+
+logger = logging.getLogger("monitoring.monitor")
 
 
 class Command(BaseCommand):
@@ -23,6 +32,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="subcommand", required=True)
+        default_config = str(Path(settings.MONITORING_CONFIG_DIR) / "prometheus.yml")
+        for name in ("run", "once", "check-config"):
+            p = sub.add_parser(name)
+            p.add_argument("--config", default=default_config, help="prometheus.yml to read")
+            if name == "check-config":
+                p.add_argument("--thresholds", help="thresholds.yml (default: beside --config)")
         render = sub.add_parser("render-rules")
         render.add_argument(
             "--dir",
@@ -52,4 +67,86 @@ class Command(BaseCommand):
             for line in exc.errors:
                 self.stderr.write(line)
             return 1
+        return 0
+
+    def handle_check_config(self, *, config: str, thresholds: str | None, **_) -> int:
+        errors = config_check(
+            config_path=Path(config), thresholds_path=Path(thresholds) if thresholds else None
+        )
+        for line in errors:
+            self.stderr.write(line)
+        if not errors:
+            self.stdout.write(f"{config}: OK")
+        return 1 if errors else 0
+
+    def _monitor(self, config: str, **kwargs):
+        try:
+            return Monitor(config_path=Path(config), settings=settings_from_env(), **kwargs)
+        except ConfigError as exc:
+            for line in exc.errors:
+                self.stderr.write(line)
+            return None
+
+    def handle_run(self, *, config: str, **_) -> int:
+        monitor = self._monitor(config)
+        if monitor is None:
+            return 1
+        settings = monitor.settings
+        server = api_server_start(
+            monitor, host=settings.listen_host, port=settings.listen_port, token=settings.api_token
+        )
+        wake = threading.Event()
+        pending: list[int] = []
+
+        def on_signal(signum: int, frame) -> None:
+            pending.append(signum)
+            wake.set()
+
+        for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, on_signal)
+        monitor.start()
+        host, port = server.server_address[:2]
+        self.stdout.write(f"monitor API listening on http://{host}:{port}")
+        self.stdout.flush()
+        try:
+            while True:
+                wake.wait()
+                wake.clear()
+                signals = pending[:]
+                pending.clear()
+                if signal.SIGTERM in signals or signal.SIGINT in signals:
+                    logger.info("shutting down")
+                    break
+                if signal.SIGHUP in signals:
+                    monitor.reload()
+        finally:
+            server.shutdown()
+            server.server_close()
+            monitor.stop()
+        return 0
+
+    def handle_once(self, *, config: str, **_) -> int:
+        monitor = self._monitor(config, persist=False)
+        if monitor is None:
+            return 1
+        try:
+            alerts = monitor.cycle_once()
+        finally:
+            monitor.stop()
+        for target in monitor.scraper.targets():
+            error = f" ({target.last_error})" if target.last_error else ""
+            self.stdout.write(f"target {target.url}: {target.health}{error}")
+        if not alerts:
+            self.stdout.write("no alert would fire")
+        for alert in alerts:
+            labels = dict(alert.labels)
+            name = labels.pop("alertname")
+            rule = next(r for g in monitor.groups for r in g.alerting_rules() if r.name == name)
+            when = (
+                "firing"
+                if alert.state == "firing"
+                else f"pending (fires after for: {rule.for_ms / 1000:g}s)"
+            )
+            summary = alert.annotations.get("summary", "")
+            self.stdout.write(f"{name} {labels} value={alert.value:g} {when} {summary}".rstrip())
         return 0

@@ -1,0 +1,367 @@
+"""The monitor's HTTP API: the subset of Prometheus' API a dashboard or Grafana needs.
+
+Served by the stdlib's ThreadingHTTPServer inside the monitor process, on 127.0.0.1 by default.
+When a token is configured every endpoint but `/-/healthy` and `/-/ready` needs
+`Authorization: Bearer <token>` (compared in constant time).
+
+Answers use Prometheus' JSON shapes: `{"status": "success", "data": ...}`, and for errors
+`{"status": "error", "errorType": "bad_data", "error": "..."}` with 400 (bad input), 422
+(the query failed while executing) or 503 (not ready). The handlers are plain functions of
+(monitor, params) so tests call them directly as well as over HTTP.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+from monitoring.monitor.store import Matcher, SampleStore
+from monitoring.monitor.yamlnodes import parse_duration_ms
+from monitoring.rules.engine import (
+    Engine,
+    ParseError,
+    QueryError,
+    Sel,
+    UnsupportedError,
+    compile_expr,
+    result_json_at,
+)
+
+__all__ = ["ApiError", "MonitorApi", "api_server_start", "handle"]
+
+logger = logging.getLogger(__name__)
+
+MAX_POINTS = 11_000
+_MIN_TIME_MS = -(2**62)
+_MAX_TIME_MS = 2**62
+
+
+class MonitorApi(Protocol):
+    """What the API reads from the running monitor (monitoring.monitor.runtime.Monitor)."""
+
+    store: SampleStore
+    engine: Engine
+    ready: bool
+
+    def targets_json(self) -> list[dict]: ...
+    def rules_json(self, rule_type: str | None) -> list[dict]: ...
+    def alerts_json(self) -> list[dict]: ...
+    def reload(self) -> list[str]: ...
+
+
+class ApiError(Exception):
+    def __init__(self, message: str, *, status: int = 400, error_type: str = "bad_data"):
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+
+
+Params = dict[str, list[str]]
+
+
+def _param(params: Params, name: str) -> str | None:
+    values = params.get(name)
+    return values[-1] if values else None
+
+
+def time_parse(text: str | None, default_ms: int, name: str) -> int:
+    """Prometheus' time parameter: Unix seconds (float) or RFC 3339."""
+    if text is None or text == "":
+        return default_ms
+    try:
+        seconds = float(text)
+        if math.isfinite(seconds):
+            return round(seconds * 1000)
+    except ValueError:
+        pass
+    try:
+        return round(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        raise ApiError(
+            f'invalid parameter "{name}": cannot parse "{text}" to a valid timestamp'
+        ) from None
+
+
+def duration_parse(text: str | None, name: str) -> int:
+    """A step or timeout: float seconds or a Prometheus duration; milliseconds."""
+    if not text:
+        raise ApiError(f'invalid parameter "{name}": cannot parse "" to a valid duration')
+    try:
+        seconds = float(text)
+    except ValueError:
+        ms = parse_duration_ms(text)
+        if ms is None:
+            raise ApiError(
+                f'invalid parameter "{name}": cannot parse "{text}" to a valid duration'
+            ) from None
+        return ms
+    if not math.isfinite(seconds):
+        raise ApiError(f'invalid parameter "{name}": cannot parse "{text}" to a valid duration')
+    return round(seconds * 1000)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _evaluate(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except (ParseError, UnsupportedError) as exc:
+        raise ApiError(f'invalid parameter "query": {exc}') from None
+    except QueryError as exc:
+        raise ApiError(str(exc), status=422, error_type="execution") from None
+
+
+def api_query(monitor: MonitorApi, params: Params) -> dict:
+    query = _param(params, "query") or ""
+    t_ms = time_parse(_param(params, "time"), _now_ms(), "time")
+    result = _evaluate(lambda: monitor.engine.instant(query, t_ms))
+    return result_json_at(result, t_ms)
+
+
+def api_query_range(monitor: MonitorApi, params: Params) -> dict:
+    query = _param(params, "query") or ""
+    start = time_parse(_param(params, "start"), _MIN_TIME_MS, "start")
+    end = time_parse(_param(params, "end"), _MIN_TIME_MS, "end")
+    if _param(params, "start") is None:
+        raise ApiError('invalid parameter "start": cannot parse "" to a valid timestamp')
+    if _param(params, "end") is None:
+        raise ApiError('invalid parameter "end": cannot parse "" to a valid timestamp')
+    if end < start:
+        raise ApiError('invalid parameter "end": end timestamp must not be before start time')
+    step = duration_parse(_param(params, "step"), "step")
+    if step <= 0:
+        raise ApiError(
+            'invalid parameter "step": zero or negative query resolution step widths are not '
+            "accepted. Try a positive integer"
+        )
+    if (end - start) / step > MAX_POINTS:
+        raise ApiError(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the "
+            "query resolution (?step=XX)"
+        )
+    result = _evaluate(lambda: monitor.engine.range(query, start, end, step))
+    return result_json_at(result, end)
+
+
+def _matchers(params: Params, *, required: bool) -> list[list[Matcher]]:
+    texts = params.get("match[]", [])
+    if required and not texts:
+        raise ApiError("no match[] parameter provided")
+    out = []
+    for text in texts:
+        try:
+            node = compile_expr(text)
+        except QueryError as exc:
+            raise ApiError(f'invalid parameter "match[]": {exc}') from None
+        if not isinstance(node, Sel) or node.offset_ms or node.at is not None:
+            raise ApiError(f'invalid parameter "match[]": {text!r} is not a series selector')
+        if all(m.matches("") for m in node.matchers):
+            raise ApiError("match[] must contain at least one non-empty matcher")
+        out.append(node.matchers)
+    return out
+
+
+def _window(params: Params) -> tuple[int, int]:
+    start = time_parse(_param(params, "start"), _MIN_TIME_MS, "start")
+    end = time_parse(_param(params, "end"), _MAX_TIME_MS, "end")
+    if end < start:
+        raise ApiError('invalid parameter "end": end timestamp must not be before start time')
+    return start, end
+
+
+def _series(monitor: MonitorApi, params: Params, *, required: bool) -> list | None:
+    selectors = _matchers(params, required=required)
+    if not selectors:
+        return None
+    start, end = _window(params)
+    found = set()
+    for matchers in selectors:
+        found.update(monitor.store.series(matchers, start, end))
+    return sorted(found)
+
+
+def api_series(monitor: MonitorApi, params: Params) -> list[dict]:
+    return [dict(labels) for labels in _series(monitor, params, required=True) or []]
+
+
+def api_labels(monitor: MonitorApi, params: Params) -> list[str]:
+    series = _series(monitor, params, required=False)
+    if series is None:
+        return monitor.store.label_names()
+    return sorted({name for labels in series for name, _ in labels})
+
+
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def api_label_values(monitor: MonitorApi, params: Params, name: str) -> list[str]:
+    if not _LABEL_NAME.match(name):
+        raise ApiError(f'invalid label name: "{name}"')
+    series = _series(monitor, params, required=False)
+    if series is None:
+        return monitor.store.label_values(name)
+    return sorted({value for labels in series for n, value in labels if n == name})
+
+
+def api_targets(monitor: MonitorApi, params: Params) -> dict:
+    state = _param(params, "state") or "any"
+    active = monitor.targets_json() if state in ("any", "active") else []
+    return {"activeTargets": active, "droppedTargets": []}
+
+
+def api_rules(monitor: MonitorApi, params: Params) -> dict:
+    rule_type = _param(params, "type")
+    if rule_type not in (None, "", "alert", "record"):
+        raise ApiError(f'invalid parameter "type": {rule_type!r} is not alert or record')
+    return {"groups": monitor.rules_json(rule_type or None)}
+
+
+def api_alerts(monitor: MonitorApi, params: Params) -> dict:
+    return {"alerts": monitor.alerts_json()}
+
+
+_ROUTES: dict[str, Callable[[MonitorApi, Params], Any]] = {
+    "/api/v1/query": api_query,
+    "/api/v1/query_range": api_query_range,
+    "/api/v1/series": api_series,
+    "/api/v1/labels": api_labels,
+    "/api/v1/targets": api_targets,
+    "/api/v1/rules": api_rules,
+    "/api/v1/alerts": api_alerts,
+}
+_LABEL_VALUES = re.compile(r"^/api/v1/label/([^/]+)/values$")
+
+
+def handle(monitor: MonitorApi, method: str, path: str, params: Params) -> tuple[int, str, bytes]:
+    """Route one request; returns (status, content type, body). Never raises."""
+    try:
+        if path == "/-/healthy":
+            return 200, "text/plain", b"Prometheus Server is Healthy.\n"
+        if path == "/-/ready":
+            if monitor.ready:
+                return 200, "text/plain", b"Prometheus Server is Ready.\n"
+            return 503, "text/plain", b"Service Unavailable\n"
+        if path == "/-/reload":
+            if method != "POST":
+                return 405, "text/plain", b"Only POST requests allowed\n"
+            errors = monitor.reload()
+            if errors:
+                return (
+                    500,
+                    "text/plain",
+                    ("failed to reload config: " + "\n".join(errors) + "\n").encode(),
+                )
+            return 200, "text/plain", b""
+        if method not in ("GET", "POST"):
+            return 405, "text/plain", b"Method Not Allowed\n"
+        route = _ROUTES.get(path)
+        match = _LABEL_VALUES.match(path)
+        if route is not None:
+            data = route(monitor, params)
+        elif match:
+            data = api_label_values(monitor, params, match[1])
+        else:
+            return 404, "text/plain", b"404 page not found\n"
+        return 200, "application/json", _json({"status": "success", "data": data})
+    except ApiError as exc:
+        body = {"status": "error", "errorType": exc.error_type, "error": str(exc)}
+        return exc.status, "application/json", _json(body)
+    except Exception:
+        logger.exception("API request %s %s failed", method, path)
+        body = {"status": "error", "errorType": "internal", "error": "internal error"}
+        return 500, "application/json", _json(body)
+
+
+def _json(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _token_ok(header: str, token: str) -> bool:
+    scheme, _, given = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def _serve(self, method: str) -> None:
+        url = urlsplit(self.path)
+        params = parse_qs(url.query, keep_blank_values=True)
+        if method == "POST":
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            if "application/x-www-form-urlencoded" in (self.headers.get("Content-Type") or ""):
+                for key, values in parse_qs(
+                    raw.decode(errors="replace"), keep_blank_values=True
+                ).items():
+                    params.setdefault(key, []).extend(values)
+        token = self.server.token
+        public = url.path in ("/-/healthy", "/-/ready")
+        if token and not public and not _token_ok(self.headers.get("Authorization", ""), token):
+            status, ctype = 401, "application/json"
+            body = _json(
+                {"status": "error", "errorType": "unauthorized", "error": "bearer token required"}
+            )
+        else:
+            status, ctype, body = handle(self.server.monitor, method, url.path, params)
+        self.send_response(status)
+        self.send_header(
+            "Content-Type", ctype + ("; charset=utf-8" if ctype.startswith("text") else "")
+        )
+        self.send_header("Content-Length", str(len(body)))
+        if status == 401:
+            self.send_header("WWW-Authenticate", "Bearer")
+        self.end_headers()
+        if method != "HEAD":
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._serve("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._serve("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._serve("PUT")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._serve("DELETE")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("api %s " + format, self.address_string(), *args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], monitor: MonitorApi, token: str):
+        super().__init__(address, _Handler)
+        self.monitor = monitor
+        self.token = token
+
+
+def api_server_start(monitor: MonitorApi, *, host: str, port: int, token: str = "") -> _Server:
+    """Serve the API on a background thread; `server.shutdown()` stops it."""
+    server = _Server((host, port), monitor, token)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.2,), name="monitor api", daemon=True
+    )
+    thread.start()
+    logger.info("monitor API listening on http://%s:%d", host, server.server_address[1])
+    return server

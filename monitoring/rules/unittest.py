@@ -1,0 +1,469 @@
+"""Rule unit tests in promtool's own format, run as ``promtool test rules FILE…`` (2.42) does.
+
+Public surface (stable):
+
+- ``main(argv) -> int``: ``argv`` is the list of test files; prints ``Unit Testing:  FILE`` then
+  ``SUCCESS`` or ``FAILED:`` with each failure (expected and actual, promtool's layout) and
+  returns 0 only if every test in every file passed.
+- ``run_test_file(path) -> list[str]``: the failures of one file (empty when it passes).
+
+The format: ``rule_files`` (relative to the test file, globs allowed), ``evaluation_interval``
+(default 1m), ``group_eval_order``, ``tests`` with ``name``, ``interval``, ``external_labels``,
+``external_url``, ``input_series`` (``series`` + ``values`` in the expanding notation
+``1+2x10``, ``5x3``, ``_``, ``_x3``, ``stale``), ``alert_rule_test`` (``eval_time``,
+``alertname``, ``exp_alerts`` with ``exp_labels``/``exp_annotations``; only firing alerts are
+compared) and ``promql_expr_test`` (``expr``, ``eval_time``, ``exp_samples`` with ``labels``
+and ``value``, compared exactly).  As in promtool, rules are evaluated every
+``evaluation_interval`` from 0 and only samples up to the current evaluation are visible.
+"""
+
+from __future__ import annotations
+
+import ast
+import glob
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import yaml
+
+from monitoring.monitor.store import STALE_NAN, Labels, SampleStore, labels_from
+from monitoring.rules.alerting import FIRING, AlertingRule
+from monitoring.rules.engine import Engine, QueryError
+from monitoring.rules.group import RuleGroup
+from monitoring.rules.loader import RuleFileError, load_rule_files, parse_duration
+from monitoring.rules.values import Scalar, Vector, go_float
+
+TOP_KEYS = {"rule_files", "evaluation_interval", "group_eval_order", "tests"}
+GROUP_KEYS = {
+    "name",
+    "interval",
+    "input_series",
+    "alert_rule_test",
+    "promql_expr_test",
+    "external_labels",
+    "external_url",
+}
+
+
+class TestFileError(Exception):
+    pass
+
+
+# ------------------------------------------------------------------------------ formatting
+
+
+def go_quote(value: str) -> str:
+    out = ['"']
+    for ch in value:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def labels_string(labels: Labels | dict) -> str:
+    items = sorted(labels.items()) if isinstance(labels, dict) else labels
+    return "{" + ", ".join(f"{k}={go_quote(v)}" for k, v in items) + "}"
+
+
+def format_go_E(v: float) -> str:
+    """Go strconv.FormatFloat(v, 'E', -1, 64), promtool's way of printing a sample value."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    sign = "-" if math.copysign(1.0, v) < 0 else ""
+    if v == 0:
+        return sign + "0E+00"
+    _, digits, exp = Decimal(repr(abs(v))).as_tuple()
+    text = "".join(map(str, digits)).rstrip("0")
+    e = len(digits) + exp - 1
+    mant = text[0] + ("." + text[1:] if len(text) > 1 else "")
+    return f"{sign}{mant}E{'-' if e < 0 else '+'}{abs(e):02d}"
+
+
+def go_duration(seconds: float) -> str:
+    """model.Duration.String(): 1h30m, 5m, 0s, 1d."""
+    ms = int(round(seconds * 1000))
+    if ms == 0:
+        return "0s"
+    out = ""
+    for unit, size in (("y", 31536000000), ("w", 604800000), ("d", 86400000), ("h", 3600000)):
+        if ms >= size:
+            out += f"{ms // size}{unit}"
+            ms %= size
+    for unit, size in (("m", 60000), ("s", 1000), ("ms", 1)):
+        if ms >= size:
+            out += f"{ms // size}{unit}"
+            ms %= size
+    return out
+
+
+# ------------------------------------------------------------------------------ parsing
+
+_METRIC_RE = re.compile(r"\s*([a-zA-Z_:][a-zA-Z0-9_:]*)?\s*(\{.*\})?\s*$", re.DOTALL)
+_PAIR_RE = re.compile(
+    r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*("(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\')\s*'
+)
+
+
+def parse_metric(text: str) -> Labels:
+    """A label set written as ``name{a="b"}`` or ``{__name__="x", a="b"}``."""
+    m = _METRIC_RE.match(text)
+    if not m or not (m.group(1) or m.group(2)):
+        raise TestFileError(f"invalid metric {text!r}")
+    labels: dict[str, str] = {}
+    if m.group(1):
+        labels["__name__"] = m.group(1)
+    body = (m.group(2) or "{}")[1:-1].strip()
+    pos = 0
+    while body[pos:].strip():
+        pm = _PAIR_RE.match(body, pos)
+        if not pm:
+            raise TestFileError(f"invalid metric {text!r}")
+        labels[pm.group(1)] = ast.literal_eval(pm.group(2))
+        pos = pm.end()
+        if pos < len(body):
+            if body[pos] != ",":
+                raise TestFileError(f"invalid metric {text!r}")
+            pos += 1
+    return labels_from(labels)
+
+
+_NUM = r"[-+]?(?:Inf|inf|NaN|nan|\d*\.?\d+(?:[eE][-+]?\d+)?)"
+_ITEM_RE = re.compile(
+    rf"^(?:(?P<blank>_)(?:x(?P<bn>\d+))?|(?P<stale>stale)|(?P<a>{_NUM})(?:(?P<sign>[-+])(?P<b>{_NUM}))?(?:x(?P<n>\d+))?)$"
+)
+
+MISSING = None
+
+
+def expand_values(text: str) -> list[float | None]:
+    """promtool's series notation: ``1+2x3`` -> 1 3 5 7, ``5x2`` -> 5 5 5, ``_x2``, ``stale``."""
+    out: list[float | None] = []
+    for item in str(text).split():
+        m = _ITEM_RE.match(item)
+        if not m:
+            raise TestFileError(f"invalid series value {item!r} in {text!r}")
+        if m.group("blank"):
+            out.extend([MISSING] * (int(m.group("bn")) if m.group("bn") else 1))
+        elif m.group("stale"):
+            out.append(STALE_NAN)
+        else:
+            start = _num(m.group("a"))
+            if m.group("n") is None:
+                if m.group("b") is not None:
+                    raise TestFileError(f"invalid series value {item!r}")
+                out.append(start)
+                continue
+            step = _num(m.group("b")) if m.group("b") else 0.0
+            if m.group("sign") == "-":
+                step = -step
+            value = start
+            for _ in range(int(m.group("n")) + 1):
+                out.append(value)
+                value += step
+    return out
+
+
+def _num(text: str) -> float:
+    if text.lower().lstrip("+-").startswith("0x"):
+        return float(int(text, 16))
+    return go_float(text)
+
+
+def _duration(value, what: str) -> float:
+    try:
+        return parse_duration(str(value))
+    except ValueError as exc:
+        raise TestFileError(f"{what}: {exc}") from None
+
+
+def _check_keys(data: dict, allowed: set[str], what: str) -> None:
+    for key in data:
+        if key not in allowed:
+            raise TestFileError(f"field {key} not found in type {what}")
+
+
+# ------------------------------------------------------------------------------ running
+
+
+@dataclass
+class _Alert:
+    labels: Labels
+    annotations: Labels
+
+
+@dataclass
+class _Group:
+    data: dict
+    eval_interval_s: float
+    rule_files: list[str]
+    order: dict[str, int]
+    failures: list[str] = field(default_factory=list)
+
+
+def _series(group: dict, interval_ms: int) -> list[tuple[Labels, list[tuple[int, float]]]]:
+    out = []
+    for item in group.get("input_series") or []:
+        if not isinstance(item, dict) or set(item) - {"series", "values"}:
+            raise TestFileError(f"invalid input_series item {item!r}")
+        labels = parse_metric(str(item.get("series", "")))
+        points = [
+            (i * interval_ms, v)
+            for i, v in enumerate(expand_values(item.get("values", "")))
+            if v is not MISSING
+        ]
+        out.append((labels, points))
+    return out
+
+
+def _alert_list_string(alerts: list[_Alert]) -> str:
+    if not alerts:
+        return "[]"
+
+    def one(a: _Alert) -> str:
+        return "Labels:" + labels_string(a.labels) + "\nAnnotations:" + labels_string(a.annotations)
+
+    def indent(text: str, prefix: str) -> str:
+        return "\n".join(prefix + line if i else line for i, line in enumerate(text.split("\n")))
+
+    parts = [f"{i}:" + indent("\n" + one(a), "  ") for i, a in enumerate(alerts)]
+    return "[\n" + ",\n".join(parts) + "\n]"
+
+
+def _indent_lines(text: str, prefix: str) -> str:
+    lines = text.split("\n")
+    return "\n".join([lines[0]] + [prefix + line for line in lines[1:]])
+
+
+def _run_group(
+    tg: dict, eval_interval_s: float, order: dict[str, int], rule_files: list[str]
+) -> list[str]:
+    _check_keys(tg, GROUP_KEYS, "main.testGroup")
+    interval_s = _duration(tg["interval"], "interval") if "interval" in tg else eval_interval_s
+    name = tg.get("name") or ""
+    try:
+        groups = load_rule_files(
+            rule_files,
+            default_interval_s=interval_s,
+            external_labels={str(k): str(v) for k, v in (tg.get("external_labels") or {}).items()},
+            external_url=str(tg.get("external_url") or ""),
+        )
+    except RuleFileError as exc:
+        return [f"    {e}" for e in exc.errors]
+    groups = [
+        g for _, g in sorted(enumerate(groups), key=lambda p: (order.get(p[1].name, 0), p[0]))
+    ]
+
+    step_ms = int(round(eval_interval_s * 1000))
+    interval_ms = int(round(interval_s * 1000))
+    alert_tests = list(tg.get("alert_rule_test") or [])
+    expr_tests = list(tg.get("promql_expr_test") or [])
+    for t in alert_tests:
+        _check_keys(t, {"eval_time", "alertname", "exp_alerts"}, "main.alertTestCase")
+        t["_ms"] = int(round(_duration(t.get("eval_time", 0), "eval_time") * 1000))
+        if not t.get("alertname"):
+            where = f" (in TestGroup {name})" if name else ""
+            return [
+                "an item under alert_rule_test misses required attribute alertname at eval_time "
+                f"{go_duration(t['_ms'] / 1000)}{where}"
+            ]
+    for t in expr_tests:
+        _check_keys(t, {"expr", "eval_time", "exp_samples"}, "main.promqlTestCase")
+        t["_ms"] = int(round(_duration(t.get("eval_time", 0), "eval_time") * 1000))
+    max_t = max([t["_ms"] for t in alert_tests + expr_tests], default=0)
+
+    pending = [(labels, list(points)) for labels, points in _series(tg, interval_ms)]
+    store = SampleStore(retention_seconds=10 * 365 * 86400)
+    engine = Engine(store)
+    errs: list[str] = []
+    alert_times = sorted({t["_ms"] for t in alert_tests})
+    cur = 0
+    ts = 0
+    while ts <= max_t:
+        _load_until(store, pending, ts)
+        eval_errs = []
+        for g in groups:
+            g.eval(ts, engine, store)
+            for r in g.rules:
+                if r.last_error is not None:
+                    eval_errs.append(
+                        f"    rule: {r.name}, time: {go_duration(ts / 1000)}, err: {r.last_error}"
+                    )
+        errs.extend(eval_errs)
+        if eval_errs:
+            return errs
+        while cur < len(alert_times) and ts <= alert_times[cur] < ts + step_ms:
+            t = alert_times[cur]
+            errs.extend(_check_alerts(groups, [a for a in alert_tests if a["_ms"] == t], name))
+            cur += 1
+        ts += step_ms
+    for t in expr_tests:
+        errs.extend(_check_expr(engine, t))
+    return errs
+
+
+def _load_until(store: SampleStore, pending: list, ts: int) -> None:
+    for labels, points in pending:
+        n = 0
+        for t, v in points:
+            if t > ts:
+                break
+            store.append(labels, t, v)
+            n += 1
+        del points[:n]
+
+
+def _check_alerts(groups: list[RuleGroup], tests: list[dict], test_name: str) -> list[str]:
+    wanted = {t["alertname"] for t in tests}
+    got: dict[str, list[_Alert]] = {}
+    for g in groups:
+        for r in g.rules:
+            if isinstance(r, AlertingRule) and r.name in wanted:
+                got.setdefault(r.name, []).extend(
+                    _Alert(a.labels, labels_from(a.annotations))
+                    for a in r.active_alerts()
+                    if a.state == FIRING
+                )
+    errs = []
+    for t in tests:
+        exp = []
+        for a in t.get("exp_alerts") or []:
+            _check_keys(a, {"exp_labels", "exp_annotations"}, "main.alert")
+            lbl = {str(k): _yaml_str(v) for k, v in (a.get("exp_labels") or {}).items()}
+            lbl["alertname"] = t["alertname"]
+            ann = {str(k): _yaml_str(v) for k, v in (a.get("exp_annotations") or {}).items()}
+            exp.append(_Alert(labels_from(lbl), labels_from(ann)))
+        mine = got.get(t["alertname"], [])
+        key = lambda a: (a.labels, a.annotations)  # noqa: E731
+        exp.sort(key=key)
+        mine.sort(key=key)
+        if [key(a) for a in exp] != [key(a) for a in mine]:
+            name = f"    name: {test_name},\n" if test_name else ""
+            errs.append(
+                f"{name}    alertname: {t['alertname']}, time: {go_duration(t['_ms'] / 1000)}, \n"
+                f"        exp:{_indent_lines(_alert_list_string(exp), '            ')}, \n"
+                f"        got:{_indent_lines(_alert_list_string(mine), '            ')}"
+            )
+    return errs
+
+
+def _yaml_str(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _check_expr(engine: Engine, t: dict) -> list[str]:
+    expr = str(t.get("expr", ""))
+    when = go_duration(t["_ms"] / 1000)
+    try:
+        result = engine.instant(expr, t["_ms"])
+        if isinstance(result, Scalar):
+            got = [(labels_from({}), result.value)]
+        elif isinstance(result, Vector):
+            got = [(s.labels, s.value) for s in result.samples]
+        else:
+            raise QueryError("rule result is not a vector or scalar")
+    except (QueryError, ValueError) as exc:
+        return [f"    expr: {go_quote(expr)}, time: {when}, err: {exc}"]
+    exp = []
+    for s in t.get("exp_samples") or []:
+        _check_keys(s, {"labels", "value"}, "main.sample")
+        try:
+            labels = parse_metric(str(s.get("labels", "")))
+        except TestFileError as exc:
+            return [
+                f"    expr: {go_quote(expr)}, time: {when}, err: labels {s.get('labels')!r}: {exc}"
+            ]
+        value = s.get("value", 0)
+        exp.append((labels, go_float(value) if isinstance(value, str) else float(value)))
+    exp.sort(key=lambda p: p[0])
+    got.sort(key=lambda p: p[0])
+    same = len(exp) == len(got) and all(
+        el == gl and ev == gv for (el, ev), (gl, gv) in zip(exp, got, strict=True)
+    )
+    if same:
+        return []
+
+    def fmt(samples: list) -> str:
+        if not samples:
+            return "nil"
+        return ", ".join(f"{labels_string(lbl)} {format_go_E(v)}" for lbl, v in samples)
+
+    return [
+        f"    expr: {go_quote(expr)}, time: {when},\n        exp: {fmt(exp)}\n        got: {fmt(got)}"
+    ]
+
+
+def _resolve(base: str, patterns: list[str]) -> list[str]:
+    out = []
+    for pattern in patterns:
+        full = pattern if os.path.isabs(pattern) else os.path.join(base, pattern)
+        matches = sorted(glob.glob(full))
+        out.extend(matches or [full])
+    return out
+
+
+def run_test_file(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+        if not isinstance(data, dict):
+            raise TestFileError("test file must be a mapping")
+        _check_keys(data, TOP_KEYS, "main.unitTestFile")
+        eval_interval_s = (
+            _duration(data["evaluation_interval"], "evaluation_interval")
+            if data.get("evaluation_interval") is not None
+            else 60.0
+        )
+        order: dict[str, int] = {}
+        for i, name in enumerate(data.get("group_eval_order") or []):
+            if name in order:
+                return [f"group name repeated in evaluation order: {name}"]
+            order[name] = i
+        rule_files = _resolve(os.path.dirname(os.path.abspath(path)), data.get("rule_files") or [])
+        errs = []
+        for tg in data.get("tests") or []:
+            errs.extend(_run_group(tg, eval_interval_s, order, rule_files))
+        return errs
+    except (OSError, yaml.YAMLError, TestFileError, QueryError) as exc:
+        return [f"    {exc}"]
+
+
+def main(argv: list[str]) -> int:
+    failed = False
+    for path in argv:
+        print("Unit Testing: ", path)
+        errs = run_test_file(path)
+        if errs:
+            failed = True
+            print("  FAILED:")
+            for err in errs:
+                print(err)
+                print()
+        else:
+            print("  SUCCESS")
+        print()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,96 @@
+"""`manage.py monitor check-config` and `monitor once`, run as an operator runs them."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.monitoring.monitor.exporter import Exporter
+
+REPO = Path(__file__).resolve().parents[3]
+PROM_DIR = REPO / "deploy/prometheus"
+
+
+def _monitor(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "VAR_DIR": str(tmp_path)}
+    return subprocess.run(
+        [sys.executable, "manage.py", "monitor", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def prom_dir(tmp_path) -> Path:
+    target = tmp_path / "prometheus"
+    shutil.copytree(PROM_DIR, target)
+    return target
+
+
+def test_check_config_accepts_the_shipped_configuration(tmp_path):
+    result = _monitor("check-config", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "prometheus.yml: OK" in result.stdout
+
+
+def test_check_config_reports_every_problem_in_every_file(prom_dir, tmp_path):
+    config = prom_dir / "prometheus.yml"
+    config.write_text(config.read_text().replace("scrape_interval: 30s", "scrape_interval: soon"))
+    thresholds = prom_dir / "thresholds.yml"
+    thresholds.write_text(
+        thresholds.read_text().replace("blocked_clients: 10", "blocked_clients: ten")
+    )
+    rules = prom_dir / "threshold_rules.yml"
+    rules.write_text(
+        rules.read_text().replace("expr: redis_blocked_clients >", "expr: redis_blocked_clients >>")
+    )
+    result = _monitor("check-config", "--config", str(config), tmp_path=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert (
+        f"{config}:16: scrape_configs[pasargad-prints].scrape_interval: 'soon' is not a positive duration (like 15s, 1m, 2h)"
+        in lines
+    )
+    assert f"{thresholds}:19: redis.blocked_clients: expected a number, got 'ten'" in lines
+    assert any(line.startswith(f"{rules}:57: rule 'RedisBlockedClients'") for line in lines), lines
+    assert all(line.split(":")[1].isdigit() for line in lines), lines
+
+
+def test_check_config_flags_rule_files_out_of_date_with_the_thresholds(prom_dir, tmp_path):
+    thresholds = prom_dir / "thresholds.yml"
+    thresholds.write_text(thresholds.read_text().replace("cpu_percent: 85", "cpu_percent: 70"))
+    result = _monitor(
+        "check-config", "--config", str(prom_dir / "prometheus.yml"), tmp_path=tmp_path
+    )
+    assert result.returncode == 1
+    assert f"{prom_dir / 'alert_rules.yml'}:1: out of date with thresholds.yml" in result.stderr
+
+
+def test_once_scrapes_evaluates_and_prints_what_would_fire(tmp_path):
+    (tmp_path / "rules.yml").write_text(
+        "groups:\n  - name: g\n    rules:\n"
+        "      - alert: HighCpuUsage\n        expr: cpu_usage_percent > 85\n        for: 5m\n"
+        "        annotations: {summary: High CPU usage detected}\n"
+        "      - alert: DiskFull\n        expr: disk_usage_percent > 85\n"
+    )
+    with Exporter() as exporter:
+        exporter.body = "cpu_usage_percent 97\ndisk_usage_percent 90\n"
+        (tmp_path / "prometheus.yml").write_text(
+            "rule_files: [rules.yml]\n"
+            f"scrape_configs:\n  - job_name: app\n    static_configs: [{{targets: ['{exporter.address}']}}]\n"
+        )
+        result = _monitor("once", "--config", str(tmp_path / "prometheus.yml"), tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"target http://{exporter.address}/metrics: up" in out
+    assert (
+        "HighCpuUsage" in out
+        and "value=97 pending (fires after for: 300s) High CPU usage detected" in out
+    )
+    assert "DiskFull" in out and "value=90 firing" in out

@@ -1,0 +1,278 @@
+"""Scraping a real local HTTP exporter into the real sample store."""
+
+import math
+import socket
+import time
+
+import pytest
+
+from monitoring.monitor.config import config_load, settings_from_env
+from monitoring.monitor.scrape import Scraper, exposition_parse, labels_attach
+from monitoring.monitor.store import Matcher, SampleStore, is_stale
+from monitoring.rules.engine import Engine
+from tests.monitoring.monitor.exporter import Exporter
+
+BODY = """\
+# HELP http_requests_total Requests.
+# TYPE http_requests_total counter
+http_requests_total{method="GET",status="200"} 10
+http_requests_total{method="POST",status="500"} 3
+# TYPE temperature gauge
+temperature{job="exported-job"} 21.5
+"""
+
+
+@pytest.fixture
+def exporter():
+    with Exporter() as server:
+        server.body = BODY
+        yield server
+
+
+def _config(tmp_path, *jobs: str, interval: str = "1s", timeout: str = "500ms"):
+    scrape_configs = "".join(
+        f"  - job_name: {name}\n    static_configs: [{{targets: ['{address}'], labels: {{env: test}}}}]\n"
+        f"    scrape_interval: {interval}\n    scrape_timeout: {timeout}\n"
+        for name, address in (job.split("=") for job in jobs)
+    )
+    path = tmp_path / "prometheus.yml"
+    path.write_text(f"scrape_configs:\n{scrape_configs}")
+    return config_load(path)
+
+
+def _clock(start_ms: int = 1_700_000_000_000):
+    now = [start_ms]
+
+    def clock() -> int:
+        return now[0]
+
+    def advance(ms: int) -> None:
+        now[0] += ms
+
+    return clock, advance
+
+
+def _values(store: SampleStore, name: str, **labels: str) -> dict[tuple, list[float]]:
+    matchers = [Matcher("__name__", "=", name)] + [Matcher(k, "=", v) for k, v in labels.items()]
+    return {s.labels: s.values for s in store.select(matchers, 0, 2**62)}
+
+
+def test_a_scrape_stores_samples_with_target_labels_and_report_series(tmp_path, exporter):
+    store = SampleStore()
+    clock, _ = _clock()
+    scraper = Scraper(store, _config(tmp_path, f"app={exporter.address}"), clock=clock)
+    (target,) = scraper.targets()
+    scraper.scrape(target)
+    requests = _values(store, "http_requests_total")
+    assert {dict(k)["method"]: v for k, v in requests.items()} == {"GET": [10.0], "POST": [3.0]}
+    (labels,) = [dict(k) for k in requests if dict(k)["method"] == "GET"]
+    assert labels == {
+        "__name__": "http_requests_total",
+        "method": "GET",
+        "status": "200",
+        "job": "app",
+        "instance": exporter.address,
+        "env": "test",
+    }
+    # honor_labels false: the exported `job` is kept as exported_job, the target's job wins.
+    (temperature,) = _values(store, "temperature")
+    assert dict(temperature)["job"] == "app" and dict(temperature)["exported_job"] == "exported-job"
+    assert list(_values(store, "up", job="app").values()) == [[1.0]]
+    assert list(_values(store, "scrape_samples_scraped").values()) == [[3.0]]
+    (duration,) = _values(store, "scrape_duration_seconds").values()
+    assert 0 < duration[0] < 0.5
+    assert target.health == "up" and target.last_error == "" and target.last_samples == 3
+    assert exporter.requests[-1]["path"] == "/metrics"
+    assert "text/plain" in exporter.requests[-1]["Accept"]
+    scraper.close()
+
+
+def test_counter_reset_and_vanished_series(tmp_path, exporter):
+    store = SampleStore()
+    clock, advance = _clock()
+    scraper = Scraper(store, _config(tmp_path, f"app={exporter.address}"), clock=clock)
+    (target,) = scraper.targets()
+    scraper.scrape(target)
+    advance(1000)
+    # The process restarted: GET's counter is back to 2, and POST's series is gone.
+    exporter.body = (
+        '# TYPE http_requests_total counter\nhttp_requests_total{method="GET",status="200"} 2\n'
+    )
+    scraper.scrape(target)
+    advance(1000)
+    scraper.scrape(target)
+    series = {dict(k)["method"]: v for k, v in _values(store, "http_requests_total").items()}
+    assert series["GET"] == [10.0, 2.0, 2.0]
+    post = series["POST"]
+    assert post[0] == 3.0 and is_stale(post[1]) and len(post) == 2
+    assert list(_values(store, "scrape_samples_scraped").values()) == [[3.0, 1.0, 1.0]]
+    scraper.close()
+
+
+def test_a_dead_target_is_down_and_its_series_go_stale(tmp_path, exporter):
+    store = SampleStore()
+    clock, advance = _clock()
+    scraper = Scraper(store, _config(tmp_path, f"app={exporter.address}"), clock=clock)
+    (target,) = scraper.targets()
+    scraper.scrape(target)
+    exporter.shutdown()
+    exporter.server_close()
+    advance(1000)
+    scraper.scrape(target)
+    assert list(_values(store, "up").values()) == [[1.0, 0.0]]
+    assert target.health == "down" and target.last_error
+    for values in _values(store, "http_requests_total").values():
+        assert values[0] > 0 and is_stale(values[1])
+    assert list(_values(store, "scrape_samples_scraped").values()) == [[3.0, 0.0]]
+    scraper.close()
+
+
+def test_a_target_nobody_listens_on_is_down(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+    store = SampleStore()
+    scraper = Scraper(store, _config(tmp_path, f"gone={address}"))
+    scraper.scrape_all()
+    assert list(_values(store, "up", job="gone").values()) == [[0.0]]
+    assert scraper.targets()[0].health == "down"
+    scraper.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (500, "oops", "server returned HTTP status 500"),
+        (200, "this is { not exposition", "invalid exposition"),
+    ],
+)
+def test_an_error_answer_or_a_malformed_body_fails_the_scrape(
+    tmp_path, exporter, status, body, error
+):
+    exporter.status, exporter.body = status, body
+    store = SampleStore()
+    scraper = Scraper(store, _config(tmp_path, f"app={exporter.address}"))
+    scraper.scrape_all()
+    (target,) = scraper.targets()
+    assert target.health == "down" and error in target.last_error
+    assert list(_values(store, "up").values()) == [[0.0]]
+    scraper.close()
+
+
+def test_bearer_token_is_sent(tmp_path, exporter):
+    path = tmp_path / "prometheus.yml"
+    path.write_text(
+        "scrape_configs:\n  - job_name: app\n    metrics_path: /api/monitoring/prometheus/\n"
+        f"    authorization: {{credentials: tok3n}}\n    static_configs: [{{targets: ['{exporter.address}']}}]\n"
+    )
+    scraper = Scraper(SampleStore(), config_load(path))
+    scraper.scrape_all()
+    assert exporter.requests[-1]["Authorization"] == "Bearer tok3n"
+    assert exporter.requests[-1]["path"] == "/api/monitoring/prometheus/"
+    scraper.close()
+
+
+def test_a_slow_target_does_not_stall_the_others(tmp_path):
+    with Exporter() as fast, Exporter() as slow:
+        fast.body = slow.body = "x 1\n"
+        slow.delay_s = 3
+        store = SampleStore()
+        config = _config(
+            tmp_path,
+            f"fast={fast.address}",
+            f"slow={slow.address}",
+            interval="200ms",
+            timeout="150ms",
+        )
+        scraper = Scraper(store, config)
+        scraper.start()
+        time.sleep(1.5)
+        scraper.stop()
+        ups = {dict(k)["job"]: v for k, v in _values(store, "up").items()}
+        assert len(ups["fast"]) >= 4 and set(ups["fast"]) == {1.0}
+        assert set(ups["slow"]) == {0.0}
+        slow_target = next(t for t in scraper.targets() if t.job.job_name == "slow")
+        assert slow_target.last_error == "context deadline exceeded"
+        scraper.close()
+
+
+def test_reload_marks_removed_targets_stale(tmp_path, exporter):
+    store = SampleStore()
+    clock, advance = _clock()
+    scraper = Scraper(store, _config(tmp_path, f"app={exporter.address}"), clock=clock)
+    scraper.scrape_all()
+    advance(1000)
+    scraper.update(_config(tmp_path))
+    assert scraper.targets() == []
+    for values in _values(store, "up").values():
+        assert values[0] == 1.0 and is_stale(values[1])
+    scraper.close()
+
+
+def test_exposition_parse_reads_histograms_and_special_values():
+    samples = exposition_parse(
+        "# TYPE d histogram\n"
+        'd_bucket{le="0.1"} 1\nd_bucket{le="+Inf"} 2\nd_sum 0.3\nd_count 2\n'
+        "g NaN\nh +Inf\n"
+    )
+    names = [(labels["__name__"], labels.get("le")) for labels, _ in samples]
+    assert names == [
+        ("d_bucket", "0.1"),
+        ("d_bucket", "+Inf"),
+        ("d_sum", None),
+        ("d_count", None),
+        ("g", None),
+        ("h", None),
+    ]
+    assert math.isnan(samples[4][1]) and samples[5][1] == math.inf
+
+
+def test_labels_attach_follows_prometheus_for_clashes():
+    target = {"job": "app", "instance": "h:1"}
+    assert labels_attach({"job": "a", "exported_job": "b"}, target, honor_labels=False) == {
+        "job": "app",
+        "exported_job": "b",
+        "exported_exported_job": "a",
+        "instance": "h:1",
+    }
+    assert labels_attach({"job": "a"}, target, honor_labels=True) == {"job": "a", "instance": "h:1"}
+
+
+def test_the_default_token_goes_only_to_loopback_targets_without_their_own(tmp_path, exporter):
+    path = tmp_path / "prometheus.yml"
+    path.write_text(
+        "scrape_configs:\n"
+        f"  - job_name: local\n    static_configs: [{{targets: ['{exporter.address}']}}]\n"
+        f"  - job_name: own\n    bearer_token: mine\n    static_configs: [{{targets: ['{exporter.address}']}}]\n"
+        "  - job_name: remote\n    scrape_timeout: 200ms\n    static_configs: [{targets: ['192.0.2.1:80']}]\n"
+    )
+    scraper = Scraper(SampleStore(), config_load(path), default_token="app-token")
+    scraper.scrape_all()
+    assert sorted(r.get("Authorization") for r in exporter.requests) == [
+        "Bearer app-token",
+        "Bearer mine",
+    ]
+    scraper.close()
+    assert settings_from_env({"MONITORING_TOKEN": "t"}).scrape_token == "t"
+    assert (
+        settings_from_env({"MONITORING_TOKEN": "t", "MONITOR_SCRAPE_TOKEN": "s"}).scrape_token
+        == "s"
+    )
+
+
+def test_a_scraped_counter_reset_is_handled_by_the_engine(tmp_path, exporter):
+    store = SampleStore()
+    clock, advance = _clock()
+    scraper = Scraper(store, _config(tmp_path, f"app={exporter.address}"), clock=clock)
+    for value in (10, 2, 5):  # the exporter restarted between the first and second scrape
+        exporter.body = f"# TYPE c counter\nc_total {value}\n"
+        scraper.scrape_all()
+        advance(1000)
+    engine = Engine(store)
+    t = clock() - 1000
+    (resets,) = engine.instant("resets(c_total[3s])", t).samples
+    (increase,) = engine.instant("increase(c_total[3s])", t).samples
+    assert resets.value == 1
+    # 10 -> 12 -> 15 after the reset; Prometheus extrapolates the 5 over 2 s to the 3 s window.
+    assert increase.value == 7.5
+    scraper.close()
