@@ -31,6 +31,19 @@ errorlog = "-"
 wsgi_app = "config.wsgi:application"
 
 
+def _logconfig_dict() -> dict:
+    # The master logs JSON lines through the app's LOGGING, like its workers (issue 4).
+    import importlib
+
+    from monitoring.logging.config import gunicorn_logconfig
+
+    module = os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    return gunicorn_logconfig(importlib.import_module(module).LOGGING)
+
+
+logconfig_dict = _logconfig_dict()
+
+
 def on_starting(server) -> None:
     from monitoring.metrics import prepare_multiprocess_dir
 

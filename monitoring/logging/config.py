@@ -82,3 +82,13 @@ def logging_config(
             "celery": {"handlers": [], "propagate": True},
         },
     }
+
+
+def gunicorn_logconfig(logging_dict: dict) -> dict:
+    """gunicorn's `logconfig_dict`: the master's own lines (workers booting, timeouts, signals)
+    go through the app's LOGGING too, instead of gunicorn's plain-text stderr format."""
+    loggers = dict(logging_dict.get("loggers", {}))
+    loggers["gunicorn.error"] = {"handlers": [], "propagate": True}
+    # The request middleware writes the structured access line; gunicorn's would repeat it.
+    loggers["gunicorn.access"] = {"handlers": [], "propagate": False, "level": "CRITICAL"}
+    return {**logging_dict, "loggers": loggers}

@@ -23,6 +23,19 @@ database_errors_total = Counter(
     "database_errors_total", "Database exceptions raised, by kind.", ["kind"]
 )
 
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Django's database exception classes, most specific first (see db_errors.error_kind).
+DATABASE_ERROR_KINDS = (
+    "IntegrityError",
+    "OperationalError",
+    "ProgrammingError",
+    "DataError",
+    "InternalError",
+    "NotSupportedError",
+    "InterfaceError",
+    "DatabaseError",
+)
+
 # Loggers whose records with an `error_code` are payment errors (the spec's example: "payments").
 PAYMENT_LOGGERS = ("payments", "shop.payments")
 _MAX_LABEL_LENGTH = 64
@@ -50,6 +63,13 @@ _errors_by_logger = _Children(log_errors_total)
 _payment_errors = _Children(payment_errors_total)
 _database_errors = _Children(database_errors_total)
 _payment_logger_cache: dict[str, bool] = {}
+
+# Known label values start at 0, so the first error after a restart is an increase that
+# increase() in the alert rules can see (a series born at 1 shows none).
+for _level in LEVELS:
+    _by_level[_level]
+for _kind in DATABASE_ERROR_KINDS:
+    _database_errors[_kind]
 
 
 def count_record(record: logging.LogRecord) -> None:

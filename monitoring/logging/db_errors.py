@@ -12,21 +12,9 @@ import sys
 
 from django.db import utils as db_utils
 
-from monitoring.logging.counters import count_database_error
+from monitoring.logging.counters import DATABASE_ERROR_KINDS, count_database_error
 
-_KINDS = tuple(
-    getattr(db_utils, name)
-    for name in (
-        "IntegrityError",
-        "OperationalError",
-        "ProgrammingError",
-        "DataError",
-        "InternalError",
-        "NotSupportedError",
-        "InterfaceError",
-        "DatabaseError",
-    )
-)
+_KINDS = tuple(getattr(db_utils, name) for name in DATABASE_ERROR_KINDS)
 _COUNTED = "_monitoring_counted"
 
 

@@ -22,10 +22,11 @@ _SENSITIVE_WORDS = (
 # A key is sensitive when one of its words (split on _ - . and case changes) is in the list.
 _SENSITIVE_KEY = re.compile(rf"(?:^|[^a-z])(?:{_SENSITIVE_WORDS})(?:$|[^a-z])")
 
-# `password=hunter2`, `"token": "abc"`, `Cookie: a=b; c=d` inside free text.
+# `password=hunter2`, `"client_secret": "abc"`, `Cookie: a=b; c=d` inside free text: a key is
+# an identifier with a sensitive word between its _ or - separated parts.
 _KEY_VALUE = re.compile(
     rf"""(?ix)
-    (?P<key>\b(?:http_)?(?:{_SENSITIVE_WORDS})\b["']?\s*[:=]\s*)
+    (?P<key>\b(?:[a-z0-9]+[_-])*(?:{_SENSITIVE_WORDS})(?:[_-][a-z0-9]+)*\d*\b["']?\s*[:=]\s*)
     (?P<value>"[^"]*"|'[^']*'|(?:(?:bearer|basic|digest|token)\s+)?[^\s,&}}]+(?:;\s*[^\s,&}}]+)*)
     """
 )

@@ -53,3 +53,14 @@ def test_level_is_applied(tmp_path, apply_logging):
 def test_bad_settings_are_refused_naming_the_variable(tmp_path, kwargs, variable):
     with pytest.raises(LoggingConfigurationError, match=variable):
         logging_config(log_dir=tmp_path, **kwargs)
+
+
+def test_gunicorn_master_logs_through_the_app_logging(tmp_path, apply_logging):
+    from monitoring.logging.config import gunicorn_logconfig
+
+    apply_logging(gunicorn_logconfig(logging_config(log_dir=tmp_path)))
+    logging.getLogger("gunicorn.error").critical("WORKER TIMEOUT (pid:123)")
+    logging.getLogger("gunicorn.access").info('127.0.0.1 - - "GET / HTTP/1.1" 200')
+    (line,) = [json.loads(x) for x in (tmp_path / "app.log").read_text().splitlines()]
+    assert line["logger"] == "gunicorn.error" and line["level"] == "CRITICAL"
+    assert not (tmp_path / "access.log").exists()

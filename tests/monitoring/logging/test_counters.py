@@ -64,3 +64,37 @@ def test_database_errors_are_counted_by_kind_where_they_happen():
     with pytest.raises(DatabaseError), connection.cursor() as cursor:
         cursor.execute("SELECT * FROM no_such_table")
     assert sum(sample("database_errors_total", kind=k) for k in kinds) == before + 1
+
+
+def test_database_errors_no_statement_saw_are_counted_once_when_unhandled():
+    """A failed connect never reaches the execute wrapper: the request and task failure
+    signals count it, and an error the wrapper already counted is not counted again."""
+    from celery.signals import task_failure
+    from django.core.signals import got_request_exception
+    from django.db import OperationalError
+
+    before = sample("database_errors_total", kind="OperationalError")
+    try:
+        raise OperationalError('connection to server at "127.0.0.1", port 1 failed')
+    except OperationalError as exc:
+        got_request_exception.send(sender=None, request=None)
+        got_request_exception.send(sender=None, request=None)  # same exception: once
+        lost = exc
+    assert sample("database_errors_total", kind="OperationalError") == before + 1
+    task_failure.send(sender=None, task_id="t1", exception=OperationalError("server closed"))
+    task_failure.send(sender=None, task_id="t2", exception=lost)
+    task_failure.send(sender=None, task_id="t3", exception=ValueError("not a database error"))
+    assert sample("database_errors_total", kind="OperationalError") == before + 2
+
+
+def test_known_levels_and_database_error_kinds_are_exported_from_zero():
+    """So the first error after a restart is an increase the alert rules can see."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from monitoring.metrics import exposition
+
+    families = {f.name: f for f in text_string_to_metric_families(exposition().decode())}
+    kinds = {s.labels["kind"] for s in families["database_errors"].samples}
+    levels = {s.labels["level"] for s in families["log_records"].samples}
+    assert {"IntegrityError", "OperationalError", "ProgrammingError", "DataError"} <= kinds
+    assert {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"} <= levels

@@ -94,3 +94,43 @@ def test_console_format_is_readable_and_redacted():
     assert "ERROR" in line and "payments [req-1] Payment processing failed" in line
     assert "error_code=card_declined" in line
     assert "password=[REDACTED]" in line
+
+
+def _log_as(request_id: str, barrier) -> None:
+    token = request_id_var.set(request_id)
+    try:
+        barrier()  # both requests are in flight at once
+        logging.getLogger("shop").info("serving %s", request_id)
+    finally:
+        request_id_var.reset(token)
+
+
+def test_concurrent_requests_in_threads_and_async_tasks_keep_their_own_ids(json_logs):
+    import asyncio
+    import threading
+
+    barrier = threading.Barrier(2)
+    threads = [
+        threading.Thread(target=_log_as, args=(f"req-thread-{n}", barrier.wait)) for n in (1, 2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    async def serve(request_id: str) -> None:
+        token = request_id_var.set(request_id)
+        try:
+            await asyncio.sleep(0.01)  # the other task runs and sets its own id meanwhile
+            logging.getLogger("shop").info("serving %s", request_id)
+        finally:
+            request_id_var.reset(token)
+
+    async def both() -> None:
+        await asyncio.gather(serve("req-async-1"), serve("req-async-2"))
+
+    asyncio.run(both())
+    lines = [line for line in json_logs.lines() if line["logger"] == "shop"]
+    assert len(lines) == 4
+    for line in lines:
+        assert line["message"] == f"serving {line['request_id']}"

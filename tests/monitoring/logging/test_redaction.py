@@ -82,6 +82,10 @@ def test_numbers_that_are_not_cards_stay():
         ("{'username': 'bob', 'password': 'hunter2'}", "hunter2"),
         ('{"api_key": "k-123"}', "k-123"),
         ("Cookie: sessionid=abc123; csrftoken=def456", "abc123"),
+        ("Cookie: sessionid=abc123; csrftoken=def456", "def456"),
+        ("oauth: client_secret=xyz789&grant_type=x", "xyz789"),
+        ("form new_password1=Tr0ub4dor new_password2=Tr0ub4dor", "Tr0ub4dor"),
+        ("X-Auth-Token: abcdef123", "abcdef123"),
     ],
 )
 def test_credentials_in_text_are_removed(text, secret):
@@ -89,8 +93,11 @@ def test_credentials_in_text_are_removed(text, secret):
 
 
 def test_ordinary_text_is_left_alone():
-    text = "Token authentication failed for user bob (order 12, 3 items)"
-    assert redact_text(text) == text
+    for text in [
+        "Token authentication failed for user bob (order 12, 3 items)",
+        "company=acme tokens=5 passed: yes",
+    ]:
+        assert redact_text(text) == text
 
 
 def test_nested_values_are_redacted_by_key_and_by_text():

@@ -21,6 +21,7 @@ from tests.services import require_prometheus
 
 REPO = Path(__file__).resolve().parents[3]
 PROM_DIR = REPO / "deploy/prometheus"
+OUR_TESTS = ("alert_rules.test.yml", "threshold_rules.test.yml")
 
 
 def test_the_shipped_thresholds_are_the_specifications_values():
@@ -135,7 +136,7 @@ def test_promtool_accepts_every_rendered_rule_file_and_its_unit_tests():
     )
     assert check.returncode == 0, check.stdout + check.stderr
     test = subprocess.run(
-        ["promtool", "test", "rules", str(PROM_DIR / "tests/threshold_rules.test.yml")],
+        ["promtool", "test", "rules", *(str(PROM_DIR / "tests" / f) for f in OUR_TESTS)],
         capture_output=True,
         text=True,
     )
