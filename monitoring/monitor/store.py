@@ -22,6 +22,9 @@ Public surface (stable; the scraper, the rule engine and the HTTP API build on i
     engine interprets them), in creation order like Prometheus' head (it decides the order
     in which floats are summed, so results match to the last bit).  Series with no sample in
     the window are left out.
+  - ``select_raw(...) -> list[RawSeries]``: the same as ``RawSeries(labels, base, offsets,
+    values)`` holding copies of the stored arrays (timestamps = base + offset); no per-sample
+    Python work (the engine's path).
   - ``series(matchers, start_ms, end_ms) -> list[Labels]``: label sets with a sample in window.
   - ``label_names() -> list[str]``, ``label_values(name) -> list[str]`` (sorted).
   - ``gc(now_ms)``: drop samples older than the retention, and series left empty.
@@ -43,6 +46,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import attrgetter
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -61,8 +65,10 @@ _STALE_BYTES = struct.pack("<d", STALE_NAN)
 
 def labels_from(source: Mapping[str, str] | Iterable[tuple[str, str]]) -> Labels:
     """A canonical label set: sorted by name, empty values dropped."""
-    items = source.items() if isinstance(source, Mapping) else source
-    return tuple(sorted((str(k), str(v)) for k, v in items if v != ""))
+    pairs = dict(source)
+    if "" in pairs.values():
+        pairs = {k: v for k, v in pairs.items() if v != ""}
+    return tuple(sorted(pairs.items()))
 
 
 @lru_cache(maxsize=4096)
@@ -99,6 +105,16 @@ class SeriesSamples:
     values: list[float]
 
 
+@dataclass(slots=True)
+class RawSeries:
+    labels: Labels
+    base: int  # timestamps are base + offsets[i] (ms)
+    offsets: array  # array('i')
+    values: array  # array('d')
+    has_nan: bool = True  # False: no NaN (so no staleness marker) among the values
+    last_drop: int | None = None  # ms of the series' latest drop in value (None: never)
+
+
 @dataclass
 class _Series:
     labels: Labels
@@ -106,6 +122,10 @@ class _Series:
     id: int = 0  # creation order: selections return series in it, as Prometheus' head does
     offsets: array = field(default_factory=lambda: array("i"))
     values: array = field(default_factory=lambda: array("d"))
+    # What lets the engine skip scanning a window: any NaN held at all, and when the value
+    # last went down (a counter reset, for a counter).
+    nans: int = 0
+    last_drop: int | None = None
 
     def last_t(self) -> int | None:
         return self.base + self.offsets[-1] if self.offsets else None
@@ -118,6 +138,10 @@ class _Series:
         if off > _OFFSET_MAX or off < -_OFFSET_MAX:
             self._rebase(t_ms)
             off = t_ms - self.base
+        if value != value:
+            self.nans += 1
+        elif self.values and value < self.values[-1]:
+            self.last_drop = t_ms
         self.offsets.append(off)
         self.values.append(value)
         return True
@@ -190,6 +214,8 @@ class SampleStore:
                     continue
                 del series.offsets[:lo]
                 del series.values[:lo]
+                if series.nans:
+                    series.nans = sum(1 for v in series.values if v != v)
                 if not series.offsets:
                     self._drop(key)
                     removed += 1
@@ -234,27 +260,37 @@ class SampleStore:
                 if not all(m.matches(d.get(m.name, "")) for m in rest):
                     continue
             out.append(self._series[key])
-        out.sort(key=lambda s: s.id)
+        out.sort(key=attrgetter("id"))
+        return out
+
+    def select_raw(
+        self, matchers: Iterable[Matcher], start_ms: int, end_ms: int
+    ) -> list[RawSeries]:
+        """Like ``select`` without per-sample work: copies of the stored arrays (the engine's)."""
+        out = []
+        with self._lock:
+            for series in self._candidates(matchers):
+                lo, hi = series.window(start_ms, end_ms)
+                if lo < hi:
+                    out.append(
+                        RawSeries(
+                            series.labels,
+                            series.base,
+                            series.offsets[lo:hi],
+                            series.values[lo:hi],
+                            series.nans > 0,
+                            series.last_drop,
+                        )
+                    )
         return out
 
     def select(
         self, matchers: Iterable[Matcher], start_ms: int, end_ms: int
     ) -> list[SeriesSamples]:
-        out = []
-        with self._lock:
-            for series in self._candidates(matchers):
-                lo, hi = series.window(start_ms, end_ms)
-                if lo >= hi:
-                    continue
-                base = series.base
-                out.append(
-                    SeriesSamples(
-                        series.labels,
-                        [base + o for o in series.offsets[lo:hi]],
-                        series.values[lo:hi].tolist(),
-                    )
-                )
-        return out
+        return [
+            SeriesSamples(r.labels, [r.base + o for o in r.offsets], r.values.tolist())
+            for r in self.select_raw(matchers, start_ms, end_ms)
+        ]
 
     def series(self, matchers: Iterable[Matcher], start_ms: int, end_ms: int) -> list[Labels]:
         with self._lock:

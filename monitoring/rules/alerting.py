@@ -33,6 +33,7 @@ import hashlib
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from monitoring.monitor.store import Labels, labels_from
 from monitoring.rules.engine import Engine, Node, QueryError, compile_expr
@@ -92,7 +93,7 @@ def query_vector(engine: Engine, node: Node, t_ms: int) -> list[Sample]:
 class _Rule:
     kind = ""
 
-    def __init__(self, name: str, expr: str, labels: dict[str, str] | None) -> None:
+    def __init__(self, name: str, expr: str, labels: dict[str, str] | None = None) -> None:
         self.name = name
         self.expr = expr
         self.node = compile_expr(expr)
@@ -197,11 +198,15 @@ class AlertingRule(_Rule):
         fresh: dict[Labels, Alert] = {}
         for s in results:
             data = dict(s.labels)
-            d = {k: v for k, v in s.labels if k != "__name__"}
+            d = dict(data)
+            d.pop("__name__", None)
             for key, text in self.labels.items():
-                d[key] = self._expand(text, data, s.value)
+                d[key] = self._expand(text, data, s.value) if "{{" in text else text
             d["alertname"] = self.name
-            annotations = {k: self._expand(v, data, s.value) for k, v in self.annotations.items()}
+            annotations = {
+                k: self._expand(v, data, s.value) if "{{" in v else v
+                for k, v in self.annotations.items()
+            }
             labels = labels_from(d)
             if labels in fresh:
                 raise QueryError(
@@ -240,7 +245,7 @@ class AlertingRule(_Rule):
             if alert.state == PENDING and t_ms - alert.active_at_ms >= self.for_ms:
                 alert.state = FIRING
                 alert.fired_at_ms = t_ms
-            out.append(Sample(_with(alert.labels, "ALERTS", alertstate=alert.state), 1.0))
+            out.append(Sample(_with(alert.labels, "ALERTS", alert.state), 1.0))
             out.append(Sample(_with(alert.labels, "ALERTS_FOR_STATE"), alert.active_at_ms // 1000))
         if limit > 0 and active_count > limit:
             self.active = {}
@@ -301,10 +306,13 @@ def _rule_state(alerts: list[Alert]) -> str:
     return INACTIVE
 
 
-def _with(labels: Labels, name: str, **extra: str) -> Labels:
+@lru_cache(maxsize=65536)
+def _with(labels: Labels, name: str, state: str = "") -> Labels:
+    """An alert's ALERTS / ALERTS_FOR_STATE label set (cached: the same every evaluation)."""
     d = dict(labels)
     d["__name__"] = name
-    d.update(extra)
+    if state:
+        d["alertstate"] = state
     return labels_from(d)
 
 

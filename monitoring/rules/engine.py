@@ -3,12 +3,15 @@
 Public surface (stable):
 
 - ``Engine(store, lookback_delta_ms=300_000)``
-  - ``instant(expr, t_ms) -> Scalar | String | Vector``
+  - ``instant(expr, t_ms) -> Scalar | String | Vector | Matrix`` (a Matrix only when the
+    expression is a range selector or subquery, as in Prometheus' instant queries)
   - ``range(expr, start_ms, end_ms, step_ms) -> Matrix``
   ``expr`` is PromQL text or an expression from ``compile_expr``.  Errors raise ``QueryError``
   (bad input, e.g. ``ParseError``, ``UnsupportedError``) with Prometheus' messages where it
   has them ("vector cannot contain metrics with the same labelset", many-to-many matching).
 - ``parse_expr(text)`` -> the promql-parser AST (``ParseError`` on bad syntax).
+- ``Sel``: a compiled instant-vector selector (``matchers``, ``offset_ms``, ``at``), what
+  ``compile_expr`` returns for a plain series selector (the API's ``match[]``).
 - ``check_supported(ast)`` raises ``UnsupportedError(construct)`` naming the first construct the
   engine does not evaluate; ``compile_expr(text)`` parses, checks and compiles in one go.
 - Result types and JSON: see ``monitoring.rules.values`` (re-exported here): ``Scalar``,
@@ -25,15 +28,17 @@ from __future__ import annotations
 
 import heapq
 import math
+import operator
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import islice
 
 import promql_parser as pp
 
-from monitoring.monitor.store import Labels, Matcher, SampleStore, SeriesSamples, is_stale
+from monitoring.monitor.store import Labels, Matcher, RawSeries, SampleStore, is_stale
 from monitoring.rules.values import (
     Matrix,
     Sample,
@@ -55,6 +60,7 @@ __all__ = [
     "parse_expr",
     "check_supported",
     "compile_expr",
+    "Sel",
     "Scalar",
     "String",
     "Sample",
@@ -463,8 +469,12 @@ def _compare(op: str, a: float, b: float) -> bool:
 
 
 def _drop_name(labels: Labels) -> Labels:
-    if labels and any(k == "__name__" for k, _ in labels):
-        return tuple(p for p in labels if p[0] != "__name__")
+    # Sorted label sets usually start with __name__ (lower-case names sort after it).
+    if labels and labels[0][0] == "__name__":
+        return labels[1:]
+    for i, (name, _) in enumerate(labels):
+        if name == "__name__":
+            return labels[:i] + labels[i + 1 :]
     return labels
 
 
@@ -632,12 +642,34 @@ def _linear_regression(points: list[tuple[int, float]], intercept_t: int) -> tup
 # Evaluation
 
 
+@dataclass(slots=True)
+class _Window:
+    """One series' samples inside a range: timestamps are ``base + offsets[i]`` (ms)."""
+
+    labels: Labels
+    base: int
+    offsets: Sequence[int]
+    values: Sequence[float]
+    has_reset: bool | None = None  # None: not known, scan for one
+
+    def t(self, i: int) -> int:
+        return self.base + self.offsets[i]
+
+    def points(self) -> list[tuple[int, float]]:
+        base = self.base
+        return [(base + o, v) for o, v in zip(self.offsets, self.values, strict=True)]
+
+    def series(self) -> Series:
+        return Series(self.labels, self.points())
+
+
 @dataclass
 class _Query:
     start: int
     end: int
     step: int
-    data: dict[int, list[SeriesSamples]] = field(default_factory=dict)
+    data: dict[int, list[RawSeries]] = field(default_factory=dict)
+    steps: dict[int, list[list[Sample]]] = field(default_factory=dict)
 
 
 class Engine:
@@ -646,23 +678,14 @@ class Engine:
         self.lookback_ms = lookback_delta_ms
 
     # -- public ------------------------------------------------------------------------------
-    def instant(self, expr: str | Node, t_ms: int) -> Scalar | String | Vector:
+    def instant(self, expr: str | Node, t_ms: int) -> Value:
         node = compile_expr(expr)
         q = _Query(t_ms, t_ms, 1)
         self._prefetch(node, q, 0)
         value = self._eval(node, t_ms, q)
         if isinstance(value, Vector):
             _check_unique(value.samples)
-        if isinstance(value, Matrix):
-            raise QueryError("range vector result is not supported for instant queries here")
         return value
-
-    def instant_any(self, expr: str | Node, t_ms: int) -> Value:
-        """Like ``instant`` but a range selector at top level returns its Matrix (API use)."""
-        node = compile_expr(expr)
-        q = _Query(t_ms, t_ms, 1)
-        self._prefetch(node, q, 0)
-        return self._eval(node, t_ms, q)
 
     def range(self, expr: str | Node, start_ms: int, end_ms: int, step_ms: int) -> Matrix:
         node = compile_expr(expr)
@@ -672,6 +695,13 @@ class Engine:
             raise QueryError("end timestamp must not be before start time")
         q = _Query(start_ms, end_ms, step_ms)
         self._prefetch(node, q, 0)
+        root = node
+        while isinstance(root, Paren):
+            root = root.expr
+        direct = self._series_major(root, q)
+        if direct is not None and len({lbl for lbl, _ in direct}) == len(direct):
+            return Matrix(sorted((Series(lbl, pts) for lbl, pts in direct if pts), key=_by_labels))
+        self._precompute_steps(node, q)
         series: dict[Labels, Series] = {}
         t = start_ms
         while t <= end_ms:
@@ -688,7 +718,104 @@ class Engine:
                     f"invalid expression type {kind!r} for range query, must be Scalar or instant Vector"
                 )
             t += step_ms
-        return Matrix(sorted(series.values(), key=lambda s: s.labels))
+        return Matrix(sorted(series.values(), key=_by_labels))
+
+    # -- range queries: whole series at a time ----------------------------------------------
+    # Selectors and range functions over a selector are evaluated series by series across all
+    # steps with pointers that only move forward, instead of a search per step; results are
+    # the same as the step-by-step path, which everything else still takes.
+    def _series_major(self, node: Node, q: _Query) -> list[tuple[Labels, list]] | None:
+        if isinstance(node, Sel) and node.at is None:
+            return self._steps_selector(node, q)
+        if (
+            isinstance(node, Call)
+            and node.name in _STEP_FUNCS
+            and isinstance(node.args[0], MatSel)
+            and node.args[0].sel.at is None
+        ):
+            return self._steps_range_func(node, q)
+        return None
+
+    def _precompute_steps(self, node: Node, q: _Query) -> None:
+        if isinstance(node, Subquery):
+            return
+        found = self._series_major(node, q)
+        if found is None:
+            for child in _children(node):
+                self._precompute_steps(child, q)
+            return
+        per_step: list[list[Sample]] = [[] for _ in range((q.end - q.start) // q.step + 1)]
+        for labels, points in found:
+            for t, v in points:
+                per_step[(t - q.start) // q.step].append(Sample(labels, v, t))
+        q.steps[id(node)] = per_step
+
+    def _steps_selector(self, sel: Sel, q: _Query) -> list[tuple[Labels, list]]:
+        out = []
+        lookback = self.lookback_ms
+        for s in q.data.get(id(sel), ()):
+            offs, vals, base = s.offsets, s.values, s.base
+            m = len(offs)
+            i = 0
+            points = []
+            t = q.start
+            while t <= q.end:
+                ref = t - sel.offset_ms
+                limit = ref - base
+                while i < m and offs[i] <= limit:
+                    i += 1
+                if i and offs[i - 1] >= limit - lookback:
+                    v = vals[i - 1]
+                    if not (v != v and is_stale(v)):
+                        points.append((t, v))
+                t += q.step
+            out.append((s.labels, points))
+        return out
+
+    def _steps_range_func(self, call: Call, q: _Query) -> list[tuple[Labels, list]]:
+        name = call.name
+        ms = call.args[0]
+        sel, range_ms = ms.sel, ms.range_ms
+        keep = name == "last_over_time"
+        out = []
+        for s in q.data.get(id(sel), ()):
+            offs, vals, base = s.offsets, s.values, s.base
+            if any(map(math.isnan, vals)):
+                kept = [(o, v) for o, v in zip(offs, vals, strict=True) if not is_stale(v)]
+                offs, vals = [o for o, _ in kept], [v for _, v in kept]
+            m = len(offs)
+            resets = _reset_counts(vals)
+            lo = hi = 0
+            points = []
+            t = q.start
+            while t <= q.end:
+                ref = t - sel.offset_ms
+                while hi < m and offs[hi] <= ref - base:
+                    hi += 1
+                while lo < hi and offs[lo] < ref - range_ms - base:
+                    lo += 1
+                if lo < hi:
+                    if name in ("rate", "increase", "delta"):
+                        value = _extrapolated_at(
+                            base,
+                            offs,
+                            vals,
+                            lo,
+                            hi,
+                            ref,
+                            range_ms,
+                            name != "delta",
+                            name == "rate",
+                            resets,
+                        )
+                    else:
+                        w = _Window(s.labels, base, offs[lo:hi], vals[lo:hi])
+                        value = _range_func(name, w, ref, range_ms, None, t)
+                    if value is not None:
+                        points.append((t, value))
+                t += q.step
+            out.append((s.labels if keep else _drop_name(s.labels), points))
+        return out
 
     # -- data --------------------------------------------------------------------------------
     def _sel_time(self, sel_at, t: int, q: _Query) -> int:
@@ -710,7 +837,7 @@ class Engine:
                 lo_t = hi_t = self._sel_time(sel.at, lo_t, q)
             lo = lo_t - sel.offset_ms - window - extra_ms
             hi = hi_t - sel.offset_ms
-            q.data[id(sel)] = self.store.select(sel.matchers, lo, hi)
+            q.data[id(sel)] = self.store.select_raw(sel.matchers, lo, hi)
             return
         if isinstance(node, Subquery):
             if node.at is not None:
@@ -722,6 +849,12 @@ class Engine:
             self._prefetch(child, q, extra_ms, sub)
 
     def _eval(self, node: Node, t: int, q: _Query) -> Value:
+        if q.steps:
+            steps = q.steps.get(id(node))
+            if steps is not None:
+                index, rest = divmod(t - q.start, q.step)
+                if rest == 0 and 0 <= index < len(steps):
+                    return Vector(steps[index])
         if isinstance(node, NumLit):
             return Scalar(node.value)
         if isinstance(node, StrLit):
@@ -754,10 +887,11 @@ class Engine:
         oldest = ref - self.lookback_ms
         out = []
         for s in q.data.get(id(sel), ()):
-            i = bisect_right(s.timestamps, ref) - 1
+            base = s.base
+            i = bisect_right(s.offsets, ref - base) - 1
             if i < 0:
                 continue
-            ts = s.timestamps[i]
+            ts = base + s.offsets[i]
             if ts < oldest:
                 continue
             v = s.values[i]
@@ -766,28 +900,32 @@ class Engine:
             out.append(Sample(s.labels, v, ts))
         return Vector(out)
 
-    def _range_points(self, sel: Sel, range_ms: int, t: int, q: _Query):
+    def _range_points(self, sel: Sel, range_ms: int, t: int, q: _Query) -> list[_Window]:
+        """Each series' samples in ``[ref - range, ref]``, staleness markers left out."""
         ref = self._sel_time(sel.at, t, q) - sel.offset_ms
-        lo_t = ref - range_ms
+        out = []
         for s in q.data.get(id(sel), ()):
-            lo = bisect_left(s.timestamps, lo_t)
-            hi = bisect_right(s.timestamps, ref)
+            base = s.base
+            lo = bisect_left(s.offsets, ref - range_ms - base)
+            hi = bisect_right(s.offsets, ref - base)
             if lo >= hi:
                 continue
-            points = [
-                (s.timestamps[i], s.values[i])
-                for i in range(lo, hi)
-                if not (s.values[i] != s.values[i] and is_stale(s.values[i]))
-            ]
-            if points:
-                yield s.labels, points
+            offs, vals = s.offsets[lo:hi], s.values[lo:hi]
+            has_reset = None
+            if s.has_nan:
+                kept = [(o, v) for o, v in zip(offs, vals, strict=True) if not is_stale(v)]
+                if not kept:
+                    continue
+                offs, vals = [o for o, _ in kept], [v for _, v in kept]
+            else:
+                has_reset = _reset_in(s.last_drop, base + offs[0], base + offs[-1])
+            out.append(_Window(s.labels, base, offs, vals, has_reset))
+        return out
 
     def _eval_matrix(self, node: MatSel, t: int, q: _Query) -> Matrix:
-        return Matrix(
-            [Series(lbl, pts) for lbl, pts in self._range_points(node.sel, node.range_ms, t, q)]
-        )
+        return Matrix([w.series() for w in self._range_points(node.sel, node.range_ms, t, q)])
 
-    def _subquery_points(self, node: Subquery, t: int, q: _Query):
+    def _subquery_points(self, node: Subquery, t: int, q: _Query) -> list[_Window]:
         step = node.step_ms or 60_000  # Prometheus' default evaluation interval
         ref = self._sel_time(node.at, t, q) - node.offset_ms
         start = ref - node.range_ms
@@ -802,10 +940,12 @@ class Engine:
                 for s in value.samples:
                     series.setdefault(s.labels, []).append((ts, s.value))
             ts += step
-        return list(series.items())
+        return [
+            _Window(lbl, 0, [p[0] for p in pts], [p[1] for p in pts]) for lbl, pts in series.items()
+        ]
 
     def _eval_subquery(self, node: Subquery, t: int, q: _Query) -> Matrix:
-        return Matrix([Series(lbl, pts) for lbl, pts in self._subquery_points(node, t, q)])
+        return Matrix([w.series() for w in self._subquery_points(node, t, q)])
 
     # -- functions ---------------------------------------------------------------------------
     def _eval_call(self, node: Call, t: int, q: _Query) -> Value:
@@ -939,7 +1079,7 @@ class Engine:
         elif name == "predict_linear":
             scalar_arg = self._scalar(node.args[1], t, q)
         if isinstance(arg, MatSel):
-            pairs = list(self._range_points(arg.sel, arg.range_ms, t, q))
+            pairs = self._range_points(arg.sel, arg.range_ms, t, q)
             range_ms = arg.range_ms
             ref = self._sel_time(arg.sel.at, t, q) - arg.sel.offset_ms
         elif isinstance(arg, Subquery):
@@ -953,12 +1093,12 @@ class Engine:
                 return Vector([])
             return Vector([Sample(_absent_labels(arg), 1.0)])
         out = []
-        for labels, points in pairs:
-            value = _range_func(name, points, ref, range_ms, scalar_arg, t)
+        # last_over_time is the one range function that keeps the metric name.
+        keep = name == "last_over_time"
+        for w in pairs:
+            value = _range_func(name, w, ref, range_ms, scalar_arg, t)
             if value is not None:
-                # last_over_time is the one range function that keeps the metric name.
-                keep = name == "last_over_time"
-                out.append(Sample(labels if keep else _drop_name(labels), value))
+                out.append(Sample(w.labels if keep else _drop_name(w.labels), value))
         return _unique(out)
 
     # -- aggregation -------------------------------------------------------------------------
@@ -1029,6 +1169,36 @@ class Engine:
         return value.value
 
 
+# Range functions of one range-selector argument that the series-major path evaluates.
+_STEP_FUNCS = MATRIX_FUNCS - {"quantile_over_time", "predict_linear", "absent_over_time"}
+
+
+def _reset_in(last_drop: int | None, first_t: int, last_t: int) -> bool | None:
+    """Whether values dropped inside (first_t, last_t], from the series' latest drop only."""
+    if last_drop is None or last_drop <= first_t:
+        return False
+    if last_drop <= last_t:
+        return True
+    return None  # the latest drop is later; earlier ones are not tracked
+
+
+def _reset_counts(values: Sequence[float]) -> list[int]:
+    """counts[i]: how many times the value dropped among values[0..i]."""
+    counts = [0] * len(values)
+    total = 0
+    prev = values[0] if values else 0.0
+    for i, v in enumerate(values):
+        if v < prev:
+            total += 1
+        counts[i] = total
+        prev = v
+    return counts
+
+
+def _by_labels(series: Series) -> Labels:
+    return series.labels
+
+
 def _children(node: Node) -> list[Node]:
     if isinstance(node, Paren | Neg):
         return [node.expr]
@@ -1066,24 +1236,54 @@ def _absent_labels(node: Node) -> Labels:
 
 
 def _extrapolated(
-    points: list[tuple[int, float]], ref: int, range_ms: int, is_counter: bool, is_rate: bool
+    w: _Window, ref: int, range_ms: int, is_counter: bool, is_rate: bool
 ) -> float | None:
-    if len(points) < 2:
+    n = len(w.values)
+    return _extrapolated_at(
+        w.base, w.offsets, w.values, 0, n, ref, range_ms, is_counter, is_rate, w.has_reset
+    )
+
+
+def _extrapolated_at(
+    base: int,
+    offs: Sequence[int],
+    values: Sequence[float],
+    lo: int,
+    hi: int,
+    ref: int,
+    range_ms: int,
+    is_counter: bool,
+    is_rate: bool,
+    resets: list[int] | bool | None = None,
+) -> float | None:
+    """Prometheus' extrapolatedRate over values[lo:hi] (timestamps base + offs[i]).
+
+    ``resets[i]``, when given, counts the drops among values[1..i], so a window without one
+    is known at once; otherwise a check in C finds them.  The exact, ordered sum is only
+    computed when there is a reset."""
+    n = hi - lo
+    if n < 2:
         return None
-    range_start = ref - range_ms
-    first_t, first_v = points[0]
-    last_t, last_v = points[-1]
+    first_v, last_v = values[lo], values[hi - 1]
     result = last_v - first_v
-    if is_counter:
+    if isinstance(resets, bool):
+        has_reset = resets
+    elif resets is not None:
+        has_reset = resets[hi - 1] != resets[lo]
+    else:
+        has_reset = any(map(operator.lt, islice(values, lo + 1, hi), islice(values, lo, hi)))
+    if is_counter and has_reset:
         prev = first_v
-        for _, v in points[1:]:
+        for i in range(lo + 1, hi):
+            v = values[i]
             if v < prev:
                 result += prev
             prev = v
-    duration_to_start = (first_t - range_start) / 1000
+    first_t, last_t = base + offs[lo], base + offs[hi - 1]
+    duration_to_start = (first_t - (ref - range_ms)) / 1000
     duration_to_end = (ref - last_t) / 1000
     sampled = (last_t - first_t) / 1000
-    avg_between = sampled / (len(points) - 1)
+    avg_between = sampled / (n - 1)
     if is_counter and result > 0 and first_v >= 0:
         duration_to_zero = sampled * (first_v / result)
         if duration_to_zero < duration_to_start:
@@ -1099,59 +1299,55 @@ def _extrapolated(
 
 
 def _range_func(
-    name: str,
-    points: list[tuple[int, float]],
-    ref: int,
-    range_ms: int,
-    arg: float | None,
-    t: int,
+    name: str, w: _Window, ref: int, range_ms: int, arg: float | None, t: int
 ) -> float | None:
+    values = w.values
+    n = len(values)
     if name in ("rate", "increase", "delta"):
-        return _extrapolated(points, ref, range_ms, name != "delta", name == "rate")
+        return _extrapolated(w, ref, range_ms, name != "delta", name == "rate")
     if name in ("irate", "idelta"):
-        if len(points) < 2:
+        if n < 2:
             return None
-        (pt, pv), (lt, lv) = points[-2], points[-1]
+        pv, lv = values[n - 2], values[n - 1]
         if name == "irate" and lv < pv:
             result = lv
         else:
             result = lv - pv
-        interval = lt - pt
+        interval = w.t(n - 1) - w.t(n - 2)
         if interval == 0:
             return None
         return result / (interval / 1000) if name == "irate" else result
     if name == "deriv":
-        if len(points) < 2:
+        if n < 2:
             return None
-        return _linear_regression(points, points[0][0])[0]
+        return _linear_regression(w.points(), w.t(0))[0]
     if name == "predict_linear":
-        if len(points) < 2:
+        if n < 2:
             return None
-        slope, intercept = _linear_regression(points, t)
+        slope, intercept = _linear_regression(w.points(), t)
         return slope * arg + intercept
     if name == "changes":
         changes = 0
-        prev = points[0][1]
-        for _, v in points[1:]:
+        prev = values[0]
+        for v in values:
             if v != prev and not (math.isnan(v) and math.isnan(prev)):
                 changes += 1
             prev = v
         return float(changes)
     if name == "resets":
         resets = 0
-        prev = points[0][1]
-        for _, v in points[1:]:
+        prev = values[0]
+        for v in values:
             if v < prev:
                 resets += 1
             prev = v
         return float(resets)
-    values = [v for _, v in points]
     if name == "count_over_time":
-        return float(len(values))
+        return float(n)
     if name == "present_over_time":
         return 1.0
     if name == "last_over_time":
-        return values[-1]
+        return values[n - 1]
     if name == "sum_over_time":
         total = c = 0.0
         for v in values:
@@ -1181,7 +1377,7 @@ def _range_func(
         var = (aux + c_aux) / count
         return math.sqrt(var) if name == "stddev_over_time" else var
     if name == "quantile_over_time":
-        return _quantile(arg, values)
+        return _quantile(arg, list(values))
     raise UnsupportedError(f"function {name}()")
 
 

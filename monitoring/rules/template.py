@@ -28,6 +28,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from monitoring.rules.values import format_go_g
@@ -777,7 +778,9 @@ class Template:
 _NOTHING = object()
 
 
+@lru_cache(maxsize=2048)
 def parse_template(text: str, name: str = "") -> Template:
+    """Parsed once per text: a rule's templates are expanded for every alert at every eval."""
     try:
         return Template(text, name)
     except TemplateError as exc:

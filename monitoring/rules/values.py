@@ -30,7 +30,7 @@ class String:
     value: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Sample:
     labels: Labels
     value: float

@@ -1,0 +1,132 @@
+import json
+
+from monitoring.monitor.store import Matcher, SampleStore, labels_from
+from monitoring.rules.alerting import FIRING, INACTIVE, PENDING, AlertingRule, RecordingRule
+from monitoring.rules.engine import Engine
+from monitoring.rules.group import RuleGroup
+
+MIN = 60_000
+
+
+def _cpu(store, t_ms, value, instance="web1"):
+    store.append(labels_from({"__name__": "cpu", "instance": instance}), t_ms, value)
+
+
+def _rule(**kw):
+    return AlertingRule(
+        "CpuHigh",
+        "cpu > 85",
+        for_s=kw.pop("for_s", 120),
+        labels={"severity": "warning"},
+        annotations={"summary": "{{ $labels.instance }} at {{ $value }}%"},
+        **kw,
+    )
+
+
+def test_lifecycle_pending_firing_resolved_and_forgotten():
+    store, rule = SampleStore(), _rule()
+    engine = Engine(store)
+    states = []
+    for minute, value in enumerate([90, 91, 92, 10, 10]):
+        _cpu(store, minute * MIN, value)
+        rule.eval(minute * MIN, engine)
+        states.append([a.state for a in rule.alerts()])
+    assert states == [[PENDING], [PENDING], [FIRING], [INACTIVE], [INACTIVE]]
+    (alert,) = rule.alerts()
+    assert alert.resolved_at_ms == 3 * MIN and alert.fired_at_ms == 2 * MIN
+    assert alert.annotations == {"summary": "web1 at 92%"}
+    assert dict(alert.labels) == {"alertname": "CpuHigh", "instance": "web1", "severity": "warning"}
+    # resolved alerts are kept 15 minutes for notification, then dropped
+    _cpu(store, 19 * MIN, 10)
+    rule.eval(19 * MIN, engine)
+    assert rule.alerts() == []
+
+
+def test_snapshot_restore_keeps_for_progress_across_restart():
+    store, rule = SampleStore(), _rule()
+    engine = Engine(store)
+    _cpu(store, 0, 90)
+    rule.eval(0, engine)
+    snapshot = json.loads(json.dumps(rule.state_snapshot()))  # what the monitor stores
+
+    restarted = _rule()
+    assert restarted.restore(snapshot) == 1
+    _cpu(store, 2 * MIN, 95)
+    restarted.eval(2 * MIN, engine)
+    # `for` counted from the original activation, so it fires now instead of pending again
+    assert [a.state for a in restarted.alerts()] == [FIRING]
+    assert restarted.alerts()[0].active_at_ms == 0
+
+
+def test_group_feeds_later_rules_and_survives_a_bad_rule():
+    store = SampleStore()
+    engine = Engine(store)
+    _cpu(store, 0, 90, "a")
+    _cpu(store, 0, 95, "b")
+    group = RuleGroup(
+        "g",
+        "rules.yml",
+        60,
+        [
+            RecordingRule("instance:cpu:max", "max(cpu)"),
+            # fails at evaluation: many-to-many after dropping the name
+            RecordingRule("broken", "abs(cpu) + on () abs(cpu)"),
+            AlertingRule("MaxHigh", "instance:cpu:max > 90"),
+        ],
+    )
+    active = group.eval(0, engine, store)
+    health = [(r.name, r.health) for r in group.rules]
+    assert health == [("instance:cpu:max", "ok"), ("broken", "err"), ("MaxHigh", "ok")]
+    assert "many-to-many" in group.rules[1].last_error or "duplicate" in group.rules[1].last_error
+    assert [a.state for a in active] == [FIRING]
+    assert store.select([Matcher("__name__", "=", "ALERTS")], 0, 0)[0].values == [1.0]
+
+
+def test_rule_output_that_disappears_is_marked_stale():
+    store = SampleStore()
+    engine = Engine(store)
+    group = RuleGroup("g", "f", 60, [RecordingRule("r", "cpu")])
+    _cpu(store, 0, 1)
+    group.eval(0, engine, store)
+    group.eval(4 * MIN, engine, store)
+    group.eval(6 * MIN, engine, store)  # cpu is past the lookback: no output, r goes stale
+    assert engine.instant("r", 5 * MIN).samples[0].value == 1
+    # without the marker the 4m sample would stay visible until 9m
+    assert engine.instant("r", 7 * MIN).samples == []
+
+
+def _evaluated_group(value: float = 90) -> RuleGroup:
+    store = SampleStore()
+    _cpu(store, 0, value)
+    group = RuleGroup("g", "f", 60, [_rule()])
+    group.eval(0, Engine(store), store)
+    return group
+
+
+def test_copy_state_only_for_unchanged_rules():
+    old = _evaluated_group()
+    same = RuleGroup("g", "f", 60, [_rule()])
+    same.copy_state_from(old)
+    assert len(same.alerts()) == 1
+    changed = RuleGroup("g", "f", 60, [_rule(for_s=600)])
+    changed.copy_state_from(old)
+    assert changed.alerts() == []
+
+
+def test_limit_turns_too_many_alerts_into_an_error():
+    store = SampleStore()
+    engine = Engine(store)
+    for i in range(3):
+        _cpu(store, 0, 99, f"w{i}")
+    group = RuleGroup("g", "f", 60, [_rule(for_s=0)], limit=2)
+    group.eval(0, engine, store)
+    assert group.rules[0].last_error == "exceeded limit of 2 with 3 alerts"
+    assert group.alerts() == []
+
+
+def test_api_shapes():
+    api = _evaluated_group().api_dict()
+    rule = api["rules"][0]
+    assert rule["type"] == "alerting" and rule["state"] == "pending" and rule["health"] == "ok"
+    assert rule["alerts"][0]["activeAt"] == "1970-01-01T00:00:00Z"
+    assert rule["alerts"][0]["value"] == "90"

@@ -1,0 +1,171 @@
+import math
+
+import pytest
+
+from monitoring.monitor.store import STALE_NAN, SampleStore, labels_from
+from monitoring.rules.engine import (
+    Engine,
+    ParseError,
+    QueryError,
+    UnsupportedError,
+    check_supported,
+    compile_expr,
+    parse_expr,
+)
+from monitoring.rules.values import Matrix, Scalar, String, Vector, result_json_at
+
+MIN = 60_000
+
+
+def _store() -> SampleStore:
+    store = SampleStore()
+    series = {
+        ("req_total", "a"): [0, 10, 20, 30, 5, 15, 25, 35, 45, 55, 65],
+        ("req_total", "b"): [100, 130, 160, 190, 220, 250, STALE_NAN],
+        ("temp", "a"): [20, 21, 19, 22, 25, 18, 17, 30, 31, math.nan, 29],
+    }
+    for (name, inst), values in series.items():
+        for i, v in enumerate(values):
+            store.append(labels_from({"__name__": name, "inst": inst}), i * MIN, v)
+    return store
+
+
+EXPRESSIONS = [
+    "req_total",
+    "rate(req_total[5m])",
+    "increase(req_total[3m])",
+    "irate(req_total[5m])",
+    "delta(temp[4m])",
+    "deriv(temp[5m])",
+    "max_over_time(temp[3m])",
+    "avg_over_time(temp[3m])",
+    "changes(temp[10m])",
+    "resets(req_total[10m])",
+    "last_over_time(temp[2m])",
+    "sum(rate(req_total[5m]))",
+    "req_total offset 2m",
+    "rate(req_total[5m] offset 1m) * 60",
+    "temp > 20",
+    "-temp",
+    "sum by (inst) (req_total) / on (inst) temp",
+    "time()",
+]
+
+
+@pytest.mark.parametrize("expr", EXPRESSIONS)
+def test_range_query_equals_instant_query_at_every_step(expr):
+    # The range path evaluates whole series at a time; it must agree with step-by-step.
+    engine = Engine(_store())
+    start, end, step = 0, 12 * MIN, 30_000
+    matrix = engine.range(expr, start, end, step)
+    expected: dict = {}
+    for t in range(start, end + 1, step):
+        value = engine.instant(expr, t)
+        samples = (
+            [((), value.value)]
+            if isinstance(value, Scalar)
+            else [(s.labels, s.value) for s in value.samples]
+        )
+        for labels, v in samples:
+            expected.setdefault(labels, []).append((t, v))
+    got = {s.labels: s.points for s in matrix.series}
+    assert got.keys() == expected.keys()
+    for labels, points in expected.items():
+        assert [(t, repr(v)) for t, v in got[labels]] == [(t, repr(v)) for t, v in points]
+
+
+def test_lookback_and_staleness():
+    engine = Engine(_store())
+    # b went stale at 6m: gone at once, not 5 minutes later.
+    assert [dict(s.labels)["inst"] for s in engine.instant("req_total", 6 * MIN).samples] == ["a"]
+    assert len(engine.instant("req_total", 5 * MIN).samples) == 2
+    # a's last sample is at 10m: visible through 15m inclusive, gone after.
+    assert engine.instant("req_total", 15 * MIN).samples[0].value == 65
+    assert engine.instant("req_total", 15 * MIN + 1).samples == []
+
+
+def test_rate_handles_a_counter_reset():
+    engine = Engine(_store())
+    # a: 20 30 | 5 15 25 over [2m, 6m]: 10 + 5 (reset: 30 counted) + 20 = 35... as Prometheus:
+    # last - first + value before each drop = 25 - 20 + 30 = 35.
+    (sample,) = engine.instant('increase(req_total{inst="a"}[4m])', 6 * MIN).samples
+    assert sample.value == 35
+    assert dict(sample.labels) == {"inst": "a"}  # the metric name is dropped
+
+
+def test_duplicate_labelsets_after_dropping_the_name_are_an_error():
+    store = SampleStore()
+    store.append(labels_from({"__name__": "a", "x": "1"}), 0, 1)
+    store.append(labels_from({"__name__": "b", "x": "1"}), 0, 2)
+    engine = Engine(store)
+    with pytest.raises(QueryError, match="vector cannot contain metrics with the same labelset"):
+        engine.instant('abs({__name__=~"a|b"})', 0)
+    # the comparison keeps the name, so no clash there
+    assert len(engine.instant('{__name__=~"a|b"} > 0', 0).samples) == 2
+
+
+def test_many_to_many_and_missing_group_modifier_are_errors():
+    store = SampleStore()
+    for inst in ("1", "2"):
+        store.append(labels_from({"__name__": "m", "job": "j", "inst": inst}), 0, 1)
+    store.append(labels_from({"__name__": "owner", "job": "j", "team": "t"}), 0, 1)
+    engine = Engine(store)
+    with pytest.raises(QueryError, match="many-to-many matching not allowed"):
+        engine.instant("owner + on (job) m", 0)
+    with pytest.raises(QueryError, match="many-to-one matching must be explicit"):
+        engine.instant("m + on (job) owner", 0)
+    result = engine.instant("m + on (job) group_left (team) owner", 0)
+    assert sorted(dict(s.labels)["inst"] for s in result.samples) == ["1", "2"]
+    assert all(dict(s.labels)["team"] == "t" for s in result.samples)
+
+
+def test_unsupported_constructs_are_refused_by_name():
+    for expr, construct in [
+        ("holt_winters(x[5m], 0.5, 0.5)", None),  # not even parsed: unknown to the parser
+        ("day_of_week()", "function day_of_week()"),
+        ("limitk(2, x)", None),
+    ]:
+        if construct is None:
+            with pytest.raises(QueryError):
+                compile_expr(expr)
+            continue
+        with pytest.raises(UnsupportedError) as caught:
+            check_supported(parse_expr(expr))
+        assert caught.value.construct == construct
+        assert construct in str(caught.value)
+
+
+def test_parse_errors_are_query_errors():
+    with pytest.raises(ParseError):
+        compile_expr("rate(x[5m]")
+    with pytest.raises(ParseError):
+        compile_expr('x{a=~"("}')
+
+
+def test_result_json_matches_prometheus_shapes():
+    engine = Engine(_store())
+    vec = engine.instant('req_total{inst="a"}', 10 * MIN)
+    assert result_json_at(vec, 10 * MIN) == {
+        "resultType": "vector",
+        "result": [{"metric": {"__name__": "req_total", "inst": "a"}, "value": [600, "65"]}],
+    }
+    assert result_json_at(Scalar(math.inf), 1500) == {
+        "resultType": "scalar",
+        "result": [1.5, "+Inf"],
+    }
+    assert result_json_at(String("x"), 0) == {"resultType": "string", "result": [0, "x"]}
+    matrix = engine.instant('temp{inst="a"}[1m]', 10 * MIN)
+    assert isinstance(matrix, Matrix)
+    assert result_json_at(matrix, 0)["result"][0]["values"] == [[540, "NaN"], [600, "29"]]
+    assert isinstance(engine.instant("vector(1e21)", 0), Vector)
+    assert result_json_at(engine.instant("vector(1e21)", 0), 0)["result"][0]["value"][1] == (
+        "1000000000000000000000"
+    )
+
+
+def test_range_query_rejects_strings_and_bad_steps():
+    engine = Engine(_store())
+    with pytest.raises(QueryError, match="invalid expression type"):
+        engine.range('"x"', 0, MIN, 1000)
+    with pytest.raises(QueryError, match="zero or negative"):
+        engine.range("req_total", 0, MIN, 0)
