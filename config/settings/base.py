@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "shop.orders",
     "shop.payments",
     "shop.visits",
+    "shop.traffic",
     "monitoring",
     "monitoring.monitor",
 ]
