@@ -178,7 +178,11 @@ def main() -> int:
     if args.memory_child is not None:
         memory_child(args.memory_child, 6)
         return 0
-    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cpus")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cpus, "
+        f"load average {load}"
+    )
     ok = True
     ev = bench_eval(args.series, args.cycles)
     print(

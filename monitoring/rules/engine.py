@@ -228,6 +228,8 @@ AGG_OPS = {
     "group",
 }
 ARITH_OPS = {"+", "-", "*", "/", "%", "^", "atan2"}
+# Prometheus 2.42 keeps the metric name through atan2 (shouldDropMetricName).
+NAME_DROPPING_OPS = ARITH_OPS - {"atan2"}
 COMPARISON_OPS = {"==", "!=", ">", "<", ">=", "<="}
 SET_OPS = {"and", "or", "unless"}
 
@@ -755,8 +757,8 @@ class Engine:
         lookback = self.lookback_ms
         for s in q.data.get(id(sel), ()):
             offs, vals, base = s.offsets, s.values, s.base
-            m = len(offs)
-            i = 0
+            m = s.hi
+            i = s.lo
             points = []
             t = q.start
             while t <= q.end:
@@ -779,8 +781,8 @@ class Engine:
         keep = name == "last_over_time"
         out = []
         for s in q.data.get(id(sel), ()):
-            offs, vals, base = s.offsets, s.values, s.base
-            if any(map(math.isnan, vals)):
+            offs, vals, base = s.offsets[s.lo : s.hi], s.values[s.lo : s.hi], s.base
+            if s.has_nan:
                 kept = [(o, v) for o, v in zip(offs, vals, strict=True) if not is_stale(v)]
                 offs, vals = [o for o, _ in kept], [v for _, v in kept]
             m = len(offs)
@@ -888,8 +890,8 @@ class Engine:
         out = []
         for s in q.data.get(id(sel), ()):
             base = s.base
-            i = bisect_right(s.offsets, ref - base) - 1
-            if i < 0:
+            i = bisect_right(s.offsets, ref - base, s.lo, s.hi) - 1
+            if i < s.lo:
                 continue
             ts = base + s.offsets[i]
             if ts < oldest:
@@ -906,8 +908,8 @@ class Engine:
         out = []
         for s in q.data.get(id(sel), ()):
             base = s.base
-            lo = bisect_left(s.offsets, ref - range_ms - base)
-            hi = bisect_right(s.offsets, ref - base)
+            lo = bisect_left(s.offsets, ref - range_ms - base, s.lo, s.hi)
+            hi = bisect_right(s.offsets, ref - base, s.lo, s.hi)
             if lo >= hi:
                 continue
             offs, vals = s.offsets[lo:hi], s.values[lo:hi]
@@ -1479,7 +1481,8 @@ def _vector_scalar(node: Bin, vec: Vector, scalar: float, swap: bool) -> Vector:
                 labels = _drop_name(s.labels) if node.return_bool else s.labels
                 out.append(Sample(labels, value))
         else:
-            out.append(Sample(_drop_name(s.labels), _arith(op, lv, rv)))
+            labels = _drop_name(s.labels) if op in NAME_DROPPING_OPS else s.labels
+            out.append(Sample(labels, _arith(op, lv, rv)))
     return _unique(out) if op in ARITH_OPS or node.return_bool else Vector(out)
 
 
@@ -1541,7 +1544,7 @@ def _vector_binop(node: Bin, lhs: Vector, rhs: Vector) -> Vector:
 
 def _result_metric(lhs: Labels, rhs: Labels, node: Bin) -> Labels:
     d = dict(lhs)
-    if node.op in ARITH_OPS:
+    if node.op in NAME_DROPPING_OPS:
         d.pop("__name__", None)
     if node.card == "one-to-one":
         if node.on:
