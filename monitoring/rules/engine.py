@@ -646,20 +646,28 @@ def _linear_regression(points: list[tuple[int, float]], intercept_t: int) -> tup
 
 @dataclass(slots=True)
 class _Window:
-    """One series' samples inside a range: timestamps are ``base + offsets[i]`` (ms)."""
+    """One series' samples inside a range: ``offs[lo:hi]``/``vals[lo:hi]`` of the given
+    sequences (not copied until a function needs them), timestamps ``base + offset`` (ms)."""
 
     labels: Labels
     base: int
-    offsets: Sequence[int]
-    values: Sequence[float]
+    offs: Sequence[int]
+    vals: Sequence[float]
+    lo: int
+    hi: int
     has_reset: bool | None = None  # None: not known, scan for one
 
+    @property
+    def values(self) -> Sequence[float]:
+        return self.vals[self.lo : self.hi]
+
     def t(self, i: int) -> int:
-        return self.base + self.offsets[i]
+        return self.base + self.offs[self.lo + i]
 
     def points(self) -> list[tuple[int, float]]:
         base = self.base
-        return [(base + o, v) for o, v in zip(self.offsets, self.values, strict=True)]
+        offs = self.offs[self.lo : self.hi]
+        return [(base + o, v) for o, v in zip(offs, self.values, strict=True)]
 
     def series(self) -> Series:
         return Series(self.labels, self.points())
@@ -811,7 +819,7 @@ class Engine:
                             resets,
                         )
                     else:
-                        w = _Window(s.labels, base, offs[lo:hi], vals[lo:hi])
+                        w = _Window(s.labels, base, offs, vals, lo, hi)
                         value = _range_func(name, w, ref, range_ms, None, t)
                     if value is not None:
                         points.append((t, value))
@@ -912,16 +920,18 @@ class Engine:
             hi = bisect_right(s.offsets, ref - base, s.lo, s.hi)
             if lo >= hi:
                 continue
-            offs, vals = s.offsets[lo:hi], s.values[lo:hi]
-            has_reset = None
             if s.has_nan:
-                kept = [(o, v) for o, v in zip(offs, vals, strict=True) if not is_stale(v)]
-                if not kept:
-                    continue
-                offs, vals = [o for o, _ in kept], [v for _, v in kept]
-            else:
-                has_reset = _reset_in(s.last_drop, base + offs[0], base + offs[-1])
-            out.append(_Window(s.labels, base, offs, vals, has_reset))
+                kept = [
+                    (o, v)
+                    for o, v in zip(s.offsets[lo:hi], s.values[lo:hi], strict=True)
+                    if not is_stale(v)
+                ]
+                if kept:
+                    offs, vals = [o for o, _ in kept], [v for _, v in kept]
+                    out.append(_Window(s.labels, base, offs, vals, 0, len(kept)))
+                continue
+            has_reset = _reset_in(s.last_drop, base + s.offsets[lo], base + s.offsets[hi - 1])
+            out.append(_Window(s.labels, base, s.offsets, s.values, lo, hi, has_reset))
         return out
 
     def _eval_matrix(self, node: MatSel, t: int, q: _Query) -> Matrix:
@@ -943,7 +953,8 @@ class Engine:
                     series.setdefault(s.labels, []).append((ts, s.value))
             ts += step
         return [
-            _Window(lbl, 0, [p[0] for p in pts], [p[1] for p in pts]) for lbl, pts in series.items()
+            _Window(lbl, 0, [p[0] for p in pts], [p[1] for p in pts], 0, len(pts))
+            for lbl, pts in series.items()
         ]
 
     def _eval_subquery(self, node: Subquery, t: int, q: _Query) -> Matrix:
@@ -1240,9 +1251,8 @@ def _absent_labels(node: Node) -> Labels:
 def _extrapolated(
     w: _Window, ref: int, range_ms: int, is_counter: bool, is_rate: bool
 ) -> float | None:
-    n = len(w.values)
     return _extrapolated_at(
-        w.base, w.offsets, w.values, 0, n, ref, range_ms, is_counter, is_rate, w.has_reset
+        w.base, w.offs, w.vals, w.lo, w.hi, ref, range_ms, is_counter, is_rate, w.has_reset
     )
 
 
@@ -1303,10 +1313,14 @@ def _extrapolated_at(
 def _range_func(
     name: str, w: _Window, ref: int, range_ms: int, arg: float | None, t: int
 ) -> float | None:
-    values = w.values
-    n = len(values)
     if name in ("rate", "increase", "delta"):
         return _extrapolated(w, ref, range_ms, name != "delta", name == "rate")
+    n = w.hi - w.lo
+    if name == "count_over_time":
+        return float(n)
+    if name == "last_over_time":
+        return w.vals[w.hi - 1]
+    values = w.values
     if name in ("irate", "idelta"):
         if n < 2:
             return None
