@@ -6,6 +6,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/health/", include("monitoring.health.urls")),
     path("api/monitoring/", include("monitoring.exposition.urls")),
     path("api/", include("shop.urls")),
 ]

@@ -6,10 +6,19 @@ class MonitoringConfig(AppConfig):
     label = "monitoring"
 
     def ready(self) -> None:
-        # Collectors register here, once per process (see monitoring/collectors/).
+        from django.db.backends.signals import connection_created
+
         import monitoring.http.metrics  # noqa: F401  (declares the HTTP metrics in every process)
+        from monitoring.collectors import register_collectors
+        from monitoring.collectors.celery import connect_task_signals
+        from monitoring.collectors.database import install_query_timer
         from monitoring.http.application import connect_receivers
         from monitoring.logging import db_errors
 
         connect_receivers()
         db_errors.connect()
+        # Every query timed, every Celery task counted (web and worker processes alike).
+        connection_created.connect(install_query_timer, dispatch_uid="monitoring-query-timer")
+        connect_task_signals()
+        # Collectors register once per process, with monitoring.metrics' registry.
+        register_collectors()

@@ -1,6 +1,9 @@
 """API-wide behaviour: every error answers JSON with a reason, never an HTML 500 page."""
 
+import logging
+
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from drf_spectacular.utils import inline_serializer
 from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -11,8 +14,15 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from shop.errors import ShopError
 
+logger = logging.getLogger("shop.api")
+
 
 def exception_handler(exc, context):
+    if isinstance(exc, DataError):
+        # The database refused a value the validation let through (e.g. a NUL character in
+        # a lookup on PostgreSQL): still the client's input, so a 400, but worth a warning.
+        logger.warning("Database refused request data: %s", exc)
+        exc = exceptions.ValidationError({"detail": "A value in the request is not acceptable."})
     if isinstance(exc, ShopError):
         return Response(
             {"detail": exc.message, "code": exc.code}, status=exc.status_code, headers=exc.headers

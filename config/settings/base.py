@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "shop.orders",
     "shop.payments",
     "shop.visits",
+    "shop.traffic",
     "monitoring",
     "monitoring.monitor",
 ]
@@ -159,6 +160,13 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "shop@pasargadprints.com")
 MONITORING_TOKEN = env_str("MONITORING_TOKEN", "")
 MONITORING_CONFIG_DIR = BASE_DIR / env_str("MONITORING_CONFIG_DIR", "deploy/prometheus")
 HEALTH_CHECK_TIMEOUT = env_float("HEALTH_CHECK_TIMEOUT", 2.0)
+# The public /api/health/ checks the database at most this often per process.
+HEALTH_BASIC_CACHE_SECONDS = env_float("HEALTH_BASIC_CACHE_SECONDS", 1.0)
+# Expensive collectors (database statistics, business) are cached this long and a scrape waits
+# at most the budget for a refresh (it gets the last reading otherwise).
+MONITORING_COLLECTOR_INTERVAL = env_float("MONITORING_COLLECTOR_INTERVAL", 15.0)
+MONITORING_BUSINESS_INTERVAL = env_float("MONITORING_BUSINESS_INTERVAL", 60.0)
+MONITORING_COLLECTOR_BUDGET = env_float("MONITORING_COLLECTOR_BUDGET", 1.0)
 
 BASE_DIR = BASE_DIR
 

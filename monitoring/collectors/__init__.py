@@ -1,0 +1,78 @@
+"""One collector per source, built from settings once per process.
+
+`register_collectors(registry)` is called once from `MonitoringConfig.ready()`; the JSON
+endpoints read the same objects through `collectors()`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from monitoring.collectors.business import BusinessCollector
+from monitoring.collectors.celery import CeleryCollector
+from monitoring.collectors.database import DatabaseCollector
+from monitoring.collectors.redis import RedisCollector, redis_client
+from monitoring.collectors.system import SystemCollector
+from monitoring.metrics import register_collector
+
+__all__ = ["Collectors", "collectors", "register_collectors"]
+
+
+@dataclass(frozen=True)
+class Collectors:
+    system: SystemCollector
+    database: DatabaseCollector
+    business: BusinessCollector
+    redis: RedisCollector | None  # None: REDIS_URL unset (Redis and Celery are disabled)
+    celery: CeleryCollector | None
+
+    def enabled(self) -> list:
+        return [
+            c for c in (self.system, self.database, self.business, self.redis, self.celery) if c
+        ]
+
+
+@functools.cache
+def collectors() -> Collectors:
+    interval = getattr(settings, "MONITORING_COLLECTOR_INTERVAL", 15.0)
+    budget = getattr(settings, "MONITORING_COLLECTOR_BUDGET", 1.0)
+    redis_url = settings.REDIS_URL
+    client = redis_client(redis_url, timeout=settings.HEALTH_CHECK_TIMEOUT) if redis_url else None
+    if client is not None:
+        from config.celery import app
+
+        celery = CeleryCollector(app=app, client=client, workers_interval=max(interval, 30.0))
+    else:
+        celery = None
+    return Collectors(
+        system=SystemCollector(),
+        database=DatabaseCollector(alias="default", interval=interval, budget=budget),
+        business=BusinessCollector(
+            alias="default",
+            interval=getattr(settings, "MONITORING_BUSINESS_INTERVAL", 60.0),
+            budget=budget,
+        ),
+        redis=None if client is None else RedisCollector(client),
+        celery=celery,
+    )
+
+
+_registered = False
+
+
+def register_collectors(register: Callable[[object], None] | None = None) -> None:
+    """Register every enabled collector, once per process, with `register` (by default the
+    project's registry, `monitoring.metrics.register_collector`, which the Prometheus endpoint
+    renders). Never prometheus_client's global registry: sampling it in a test must not run
+    database queries."""
+    global _registered
+    if _registered:
+        return
+    register = register or register_collector
+    for collector in collectors().enabled():
+        register(collector)
+    _registered = True

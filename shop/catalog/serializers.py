@@ -1,10 +1,20 @@
 from decimal import Decimal
 
+from django.core.validators import slug_re
 from rest_framework import serializers
 
 from shop.catalog.models import Category, Product
 
 MAX_STOCK = 1_000_000
+
+
+class CategorySlugField(serializers.SlugRelatedField):
+    """A category by slug; text no slug can contain is refused before any database lookup."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not slug_re.match(data):
+            self.fail("does_not_exist", slug_name=self.slug_field, value="(not a slug)")
+        return super().to_internal_value(data)
 
 
 class CategorySerializer(serializers.ModelSerializer):
@@ -14,7 +24,7 @@ class CategorySerializer(serializers.ModelSerializer):
 
 
 class ProductSerializer(serializers.ModelSerializer):
-    category = serializers.SlugRelatedField(slug_field="slug", queryset=Category.objects.all())
+    category = CategorySlugField(slug_field="slug", queryset=Category.objects.all())
     price = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=Decimal("0.01"))
     stock_quantity = serializers.IntegerField(min_value=0, max_value=MAX_STOCK, required=False)
     low_stock_threshold = serializers.IntegerField(min_value=0, max_value=MAX_STOCK, required=False)

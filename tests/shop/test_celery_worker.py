@@ -13,6 +13,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import kombu.pools
 import pytest
 import redis
 from aiosmtpd.controller import Controller
@@ -64,10 +65,10 @@ def smtp_inbox():
 
 
 def _reset_producer_pools() -> None:
-    # Kombu keeps broker connections per app; drop them when the broker URL changes.
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
-        celery_app._pool = None
+    # Kombu caches broker connections and producers per URL (even eager tasks take a
+    # producer): close and forget them all whenever the broker URL changes.
+    kombu.pools.reset()
+    celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
 

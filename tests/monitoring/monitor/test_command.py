@@ -94,3 +94,28 @@ def test_once_scrapes_evaluates_and_prints_what_would_fire(tmp_path):
         and "value=97 pending (fires after for: 300s) High CPU usage detected" in out
     )
     assert "DiskFull" in out and "value=90 firing" in out
+
+
+def test_test_rules_runs_the_shipped_rule_tests_like_promtool(tmp_path):
+    files = [
+        str(PROM_DIR / "tests" / name)
+        for name in ("alert_rules.test.yml", "threshold_rules.test.yml")
+    ]
+    result = _monitor("test-rules", *files, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == 2
+
+
+def test_test_rules_fails_and_shows_expected_and_actual(tmp_path):
+    test = tmp_path / "cpu.test.yml"
+    text = (PROM_DIR / "tests/alert_rules.test.yml").read_text()
+    test.write_text(
+        text.replace("../alert_rules.yml", str(PROM_DIR / "alert_rules.yml")).replace(
+            "- eval_time: 5m\n        alertname: HighCpuUsage",
+            "- eval_time: 4m\n        alertname: HighCpuUsage",
+            1,
+        )
+    )
+    result = _monitor("test-rules", str(test), tmp_path=tmp_path)
+    assert result.returncode == 1
+    assert "FAILED" in result.stdout and "exp:" in result.stdout and "got:" in result.stdout

@@ -90,7 +90,9 @@ class MonitorProcess:
         for stream in (self.proc.stdout, self.proc.stderr):
             threading.Thread(target=self._drain, args=(stream,), daemon=True).start()
         url = self.wait_for(self._listening, timeout=15)
-        self.client = httpx.Client(base_url=url, timeout=5)
+        token = env.get("MONITOR_TOKEN") or env.get("MONITORING_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.client = httpx.Client(base_url=url, timeout=5, headers=headers)
 
     def _drain(self, stream) -> None:
         for line in stream:

@@ -45,6 +45,8 @@ class Command(BaseCommand):
             help="directory holding thresholds.yml and templates/",
         )
         render.add_argument("--check", action="store_true", help="only report stale files")
+        tests = sub.add_parser("test-rules")
+        tests.add_argument("files", nargs="+", help="rule unit-test files in promtool's format")
 
     def handle(self, *args, subcommand: str, **options) -> None:
         handler = getattr(self, "handle_" + subcommand.replace("-", "_"))
@@ -78,6 +80,11 @@ class Command(BaseCommand):
         if not errors:
             self.stdout.write(f"{config}: OK")
         return 1 if errors else 0
+
+    def handle_test_rules(self, *, files: list[str], **_) -> int:
+        from monitoring.rules.unittest import main
+
+        return main(files)
 
     def _monitor(self, config: str, **kwargs):
         try:

@@ -1,0 +1,285 @@
+"""System: CPU (overall and per core), memory, swap, disks, network, load, and the resources
+of the web (gunicorn) and Celery worker processes.
+
+CPU percentages come from the difference of cpu_times between two readings of this collector
+(the first reading: since boot), so a scrape never sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import psutil
+from prometheus_client.core import Metric
+
+from monitoring.collectors.base import Families, Reading
+
+# Virtual block devices whose I/O says nothing about the machine's disks.
+_SKIPPED_DISK_PREFIXES = ("loop", "ram", "zram", "dm-")
+MIN_CPU_WINDOW_SECONDS = 1.0
+
+
+def _busy_percent(before: Any, after: Any) -> float | None:
+    busy_before = sum(before) - before.idle - getattr(before, "iowait", 0.0)
+    busy_after = sum(after) - after.idle - getattr(after, "iowait", 0.0)
+    total = sum(after) - sum(before)
+    if total <= 0:
+        return None
+    return round(min(100.0, max(0.0, 100.0 * (busy_after - busy_before) / total)), 3)
+
+
+class SystemCollector:
+    def __init__(self, *, ps: ModuleType = psutil, pid: int | None = None) -> None:
+        self.ps = ps
+        self.pid = pid if pid is not None else os.getpid()
+        self._lock = threading.Lock()
+        self._zero = ps.cpu_times().__class__(*([0.0] * len(ps.cpu_times())))
+        self._last_total: Any = self._zero
+        self._last_cores: list[Any] = []
+        self._processes: dict[int, tuple[float, float]] = {}
+
+    # --- CPU ---
+    def _cpu(self) -> dict[str, Any]:
+        total = self.ps.cpu_times()
+        cores = self.ps.cpu_times(percpu=True)
+        with self._lock:
+            last_total, last_cores = self._last_total, self._last_cores
+            if len(last_cores) != len(cores):
+                last_cores = [self._zero] * len(cores)
+            # cpu_times tick at 10 ms: move the baseline only after a meaningful interval, so
+            # two scrapes close together don't report noise.
+            if sum(total) - sum(last_total) >= MIN_CPU_WINDOW_SECONDS * len(cores):
+                self._last_total, self._last_cores = total, cores
+        return {
+            "cpu_usage_percent": _busy_percent(last_total, total),
+            "cpu_core_usage_percent": {
+                str(i): _busy_percent(before, after)
+                for i, (before, after) in enumerate(zip(last_cores, cores, strict=True))
+            },
+            "cpu_count": len(cores),
+        }
+
+    # --- memory, disks, network, load ---
+    def _memory(self) -> dict[str, Any]:
+        vm = self.ps.virtual_memory()
+        swap = self.ps.swap_memory()
+        return {
+            "memory_usage_percent": vm.percent,
+            "memory_total_bytes": vm.total,
+            "memory_available_bytes": vm.available,
+            "memory_used_bytes": vm.used,
+            "memory_buffers_bytes": getattr(vm, "buffers", None),
+            "memory_cached_bytes": getattr(vm, "cached", None),
+            "swap_usage_percent": swap.percent,
+            "swap_total_bytes": swap.total,
+            "swap_used_bytes": swap.used,
+        }
+
+    def _disks(self) -> dict[str, Any]:
+        mountpoints = {"/"} | {p.mountpoint for p in self.ps.disk_partitions(all=False)}
+        usage = {}
+        for mountpoint in sorted(mountpoints):
+            try:
+                du = self.ps.disk_usage(mountpoint)
+            except OSError:  # unmounted or unreadable since listing: skip, don't fail
+                continue
+            usage[mountpoint] = {
+                "usage_percent": du.percent,
+                "total_bytes": du.total,
+                "used_bytes": du.used,
+                "free_bytes": du.free,
+            }
+        io = {
+            device: {
+                "read_bytes_total": c.read_bytes,
+                "written_bytes_total": c.write_bytes,
+                "reads_total": c.read_count,
+                "writes_total": c.write_count,
+                "busy_seconds_total": getattr(c, "busy_time", 0) / 1000.0,
+            }
+            for device, c in (self.ps.disk_io_counters(perdisk=True) or {}).items()
+            if not device.startswith(_SKIPPED_DISK_PREFIXES)
+        }
+        return {"disks": usage, "disk_io": io}
+
+    def _network(self) -> dict[str, Any]:
+        interfaces = {
+            name: {
+                "received_bytes_total": c.bytes_recv,
+                "sent_bytes_total": c.bytes_sent,
+                "receive_errors_total": c.errin,
+                "transmit_errors_total": c.errout,
+                "receive_drops_total": c.dropin,
+                "transmit_drops_total": c.dropout,
+            }
+            for name, c in self.ps.net_io_counters(pernic=True).items()
+        }
+        states: dict[str, int] | None = {}
+        try:
+            for conn in self.ps.net_connections(kind="inet"):
+                state = conn.status.lower() if conn.status != self.ps.CONN_NONE else "none"
+                states[state] = states.get(state, 0) + 1
+        except (psutil.AccessDenied, OSError):
+            states = None  # not allowed to see other processes' sockets
+        return {"network": interfaces, "network_connections": states}
+
+    def _load(self) -> dict[str, Any]:
+        one, five, fifteen = self.ps.getloadavg()
+        return {
+            "load_average_1m": one,
+            "load_average_5m": five,
+            "load_average_15m": fifteen,
+            "boot_time_seconds": self.ps.boot_time(),
+        }
+
+    # --- web and worker processes ---
+    def _process_roles(self) -> dict[int, str]:
+        """The web processes (this one, its gunicorn master and siblings) and Celery workers."""
+        roles: dict[int, str] = {}
+        try:
+            me = self.ps.Process(self.pid)
+            parent = me.parent()
+            web_root = parent if parent is not None and "gunicorn" in _cmdline(parent) else me
+            roles[web_root.pid] = "web"
+            for child in web_root.children(recursive=True):
+                roles[child.pid] = "web"
+        except psutil.Error:
+            pass
+        for proc in self.ps.process_iter(["pid", "cmdline"]):
+            cmdline = " ".join(proc.info.get("cmdline") or [])
+            if "celery" in cmdline and " worker" in cmdline and proc.info["pid"] not in roles:
+                roles[proc.info["pid"]] = "celery"
+        return roles
+
+    def _process_stats(self) -> dict[str, Any]:
+        roles = self._process_roles()
+        per_role: dict[str, dict[str, float]] = {}
+        seen: dict[int, tuple[float, float]] = {}
+        now = time.time()
+        for pid, role in roles.items():
+            try:
+                proc = self.ps.Process(pid)
+                with proc.oneshot():
+                    times = proc.cpu_times()
+                    cpu_seconds = times.user + times.system
+                    # CPU since the previous reading of this process (the first: since it started).
+                    last_wall, last_cpu = self._processes.get(pid, (proc.create_time(), 0.0))
+                    stats = {
+                        "count": 1,
+                        "cpu_percent": 100.0
+                        * (cpu_seconds - last_cpu)
+                        / max(now - last_wall, 1e-3),
+                        "resident_memory_bytes": proc.memory_info().rss,
+                        "threads": proc.num_threads(),
+                        "open_fds": proc.num_fds(),
+                    }
+            except psutil.Error:  # the process ended between listing and reading
+                continue
+            seen[pid] = (now, cpu_seconds)
+            totals = per_role.setdefault(role, dict.fromkeys(stats, 0.0))
+            for key, value in stats.items():
+                totals[key] += value
+        self._processes = seen
+        return {"processes": per_role}
+
+    def read(self) -> Reading:
+        with self._lock:
+            processes = self._process_stats()
+        return {
+            **self._cpu(),
+            **self._memory(),
+            **self._disks(),
+            **self._network(),
+            **self._load(),
+            **processes,
+        }
+
+    def snapshot(self) -> Reading:
+        return self.read()
+
+    def describe(self) -> list[Metric]:
+        return []  # read at scrape time only, never while registering
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(families_from_reading(self.read()))
+
+
+def _cmdline(proc: Any) -> str:
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:
+        return ""
+
+
+_SCALARS = {
+    "cpu_usage_percent": "CPU busy time over all cores since the previous scrape.",
+    "cpu_count": "Logical CPU cores.",
+    "memory_usage_percent": "RAM in use (total minus available).",
+    "memory_total_bytes": "Total RAM.",
+    "memory_available_bytes": "RAM available without swapping.",
+    "memory_used_bytes": "RAM used.",
+    "memory_buffers_bytes": "RAM used for kernel buffers.",
+    "memory_cached_bytes": "RAM used for the page cache.",
+    "swap_usage_percent": "Swap in use.",
+    "swap_total_bytes": "Total swap.",
+    "swap_used_bytes": "Swap used.",
+    "boot_time_seconds": "Unix time the machine booted.",
+}
+_LOADS = {
+    "load_average_1m": "system_load_average_1m",
+    "load_average_5m": "system_load_average_5m",
+    "load_average_15m": "system_load_average_15m",
+}
+_DISK = {
+    "usage_percent": ("disk_usage_percent", "Space used on a mounted filesystem."),
+    "total_bytes": ("disk_total_bytes", "Size of a mounted filesystem."),
+    "used_bytes": ("disk_used_bytes", "Space used on a mounted filesystem."),
+    "free_bytes": ("disk_free_bytes", "Space free for unprivileged users."),
+}
+_PROCESS = {
+    "count": ("app_process_count", "Processes of this role."),
+    "cpu_percent": (
+        "app_process_cpu_percent",
+        "CPU used since the previous scrape (100 = a core).",
+    ),
+    "resident_memory_bytes": ("app_process_resident_memory_bytes", "Resident memory."),
+    "threads": ("app_process_threads", "Threads."),
+    "open_fds": ("app_process_open_fds", "Open file descriptors."),
+}
+
+
+def _prefixed_counters(
+    families: Families, table: dict[str, dict[str, float]], prefix: str, label: str
+) -> None:
+    for name, counters in table.items():
+        for key, value in counters.items():
+            families.counter(
+                f"{prefix}_{key}", f"{prefix} {key} per {label}.", value, **{label: name}
+            )
+
+
+def families_from_reading(reading: Reading) -> Families:
+    families = Families()
+    for key, doc in _SCALARS.items():
+        name = key if key.startswith(("cpu_", "memory_", "swap_")) else f"system_{key}"
+        families.gauge(name, doc, reading[key])
+    for key, name in _LOADS.items():
+        families.gauge(name, f"Load average over {key.rsplit('_', 1)[-1]}.", reading[key])
+    for core, percent in reading["cpu_core_usage_percent"].items():
+        families.gauge("cpu_core_usage_percent", "CPU busy time per core.", percent, core=core)
+    for mountpoint, usage in reading["disks"].items():
+        for key, (name, doc) in _DISK.items():
+            families.gauge(name, doc, usage[key], mountpoint=mountpoint)
+    _prefixed_counters(families, reading["disk_io"], "disk", "device")
+    _prefixed_counters(families, reading["network"], "network", "interface")
+    for state, count in (reading["network_connections"] or {}).items():
+        families.gauge("network_connections", "Inet sockets by TCP state.", count, state=state)
+    for role, stats in reading["processes"].items():
+        for key, (name, doc) in _PROCESS.items():
+            families.gauge(name, doc, stats[key], role=role)
+    return families

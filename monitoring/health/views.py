@@ -1,0 +1,84 @@
+"""Health endpoints: thin views over `checks`.
+
+`/api/health/` is public and cheap: a plain Django view (no DRF, no throttling) that says only
+ok or not. The database check behind it runs at most once per HEALTH_BASIC_CACHE_SECONDS per
+process; probes in between get the last answer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from monitoring.auth import IsMonitoringReader
+from monitoring.health.checks import (
+    DISABLED,
+    OK,
+    DatabaseCheck,
+    health_checks,
+    overall_status,
+    run_checks,
+)
+
+_basic_lock = threading.Lock()
+_basic_answer: tuple[float, bool] | None = None  # (monotonic time, database reachable)
+
+
+def database_reachable() -> bool:
+    global _basic_answer
+    now = time.monotonic()
+    answer = _basic_answer
+    if answer is not None and now - answer[0] < settings.HEALTH_BASIC_CACHE_SECONDS:
+        return answer[1]
+    (result,) = run_checks([DatabaseCheck(alias="default")])
+    reachable = result.status != "down"
+    with _basic_lock:
+        _basic_answer = (time.monotonic(), reachable)
+    return reachable
+
+
+@never_cache
+def health_basic(request: HttpRequest) -> JsonResponse:
+    if database_reachable():
+        return JsonResponse({"status": "ok"})
+    return JsonResponse({"status": "unavailable"}, status=503)
+
+
+class _MonitoringView(APIView):
+    permission_classes = [IsMonitoringReader]
+    throttle_classes: list = []  # probes are never throttled
+
+
+def _http_status(results) -> int:
+    return 200 if all(r.status in (OK, DISABLED) for r in results) else 503
+
+
+class HealthDetailedView(_MonitoringView):
+    def get(self, request: Request) -> Response:
+        started = time.perf_counter()
+        results = run_checks(health_checks())
+        body = {
+            "status": overall_status(results),
+            "timestamp": timezone.now().isoformat(),
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            "components": {r.name: r.as_dict() for r in results},
+        }
+        return Response(body, status=_http_status(results))
+
+
+class HealthComponentView(_MonitoringView):
+    component = ""
+
+    def get(self, request: Request) -> Response:
+        checks = [check for check in health_checks() if check.name == self.component]
+        (result,) = run_checks(checks)
+        body = {"component": result.name, **result.as_dict()}
+        return Response(body, status=_http_status([result]))

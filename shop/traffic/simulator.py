@@ -1,0 +1,306 @@
+"""Drives realistic, bounded shop traffic over HTTP, so every metric has something to show.
+
+Simulated visitors browse the catalog, register, log in (sometimes with a wrong password),
+place orders, pay with a realistic mix of the sandbox's declining test cards, and cancel;
+with a staff token, paid orders move on to processing, shipped and delivered. It talks to
+the server only over HTTP (httpx), paced to `rate` requests per second, and stops after
+`duration` seconds or `max_requests` requests, whichever comes first.
+"""
+
+import random
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+# Mostly good cards; the declines follow Stripe's test cards (see shop.payments.gateways).
+CARD_MIX = [
+    ("4242424242424242", 78),
+    ("5555555555554444", 6),
+    ("4000000000000002", 4),  # card_declined
+    ("4000000000009995", 4),  # insufficient_funds
+    ("4000000000000069", 2),  # expired_card
+    ("4000000000000127", 2),  # incorrect_cvc
+    ("4000000000000119", 2),  # processing_error
+    ("4000000000009987", 1),  # lost_card
+    ("4242424242424241", 1),  # incorrect_number (fails the Luhn check)
+]
+ACTION_WEIGHTS = {
+    "browse": 36,
+    "register": 8,
+    "login": 8,
+    "failed_login": 4,
+    "order": 20,
+    "pay": 16,
+    "cancel": 2,
+    "progress": 6,
+}
+NEXT_STATUS = {"paid": "processing", "processing": "shipped", "shipped": "delivered"}
+MAX_VISITORS = 40
+PASSWORD = "sim-Passw0rd-ok!"
+
+
+@dataclass
+class Customer:
+    username: str
+    client: httpx.Client
+    token: str = ""
+    pending_orders: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Summary:
+    requests: Counter = field(default_factory=Counter)  # (action, outcome) -> count
+    elapsed: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+    def lines(self) -> list[str]:
+        rows = [f"{self.total} requests in {self.elapsed:.1f}s"]
+        for (action, outcome), count in sorted(self.requests.items()):
+            rows.append(f"  {action:<14} {outcome:<22} {count}")
+        return rows
+
+
+class TrafficSimulator:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        rate: float,
+        duration: float,
+        max_requests: int = 10_000,
+        seed: int | None = None,
+        staff_token: str = "",
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0 or duration <= 0 or max_requests <= 0:
+            raise ValueError("rate, duration and max_requests must be positive")
+        self.base_url = base_url.rstrip("/")
+        self.rate = rate
+        self.duration = duration
+        self.max_requests = max_requests
+        self.random = random.Random(seed)
+        self.staff_token = staff_token
+        self.timeout = timeout
+        self.clock = clock
+        self.sleep = sleep
+        self.summary = Summary()
+        self.customers: list[Customer] = []
+        self.anonymous: list[httpx.Client] = []
+        self.product_ids: list[int] = []
+        self.paid_orders: dict[int, str] = {}  # order id -> status, for the staff to move on
+        self._started = 0.0
+        self._staff: httpx.Client | None = None
+        # One transport for all simulated visitors (each still has its own cookies).
+        self._transport = httpx.HTTPTransport()
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> Summary:
+        self._started = self.clock()
+        try:
+            self._request(self._visitor(), "browse", "GET", "/api/catalog/products/?limit=200")
+            while not self._done():
+                action = self.random.choices(
+                    list(ACTION_WEIGHTS), weights=list(ACTION_WEIGHTS.values())
+                )[0]
+                getattr(self, f"_do_{action}")()
+        finally:
+            self.summary.elapsed = self.clock() - self._started
+            self._transport.close()
+        return self.summary
+
+    def _done(self) -> bool:
+        return (
+            self.summary.total >= self.max_requests or self.clock() - self._started >= self.duration
+        )
+
+    def _request(
+        self, client: httpx.Client, action: str, method: str, path: str, **kwargs
+    ) -> httpx.Response | None:
+        """Send one request at the paced time; None when the run is over or it failed."""
+        if self._done():
+            return None
+        due = self._started + self.summary.total / self.rate
+        wait = due - self.clock()
+        if wait > 0:
+            self.sleep(min(wait, self.duration))
+        try:
+            response = client.request(method, self.base_url + path, **kwargs)
+        except httpx.HTTPError as error:
+            self.summary.requests[(action, f"error {type(error).__name__}")] += 1
+            return None
+        outcome = str(response.status_code)
+        if response.status_code in (402, 409) and "json" in response.headers.get(
+            "content-type", ""
+        ):
+            outcome += f" {response.json().get('code', '')}".rstrip()
+        self.summary.requests[(action, outcome)] += 1
+        if (
+            action == "browse"
+            and path.startswith("/api/catalog/products/?")
+            and response.is_success
+        ):
+            self.product_ids = [p["id"] for p in response.json().get("results", [])]
+        return response
+
+    # -- visitors ---------------------------------------------------------------------------
+
+    def _new_client(self) -> httpx.Client:
+        return httpx.Client(
+            transport=self._transport,
+            timeout=self.timeout,
+            # A new connection per request, like many separate visitors (and no keep-alive
+            # stalls against development servers).
+            headers={"User-Agent": "pasargad-simulator", "Connection": "close"},
+        )
+
+    def _visitor(self) -> httpx.Client:
+        """A returning anonymous visitor, or a new one (each keeps its visitor cookie)."""
+        if self.anonymous and (len(self.anonymous) >= MAX_VISITORS or self.random.random() < 0.6):
+            return self.random.choice(self.anonymous)
+        client = self._new_client()
+        self.anonymous.append(client)
+        return client
+
+    def _customer(self, *, with_token: bool = True) -> Customer | None:
+        known = [c for c in self.customers if c.token or not with_token]
+        return self.random.choice(known) if known else None
+
+    def _authenticated(self, customer: Customer, response: httpx.Response | None) -> None:
+        if response is not None and response.is_success:
+            customer.token = response.json()["token"]
+            customer.client.headers["Authorization"] = f"Token {customer.token}"
+        # Keep the visitor cookie but not the session: the token is how the simulator
+        # authenticates (a session would demand CSRF tokens on every write).
+        customer.client.cookies.delete("sessionid")
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def _do_browse(self) -> None:
+        """A look at the catalog: the list (sometimes one category's), then maybe a product."""
+        client = self._visitor()
+        if self.random.random() < 0.3:
+            self._request(client, "browse", "GET", "/api/catalog/categories/")
+        self._request(client, "browse", "GET", "/api/catalog/products/?limit=200")
+        if self.product_ids and self.random.random() < 0.7:
+            product_id = self.random.choice(self.product_ids)
+            self._request(client, "browse", "GET", f"/api/catalog/products/{product_id}/")
+
+    def _do_register(self) -> None:
+        if len(self.customers) >= MAX_VISITORS:
+            return self._do_login()
+        username = f"sim-{secrets.token_hex(5)}"
+        customer = Customer(username=username, client=self._new_client())
+        response = self._request(
+            customer.client,
+            "register",
+            "POST",
+            "/api/accounts/register/",
+            json={"username": username, "email": f"{username}@example.com", "password": PASSWORD},
+        )
+        self.customers.append(customer)
+        self._authenticated(customer, response)
+
+    def _do_login(self) -> None:
+        customer = self._customer(with_token=False)
+        if customer is None:
+            return self._do_register()
+        response = self._request(
+            customer.client,
+            "login",
+            "POST",
+            "/api/accounts/login/",
+            json={"username": customer.username, "password": PASSWORD},
+        )
+        self._authenticated(customer, response)
+
+    def _do_failed_login(self) -> None:
+        customer = self._customer(with_token=False)
+        username = customer.username if customer and self.random.random() < 0.7 else "admin"
+        self._request(
+            self._visitor(),
+            "failed_login",
+            "POST",
+            "/api/accounts/login/",
+            json={"username": username, "password": "guess-" + secrets.token_hex(3)},
+        )
+
+    def _do_order(self) -> None:
+        customer = self._customer()
+        if customer is None or not self.product_ids:
+            return self._do_register() if customer is None else self._do_browse()
+        picks = self.random.sample(
+            self.product_ids, k=min(len(self.product_ids), self.random.randint(1, 3))
+        )
+        items = [{"product": pid, "quantity": self.random.randint(1, 3)} for pid in picks]
+        response = self._request(
+            customer.client, "order", "POST", "/api/orders/", json={"items": items}
+        )
+        if response is not None and response.status_code == 201:
+            customer.pending_orders.append(response.json()["id"])
+
+    def _do_pay(self) -> None:
+        payers = [c for c in self.customers if c.pending_orders and c.token]
+        if not payers:
+            return self._do_order()
+        customer = self.random.choice(payers)
+        order_id = customer.pending_orders[0]
+        numbers, weights = zip(*CARD_MIX, strict=True)
+        response = self._request(
+            customer.client,
+            "pay",
+            "POST",
+            "/api/payments/",
+            json={
+                "order": order_id,
+                "card_number": self.random.choices(numbers, weights=weights)[0],
+                "exp_month": self.random.randint(1, 12),
+                "exp_year": 2030,
+                "cvc": f"{self.random.randint(0, 999):03d}",
+            },
+        )
+        if response is None:
+            return
+        if response.status_code == 201:
+            customer.pending_orders.remove(order_id)
+            self.paid_orders[order_id] = "paid"
+        elif response.status_code == 402:
+            if response.json()["payment"]["status"] == "failed" and self.random.random() < 0.3:
+                customer.pending_orders.remove(order_id)  # the customer gives up
+        elif response.status_code in (404, 409):
+            customer.pending_orders.remove(order_id)
+
+    def _do_cancel(self) -> None:
+        customer = next((c for c in self.customers if c.pending_orders and c.token), None)
+        if customer is None:
+            return self._do_browse()
+        order_id = customer.pending_orders.pop()
+        self._request(customer.client, "cancel", "POST", f"/api/orders/{order_id}/cancel/")
+
+    def _do_progress(self) -> None:
+        movable = [oid for oid, status in self.paid_orders.items() if status in NEXT_STATUS]
+        if not self.staff_token or not movable:
+            return self._do_browse()
+        if self._staff is None:
+            self._staff = self._new_client()
+            self._staff.headers["Authorization"] = f"Token {self.staff_token}"
+        order_id = self.random.choice(movable)
+        status = NEXT_STATUS[self.paid_orders[order_id]]
+        response = self._request(
+            self._staff,
+            "progress",
+            "POST",
+            f"/api/orders/{order_id}/status/",
+            json={"status": status},
+        )
+        if response is not None and response.is_success:
+            self.paid_orders[order_id] = status

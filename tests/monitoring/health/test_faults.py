@@ -1,0 +1,89 @@
+"""A stopped or hung Redis or PostgreSQL: the right component is down, the answer comes within
+the check timeout + 0.5 s, and the other components keep working."""
+
+import time
+
+import pytest
+
+from monitoring.health.checks import DatabaseCheck, RedisCheck, run_checks
+from tests.monitoring.health.conftest import TIMEOUT
+
+pytestmark = pytest.mark.django_db
+
+BOUND = TIMEOUT + 0.5
+
+
+def timed_get(reader, url):
+    started = time.monotonic()
+    response = reader(url)
+    return response, time.monotonic() - started
+
+
+def test_redis_stopped(reader, health_settings, refused_port):
+    health_settings.REDIS_URL = f"redis://127.0.0.1:{refused_port}/2"
+    response, elapsed = timed_get(reader, "/api/health/detailed/")
+    assert elapsed < BOUND
+    assert response.status_code == 503
+    components = response.json()["components"]
+    assert components["redis"]["status"] == "down"
+    assert components["celery"]["status"] == "down"
+    assert components["database"]["status"] == "ok"
+    assert reader("/api/health/database/").status_code == 200
+    assert reader("/api/health/").status_code == 200
+
+
+def test_redis_hung(reader, health_settings, hung):
+    health_settings.REDIS_URL = f"redis://127.0.0.1:{hung.port}/2"
+    response, elapsed = timed_get(reader, "/api/health/detailed/")
+    assert elapsed < BOUND
+    assert response.status_code == 503
+    components = response.json()["components"]
+    assert components["redis"]["status"] == "down"
+    assert components["celery"]["status"] == "down"
+    assert components["database"]["status"] == "ok"
+    assert hung.accepted, "the check never reached the hung server"
+    response, elapsed = timed_get(reader, "/api/health/redis/")
+    assert elapsed < BOUND
+    assert response.status_code == 503
+
+
+def test_postgres_unreachable(reader, client, broken_database, refused_port):
+    broken_database(refused_port)
+    response, elapsed = timed_get(reader, "/api/health/detailed/")
+    assert elapsed < BOUND
+    assert response.status_code == 503
+    database = response.json()["components"]["database"]
+    assert database["status"] == "down"
+    assert database["error"]
+    assert client.get("/api/health/").status_code == 503
+
+
+def test_postgres_hung(reader, client, broken_database, hung):
+    broken_database(hung.port)
+    response, elapsed = timed_get(reader, "/api/health/detailed/")
+    assert elapsed < BOUND
+    assert response.status_code == 503
+    assert response.json()["components"]["database"]["status"] == "down"
+    started = time.monotonic()
+    assert client.get("/api/health/").status_code == 503
+    assert time.monotonic() - started < BOUND
+
+
+def test_a_hung_server_gets_one_check_at_a_time(broken_database, hung):
+    """Probes of a hung server share the running check (libpq's connect timeout is at least
+    2 s, longer than a probe waits): no pile-up of threads or connections."""
+    broken_database(hung.port)
+    for _ in range(3):
+        started = time.monotonic()
+        (result,) = run_checks([DatabaseCheck(alias="default")], timeout=TIMEOUT)
+        assert time.monotonic() - started < BOUND
+        assert result.status == "down"
+    assert len(hung.accepted) == 1
+
+
+def test_healthy_checks_answer_while_another_hangs(health_settings, hung):
+    checks = [DatabaseCheck(alias="default"), RedisCheck(url=f"redis://127.0.0.1:{hung.port}/0")]
+    results = {r.name: r for r in run_checks(checks, timeout=TIMEOUT)}
+    assert results["database"].status == "ok"
+    assert results["redis"].status == "down"
+    assert "no answer" in results["redis"].error or "Timeout" in results["redis"].error

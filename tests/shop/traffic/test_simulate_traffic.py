@@ -1,0 +1,59 @@
+"""The traffic simulator against a live server: real HTTP, real orders, payments and visits."""
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+from rest_framework.authtoken.models import Token
+
+from shop.catalog.demo import demo_catalog_load
+from shop.orders.models import Order
+from shop.payments.models import Payment
+from shop.visits.models import Visit
+
+pytestmark = [pytest.mark.slow, pytest.mark.db, pytest.mark.django_db(transaction=True)]
+
+
+def test_simulator_drives_shop_traffic(live_server, capsys):
+    demo_catalog_load()
+    staff = User.objects.create_user("ops", "ops@example.com", "x", is_staff=True)
+    token = Token.objects.create(user=staff).key
+
+    call_command(
+        "simulate_traffic",
+        base_url=live_server.url.replace("localhost", "127.0.0.1"),
+        rate=150,
+        duration=10,  # an upper bound: 200 requests normally take 2-4 s
+        max_requests=200,
+        seed=7,
+        staff_token=token,
+    )
+    out = capsys.readouterr().out
+    total = int(out.split()[0])
+    assert 100 <= total <= 200, out
+    outcomes = [line.split()[1] for line in out.splitlines()[1:]]
+    assert not [o for o in outcomes if o.startswith("5") or o == "error"], out
+
+    assert User.objects.filter(username__startswith="sim-").exists()
+    assert Order.objects.exists()
+    assert Payment.objects.filter(status="succeeded").exists(), out
+    assert Payment.objects.filter(status="failed").exclude(error_code="").exists(), out
+    assert Visit.objects.count() >= 2
+    assert "failed_login" in out and "401" in out
+    moved = Order.objects.filter(status__in=["processing", "shipped", "delivered"])
+    assert moved.exists(), out
+
+
+def test_simulator_is_bounded_by_request_count(live_server, capsys):
+    call_command(
+        "simulate_traffic",
+        base_url=live_server.url.replace("localhost", "127.0.0.1"),
+        rate=500,
+        duration=30,
+        max_requests=15,
+    )
+    assert capsys.readouterr().out.startswith("15 requests in ")
+
+
+def test_simulator_refuses_nonsense_arguments():
+    with pytest.raises(CommandError, match="must be positive"):
+        call_command("simulate_traffic", base_url="http://127.0.0.1:9", rate=0, duration=1)
