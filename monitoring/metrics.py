@@ -11,6 +11,8 @@ Public surface (``__all__``):
   yields prometheus_client metric families, e.g. the system/database/redis collectors). It runs
   in the process that answers the scrape. Names must not collide with a primitive's.
 - ``exposition() -> bytes``: everything in Prometheus text format 0.0.4 (``CONTENT_TYPE``).
+- ``sample_values(*names)``: the primitives' current samples by name, merged over processes
+  the same way (for JSON endpoints that report the same numbers).
 - ``multiprocess_dir()``, ``prepare_multiprocess_dir(path)``, ``mark_process_dead(pid)``: the
   process plumbing used by ``config/gunicorn.conf.py`` and the Celery worker start.
 
@@ -53,6 +55,7 @@ __all__ = [
     "multiprocess_dir",
     "prepare_multiprocess_dir",
     "register_collector",
+    "sample_values",
 ]
 
 logger = logging.getLogger(__name__)
@@ -116,6 +119,7 @@ class _Registry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._names: dict[str, str] = {}
+        self._primitives: list = []
         # In-process primitives and every custom collector render through prometheus_client.
         self.collectors = CollectorRegistry(auto_describe=False)
 
@@ -130,8 +134,13 @@ class _Registry:
     def add_primitive(self, metric) -> None:
         base = metric._name
         self._claim({base, base + "_total", base + "_bucket", base + "_sum", base + "_count"}, base)
+        self._primitives.append(metric)
         if multiprocess_dir() is None:
             self.collectors.register(metric)
+
+    def primitives(self) -> list:
+        with self._lock:
+            return list(self._primitives)
 
     def add_collector(self, collector) -> None:
         self.collectors.register(collector)
@@ -341,11 +350,12 @@ class _MultiprocessReader:
                 stamps[index] = values[stamp_position]
 
     @staticmethod
-    def _plan(family: _Family) -> list[tuple[str, int, int]]:
-        """Per line: (prefix, series index, how). Histogram buckets are summed as they go."""
+    def _plan(family: _Family) -> list[tuple]:
+        """Per line: (prefix, series index, how, sample name, labels); buckets summed as they go."""
         if family.kind != "histogram":
             return [
-                (s.sample + _label_text(s.labels) + " ", s.index, _PLAIN) for s in family.series
+                (s.sample + _label_text(s.labels) + " ", s.index, _PLAIN, s.sample, s.labels)
+                for s in family.series
             ]
         groups: dict[tuple, dict] = {}
         for s in family.series:
@@ -357,46 +367,64 @@ class _MultiprocessReader:
             else:
                 group["sum"] = s.index
         plan = []
+        name = family.name
         for rest, group in groups.items():
             how = _FIRST_BUCKET
             for le, index in sorted(group["buckets"]):
                 labels = rest + (("le", floatToGoString(le)),)
-                plan.append((f"{family.name}_bucket{_label_text(labels)} ", index, how))
+                prefix = f"{name}_bucket{_label_text(labels)} "
+                plan.append((prefix, index, how, name + "_bucket", labels))
                 how = _BUCKET
             if group["buckets"]:
-                plan.append((f"{family.name}_count{_label_text(rest)} ", -1, _COUNT))
+                prefix = f"{name}_count{_label_text(rest)} "
+                plan.append((prefix, -1, _COUNT, name + "_count", rest))
             if group["sum"] is not None:
-                plan.append((f"{family.name}_sum{_label_text(rest)} ", group["sum"], _PLAIN))
+                prefix = f"{name}_sum{_label_text(rest)} "
+                plan.append((prefix, group["sum"], _PLAIN, name + "_sum", rest))
         return plan
+
+    def _merged(self):
+        """(family, [(plan entry, value), ...]) for every family with data. Lock held by caller."""
+        totals = self._read()
+        get = totals.get
+        for family in self._families.values():
+            if family.plan is None:
+                family.plan = self._plan(family)
+            rows = []
+            running = 0.0
+            for entry in family.plan:
+                how = entry[2]
+                if how == _PLAIN:
+                    value = get(entry[1])
+                    if value is None:
+                        continue
+                elif how == _COUNT:
+                    value = running
+                else:
+                    running = get(entry[1], 0.0) + (running if how == _BUCKET else 0.0)
+                    value = running
+                rows.append((entry, value))
+            if rows:
+                yield family, rows
 
     def text(self) -> str:
         with self._lock:
-            totals = self._read()
             out: list[str] = []
-            get = totals.get
-            for family in self._families.values():
-                if family.plan is None:
-                    family.plan = self._plan(family)
-                lines = []
-                running = 0.0
-                for prefix, index, how in family.plan:
-                    if how == _PLAIN:
-                        value = get(index)
-                        if value is None:
-                            continue
-                    elif how == _COUNT:
-                        value = running
-                    else:
-                        running = get(index, 0.0) + (running if how == _BUCKET else 0.0)
-                        value = running
-                    lines.append(prefix + _fmt(value))
-                if not lines:
-                    continue
+            for family, rows in self._merged():
                 name = family.name + "_total" if family.kind == "counter" else family.name
                 help_text = family.help.replace("\\", r"\\").replace("\n", r"\n")
                 out.append(f"# HELP {name} {help_text}\n# TYPE {name} {family.kind}")
-                out.append("\n".join(lines))
+                out.append("\n".join([entry[0] + _fmt(value) for entry, value in rows]))
             return "\n".join(out) + "\n" if out else ""
+
+    def samples(self, names: set[str]) -> list[tuple[str, dict[str, str], float]]:
+        with self._lock:
+            return [
+                (entry[3], dict(entry[4]), value)
+                for _, rows in self._merged()
+                for entry, value in rows
+                if entry[3] in names
+            ]
 
 
 class ProcessCollector:
@@ -459,17 +487,34 @@ _reader: _MultiprocessReader | None = None
 _reader_lock = threading.Lock()
 
 
-def _multiprocess_text() -> str:
+def _reader_for(directory: Path) -> _MultiprocessReader:
     global _reader
-    directory = multiprocess_dir()
-    if directory is None:
-        return ""
     with _reader_lock:
         if _reader is None or _reader.directory != directory:
             _reader = _MultiprocessReader(directory)
             REGISTRY.collectors.register(ProcessCollector(directory))
-        reader = _reader
-    return reader.text()
+        return _reader
+
+
+def _multiprocess_text() -> str:
+    directory = multiprocess_dir()
+    return "" if directory is None else _reader_for(directory).text()
+
+
+def sample_values(*names: str) -> list[tuple[str, dict[str, str], float]]:
+    """Current ``(sample name, labels, value)`` of the primitives' samples called ``names``
+    (e.g. ``"http_requests_total"``, ``"x_bucket"``), merged over processes like the endpoint."""
+    wanted = set(names)
+    directory = multiprocess_dir()
+    if directory is not None:
+        return _reader_for(directory).samples(wanted)
+    return [
+        (sample.name, dict(sample.labels), sample.value)
+        for metric in REGISTRY.primitives()
+        for family in metric.collect()
+        for sample in family.samples
+        if sample.name in wanted
+    ]
 
 
 def exposition() -> bytes:

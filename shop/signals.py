@@ -7,7 +7,8 @@ from django.dispatch import Signal
 
 # kwargs: user
 user_registered = Signal()
-# kwargs: user, success (bool), username (str, as typed)
+# kwargs: user (None on failure), success (bool), username (str, as typed),
+#         request (the HttpRequest: client address for failed-login detection)
 login_attempted = Signal()
 # kwargs: order
 order_placed = Signal()

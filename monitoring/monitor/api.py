@@ -56,6 +56,7 @@ class MonitorApi(Protocol):
     def targets_json(self) -> list[dict]: ...
     def rules_json(self, rule_type: str | None) -> list[dict]: ...
     def alerts_json(self) -> list[dict]: ...
+    def metadata_json(self) -> dict[str, list[dict]]: ...
     def reload(self) -> list[str]: ...
 
 
@@ -232,6 +233,34 @@ def api_alerts(monitor: MonitorApi, params: Params) -> dict:
     return {"alerts": monitor.alerts_json()}
 
 
+def api_metadata(monitor: MonitorApi, params: Params) -> dict[str, list[dict]]:
+    metadata = monitor.metadata_json()
+    metric = _param(params, "metric")
+    if metric:
+        metadata = {metric: metadata[metric]} if metric in metadata else {}
+    limit = _param(params, "limit")
+    if limit:
+        try:
+            count = int(limit)
+        except ValueError:
+            raise ApiError(f'invalid parameter "limit": {limit!r} is not a number') from None
+        if count >= 0:
+            metadata = dict(list(metadata.items())[:count])
+    return metadata
+
+
+def api_buildinfo(monitor: MonitorApi, params: Params) -> dict:
+    # Grafana reads this to pick Prometheus features; we implement 2.42's semantics.
+    return {
+        "version": "2.42.0",
+        "revision": "pasargad-monitor",
+        "branch": "",
+        "buildUser": "",
+        "buildDate": "",
+        "goVersion": "",
+    }
+
+
 _ROUTES: dict[str, Callable[[MonitorApi, Params], Any]] = {
     "/api/v1/query": api_query,
     "/api/v1/query_range": api_query_range,
@@ -240,6 +269,8 @@ _ROUTES: dict[str, Callable[[MonitorApi, Params], Any]] = {
     "/api/v1/targets": api_targets,
     "/api/v1/rules": api_rules,
     "/api/v1/alerts": api_alerts,
+    "/api/v1/metadata": api_metadata,
+    "/api/v1/status/buildinfo": api_buildinfo,
 }
 _LABEL_VALUES = re.compile(r"^/api/v1/label/([^/]+)/values$")
 

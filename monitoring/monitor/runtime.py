@@ -36,6 +36,7 @@ from monitoring.monitor.evaluate import (
 from monitoring.monitor.models import AlertInstance, AlertTransition
 from monitoring.monitor.scrape import Scraper, now_ms
 from monitoring.monitor.store import SampleStore
+from monitoring.monitor.thresholds import rules_stale
 from monitoring.rules.alerting import Alert, AlertingRule
 from monitoring.rules.engine import Engine
 from monitoring.rules.group import RuleGroup
@@ -59,7 +60,26 @@ def config_and_rules_load(path: Path) -> tuple[MonitorConfig, list[RuleGroup]]:
         )
     except RuleFileError as exc:
         raise ConfigError([str(e) for e in exc.errors]) from None
+    _warn_if_rules_stale(config.path.parent)
     return config, groups
+
+
+def _warn_if_rules_stale(prometheus_dir: Path) -> None:
+    """Rules generated from thresholds.yml still run when stale, but the operator should know."""
+    if (
+        not (prometheus_dir / "templates").is_dir()
+        or not (prometheus_dir / "thresholds.yml").exists()
+    ):
+        return
+    try:
+        stale = rules_stale(prometheus_dir=prometheus_dir)
+    except ConfigError as exc:
+        logger.warning("thresholds.yml is invalid: %s", "; ".join(exc.errors))
+        return
+    for path in stale:
+        logger.warning(
+            "%s is out of date with thresholds.yml; run `manage.py monitor render-rules`", path
+        )
 
 
 def _datetime(t_ms: int | None) -> datetime | None:
@@ -322,6 +342,14 @@ class Monitor:
                 data["rules"] = [r for r in data["rules"] if r["type"] == kind]
             groups.append(data)
         return groups
+
+    def metadata_json(self) -> dict[str, list[dict]]:
+        merged: dict[str, list[dict]] = {}
+        for state in self.scraper.targets():
+            for name, entry in state.metadata.items():
+                if entry not in merged.setdefault(name, []):
+                    merged[name].append(entry)
+        return dict(sorted(merged.items()))
 
     def alerts_json(self) -> list[dict]:
         return [alert_api_dict(a) for g in self.groups for a in g.active_alerts()]

@@ -37,14 +37,23 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def exposition_parse(text: str) -> list[Sample]:
+def exposition_parse(text: str, metadata: dict[str, dict] | None = None) -> list[Sample]:
     """Every sample of a text-format exposition as (labels with __name__, value).
 
+    `metadata`, when given, receives each family's `{"type", "help", "unit"}` under the name
+    its TYPE line used (prometheus_client drops a counter's `_total`; Prometheus keeps it).
     Raises ValueError when the text is not valid exposition format (the scrape then fails).
     """
     samples: list[Sample] = []
     try:
         for family in text_string_to_metric_families(text):
+            if metadata is not None:
+                name = family.name
+                if family.type == "counter" and any(
+                    sample.name == name + "_total" for sample in family.samples
+                ):
+                    name += "_total"
+                metadata[name] = {"type": family.type, "help": family.documentation, "unit": ""}
             for sample in family.samples:
                 labels = {"__name__": sample.name, **sample.labels}
                 samples.append((labels, float(sample.value)))
@@ -84,6 +93,7 @@ class TargetState:
     last_scrape: datetime | None = None
     last_duration_s: float = 0.0
     last_samples: int = 0
+    metadata: dict[str, dict] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -186,7 +196,10 @@ class Scraper:
             raise ValueError(
                 f"server returned HTTP status {response.status_code} {response.reason_phrase}"
             )
-        return exposition_parse(response.text)
+        metadata: dict[str, dict] = {}
+        samples = exposition_parse(response.text, metadata)
+        state.metadata = metadata
+        return samples
 
     def scrape_all(self) -> None:
         """Scrape every target once, concurrently, and wait for all (used by `monitor once`)."""

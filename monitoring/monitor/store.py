@@ -23,8 +23,8 @@ Public surface (stable; the scraper, the rule engine and the HTTP API build on i
     in which floats are summed, so results match to the last bit).  Series with no sample in
     the window are left out.
   - ``select_raw(...) -> list[RawSeries]``: the same as ``RawSeries(labels, base, offsets,
-    values)`` holding copies of the stored arrays (timestamps = base + offset); no per-sample
-    Python work (the engine's path).
+    values, lo, hi, …)``: the stored arrays themselves with the window's bounds (timestamps
+    are base + offset); no copying, no per-sample Python work (the engine's path).
   - ``series(matchers, start_ms, end_ms) -> list[Labels]``: label sets with a sample in window.
   - ``label_names() -> list[str]``, ``label_values(name) -> list[str]`` (sorted).
   - ``gc(now_ms)``: drop samples older than the retention, and series left empty.
@@ -109,9 +109,11 @@ class SeriesSamples:
 class RawSeries:
     labels: Labels
     base: int  # timestamps are base + offsets[i] (ms)
-    offsets: array  # array('i')
-    values: array  # array('d')
-    has_nan: bool = True  # False: no NaN (so no staleness marker) among the values
+    offsets: array  # array('i'), shared with the store: read only [lo, hi)
+    values: array  # array('d'), likewise
+    lo: int
+    hi: int
+    has_nan: bool = True  # False: no NaN (so no staleness marker) in the series
     last_drop: int | None = None  # ms of the series' latest drop in value (None: never)
 
 
@@ -212,8 +214,9 @@ class SampleStore:
                 lo = bisect_left(series.offsets, cutoff - series.base)
                 if lo == 0:
                     continue
-                del series.offsets[:lo]
-                del series.values[:lo]
+                # New arrays, not in-place deletes: readers may hold the old ones.
+                series.offsets = series.offsets[lo:]
+                series.values = series.values[lo:]
                 if series.nans:
                     series.nans = sum(1 for v in series.values if v != v)
                 if not series.offsets:
@@ -266,7 +269,10 @@ class SampleStore:
     def select_raw(
         self, matchers: Iterable[Matcher], start_ms: int, end_ms: int
     ) -> list[RawSeries]:
-        """Like ``select`` without per-sample work: copies of the stored arrays (the engine's)."""
+        """Like ``select`` without copying: the stored arrays and the window's bounds.
+
+        Safe to read without the lock: appends only add past ``hi``, and ``gc``/rebasing
+        replace a series' arrays instead of changing them in place."""
         out = []
         with self._lock:
             for series in self._candidates(matchers):
@@ -276,8 +282,10 @@ class SampleStore:
                         RawSeries(
                             series.labels,
                             series.base,
-                            series.offsets[lo:hi],
-                            series.values[lo:hi],
+                            series.offsets,
+                            series.values,
+                            lo,
+                            hi,
                             series.nans > 0,
                             series.last_drop,
                         )
@@ -288,7 +296,11 @@ class SampleStore:
         self, matchers: Iterable[Matcher], start_ms: int, end_ms: int
     ) -> list[SeriesSamples]:
         return [
-            SeriesSamples(r.labels, [r.base + o for o in r.offsets], r.values.tolist())
+            SeriesSamples(
+                r.labels,
+                [r.base + o for o in r.offsets[r.lo : r.hi]],
+                r.values[r.lo : r.hi].tolist(),
+            )
             for r in self.select_raw(matchers, start_ms, end_ms)
         ]
 

@@ -2,7 +2,8 @@
 
 Public surface (stable):
 
-- ``Engine(store, lookback_delta_ms=300_000)``
+- ``Engine(store, lookback_delta_ms=300_000, subquery_step_ms=60_000)``: give the global
+  ``evaluation_interval`` as ``subquery_step_ms`` (a subquery without a step uses it)
   - ``instant(expr, t_ms) -> Scalar | String | Vector | Matrix`` (a Matrix only when the
     expression is a range selector or subquery, as in Prometheus' instant queries)
   - ``range(expr, start_ms, end_ms, step_ms) -> Matrix``
@@ -228,6 +229,8 @@ AGG_OPS = {
     "group",
 }
 ARITH_OPS = {"+", "-", "*", "/", "%", "^", "atan2"}
+# Prometheus 2.42 keeps the metric name through atan2 (shouldDropMetricName).
+NAME_DROPPING_OPS = ARITH_OPS - {"atan2"}
 COMPARISON_OPS = {"==", "!=", ">", "<", ">=", "<="}
 SET_OPS = {"and", "or", "unless"}
 
@@ -644,20 +647,28 @@ def _linear_regression(points: list[tuple[int, float]], intercept_t: int) -> tup
 
 @dataclass(slots=True)
 class _Window:
-    """One series' samples inside a range: timestamps are ``base + offsets[i]`` (ms)."""
+    """One series' samples inside a range: ``offs[lo:hi]``/``vals[lo:hi]`` of the given
+    sequences (not copied until a function needs them), timestamps ``base + offset`` (ms)."""
 
     labels: Labels
     base: int
-    offsets: Sequence[int]
-    values: Sequence[float]
+    offs: Sequence[int]
+    vals: Sequence[float]
+    lo: int
+    hi: int
     has_reset: bool | None = None  # None: not known, scan for one
 
+    @property
+    def values(self) -> Sequence[float]:
+        return self.vals[self.lo : self.hi]
+
     def t(self, i: int) -> int:
-        return self.base + self.offsets[i]
+        return self.base + self.offs[self.lo + i]
 
     def points(self) -> list[tuple[int, float]]:
         base = self.base
-        return [(base + o, v) for o, v in zip(self.offsets, self.values, strict=True)]
+        offs = self.offs[self.lo : self.hi]
+        return [(base + o, v) for o, v in zip(offs, self.values, strict=True)]
 
     def series(self) -> Series:
         return Series(self.labels, self.points())
@@ -673,9 +684,16 @@ class _Query:
 
 
 class Engine:
-    def __init__(self, store: SampleStore, lookback_delta_ms: int = 300_000) -> None:
+    def __init__(
+        self,
+        store: SampleStore,
+        lookback_delta_ms: int = 300_000,
+        subquery_step_ms: int = 60_000,
+    ) -> None:
         self.store = store
         self.lookback_ms = lookback_delta_ms
+        # A subquery without a step (x[5m:]) uses the evaluation interval, as in Prometheus.
+        self.subquery_step_ms = subquery_step_ms
 
     # -- public ------------------------------------------------------------------------------
     def instant(self, expr: str | Node, t_ms: int) -> Value:
@@ -755,8 +773,8 @@ class Engine:
         lookback = self.lookback_ms
         for s in q.data.get(id(sel), ()):
             offs, vals, base = s.offsets, s.values, s.base
-            m = len(offs)
-            i = 0
+            m = s.hi
+            i = s.lo
             points = []
             t = q.start
             while t <= q.end:
@@ -779,8 +797,8 @@ class Engine:
         keep = name == "last_over_time"
         out = []
         for s in q.data.get(id(sel), ()):
-            offs, vals, base = s.offsets, s.values, s.base
-            if any(map(math.isnan, vals)):
+            offs, vals, base = s.offsets[s.lo : s.hi], s.values[s.lo : s.hi], s.base
+            if s.has_nan:
                 kept = [(o, v) for o, v in zip(offs, vals, strict=True) if not is_stale(v)]
                 offs, vals = [o for o, _ in kept], [v for _, v in kept]
             m = len(offs)
@@ -809,7 +827,7 @@ class Engine:
                             resets,
                         )
                     else:
-                        w = _Window(s.labels, base, offs[lo:hi], vals[lo:hi])
+                        w = _Window(s.labels, base, offs, vals, lo, hi)
                         value = _range_func(name, w, ref, range_ms, None, t)
                     if value is not None:
                         points.append((t, value))
@@ -888,8 +906,8 @@ class Engine:
         out = []
         for s in q.data.get(id(sel), ()):
             base = s.base
-            i = bisect_right(s.offsets, ref - base) - 1
-            if i < 0:
+            i = bisect_right(s.offsets, ref - base, s.lo, s.hi) - 1
+            if i < s.lo:
                 continue
             ts = base + s.offsets[i]
             if ts < oldest:
@@ -906,27 +924,29 @@ class Engine:
         out = []
         for s in q.data.get(id(sel), ()):
             base = s.base
-            lo = bisect_left(s.offsets, ref - range_ms - base)
-            hi = bisect_right(s.offsets, ref - base)
+            lo = bisect_left(s.offsets, ref - range_ms - base, s.lo, s.hi)
+            hi = bisect_right(s.offsets, ref - base, s.lo, s.hi)
             if lo >= hi:
                 continue
-            offs, vals = s.offsets[lo:hi], s.values[lo:hi]
-            has_reset = None
             if s.has_nan:
-                kept = [(o, v) for o, v in zip(offs, vals, strict=True) if not is_stale(v)]
-                if not kept:
-                    continue
-                offs, vals = [o for o, _ in kept], [v for _, v in kept]
-            else:
-                has_reset = _reset_in(s.last_drop, base + offs[0], base + offs[-1])
-            out.append(_Window(s.labels, base, offs, vals, has_reset))
+                kept = [
+                    (o, v)
+                    for o, v in zip(s.offsets[lo:hi], s.values[lo:hi], strict=True)
+                    if not is_stale(v)
+                ]
+                if kept:
+                    offs, vals = [o for o, _ in kept], [v for _, v in kept]
+                    out.append(_Window(s.labels, base, offs, vals, 0, len(kept)))
+                continue
+            has_reset = _reset_in(s.last_drop, base + s.offsets[lo], base + s.offsets[hi - 1])
+            out.append(_Window(s.labels, base, s.offsets, s.values, lo, hi, has_reset))
         return out
 
     def _eval_matrix(self, node: MatSel, t: int, q: _Query) -> Matrix:
         return Matrix([w.series() for w in self._range_points(node.sel, node.range_ms, t, q)])
 
     def _subquery_points(self, node: Subquery, t: int, q: _Query) -> list[_Window]:
-        step = node.step_ms or 60_000  # Prometheus' default evaluation interval
+        step = node.step_ms or self.subquery_step_ms
         ref = self._sel_time(node.at, t, q) - node.offset_ms
         start = ref - node.range_ms
         first = -(-start // step) * step  # align to the step, as Prometheus does
@@ -941,7 +961,8 @@ class Engine:
                     series.setdefault(s.labels, []).append((ts, s.value))
             ts += step
         return [
-            _Window(lbl, 0, [p[0] for p in pts], [p[1] for p in pts]) for lbl, pts in series.items()
+            _Window(lbl, 0, [p[0] for p in pts], [p[1] for p in pts], 0, len(pts))
+            for lbl, pts in series.items()
         ]
 
     def _eval_subquery(self, node: Subquery, t: int, q: _Query) -> Matrix:
@@ -1016,11 +1037,9 @@ class Engine:
         try:
             regex = re.compile(f"^(?:{pattern})$", re.DOTALL)
         except re.error:
-            raise QueryError(
-                f'invalid regular expression in label_replace(): "{pattern}"'
-            ) from None
+            raise QueryError(f"invalid regular expression in label_replace(): {pattern}") from None
         if not LABEL_NAME_RE.match(dst):
-            raise QueryError(f'invalid destination label name in label_replace(): "{dst}"')
+            raise QueryError(f"invalid destination label name in label_replace(): {dst}")
         out = []
         for s in vec.samples:
             d = dict(s.labels)
@@ -1039,7 +1058,7 @@ class Engine:
         sep = self._string(args[2], t, q)
         srcs = [self._string(a, t, q) for a in args[3:]]
         if not LABEL_NAME_RE.match(dst):
-            raise QueryError(f'invalid destination label name in label_join(): "{dst}"')
+            raise QueryError(f"invalid destination label name in label_join(): {dst}")
         out = []
         for s in vec.samples:
             d = dict(s.labels)
@@ -1238,9 +1257,8 @@ def _absent_labels(node: Node) -> Labels:
 def _extrapolated(
     w: _Window, ref: int, range_ms: int, is_counter: bool, is_rate: bool
 ) -> float | None:
-    n = len(w.values)
     return _extrapolated_at(
-        w.base, w.offsets, w.values, 0, n, ref, range_ms, is_counter, is_rate, w.has_reset
+        w.base, w.offs, w.vals, w.lo, w.hi, ref, range_ms, is_counter, is_rate, w.has_reset
     )
 
 
@@ -1301,10 +1319,14 @@ def _extrapolated_at(
 def _range_func(
     name: str, w: _Window, ref: int, range_ms: int, arg: float | None, t: int
 ) -> float | None:
-    values = w.values
-    n = len(values)
     if name in ("rate", "increase", "delta"):
         return _extrapolated(w, ref, range_ms, name != "delta", name == "rate")
+    n = w.hi - w.lo
+    if name == "count_over_time":
+        return float(n)
+    if name == "last_over_time":
+        return w.vals[w.hi - 1]
+    values = w.values
     if name in ("irate", "idelta"):
         if n < 2:
             return None
@@ -1479,7 +1501,8 @@ def _vector_scalar(node: Bin, vec: Vector, scalar: float, swap: bool) -> Vector:
                 labels = _drop_name(s.labels) if node.return_bool else s.labels
                 out.append(Sample(labels, value))
         else:
-            out.append(Sample(_drop_name(s.labels), _arith(op, lv, rv)))
+            labels = _drop_name(s.labels) if op in NAME_DROPPING_OPS else s.labels
+            out.append(Sample(labels, _arith(op, lv, rv)))
     return _unique(out) if op in ARITH_OPS or node.return_bool else Vector(out)
 
 
@@ -1541,7 +1564,7 @@ def _vector_binop(node: Bin, lhs: Vector, rhs: Vector) -> Vector:
 
 def _result_metric(lhs: Labels, rhs: Labels, node: Bin) -> Labels:
     d = dict(lhs)
-    if node.op in ARITH_OPS:
+    if node.op in NAME_DROPPING_OPS:
         d.pop("__name__", None)
     if node.card == "one-to-one":
         if node.on:

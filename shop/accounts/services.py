@@ -3,7 +3,8 @@
 from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth.models import AbstractBaseUser, User
 from django.contrib.auth.password_validation import validate_password
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from rest_framework.authtoken.models import Token
 
@@ -21,12 +22,17 @@ def user_register(*, username: str, email: str, password: str) -> User:
     if User.objects.filter(username__iexact=username).exists():
         raise Conflict("A user with that username already exists.", code="username_taken")
     user = User(username=username, email=email)
-    # Raises django's ValidationError with the reasons; the API answers 400 with them.
-    validate_password(password, user=user)
+    try:
+        validate_password(password, user=user)
+    except ValidationError as error:
+        raise ValidationError({"password": error.messages}) from None
     user.set_password(password)
-    with transaction.atomic():
-        user.save()
-        transaction.on_commit(lambda: signals.user_registered.send(sender=User, user=user))
+    try:
+        with transaction.atomic():
+            user.save()
+            transaction.on_commit(lambda: signals.user_registered.send(sender=User, user=user))
+    except IntegrityError:  # the same name registered at the same moment
+        raise Conflict("A user with that username already exists.", code="username_taken") from None
     return user
 
 

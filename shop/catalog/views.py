@@ -64,7 +64,10 @@ class CategoryViewSet(_CatalogViewSet):
 @extend_schema_view(
     list=extend_schema(
         parameters=[
-            OpenApiParameter("category", str, description="Only products in this category slug")
+            OpenApiParameter("category", str, description="Only products in this category slug"),
+            OpenApiParameter(
+                "low_stock", bool, description="Only products at or below their threshold"
+            ),
         ]
     ),
     create=extend_schema(responses={201: ProductSerializer, **WRITE_ERRORS}),
@@ -84,6 +87,7 @@ class ProductViewSet(_CatalogViewSet):
         return selectors.product_list(
             include_inactive=bool(user and user.is_staff),
             category=self.request.query_params.get("category") or None,
+            low_stock=self.request.query_params.get("low_stock") in ("true", "1"),
         )
 
     def service_create(self, data):

@@ -9,6 +9,7 @@ the server only over HTTP (httpx), paced to `rate` requests per second, and stop
 
 import random
 import secrets
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -51,10 +52,17 @@ class Customer:
     pending_orders: list[int] = field(default_factory=list)
 
 
-@dataclass
 class Summary:
-    requests: Counter = field(default_factory=Counter)  # (action, outcome) -> count
-    elapsed: float = 0.0
+    """Requests by (action, outcome); shared by the sessions, so updates take a lock."""
+
+    def __init__(self) -> None:
+        self.requests: Counter = Counter()
+        self.elapsed = 0.0
+        self._lock = threading.Lock()
+
+    def record(self, action: str, outcome: str) -> None:
+        with self._lock:
+            self.requests[(action, outcome)] += 1
 
     @property
     def total(self) -> int:
@@ -67,7 +75,56 @@ class Summary:
         return rows
 
 
+class Pacer:
+    """Hands out request slots: `rate` per second, at most `max_requests`, until `duration`."""
+
+    def __init__(
+        self,
+        *,
+        rate: float,
+        duration: float,
+        max_requests: int,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+    ) -> None:
+        self.rate = rate
+        self.duration = duration
+        self.max_requests = max_requests
+        self.clock = clock
+        self.sleep = sleep
+        self.started = clock()
+        self.granted = 0
+        self._lock = threading.Lock()
+
+    def over(self) -> bool:
+        return self.granted >= self.max_requests or self.elapsed() >= self.duration
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+    def acquire(self) -> bool:
+        """Wait for the next slot; False once the run is over."""
+        with self._lock:
+            if self.over():
+                return False
+            due = self.granted / self.rate
+            if due >= self.duration:  # the next slot would fall after the end
+                self.granted = self.max_requests
+                return False
+            self.granted += 1
+        wait = due - self.elapsed()
+        if wait > 0:
+            self.sleep(min(wait, self.duration))
+        return True
+
+
 class TrafficSimulator:
+    """Runs `concurrency` independent sessions (threads) that share one pace and budget.
+
+    With a seed and one session the run is repeatable; several sessions keep the rate up
+    when the server is slow (password hashing, cold workers).
+    """
+
     def __init__(
         self,
         *,
@@ -77,73 +134,99 @@ class TrafficSimulator:
         max_requests: int = 10_000,
         seed: int | None = None,
         staff_token: str = "",
+        concurrency: int = 4,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if rate <= 0 or duration <= 0 or max_requests <= 0:
-            raise ValueError("rate, duration and max_requests must be positive")
+        if rate <= 0 or duration <= 0 or max_requests <= 0 or concurrency <= 0:
+            raise ValueError("rate, duration, max_requests and concurrency must be positive")
         self.base_url = base_url.rstrip("/")
         self.rate = rate
         self.duration = duration
         self.max_requests = max_requests
-        self.random = random.Random(seed)
+        self.seed = seed
         self.staff_token = staff_token
+        self.concurrency = concurrency
         self.timeout = timeout
         self.clock = clock
         self.sleep = sleep
-        self.summary = Summary()
+
+    def run(self) -> Summary:
+        summary = Summary()
+        pacer = Pacer(
+            rate=self.rate,
+            duration=self.duration,
+            max_requests=self.max_requests,
+            clock=self.clock,
+            sleep=self.sleep,
+        )
+        sessions = [
+            _Session(
+                simulator=self,
+                pacer=pacer,
+                summary=summary,
+                seed=None if self.seed is None else self.seed + number,
+            )
+            for number in range(self.concurrency)
+        ]
+        threads = [threading.Thread(target=session.run, daemon=True) for session in sessions]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        summary.elapsed = pacer.elapsed()
+        return summary
+
+
+class _Session:
+    """One stream of visitors and customers, with its own state and random choices."""
+
+    def __init__(
+        self, *, simulator: TrafficSimulator, pacer: Pacer, summary: Summary, seed: int | None
+    ) -> None:
+        self.base_url = simulator.base_url
+        self.staff_token = simulator.staff_token
+        self.timeout = simulator.timeout
+        self.pacer = pacer
+        self.summary = summary
+        self.random = random.Random(seed)
         self.customers: list[Customer] = []
         self.anonymous: list[httpx.Client] = []
         self.product_ids: list[int] = []
         self.paid_orders: dict[int, str] = {}  # order id -> status, for the staff to move on
-        self._started = 0.0
         self._staff: httpx.Client | None = None
-        # One transport for all simulated visitors (each still has its own cookies).
+        # One transport for all this session's visitors (each still has its own cookies).
         self._transport = httpx.HTTPTransport()
 
-    # -- the loop ---------------------------------------------------------------------------
-
-    def run(self) -> Summary:
-        self._started = self.clock()
+    def run(self) -> None:
         try:
             self._request(self._visitor(), "browse", "GET", "/api/catalog/products/?limit=200")
-            while not self._done():
+            while not self.pacer.over():
                 action = self.random.choices(
                     list(ACTION_WEIGHTS), weights=list(ACTION_WEIGHTS.values())
                 )[0]
                 getattr(self, f"_do_{action}")()
         finally:
-            self.summary.elapsed = self.clock() - self._started
             self._transport.close()
-        return self.summary
-
-    def _done(self) -> bool:
-        return (
-            self.summary.total >= self.max_requests or self.clock() - self._started >= self.duration
-        )
 
     def _request(
         self, client: httpx.Client, action: str, method: str, path: str, **kwargs
     ) -> httpx.Response | None:
-        """Send one request at the paced time; None when the run is over or it failed."""
-        if self._done():
+        """Send one request in its paced slot; None when the run is over or it failed."""
+        if not self.pacer.acquire():
             return None
-        due = self._started + self.summary.total / self.rate
-        wait = due - self.clock()
-        if wait > 0:
-            self.sleep(min(wait, self.duration))
         try:
             response = client.request(method, self.base_url + path, **kwargs)
         except httpx.HTTPError as error:
-            self.summary.requests[(action, f"error {type(error).__name__}")] += 1
+            self.summary.record(action, f"error {type(error).__name__}")
             return None
         outcome = str(response.status_code)
         if response.status_code in (402, 409) and "json" in response.headers.get(
             "content-type", ""
         ):
             outcome += f" {response.json().get('code', '')}".rstrip()
-        self.summary.requests[(action, outcome)] += 1
+        self.summary.record(action, outcome)
         if (
             action == "browse"
             and path.startswith("/api/catalog/products/?")

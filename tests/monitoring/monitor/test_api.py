@@ -12,6 +12,7 @@ BODY = """\
 # TYPE cpu_usage_percent gauge
 cpu_usage_percent{host="web1"} 95
 cpu_usage_percent{host="web2"} 10
+# HELP http_requests_total Requests served.
 # TYPE http_requests_total counter
 http_requests_total{method="GET"} 100
 """
@@ -270,3 +271,18 @@ def test_a_token_protects_everything_but_health(running):
 )
 def test_alert_values_print_like_go(value, text):
     assert go_float_e(value) == text
+
+
+def test_metadata_and_buildinfo_for_grafana(running):
+    _, client, _, _ = running
+    metadata = _ok(client.get("/api/v1/metadata"))
+    assert metadata["http_requests_total"] == [
+        {"type": "counter", "help": "Requests served.", "unit": ""}
+    ]
+    assert metadata["cpu_usage_percent"] == [{"type": "gauge", "help": "", "unit": ""}]
+    assert _ok(client.get("/api/v1/metadata", params={"metric": "cpu_usage_percent"})) == {
+        "cpu_usage_percent": [{"type": "gauge", "help": "", "unit": ""}]
+    }
+    assert len(_ok(client.get("/api/v1/metadata", params={"limit": "1"}))) == 1
+    assert "limit" in _bad(client.get("/api/v1/metadata", params={"limit": "x"}))
+    assert _ok(client.get("/api/v1/status/buildinfo"))["version"] == "2.42.0"

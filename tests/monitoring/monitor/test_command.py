@@ -119,3 +119,18 @@ def test_test_rules_fails_and_shows_expected_and_actual(tmp_path):
     result = _monitor("test-rules", str(test), tmp_path=tmp_path)
     assert result.returncode == 1
     assert "FAILED" in result.stdout and "exp:" in result.stdout and "got:" in result.stdout
+
+
+def test_once_warns_when_the_rule_files_are_stale(prom_dir, tmp_path):
+    thresholds = prom_dir / "thresholds.yml"
+    thresholds.write_text(thresholds.read_text().replace("cpu_percent: 85", "cpu_percent: 50"))
+    with Exporter() as exporter:
+        exporter.body = "cpu_usage_percent 60\n"
+        config = prom_dir / "prometheus.yml"
+        config.write_text(config.read_text().replace("localhost:8000", exporter.address))
+        result = _monitor("once", "--config", str(config), tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert "alert_rules.yml is out of date with thresholds.yml" in output
+    # The running rules are still the rendered ones (85), so 60% does not fire.
+    assert "HighCpuUsage" not in result.stdout

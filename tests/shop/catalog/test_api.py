@@ -16,6 +16,8 @@ def test_public_lists_active_products_and_filters_by_category(anon_client, make_
     assert listed["count"] == 2
     by_category = anon_client.get("/api/catalog/products/", {"category": "business-cards"}).json()
     assert [p["id"] for p in by_category["results"]] == [card.pk]
+    low = anon_client.get("/api/catalog/products/", {"low_stock": "true"}).json()
+    assert [p["sku"] for p in low["results"]] == ["BC-STD-500"]
     detail = anon_client.get(f"/api/catalog/products/{poster.pk}/").json()
     assert detail["price"] == "12.50" and detail["category"] == "posters"
     assert detail["is_low_stock"] is False

@@ -3,7 +3,7 @@ from django.core.management import call_command
 
 from shop.catalog.demo import PRODUCTS
 from shop.catalog.models import Category, Product
-from shop.catalog.selectors import product_low_stock_list
+from shop.catalog.selectors import product_list
 
 pytestmark = [pytest.mark.django_db, pytest.mark.db]
 
@@ -13,7 +13,7 @@ def test_demo_catalog_loads_once_and_keeps_sold_stock(capsys):
     assert "20 products created, 0 updated" in capsys.readouterr().out
     assert Product.objects.count() == len(PRODUCTS) == 20
     assert Category.objects.count() == 6
-    low = {p.sku for p in product_low_stock_list()}
+    low = {p.sku for p in product_list(low_stock=True)}
     assert low == {"PST-A2-GICLEE", "BC-FOIL-100"}
     Product.objects.filter(sku="CNV-30x40").update(stock_quantity=3)
 

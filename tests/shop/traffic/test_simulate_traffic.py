@@ -8,6 +8,7 @@ from rest_framework.authtoken.models import Token
 from shop.catalog.demo import demo_catalog_load
 from shop.orders.models import Order
 from shop.payments.models import Payment
+from shop.traffic.simulator import Pacer
 from shop.visits.models import Visit
 
 pytestmark = [pytest.mark.slow, pytest.mark.db, pytest.mark.django_db(transaction=True)]
@@ -25,6 +26,7 @@ def test_simulator_drives_shop_traffic(live_server, capsys):
         duration=10,  # an upper bound: 200 requests normally take 2-4 s
         max_requests=200,
         seed=7,
+        concurrency=1,  # one session: the same choices every run
         staff_token=token,
     )
     out = capsys.readouterr().out
@@ -57,3 +59,35 @@ def test_simulator_is_bounded_by_request_count(live_server, capsys):
 def test_simulator_refuses_nonsense_arguments():
     with pytest.raises(CommandError, match="must be positive"):
         call_command("simulate_traffic", base_url="http://127.0.0.1:9", rate=0, duration=1)
+
+
+class FakeClock:
+    """Time that moves only when the pacer sleeps, so pacing is checked exactly."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 6))
+        self.now += seconds
+
+
+def test_pacer_spaces_requests_and_stops_at_the_deadline():
+    clock = FakeClock()
+    pacer = Pacer(rate=4, duration=1.0, max_requests=100, clock=clock, sleep=clock.sleep)
+    granted = 0
+    while pacer.acquire():
+        granted += 1
+    assert granted == 4  # slots at 0, 0.25, 0.5, 0.75 s; the one at 1.0 s is past the end
+    assert clock.sleeps == [0.25, 0.25, 0.25]
+    assert pacer.over()
+
+
+def test_pacer_stops_at_the_request_budget():
+    clock = FakeClock()
+    pacer = Pacer(rate=1000, duration=60, max_requests=3, clock=clock, sleep=clock.sleep)
+    assert [pacer.acquire() for _ in range(5)] == [True, True, True, False, False]

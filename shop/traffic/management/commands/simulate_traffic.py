@@ -13,6 +13,9 @@ class Command(BaseCommand):
         parser.add_argument("--max-requests", type=int, default=10_000)
         parser.add_argument("--seed", type=int, default=None, help="repeatable choices")
         parser.add_argument(
+            "--concurrency", type=int, default=4, help="parallel sessions (1: repeatable)"
+        )
+        parser.add_argument(
             "--staff-token", default="", help="API token of a staff user: moves paid orders on"
         )
 
@@ -25,6 +28,7 @@ class Command(BaseCommand):
                 max_requests=options["max_requests"],
                 seed=options["seed"],
                 staff_token=options["staff_token"],
+                concurrency=options["concurrency"],
             )
         except ValueError as error:
             raise CommandError(str(error)) from None
