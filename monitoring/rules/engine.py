@@ -2,7 +2,8 @@
 
 Public surface (stable):
 
-- ``Engine(store, lookback_delta_ms=300_000)``
+- ``Engine(store, lookback_delta_ms=300_000, subquery_step_ms=60_000)``: give the global
+  ``evaluation_interval`` as ``subquery_step_ms`` (a subquery without a step uses it)
   - ``instant(expr, t_ms) -> Scalar | String | Vector | Matrix`` (a Matrix only when the
     expression is a range selector or subquery, as in Prometheus' instant queries)
   - ``range(expr, start_ms, end_ms, step_ms) -> Matrix``
@@ -683,9 +684,16 @@ class _Query:
 
 
 class Engine:
-    def __init__(self, store: SampleStore, lookback_delta_ms: int = 300_000) -> None:
+    def __init__(
+        self,
+        store: SampleStore,
+        lookback_delta_ms: int = 300_000,
+        subquery_step_ms: int = 60_000,
+    ) -> None:
         self.store = store
         self.lookback_ms = lookback_delta_ms
+        # A subquery without a step (x[5m:]) uses the evaluation interval, as in Prometheus.
+        self.subquery_step_ms = subquery_step_ms
 
     # -- public ------------------------------------------------------------------------------
     def instant(self, expr: str | Node, t_ms: int) -> Value:
@@ -938,7 +946,7 @@ class Engine:
         return Matrix([w.series() for w in self._range_points(node.sel, node.range_ms, t, q)])
 
     def _subquery_points(self, node: Subquery, t: int, q: _Query) -> list[_Window]:
-        step = node.step_ms or 60_000  # Prometheus' default evaluation interval
+        step = node.step_ms or self.subquery_step_ms
         ref = self._sel_time(node.at, t, q) - node.offset_ms
         start = ref - node.range_ms
         first = -(-start // step) * step  # align to the step, as Prometheus does
@@ -1029,11 +1037,9 @@ class Engine:
         try:
             regex = re.compile(f"^(?:{pattern})$", re.DOTALL)
         except re.error:
-            raise QueryError(
-                f'invalid regular expression in label_replace(): "{pattern}"'
-            ) from None
+            raise QueryError(f"invalid regular expression in label_replace(): {pattern}") from None
         if not LABEL_NAME_RE.match(dst):
-            raise QueryError(f'invalid destination label name in label_replace(): "{dst}"')
+            raise QueryError(f"invalid destination label name in label_replace(): {dst}")
         out = []
         for s in vec.samples:
             d = dict(s.labels)
@@ -1052,7 +1058,7 @@ class Engine:
         sep = self._string(args[2], t, q)
         srcs = [self._string(a, t, q) for a in args[3:]]
         if not LABEL_NAME_RE.match(dst):
-            raise QueryError(f'invalid destination label name in label_join(): "{dst}"')
+            raise QueryError(f"invalid destination label name in label_join(): {dst}")
         out = []
         for s in vec.samples:
             d = dict(s.labels)

@@ -292,7 +292,7 @@ def _run_group(
 
     pending = [(labels, list(points)) for labels, points in _series(tg, interval_ms)]
     store = SampleStore(retention_seconds=10 * 365 * 86400)
-    engine = Engine(store)
+    engine = Engine(store, subquery_step_ms=step_ms)
     errs: list[str] = []
     alert_times = sorted({t["_ms"] for t in alert_tests})
     cur = 0
