@@ -80,6 +80,11 @@ def order_transition(*, order_id: int, status: str, reason: str = "") -> Order:
         order.save(update_fields=["status", "paid_at", "updated_at"])
         if status in RELEASES_STOCK:
             stock_release(quantities=_quantities(order))
+        if status == Status.CANCELLED and order.paid_at is not None:
+            # Imported here: payments build on orders, not the other way round.
+            from shop.payments.services import payment_refund_for_order
+
+            payment_refund_for_order(order_id=order.pk)
         transaction.on_commit(lambda: _announce_status(order, reason))
     return order
 

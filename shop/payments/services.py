@@ -104,6 +104,31 @@ def payment_capture(*, payment_id: int) -> Payment:
     return payment
 
 
+def payment_refund_for_order(*, order_id: int) -> list[Payment]:
+    """Refund the order's succeeded payments (it was cancelled after being paid).
+
+    Runs inside the cancelling transaction: a refund the provider refuses raises Conflict
+    and the cancellation is rolled back with it.
+    """
+    refunded = []
+    payments = Payment.objects.select_for_update().filter(
+        order_id=order_id, status=Payment.Status.SUCCEEDED
+    )
+    for payment in payments:
+        result = gateway_get(name=payment.provider).refund(
+            reference=payment.provider_reference, amount=payment.amount
+        )
+        if not result.succeeded:
+            raise Conflict(
+                f"The payment provider refused the refund ({result.error_code}).",
+                code="refund_failed",
+            )
+        payment.status = Payment.Status.REFUNDED
+        payment.save(update_fields=["status", "updated_at"])
+        refunded.append(payment)
+    return refunded
+
+
 def _announce(payment: Payment) -> None:
     from shop.payments.tasks import payment_capture_task
 

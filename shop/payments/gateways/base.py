@@ -57,3 +57,7 @@ class PaymentGateway(ABC):
     @abstractmethod
     def capture(self, *, reference: str, amount: Decimal) -> ChargeResult:
         """Settle a previously authorised charge."""
+
+    @abstractmethod
+    def refund(self, *, reference: str, amount: Decimal) -> ChargeResult:
+        """Give a charge back (a cancelled order)."""

@@ -65,6 +65,12 @@ class SandboxGateway(PaymentGateway):
         return ChargeResult(succeeded=True, reference="ch_sandbox_" + secrets.token_hex(12))
 
     def capture(self, *, reference: str, amount: Decimal) -> ChargeResult:
+        return self._known_charge(reference)
+
+    def refund(self, *, reference: str, amount: Decimal) -> ChargeResult:
+        return self._known_charge(reference)
+
+    def _known_charge(self, reference: str) -> ChargeResult:
         if not reference.startswith("ch_sandbox_"):
             return ChargeResult(succeeded=False, error_code="resource_missing")
         return ChargeResult(succeeded=True, reference=reference)

@@ -161,3 +161,27 @@ def test_capture_is_idempotent(customer_client, order):
     assert payment_capture(payment_id=payment.pk).captured_at == first
     with pytest.raises(NotFound):
         payment_capture(payment_id=424242)
+
+
+def test_cancelling_a_paid_order_refunds_its_payment(customer_client, order, product):
+    pay(customer_client, order, number=DECLINED)
+    pay(customer_client, order)
+    response = customer_client.post(f"/api/orders/{order.pk}/cancel/")
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    assert sorted(Payment.objects.values_list("status", flat=True)) == ["failed", "refunded"]
+    product.refresh_from_db()
+    assert product.stock_quantity == 10
+
+
+def test_refused_refund_keeps_the_order_paid(customer_client, order):
+    from shop.errors import Conflict
+    from shop.orders.services import order_transition
+
+    pay(customer_client, order)
+    Payment.objects.update(provider_reference="ch_unknown")  # a charge the provider never saw
+    with pytest.raises(Conflict) as refused:
+        order_transition(order_id=order.pk, status=Order.Status.CANCELLED)
+    assert refused.value.code == "refund_failed"
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+    assert Payment.objects.get().status == "succeeded"

@@ -73,3 +73,10 @@ def test_gateways_are_chosen_by_name():
     with pytest.raises(InvalidRequest) as unknown:
         gateway_get(name="paypal")
     assert unknown.value.code == "unknown_provider"
+
+
+def test_refunds_need_a_known_charge():
+    gateway = SandboxGateway()
+    charge_ref = charge("4242424242424242").reference
+    assert gateway.refund(reference=charge_ref, amount=Decimal("10.00")).succeeded
+    assert gateway.refund(reference="ch_x", amount=Decimal(1)).error_code == "resource_missing"
