@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from monitoring.auth import IsMonitoringReader
 from monitoring.collectors import collectors
+from monitoring.http.snapshot import application_snapshot
 
 
 def _disabled() -> dict:
@@ -26,8 +27,10 @@ def category_snapshot(category: str) -> dict:
     if category == "redis":
         return found.redis.snapshot() if found.redis else _disabled()
     if category == "application":
-        # TODO(metrics): add the HTTP request and shop event counters when they land.
-        return {"celery": found.celery.snapshot() if found.celery else _disabled()}
+        return {
+            **application_snapshot(),
+            "celery": found.celery.snapshot() if found.celery else _disabled(),
+        }
     raise ValueError(category)
 
 
