@@ -64,20 +64,25 @@ def record_extra(record: logging.LogRecord) -> dict:
 
 
 class _UtcClock:
-    """ISO 8601 UTC timestamps with milliseconds and a Z; the second part is built once a second."""
+    """ISO 8601 UTC timestamps with milliseconds and a Z; the second part is built once a second.
 
-    __slots__ = ("_second", "_prefix")
+    One formatter serves several handlers, each with its own lock, so the cached second and its
+    text are kept in one tuple, replaced whole (never one half updated by another thread).
+    """
+
+    __slots__ = ("_cached",)
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        self._cached: tuple[int, str] = (-1, "")
 
     def iso(self, created: float) -> str:
         second = int(created)
-        if second != self._second:
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        return f"{self._prefix}.{int((created - second) * 1000):03d}Z"
+        cached = self._cached
+        if cached[0] != second:
+            cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+            self._cached = cached
+        # Rounded, not truncated: a float like 1704110401.001 holds 0.000999... past the second.
+        return f"{cached[1]}.{min(999, round((created - second) * 1000)):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):

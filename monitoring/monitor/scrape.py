@@ -166,7 +166,7 @@ class Scraper:
         attached.extend(({"__name__": n, **state.labels}, v) for n, v in report.items())
         self.store.append_scrape(state.source, attached, t_ms)
         with state.lock:
-            if healthy != (state.health == "up"):
+            if state.health != ("up" if healthy else "down"):  # log changes, and the first
                 log = logger.info if healthy else logger.warning
                 log(
                     "target %s is %s%s",

@@ -268,9 +268,12 @@ class AlertingRule(_Rule):
 
     def restore(self, snapshot: list[dict]) -> int:
         restored = 0
+        known = set(Alert.__dataclass_fields__)
         for item in snapshot:
-            data = dict(item)
+            # Tolerate snapshots written by another version: unknown keys are ignored.
+            data = {k: v for k, v in item.items() if k in known}
             data["labels"] = tuple(tuple(p) for p in data["labels"])
+            data["annotations"] = dict(data.get("annotations") or {})
             alert = Alert(**data)
             if alert.state not in (PENDING, FIRING, INACTIVE):
                 continue

@@ -27,6 +27,7 @@ and ``group_left``/``group_right``, ``bool`` comparisons, set operators.
 
 from __future__ import annotations
 
+import calendar
 import heapq
 import math
 import operator
@@ -34,12 +35,13 @@ import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 
 import promql_parser as pp
 
 from monitoring.monitor.store import Labels, Matcher, RawSeries, SampleStore, is_stale
+from monitoring.rules import gomath
 from monitoring.rules.values import (
     Matrix,
     Sample,
@@ -212,8 +214,21 @@ VECTOR_FUNCS = {
     "sort",
     "sort_desc",
     "histogram_quantile",
+    "pi",
 }
-SUPPORTED_FUNCS = MATRIX_FUNCS | VECTOR_FUNCS
+DATE_FUNCS = {
+    "minute",
+    "hour",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "days_in_month",
+    "month",
+    "year",
+}
+# The trigonometric functions stay unsupported: Go's own implementations round differently
+# from the C library in the last bit, and a result that is not Prometheus' is refused.
+SUPPORTED_FUNCS = MATRIX_FUNCS | VECTOR_FUNCS | DATE_FUNCS | {"deg", "rad"}
 AGG_OPS = {
     "sum",
     "avg",
@@ -376,19 +391,6 @@ def _mod(a: float, b: float) -> float:
         return math.nan
 
 
-def _pow(a: float, b: float) -> float:
-    try:
-        return math.pow(a, b)
-    except OverflowError:
-        if a < 0 and b == int(b) and int(b) % 2 == 1:
-            return -math.inf
-        return math.inf
-    except ValueError:
-        if a == 0 and b < 0:
-            return math.inf
-        return math.nan
-
-
 def _go_max(a: float, b: float) -> float:
     if math.isnan(a) or math.isnan(b):
         return math.nan
@@ -433,12 +435,34 @@ SIMPLE_FUNCS: dict[str, Callable[[float], float]] = {
     "ceil": _safe(lambda x: float(math.ceil(x)) if math.isfinite(x) else x),
     "floor": _safe(lambda x: float(math.floor(x)) if math.isfinite(x) else x),
     "exp": _safe(math.exp),
-    "ln": _safe(math.log),
-    "log2": _safe(math.log2),
-    "log10": _safe(math.log10),
+    "ln": gomath.log,
+    "log2": gomath.log2,
+    "log10": gomath.log10,
     "sqrt": _safe(math.sqrt),
     "sgn": _sgn,
+    "deg": lambda x: x * 180 / math.pi,
+    "rad": lambda x: x * math.pi / 180,
 }
+
+
+def _date_value(name: str, seconds: float) -> float:
+    # Go: time.Unix(int64(v), 0).UTC()
+    when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=int(seconds))
+    if name == "minute":
+        return float(when.minute)
+    if name == "hour":
+        return float(when.hour)
+    if name == "day_of_month":
+        return float(when.day)
+    if name == "day_of_week":
+        return float(when.isoweekday() % 7)  # Sunday is 0
+    if name == "day_of_year":
+        return float(when.timetuple().tm_yday)
+    if name == "days_in_month":
+        return float(calendar.monthrange(when.year, when.month)[1])
+    if name == "month":
+        return float(when.month)
+    return float(when.year)
 
 
 def _arith(op: str, a: float, b: float) -> float:
@@ -453,7 +477,7 @@ def _arith(op: str, a: float, b: float) -> float:
     if op == "%":
         return _mod(a, b)
     if op == "^":
-        return _pow(a, b)
+        return gomath.pow(a, b)
     return math.atan2(a, b)
 
 
@@ -975,7 +999,18 @@ class Engine:
             return self._eval_range_func(node, t, q)
         if name == "time":
             return Scalar(t / 1000)
+        if name == "pi":
+            return Scalar(math.pi)
         args = node.args
+        if name in DATE_FUNCS:
+            if not args:
+                return Vector([Sample((), _date_value(name, t / 1000))])
+            vec = self._vector(args[0], t, q)
+            out = []
+            for s in vec.samples:
+                value = _date_value(name, s.value) if math.isfinite(s.value) else math.nan
+                out.append(Sample(_drop_name(s.labels), value))
+            return _unique(out)
         if name == "vector":
             return Vector([Sample((), self._scalar(args[0], t, q))])
         if name == "scalar":

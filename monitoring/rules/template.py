@@ -392,9 +392,10 @@ _TOKEN_RE = re.compile(
 class Tok:
     kind: str
     text: str
+    pos: int = 0  # offset in the template text
 
 
-def _tokenize(action: str) -> list[Tok]:
+def _tokenize(action: str, offset: int = 0) -> list[Tok]:
     toks = []
     pos = 0
     while pos < len(action):
@@ -403,7 +404,7 @@ def _tokenize(action: str) -> list[Tok]:
             raise TemplateError(f"unexpected {action[pos]!r} in command")
         pos = m.end()
         if m.lastgroup != "ws":
-            toks.append(Tok(m.lastgroup, m.group(0)))
+            toks.append(Tok(m.lastgroup, m.group(0), offset + m.start()))
     return toks
 
 
@@ -420,11 +421,14 @@ class Operand:
     kind: str  # literal, var, field, func, pipe
     value: Any
     path: list[str] = field(default_factory=list)
+    tok: Tok | None = None  # for a variable or field: where it is written
 
 
 @dataclass
 class Command:
     args: list[Operand]
+    pos: int = 0
+    text: str = ""  # as Go prints the node in an execution error
 
 
 @dataclass
@@ -453,14 +457,14 @@ class Range:
     orelse: list
 
 
-def _split(text: str) -> list[tuple[str, str]]:
-    """Split into ('text', s) and ('action', s), applying {{- and -}} trimming."""
-    parts: list[tuple[str, str]] = []
+def _split(text: str) -> list[tuple[str, str, int]]:
+    """Split into ('text', s, offset) and ('action', s, offset), applying {{- -}} trimming."""
+    parts: list[tuple[str, str, int]] = []
     pos = 0
     while True:
         start = text.find("{{", pos)
         if start == -1:
-            parts.append(("text", text[pos:]))
+            parts.append(("text", text[pos:], pos))
             break
         chunk = text[pos:start]
         inner_start = start + 2
@@ -471,7 +475,7 @@ def _split(text: str) -> list[tuple[str, str]]:
         ):
             chunk = chunk.rstrip()
             inner_start += 1
-        parts.append(("text", chunk))
+        parts.append(("text", chunk, pos))
         end = text.find("}}", inner_start)
         if end == -1:
             raise TemplateError("unclosed action")
@@ -481,7 +485,7 @@ def _split(text: str) -> list[tuple[str, str]]:
             inner = inner[:-1]
             rest = text[after:]
             after += len(rest) - len(rest.lstrip())
-        parts.append(("action", inner))
+        parts.append(("action", inner, inner_start))
         pos = after
     return parts
 
@@ -508,7 +512,7 @@ class _Parser:
     def parse_list(self, stops: tuple[str, ...]) -> tuple[list, str | None, list[Tok]]:
         nodes: list = []
         while self.i < len(self.parts):
-            kind, body = self.parts[self.i]
+            kind, body, offset = self.parts[self.i]
             self.i += 1
             if kind == "text":
                 if body:
@@ -519,7 +523,7 @@ class _Parser:
                 if not stripped.endswith("*/"):
                     raise TemplateError("unclosed comment")
                 continue
-            toks = _tokenize(body)
+            toks = _tokenize(body, offset)
             if not toks:
                 raise TemplateError("missing value for command")
             head = toks[0]
@@ -592,21 +596,23 @@ class _Parser:
                 self.vars[-1].add(name)
         commands: list[Command] = []
         current: list[Operand] = []
+        first = 0
         k = 0
         while k < len(toks):
             tok = toks[k]
             if tok.kind == "pipe":
                 if not current:
                     raise TemplateError("missing command")
-                commands.append(Command(current))
+                commands.append(_command_node(current, toks[first:k]))
                 current = []
                 k += 1
+                first = k
                 continue
             operand, k = self.parse_operand(toks, k)
             current.append(operand)
         if not current:
             raise TemplateError("missing value for command")
-        commands.append(Command(current))
+        commands.append(_command_node(current, toks[first:k]))
         return Pipeline(decl, commands, assign)
 
     def parse_operand(self, toks: list[Tok], k: int) -> tuple[Operand, int]:
@@ -629,10 +635,10 @@ class _Parser:
             name, *path = tok.text.split(".")
             if not any(name in scope for scope in self.vars):
                 raise TemplateError(f'undefined variable "{name}"')
-            return Operand("var", name, path), k + 1
+            return Operand("var", name, path, tok), k + 1
         if tok.kind == "field":
             path = [p for p in tok.text.split(".") if p]
-            return Operand("field", None, path), k + 1
+            return Operand("field", None, path, tok), k + 1
         if tok.kind == "ident":
             if tok.text in ("true", "false"):
                 return Operand("literal", tok.text == "true"), k + 1
@@ -646,6 +652,19 @@ class _Parser:
                 raise TemplateError(f'function "{tok.text}" not defined')
             return Operand("func", tok.text), k + 1
         raise TemplateError(f"unexpected {tok.text!r} in operand")
+
+
+def _command_node(args: list[Operand], toks: list[Tok]) -> Command:
+    text = " ".join(t.text for t in toks).replace("( ", "(").replace(" )", ")")
+    return Command(args, toks[0].pos if toks else 0, text)
+
+
+class ExecError(TemplateError):
+    """An error while executing, at a command: Go reports its position and text."""
+
+    def __init__(self, pos: int, node: str, message: str) -> None:
+        super().__init__(message)
+        self.pos, self.node, self.message = pos, node, message
 
 
 # ------------------------------------------------------------------------------------ executing
@@ -736,14 +755,26 @@ class Template:
         if op.kind == "pipe":
             return self._pipeline(op.value, scopes, dot)
         base = self._lookup(op.value, scopes) if op.kind == "var" else dot
+        # Go points at the field that failed: after "$name" and the fields before it.
+        offset = len(op.value) if op.kind == "var" else 0
         for part in op.path:
             if isinstance(base, dict):
                 base = base.get(part, "")
             else:
-                raise TemplateError(f"can't evaluate field {part} in type {_go_type(base)}")
+                message = f"can't evaluate field {part} in type {_go_type(base)}"
+                raise ExecError(op.tok.pos + offset, op.tok.text, message)
+            offset += len(part) + 1
         return base
 
     def _command(self, cmd: Command, scopes: list[dict], dot: Any, piped: Any) -> Any:
+        try:
+            return self._call(cmd, scopes, dot, piped)
+        except ExecError:
+            raise
+        except TemplateError as exc:
+            raise ExecError(cmd.pos, cmd.text, str(exc)) from None
+
+    def _call(self, cmd: Command, scopes: list[dict], dot: Any, piped: Any) -> Any:
         first = cmd.args[0]
         if first.kind == "func":
             args = [self._operand(a, scopes, dot) for a in cmd.args[1:]]
@@ -815,6 +846,26 @@ def expand_alert_template(
     }
     scope["$"] = dot
     try:
-        return parse_template(text, name).render(scope, dot)
+        template = parse_template(text, name)
     except TemplateError as exc:
-        return f"<error expanding template: {exc}>"
+        return f"<error expanding template: error parsing template {name}: {exc}>"
+    try:
+        return template.render(scope, dot)
+    except ExecError as exc:
+        # Prometheus runs the text after its variable definitions: positions shift by them.
+        full = _ALERT_DEFS + text
+        pos = len(_ALERT_DEFS) + exc.pos
+        line = 1 + full.count("\n", 0, pos)
+        col = pos - (full.rfind("\n", 0, pos) + 1) if line > 1 else pos
+        return (
+            f"<error expanding template: error executing template {name}: template: "
+            f'{name}:{line}:{col}: executing "{name}" at <{exc.node}>: {exc.message}>'
+        )
+    except TemplateError as exc:
+        return f"<error expanding template: error executing template {name}: {exc}>"
+
+
+_ALERT_DEFS = (
+    "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}"
+    "{{$externalURL := .ExternalURL}}{{$value := .Value}}"
+)

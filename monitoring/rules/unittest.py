@@ -347,9 +347,9 @@ def _check_alerts(groups: list[RuleGroup], tests: list[dict], test_name: str) ->
         exp = []
         for a in t.get("exp_alerts") or []:
             _check_keys(a, {"exp_labels", "exp_annotations"}, "main.alert")
-            lbl = {str(k): _yaml_str(v) for k, v in (a.get("exp_labels") or {}).items()}
+            lbl = {str(k): str(v) for k, v in (a.get("exp_labels") or {}).items()}
             lbl["alertname"] = t["alertname"]
-            ann = {str(k): _yaml_str(v) for k, v in (a.get("exp_annotations") or {}).items()}
+            ann = {str(k): str(v) for k, v in (a.get("exp_annotations") or {}).items()}
             exp.append(_Alert(labels_from(lbl), labels_from(ann)))
         mine = got.get(t["alertname"], [])
         key = lambda a: (a.labels, a.annotations)  # noqa: E731
@@ -365,10 +365,19 @@ def _check_alerts(groups: list[RuleGroup], tests: list[dict], test_name: str) ->
     return errs
 
 
-def _yaml_str(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+def yaml_float(text: str) -> float:
+    """A float field as Go's yaml decodes it: 1, 1.5, 1e3, .inf, -.Inf, .nan, 0x1f."""
+    low = text.strip().lower()
+    if low in (".inf", "+.inf"):
+        return math.inf
+    if low == "-.inf":
+        return -math.inf
+    if low == ".nan":
+        return math.nan
+    try:
+        return float(int(low.replace("_", ""), 0))
+    except ValueError:
+        return go_float(text.strip())
 
 
 def _check_expr(engine: Engine, t: dict) -> list[str]:
@@ -394,7 +403,10 @@ def _check_expr(engine: Engine, t: dict) -> list[str]:
                 f"    expr: {go_quote(expr)}, time: {when}, err: labels {s.get('labels')!r}: {exc}"
             ]
         value = s.get("value", 0)
-        exp.append((labels, go_float(value) if isinstance(value, str) else float(value)))
+        try:
+            exp.append((labels, yaml_float(str(value))))
+        except ValueError:
+            return [f"    expr: {go_quote(expr)}, time: {when}, err: invalid value {value!r}"]
     exp.sort(key=lambda p: p[0])
     got.sort(key=lambda p: p[0])
     same = len(exp) == len(got) and all(
@@ -425,13 +437,14 @@ def _resolve(base: str, patterns: list[str]) -> list[str]:
 def run_test_file(path: str) -> list[str]:
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
+            # Every scalar as its text, as Go's yaml gives string fields ("yes" stays "yes").
+            data = yaml.load(fh, Loader=yaml.BaseLoader) or {}
         if not isinstance(data, dict):
             raise TestFileError("test file must be a mapping")
         _check_keys(data, TOP_KEYS, "main.unitTestFile")
         eval_interval_s = (
             _duration(data["evaluation_interval"], "evaluation_interval")
-            if data.get("evaluation_interval") is not None
+            if data.get("evaluation_interval")
             else 60.0
         )
         order: dict[str, int] = {}

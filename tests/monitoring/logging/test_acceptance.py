@@ -1,8 +1,9 @@
 """Issue 4's acceptance: the real log output of the running system, under gunicorn and Celery.
 
 One stack for the module: gunicorn with several workers (config/gunicorn.conf.py), a Celery
-worker on Redis database 4, an SMTP inbox for the order confirmation, SQLite in a tmp dir, and
-LOG_DIR in that tmp dir, so every process appends JSON lines to the same app.log/access.log.
+worker on Redis database 4, the monitor scraping the app's Prometheus endpoint with the bearer
+token, an SMTP inbox for the order confirmation, SQLite in a tmp dir, and LOG_DIR in that tmp
+dir, so every process appends JSON lines to the same app.log/access.log.
 """
 
 import json
@@ -21,7 +22,7 @@ import redis
 from aiosmtpd.controller import Controller
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.gunicorn import ROOT, Gunicorn, single_process
+from tests.gunicorn import ROOT, TOKEN, Gunicorn, single_process
 from tests.services import require_redis
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -81,17 +82,33 @@ class Stack:
             cwd=ROOT, env=self.web.env, stdout=self.worker_out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
+        (self.tmp / "prometheus.yml").write_text(
+            "global: {scrape_interval: 300ms, evaluation_interval: 300ms}\n"
+            "scrape_configs:\n  - job_name: app\n"
+            "    metrics_path: /api/monitoring/prometheus/\n"
+            f"    static_configs: [{{targets: ['{self.web.base_url.removeprefix('http://')}']}}]\n"
+        )
+        self.monitor = subprocess.Popen(
+            [sys.executable, "manage.py", "monitor", "run", "--config",
+             str(self.tmp / "prometheus.yml")],
+            cwd=ROOT, env={**single_process(self.web.env), "MONITOR_LISTEN": "127.0.0.1:0"},
+            stdout=self.worker_out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        # Both start side by side; the stack is up once the worker is ready and the monitor
+        # has scraped the app.
         wait_for(lambda: any("ready" in line["message"] for line in self.lines("app.log")))
+        wait_for(lambda: any("is up" in line["message"] for line in self.lines("app.log")))
         return self
 
     def stop(self) -> None:
-        if getattr(self, "worker", None) is not None and self.worker.poll() is None:
-            os.killpg(self.worker.pid, signal.SIGTERM)
-            try:
-                self.worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.worker.pid, signal.SIGKILL)
-                self.worker.wait()
+        for process in (getattr(self, "monitor", None), getattr(self, "worker", None)):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
         if getattr(self, "worker_out", None) is not None:
             self.worker_out.close()
         if getattr(self, "web", None) is not None:
@@ -181,9 +198,15 @@ def test_order_and_declined_payment_leave_json_lines_with_one_request_id(stack):
         assert REQUIRED <= set(line), line
         assert line["environment"] == "acceptance"
         assert line["timestamp"].endswith("Z")
-    # Every process wrote JSON: gunicorn's master, its workers, the Celery worker.
+    # Every process wrote JSON: gunicorn's master, its workers, the Celery worker, the monitor.
     loggers = {line["logger"] for line in app + access}
-    assert {"gunicorn.error", "access", "payments", "celery.apps.worker"} <= loggers
+    assert {
+        "gunicorn.error",
+        "access",
+        "payments",
+        "celery.apps.worker",
+        "monitoring.monitor.scrape",
+    } <= loggers
     # The request that placed the order: its access line (a gunicorn worker) and the task's
     # lines (the Celery worker) carry the same request id.
     web = [line for line in access if line["request_id"] == "req-accept-order"]
@@ -198,7 +221,12 @@ def test_order_and_declined_payment_leave_json_lines_with_one_request_id(stack):
     assert failure["error_code"] == "card_declined"
     assert failure["user_id"] == stack.seed["user_id"]
     assert failure["order_id"] == order.json()["number"]
-    assert DECLINED_CARD not in stack.text() and stack.seed["token"] not in stack.text()
+    # No secret anywhere: the card, the customer's API token, the monitor's bearer token (it
+    # scrapes /api/monitoring/prometheus/ with `Authorization: Bearer ...` all along).
+    scrapes = [line for line in access if line["route"] == "/api/monitoring/prometheus/"]
+    assert scrapes and {line["status"] for line in scrapes} == {200}
+    for secret in (DECLINED_CARD, stack.seed["token"], TOKEN):
+        assert secret not in stack.text()
     assert stack.metric("payment_errors_total", error_code="card_declined") == before + 1
 
 

@@ -48,6 +48,21 @@ def test_timestamp_is_utc_with_milliseconds():
     assert entry["timestamp"] == "2024-01-01T12:00:00.250Z"
 
 
+def test_timestamps_stay_right_when_records_arrive_out_of_order():
+    formatter = JsonFormatter()
+    stamps = []
+    for created in (1704110400.999, 1704110401.001, 1704110400.5, 1704110461.0):
+        record = make_record()
+        record.created = created
+        stamps.append(json.loads(formatter.format(record))["timestamp"])
+    assert stamps == [
+        "2024-01-01T12:00:00.999Z",
+        "2024-01-01T12:00:01.001Z",
+        "2024-01-01T12:00:00.500Z",
+        "2024-01-01T12:01:01.000Z",
+    ]
+
+
 def test_exception_type_message_and_traceback_stay_on_one_line():
     try:
         raise ValueError("bad amount\nsecond line")
