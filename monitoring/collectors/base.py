@@ -108,10 +108,13 @@ class CachedReading:
         with self._lock:
             if self._fresh():
                 return self._value
+            started = None
             if self._refresh is None or self._refresh.done():
-                self._refresh = background_executor().submit(self._run_read)
-                self._refresh.add_done_callback(self._store_future)
+                self._refresh = started = background_executor().submit(self._run_read)
             refresh = self._refresh
+        if started is not None:
+            # Outside the lock: a refresh already done runs the callback right here.
+            started.add_done_callback(self._store_future)
         try:
             refresh.result(timeout=self.budget)
         except FutureTimeout:

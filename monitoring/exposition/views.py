@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from monitoring.auth import IsMonitoringReader
 from monitoring.collectors import collectors
+from monitoring.http.snapshot import application_snapshot
+from monitoring.metrics import exposition
 
 
 def _disabled() -> dict:
@@ -26,9 +29,40 @@ def category_snapshot(category: str) -> dict:
     if category == "redis":
         return found.redis.snapshot() if found.redis else _disabled()
     if category == "application":
-        # TODO(metrics): add the HTTP request and shop event counters when they land.
-        return {"celery": found.celery.snapshot() if found.celery else _disabled()}
+        return {
+            **application_snapshot(),  # totals by kind, with units in the names
+            "metrics": application_metrics(),
+            "celery": found.celery.snapshot() if found.celery else _disabled(),
+        }
     raise ValueError(category)
+
+
+# Request, user, order, payment and task metrics (monitoring.http, monitoring.collectors.celery).
+APPLICATION_PREFIXES = (
+    "http_",
+    "active_users",
+    "user_",
+    "orders_",
+    "payments_",
+    "reorder_alerts",
+    "celery_task",
+)
+
+
+def application_metrics() -> dict:
+    """The application's counters and histograms as the Prometheus endpoint shows them
+    (aggregated over every worker process); histograms as their count and sum."""
+    found = {}
+    for family in text_string_to_metric_families(exposition().decode()):
+        if not family.name.startswith(APPLICATION_PREFIXES):
+            continue
+        series = [
+            {"sample": s.name, "labels": s.labels, "value": s.value}
+            for s in family.samples
+            if family.type != "histogram" or s.name.endswith(("_count", "_sum"))
+        ]
+        found[family.name] = {"type": family.type, "help": family.documentation, "series": series}
+    return found
 
 
 CATEGORIES = ("system", "database", "redis", "application", "business")

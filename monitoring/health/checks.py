@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 import redis
+from celery import Celery
 from django.conf import settings
 
 from monitoring.collectors.celery import (
@@ -221,6 +222,7 @@ class CeleryCheck(HealthCheck):
     """Workers answering a broadcast, the queues they consume, and the broker's queue lengths."""
 
     broker_url: str = ""
+    app: Celery | None = None  # the project's app unless a test brings its own
     name: str = "celery"
 
     def key(self) -> tuple:
@@ -230,8 +232,9 @@ class CeleryCheck(HealthCheck):
         return bool(self.broker_url)
 
     def run(self, *, timeout: float) -> dict[str, Any]:
-        from config.celery import app
+        from config.celery import app as project_app
 
+        app = self.app or project_app
         client = redis_client(self.broker_url, timeout=timeout)
         try:
             queues = celery_queue_names(app=app, client=client)

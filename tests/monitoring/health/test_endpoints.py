@@ -95,3 +95,11 @@ def test_json_metric_endpoints_answer(reader, health_settings):
     assert bodies["database"]["server_version"]
     assert bodies["business"]["stock_quantity"] == {}
     assert bodies["redis"]["status"] == "disabled"
+    application = bodies["application"]["metrics"]
+    system_reads = [
+        s["value"]
+        for s in application["http_requests"]["series"]
+        if s["labels"].get("route") == "/api/monitoring/system/" and s["labels"]["status"] == "200"
+    ]
+    assert system_reads and system_reads[0] >= 1  # the request made above, counted
+    assert application["celery_tasks"]["type"] == "counter"

@@ -1,11 +1,12 @@
 """A stopped or hung Redis or PostgreSQL: the right component is down, the answer comes within
 the check timeout + 0.5 s, and the other components keep working."""
 
+import socket
 import time
 
 import pytest
 
-from monitoring.health.checks import DatabaseCheck, RedisCheck, run_checks
+from monitoring.health.checks import DatabaseCheck, RedisCheck, _Deadline, run_checks
 from tests.monitoring.health.conftest import TIMEOUT
 
 pytestmark = pytest.mark.django_db
@@ -87,3 +88,14 @@ def test_healthy_checks_answer_while_another_hangs(health_settings, hung):
     assert results["database"].status == "ok"
     assert results["redis"].status == "down"
     assert "no answer" in results["redis"].error or "Timeout" in results["redis"].error
+
+
+def test_the_socket_deadline_frees_a_blocked_read():
+    """What bounds a PostgreSQL query on a hung server: the socket is shut down at the deadline."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        started = time.monotonic()
+        with _Deadline(ours.fileno(), 0.2) as deadline:
+            assert ours.recv(1) == b""  # would block forever without the deadline
+        assert 0.15 < time.monotonic() - started < 1.0
+        assert deadline.expired

@@ -1,0 +1,128 @@
+"""Celery: queue lengths from the Redis broker, task outcomes and runtimes from the signals, and
+a real worker answering with its queues (in-process worker on Redis database 2)."""
+
+import pytest
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
+
+from config.celery import app as project_app
+from monitoring.collectors import instruments
+from monitoring.collectors.celery import (
+    PRIORITY_SEPARATOR,
+    CeleryCollector,
+    celery_queue_lengths,
+    celery_queue_names,
+    celery_workers_answering,
+)
+from monitoring.health.checks import CeleryCheck, run_checks
+from tests.faults import sample_value
+from tests.monitoring.collectors.conftest import REDIS_URL
+
+
+@project_app.task(name="tests.monitoring.add")
+def add(x, y):
+    return x + y
+
+
+@project_app.task(name="tests.monitoring.boom")
+def boom():
+    raise ValueError("boom")
+
+
+@project_app.task(name="tests.monitoring.flaky", bind=True, max_retries=1)
+def flaky(self, fail_first):
+    if fail_first and self.request.retries == 0:
+        raise self.retry(countdown=0)
+    return "ok"
+
+
+def outcomes(task, state):
+    return sample_value(
+        instruments.celery_tasks_total, "celery_tasks_total", task=task, state=state
+    )
+
+
+def runtimes(task):
+    return sample_value(
+        instruments.celery_task_runtime_seconds, "celery_task_runtime_seconds_count", task=task
+    )
+
+
+@pytest.mark.redis
+def test_queue_lengths_sum_the_priority_lists(client):
+    client.rpush("celery", "m1", "m2")
+    client.rpush(f"celery{PRIORITY_SEPARATOR}6", "m3")
+    client.rpush("emails", "m4")
+    client.sadd("_kombu.binding.emails", f"emails{PRIORITY_SEPARATOR}{PRIORITY_SEPARATOR}emails")
+    queues = celery_queue_names(app=project_app, client=client)
+    assert {"celery", "emails"} <= set(queues)
+    assert celery_queue_lengths(client=client, queues=queues) == {"celery": 3, "emails": 1}
+
+
+def test_task_outcomes_and_runtimes_are_counted():
+    before = {
+        "ok": outcomes("tests.monitoring.add", "succeeded") or 0,
+        "failed": outcomes("tests.monitoring.boom", "failed") or 0,
+        "retried": outcomes("tests.monitoring.flaky", "retried") or 0,
+        "runs": runtimes("tests.monitoring.add") or 0,
+    }
+    assert add.apply(args=(2, 3)).get() == 5
+    assert boom.apply().failed()
+    flaky.apply(args=(True,))
+    assert outcomes("tests.monitoring.add", "succeeded") == before["ok"] + 1
+    assert outcomes("tests.monitoring.boom", "failed") == before["failed"] + 1
+    assert outcomes("tests.monitoring.flaky", "retried") == before["retried"] + 1
+    assert runtimes("tests.monitoring.add") == before["runs"] + 1
+
+
+@pytest.fixture
+def worker_app(client):
+    """An app on Redis database 2 with an in-process worker consuming two queues."""
+    app = Celery("health-tests", broker=REDIS_URL, backend=REDIS_URL, set_as_current=False)
+    app.conf.task_queues = None
+    app.conf.worker_hijack_root_logger = False
+
+    @app.task(name="tests.monitoring.worker_add")
+    def worker_add(x, y):
+        return x + y
+
+    with start_worker(
+        app, pool="solo", perform_ping_check=False, queues=["celery", "reports"], loglevel="WARNING"
+    ):
+        yield app, worker_add
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_a_real_worker_answers_and_its_tasks_are_timed_from_publish(worker_app, client):
+    app, worker_add = worker_app
+    waits_before = (
+        sample_value(
+            instruments.celery_task_queue_wait_seconds,
+            "celery_task_queue_wait_seconds_count",
+            task="tests.monitoring.worker_add",
+        )
+        or 0
+    )
+    assert worker_add.delay(1, 2).get(timeout=10) == 3
+    # The publish time stamped by before_task_publish reached the worker.
+    waits = sample_value(
+        instruments.celery_task_queue_wait_seconds,
+        "celery_task_queue_wait_seconds_count",
+        task="tests.monitoring.worker_add",
+    )
+    assert waits == waits_before + 1
+
+    workers = celery_workers_answering(app=app, timeout=1.0)
+    assert len(workers) == 1
+    assert list(workers.values())[0] == ["celery", "reports"]
+
+    (result,) = run_checks([CeleryCheck(broker_url=REDIS_URL, app=app)], timeout=2.0)
+    assert result.status == "ok", result
+    assert result.facts["workers_answering"] == 1
+    assert result.facts["queue_length"]["celery"] == 0
+
+    collector = CeleryCollector(app=app, client=client, workers_timeout=1.0, budget=3.0)
+    reading = collector.snapshot()
+    assert reading["workers_online"] == 1
+    assert reading["broker_up"] is True
