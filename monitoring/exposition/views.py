@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from monitoring.auth import IsMonitoringReader
 from monitoring.collectors import collectors
+from monitoring.http.snapshot import application_snapshot
 from monitoring.metrics import exposition
 
 
@@ -29,6 +30,7 @@ def category_snapshot(category: str) -> dict:
         return found.redis.snapshot() if found.redis else _disabled()
     if category == "application":
         return {
+            **application_snapshot(),  # totals by kind, with units in the names
             "metrics": application_metrics(),
             "celery": found.celery.snapshot() if found.celery else _disabled(),
         }

@@ -26,6 +26,7 @@ from monitoring.monitor.models import AlertInstance, AlertState, AlertTransition
 
 __all__ = [
     "AlertRecord",
+    "alert_transitions_after",
     "alerts_active",
     "alerts_persist",
     "alerts_retire",
@@ -154,6 +155,16 @@ def alerts_active(*, group: str | None = None) -> list[AlertInstance]:
     if group is not None:
         rows = rows.filter(rule_group=group)
     return list(rows.order_by("id"))
+
+
+def alert_transitions_after(*, after_id: int, limit: int = 500) -> list[AlertTransition]:
+    """The transitions recorded after `after_id`, oldest first: what a consumer (the notifier)
+    has not handled yet. It stores the last id it handled and asks again from there."""
+    return list(
+        AlertTransition.objects.filter(id__gt=after_id)
+        .select_related("alert")
+        .order_by("id")[:limit]
+    )
 
 
 def alerts_retire(*, keep: set[tuple[str, str]], evaluated_at: datetime) -> list[AlertTransition]:

@@ -391,6 +391,8 @@ def _duration(ms: int) -> str:
 
 
 def _rfc3339(t: datetime | None) -> str:
+    """Go's RFC3339Nano as Prometheus prints times: trailing zeros of the fraction dropped."""
     if t is None:
         return "0001-01-01T00:00:00Z"
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    text = t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".")
+    return text + "Z"

@@ -62,3 +62,17 @@ def test_without_a_configured_token_a_bearer_is_refused(client, settings):
 
 def test_only_get(client):
     assert client.post(URL, HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 405
+
+
+def test_application_json_reports_the_same_counters(client):
+    from tests.monitoring.metric_values import sample_value
+
+    client.get("/api/nowhere/")
+    body = client.get("/api/monitoring/application/", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").json()
+    assert body["category"] == "application"
+    # The JSON request itself is counted once it has answered.
+    assert body["http"]["requests_total"] == sample_value("http_requests_total") - 1
+    assert body["http"]["client_errors_total"] >= 1
+    assert set(body["active_users"]) == {"5m", "15m"}
+    assert {"accounts", "orders", "payments", "celery"} <= set(body)
+    assert client.get("/api/monitoring/application/").status_code in (401, 403)

@@ -56,7 +56,10 @@ def test_http_snapshot_matches_the_counters():
     assert http["client_errors_total"] == before["client_errors_total"] + 1
     assert http["server_errors_total"] == before["server_errors_total"] + 1
     assert http["requests_total"] == sample_value("http_requests_total")
-    assert {"route": "/snapshot/", "requests_total": 4.0} in http["busiest_routes"]
+    busiest = [row["requests_total"] for row in http["busiest_routes"]]
+    assert len(busiest) <= 10 and busiest == sorted(busiest, reverse=True)
+    if len(busiest) < 10:  # few routes seen in this process: ours is among them
+        assert {"route": "/snapshot/", "requests_total": 4.0} in http["busiest_routes"]
 
 
 @pytest.mark.parametrize(

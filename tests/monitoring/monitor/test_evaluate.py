@@ -6,6 +6,7 @@ import pytest
 
 from monitoring.monitor.evaluate import (
     AlertRecord,
+    alert_transitions_after,
     alerts_active,
     alerts_persist,
     alerts_retire,
@@ -106,3 +107,17 @@ def test_alerts_of_removed_rules_are_retired():
     (transition,) = alerts_retire(keep={("system", "HighCpuUsage")}, evaluated_at=later)
     assert transition.alertname == "HighLoad" and transition.to_state == "inactive"
     assert [a.alertname for a in alerts_active()] == ["HighCpuUsage"]
+
+
+def test_a_consumer_reads_each_transition_once_in_order():
+    _persist(_alert("pending"), at=T0)
+    _persist(_alert("firing", fired=T0 + timedelta(minutes=5)), at=T0 + timedelta(minutes=5))
+    first = alert_transitions_after(after_id=0, limit=1)
+    assert [t.to_state for t in first] == ["pending"]
+    rest = alert_transitions_after(after_id=first[-1].id)
+    assert [t.to_state for t in rest] == ["firing"]
+    assert rest[0].alert.state == "firing"
+    _persist(at=T0 + timedelta(minutes=9))
+    (resolution,) = alert_transitions_after(after_id=rest[-1].id)
+    assert resolution.is_resolution
+    assert alert_transitions_after(after_id=resolution.id) == []

@@ -89,7 +89,12 @@ class MonitorProcess:
         self.output: list[str] = []  # stdout and stderr: where logging goes is not ours
         for stream in (self.proc.stdout, self.proc.stderr):
             threading.Thread(target=self._drain, args=(stream,), daemon=True).start()
-        url = self.wait_for(self._listening, timeout=15)
+        try:
+            url = self.wait_for(self._listening, timeout=15)
+        except BaseException:
+            self.proc.kill()  # never leave a monitor running behind a failed start
+            self.proc.wait()
+            raise
         token = env.get("MONITOR_TOKEN") or env.get("MONITORING_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.client = httpx.Client(base_url=url, timeout=5, headers=headers)
