@@ -22,7 +22,12 @@ Semantics implemented as Prometheus does: the lookback window ``[t - 5m, t]`` fo
 selectors, ``[t - range, t]`` for range selectors, staleness markers ending a series,
 extrapolated ``rate``/``increase``/``delta`` (with the counter zero-point clamp), counter resets,
 the metric name dropped by functions and arithmetic, vector matching with ``on``/``ignoring``
-and ``group_left``/``group_right``, ``bool`` comparisons, set operators.
+and ``group_left``/``group_right``, ``bool`` comparisons, set operators, subqueries, ``@``.
+Floats are summed in the order Prometheus sums them (series in creation order) and
+``ln``/``log2``/``log10``/``^`` use Go's algorithms (``gomath``), so results agree to the last
+bit; ``exp()`` and a fractional ``^`` use the C library's exp and may differ from Go's
+assembly in the last bit.  Supported functions are ``SUPPORTED_FUNCS``; aggregations
+``AGG_OPS``; anything else (e.g. trigonometry, ``holt_winters``) is refused.
 """
 
 from __future__ import annotations
