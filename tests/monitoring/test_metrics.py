@@ -160,3 +160,10 @@ def test_a_failing_collector_costs_only_its_own_metrics():
     finally:
         metrics.REGISTRY.remove_collector(broken)
         metrics.REGISTRY.remove_collector(fine)
+
+
+def test_public_surface_is_small_and_documented():
+    documented = metrics.__doc__
+    for name in metrics.__all__:
+        assert f"``{name}" in documented, name
+    assert len(metrics.__all__) <= 12
