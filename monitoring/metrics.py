@@ -120,6 +120,7 @@ class _Registry:
         self._lock = threading.Lock()
         self._names: dict[str, str] = {}
         self._primitives: list = []
+        self._guarded: dict[int, _Guarded] = {}
         # In-process primitives and every custom collector render through prometheus_client.
         self.collectors = CollectorRegistry(auto_describe=False)
 
@@ -143,10 +144,38 @@ class _Registry:
             return list(self._primitives)
 
     def add_collector(self, collector) -> None:
-        self.collectors.register(collector)
         describe = getattr(collector, "describe", None)
         names = {family.name for family in describe()} if describe else set()
         self._claim(names, type(collector).__name__)
+        guarded = self._guarded[id(collector)] = _Guarded(collector)
+        self.collectors.register(guarded)
+
+    def remove_collector(self, collector) -> None:
+        """For tests: forget a collector registered with add_collector."""
+        self.collectors.unregister(self._guarded.pop(id(collector)))
+        with self._lock:
+            owner = type(collector).__name__
+            self._names = {k: v for k, v in self._names.items() if v != owner}
+
+
+class _Guarded:
+    """A collector whose failure costs its own families only, never the whole scrape."""
+
+    def __init__(self, collector) -> None:
+        self.collector = collector
+        self.name = type(collector).__name__
+
+    def describe(self):
+        return []  # names were checked by add_collector
+
+    def collect(self):
+        try:
+            families = list(self.collector.collect())
+        except Exception:
+            logger.exception("metrics collector %s failed; its metrics are left out", self.name)
+            COLLECTOR_ERRORS.labels(self.name).inc()
+            return []
+        return families
 
 
 REGISTRY = _Registry()
@@ -174,6 +203,13 @@ class Gauge(_Registered, prometheus_client.Gauge):
 
 class Histogram(_Registered, prometheus_client.Histogram):
     """A histogram; buckets default to prometheus_client's (5 ms … 10 s)."""
+
+
+COLLECTOR_ERRORS = Counter(
+    "monitoring_collector_errors_total",
+    "Scrapes in which a collector failed (its metrics were left out).",
+    ["collector"],
+)
 
 
 def register_collector(collector) -> None:
@@ -519,4 +555,9 @@ def sample_values(*names: str) -> list[tuple[str, dict[str, str], float]]:
 
 def exposition() -> bytes:
     """All metrics in Prometheus text format 0.0.4: merged primitives, then the collectors."""
-    return _multiprocess_text().encode() + generate_latest(REGISTRY.collectors)
+    try:
+        merged = _multiprocess_text().encode()
+    except OSError:  # an unreadable directory: still serve what the collectors have
+        logger.exception("cannot read the metrics directory %s", multiprocess_dir())
+        merged = b""
+    return merged + generate_latest(REGISTRY.collectors)

@@ -1,9 +1,10 @@
 """Distinct authenticated users seen in the last 5 and 15 minutes, across worker processes.
 
 The request path only stores ``user id -> last seen`` in a dict of this process. At most every
-``flush_interval`` seconds that dict is written to this process's own file
+``flush_interval`` seconds that dict, if it changed, is written to this process's own file
 ``active_users_<pid>.json`` in the metrics directory (one writer per file, replaced atomically,
-so processes never race). Counting unites every process's file. Without a metrics directory
+so processes never race). Counting unites the other processes' files with this process's
+dict, so a scrape writes nothing. Without a metrics directory
 (a single process: tests, management commands) counting reads the dict alone.
 """
 
@@ -36,11 +37,13 @@ class ActiveUsers:
         self.flush_interval = flush_interval
         self.clock = clock
         self._seen: dict[int, float] = {}
+        self._dirty = False
         self._next_flush = 0.0
 
     def seen(self, user_id: int) -> None:
         now = self.clock()
         self._seen[user_id] = now
+        self._dirty = True
         if now >= self._next_flush:
             self.flush(now)
 
@@ -50,23 +53,29 @@ class ActiveUsers:
         cutoff = now - _HORIZON
         self._seen = {uid: at for uid, at in self._seen.items() if at >= cutoff}
         directory = self.directory()
-        if directory is None:
+        if directory is None or not self._dirty:
             return
-        path = directory / f"{_PREFIX}{self.process_id()}.json"
+        path = directory / self._file_name()
         temporary = path.with_suffix(".tmp")
         try:
             temporary.write_text(json.dumps(self._seen))
             os.replace(temporary, path)
+            self._dirty = False
         except OSError:
             pass  # a full or missing disk must not fail the request; counts go stale
 
+    def _file_name(self) -> str:
+        return f"{_PREFIX}{self.process_id()}.json"
+
     def _all_seen(self, now: float) -> dict[int, float]:
+        merged = {uid: at for uid, at in self._seen.items() if at >= now - _HORIZON}
         directory = self.directory()
         if directory is None:
-            return dict(self._seen)
-        self.flush(now)
-        merged: dict[int, float] = {}
+            return merged
+        own = self._file_name()  # this process's own entries are the in-memory ones
         for path in directory.glob(f"{_PREFIX}*.json"):
+            if path.name == own:
+                continue
             try:
                 if path.stat().st_mtime < now - _HORIZON:
                     path.unlink(missing_ok=True)  # a long-dead process: nobody left in it

@@ -95,3 +95,22 @@ def test_token_auth_and_logout_revokes_token(customer_client, customer):
 
 def test_me_needs_authentication(anon_client):
     assert anon_client.get("/api/accounts/me/").status_code in (401, 403)
+
+
+def test_session_clients_need_the_csrf_token_for_writes(customer, make_product):
+    from rest_framework.test import APIClient
+
+    browser = APIClient(enforce_csrf_checks=True)
+    login = browser.post(
+        "/api/accounts/login/", {"username": "cyrus", "password": PASSWORD}, format="json"
+    )
+    assert login.status_code == 200  # logging in needs no CSRF token
+    body = {"items": [{"product": make_product().pk, "quantity": 1}]}
+    refused = browser.post("/api/orders/", body, format="json")
+    assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+    csrf = browser.cookies["csrftoken"].value
+    placed = browser.post("/api/orders/", body, format="json", HTTP_X_CSRFTOKEN=csrf)
+    assert placed.status_code == 201
+    out = browser.post("/api/accounts/logout/", HTTP_X_CSRFTOKEN=csrf)
+    assert out.status_code == 204
+    assert browser.get("/api/accounts/me/").status_code in (401, 403)

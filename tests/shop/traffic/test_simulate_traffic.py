@@ -56,6 +56,24 @@ def test_simulator_is_bounded_by_request_count(live_server, capsys):
     assert capsys.readouterr().out.startswith("15 requests in ")
 
 
+def test_simulator_makes_its_own_staff_user_for_a_local_server(live_server, capsys):
+    demo_catalog_load()
+    call_command(
+        "simulate_traffic",
+        base_url=live_server.url,
+        rate=500,
+        duration=30,
+        max_requests=5,
+        staff_user="simulator",
+    )
+    staff = User.objects.get(username="simulator")
+    assert staff.is_staff and not staff.has_usable_password()
+    assert Token.objects.filter(user=staff).exists()
+    User.objects.create_user("plain", "p@example.com", "x")
+    with pytest.raises(CommandError, match="not staff"):
+        call_command("simulate_traffic", base_url=live_server.url, staff_user="plain")
+
+
 def test_simulator_refuses_nonsense_arguments():
     with pytest.raises(CommandError, match="must be positive"):
         call_command("simulate_traffic", base_url="http://127.0.0.1:9", rate=0, duration=1)

@@ -1,4 +1,6 @@
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
+from rest_framework.authtoken.models import Token
 
 from shop.traffic.simulator import TrafficSimulator
 
@@ -15,11 +17,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--concurrency", type=int, default=4, help="parallel sessions (1: repeatable)"
         )
-        parser.add_argument(
+        staff = parser.add_mutually_exclusive_group()
+        staff.add_argument(
             "--staff-token", default="", help="API token of a staff user: moves paid orders on"
+        )
+        staff.add_argument(
+            "--staff-user",
+            default="",
+            help="a staff user (created without a password if missing) in THIS command's "
+            "database, whose token moves paid orders on; for a server sharing that database",
         )
 
     def handle(self, *args, **options):
+        staff_token = options["staff_token"]
+        if options["staff_user"]:
+            staff_token = self._staff_token(options["staff_user"])
         try:
             simulator = TrafficSimulator(
                 base_url=options["base_url"],
@@ -27,7 +39,7 @@ class Command(BaseCommand):
                 duration=options["duration"],
                 max_requests=options["max_requests"],
                 seed=options["seed"],
-                staff_token=options["staff_token"],
+                staff_token=staff_token,
                 concurrency=options["concurrency"],
             )
         except ValueError as error:
@@ -35,3 +47,14 @@ class Command(BaseCommand):
         summary = simulator.run()
         for line in summary.lines():
             self.stdout.write(line)
+
+    def _staff_token(self, username: str) -> str:
+        user, created = User.objects.get_or_create(
+            username=username, defaults={"is_staff": True, "email": ""}
+        )
+        if created:
+            user.set_unusable_password()  # token only: nobody can log in as it
+            user.save(update_fields=["password"])
+        elif not user.is_staff:
+            raise CommandError(f"user {username!r} exists and is not staff")
+        return Token.objects.get_or_create(user=user)[0].key
