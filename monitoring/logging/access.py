@@ -30,6 +30,8 @@ _PATHNAME = "(access)"
 # Methods Django passes through as they are: text that redaction leaves unchanged.
 PLAIN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"))
 _START_TIME = logging._startTime  # the reference of every record's relativeCreated
+_pid = [os.getpid()]  # a system call per record saved; forked workers update it
+os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
 
 
 class AccessRecord(logging.LogRecord):
@@ -69,7 +71,7 @@ class AccessRecord(logging.LogRecord):
         self.threadName = threading.current_thread().name
         mp = sys.modules.get("multiprocessing")
         self.processName = mp.current_process().name if mp is not None else "MainProcess"
-        self.process = os.getpid()
+        self.process = _pid[0]
         # The access fields (the record's `extra`).
         self.method = method
         self.route = route
@@ -135,12 +137,6 @@ def _route_json(route: str) -> str:
     return fragment
 
 
-def _int_or_null(value: object) -> str | None:
-    if value is None:
-        return "null"
-    return int.__repr__(value) if type(value) is int else None
-
-
 def access_line(record: AccessRecord, timestamp: str, environment_json: str) -> str | None:
     """The JSON line of an access record, or None when a value is of an unusual type (the
     general formatter then writes it).
@@ -149,36 +145,39 @@ def access_line(record: AccessRecord, timestamp: str, environment_json: str) -> 
     record's own user id wins when it has one), then the access fields, strings scrubbed as
     there. `environment_json` is the environment already encoded as a JSON string.
     """
-    method, route, status = record.method, record.route, record.status
-    user_id = record.user_id
+    fields = record.__dict__
+    method, route, status = fields["method"], fields["route"], fields["status"]
+    path, client_ip, duration, size = (
+        fields["path"],
+        fields["client_ip"],
+        fields["duration_ms"],
+        fields["bytes"],
+    )
+    user_id = fields["user_id"]
     if user_id is None:
         user_id = current_user_id()
     request_id = request_id_var.get()
-    duration = record.duration_ms
-    status_json = _int_or_null(status)
-    user_json = _int_or_null(user_id)
-    bytes_json = _int_or_null(record.bytes)
-    if (
-        status_json is None
-        or status is None
-        or user_json is None
-        or bytes_json is None
-        or type(duration) is not float
-        or duration - duration != 0.0  # NaN or infinity: JSON spells those differently
-        or not (type(request_id) is str or request_id is None)
-        or type(method) is not str
-        or type(route) is not str
-        or type(record.path) is not str
-        or type(record.client_ip) is not str
+    # Exact types only: their str() is what the JSON encoder writes (no NaN, no subclasses).
+    if not (
+        type(status) is int
+        and type(duration) is float
+        and duration - duration == 0.0
+        and (size is None or type(size) is int)
+        and (user_id is None or type(user_id) is int)
+        and (request_id is None or type(request_id) is str)
+        and type(method) is str
+        and type(route) is str
+        and type(path) is str
+        and type(client_ip) is str
     ):
         return None
-    method_json = _PLAIN_METHODS_JSON.get(method) or _json(redact_text(method))
+    message = _messages.get((method, route, status)) or _message_json(method, route, status)
     return (
-        f'{{"timestamp":"{timestamp}","level":"INFO","logger":"access",'
-        f'"message":{_message_json(method, route, status)},'
+        f'{{"timestamp":"{timestamp}","level":"INFO","logger":"access","message":{message},'
         f'"request_id":{"null" if request_id is None else _json(request_id)},'
-        f'"user_id":{user_json},"environment":{environment_json},"method":{method_json},'
-        f'"route":{_route_json(route)},"path":{_json(redact_text(record.path))},'
-        f'"status":{status_json},"duration_ms":{float.__repr__(duration)},"bytes":{bytes_json},'
-        f'"client_ip":{_json(redact_text(record.client_ip))}}}'
+        f'"user_id":{"null" if user_id is None else user_id},"environment":{environment_json},'
+        f'"method":{_PLAIN_METHODS_JSON.get(method) or _json(redact_text(method))},'
+        f'"route":{_routes.get(route) or _route_json(route)},'
+        f'"path":{_json(redact_text(path))},"status":{status},"duration_ms":{duration!r},'
+        f'"bytes":{"null" if size is None else size},"client_ip":{_json(redact_text(client_ip))}}}'
     )

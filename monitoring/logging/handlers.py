@@ -56,7 +56,8 @@ class AppendFileHandler(logging.Handler):
             self.handleError(record)
 
     def _reopen_if_rotated(self, now: float) -> None:
-        """Called under the handler's lock (Handler.handle), so threads reopen it once."""
+        """Called under the handler's lock (Handler.handle): no thread writes to a descriptor
+        another one is closing."""
         self._next_check = now + self.check_interval
         try:
             stat = os.stat(self.baseFilename)
