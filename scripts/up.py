@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  health              {base_url}/api/health/\n"
             f"  metrics             {base_url}/api/monitoring/prometheus/"
             "  (Authorization: Bearer $(cat var/monitoring_token))\n"
-            f"  monitor (PromQL)    http://127.0.0.1:{env.get('MONITOR_PORT', '9091')}/api/v1/alerts\n"
+            f"  monitor (PromQL)    http://{env.get('MONITOR_LISTEN', '127.0.0.1:9091')}/api/v1/alerts\n"
             f"  background tasks    {'Celery on ' + env['REDIS_URL'] if env.get('REDIS_URL') else 'in-process (no REDIS_URL)'}\n",
             flush=True,
         )
