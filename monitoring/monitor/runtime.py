@@ -152,14 +152,16 @@ class Monitor:
         """Evaluate one group at t_ms and store its alert state; returns the transitions."""
         with self._lock:
             group.eval(t_ms, self.engine, self.store)
-            if not self.persist:
-                return []
-            transitions = alerts_persist(
-                group=group.name,
-                rule_file=str(group.file),
-                alerts=[alert_record(a) for a in group.alerts()],
-                evaluated_at=_datetime(t_ms),
-            )
+            records = [alert_record(a) for a in group.alerts()]
+        if not self.persist:
+            return []
+        # Outside the lock: a slow or unreachable database must not hold up the API.
+        transitions = alerts_persist(
+            group=group.name,
+            rule_file=str(group.file),
+            alerts=records,
+            evaluated_at=_datetime(t_ms),
+        )
         for t in transitions:
             logger.info(
                 "alert %s %s -> %s",
@@ -336,8 +338,9 @@ class Monitor:
     def rules_json(self, rule_type: str | None) -> list[dict]:
         kind = {"alert": "alerting", "record": "recording"}.get(rule_type or "")
         groups = []
-        for group in self.groups:
-            data = group.api_dict()
+        with self._lock:  # not while a group evaluates and changes its alerts
+            dicts = [group.api_dict() for group in self.groups]
+        for data in dicts:
             if kind:
                 data["rules"] = [r for r in data["rules"] if r["type"] == kind]
             groups.append(data)
@@ -352,7 +355,8 @@ class Monitor:
         return dict(sorted(merged.items()))
 
     def alerts_json(self) -> list[dict]:
-        return [alert_api_dict(a) for g in self.groups for a in g.active_alerts()]
+        with self._lock:
+            return [alert_api_dict(a) for g in self.groups for a in g.active_alerts()]
 
 
 def alert_api_dict(alert: Alert) -> dict:
