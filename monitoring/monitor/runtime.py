@@ -24,7 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 
 from monitoring.monitor.config import ConfigError, MonitorConfig, MonitorSettings, config_load
 from monitoring.monitor.evaluate import (
@@ -218,7 +218,12 @@ class Monitor:
 
     # -- loops ----------------------------------------------------------------------------------
     def start(self) -> None:
-        self.restore()
+        try:
+            self.restore()
+        except DatabaseError:
+            # Scraping, rules and the API do not need the database: run without the stored
+            # state rather than not at all (alert state is written again once it is back).
+            logger.exception("could not restore alert state from the database; starting afresh")
         self.scraper.start()
         self._start_loops()
         self.ready = True
@@ -289,7 +294,10 @@ class Monitor:
             self.config, self.groups = config, groups
             self.scraper.update(config)
             if self.persist:
-                self._retire_orphans()
+                try:
+                    self._retire_orphans()
+                except DatabaseError:
+                    logger.exception("could not retire the alerts of removed rules")
             if running:
                 self._start_loops()
         self.last_reload_ok = True
