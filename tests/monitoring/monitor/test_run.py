@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -238,3 +239,18 @@ def test_a_bad_configuration_refuses_to_start_with_file_and_line(tmp_path, datab
     )
     assert result.returncode == 1
     assert f"{config}:3: global: unknown key 'bogus'" in result.stderr
+
+
+def test_without_its_database_the_monitor_still_scrapes_evaluates_and_answers(setup, run, database):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]  # nothing listens here once the socket is closed
+    env = {**database, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{dead}/nowhere"}
+    monitor = MonitorProcess(setup / "prometheus.yml", env)
+    try:
+        assert monitor.wait_for(lambda: _state(monitor, "firing"), timeout=6)
+        assert monitor.logged("could not restore alert state")
+        assert monitor.logged("evaluation of group system failed")
+        assert monitor.client.get("/-/ready").status_code == 200
+    finally:
+        assert monitor.stop() == 0
