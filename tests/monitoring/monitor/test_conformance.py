@@ -190,3 +190,29 @@ def test_our_answers_match_real_prometheus(engines):
     names = lambda groups: sorted((g["name"], r["name"]) for g in groups for r in g["rules"])  # noqa: E731
     assert names(ours_rules) == names(their_rules)
     assert all(r["health"] == "ok" for g in ours_rules for r in g["rules"]), ours_rules
+    # The same JSON shapes: every key Prometheus sends, we send.
+    shape_mismatches = []
+    for path, pick in [
+        ("/api/v1/targets", lambda d: d["activeTargets"][0]),
+        ("/api/v1/rules", lambda d: d["groups"][0]),
+        ("/api/v1/rules?type=alert", lambda d: d["groups"][0]["rules"][0]),
+        ("/api/v1/rules?type=record", lambda d: _first_recording(d)),
+    ]:
+        mine = pick(ours.client.get(path).json()["data"])
+        reference = pick(theirs.get(path).json()["data"])
+        if set(reference) - set(mine):
+            shape_mismatches.append(f"{path}: missing {sorted(set(reference) - set(mine))}")
+    assert not shape_mismatches, shape_mismatches
+    # The same series and label values for the app's metrics.
+    for path, params in [
+        ("/api/v1/series", {"match[]": f"http_requests_total{{{NOT_SCRAPES}}}"}),
+        ("/api/v1/label/route/values", {"match[]": "http_requests_total"}),
+    ]:
+        mine = ours.client.get(path, params=params).json()["data"]
+        reference = theirs.get(path, params=params).json()["data"]
+        key = lambda item: sorted(item.items()) if isinstance(item, dict) else item  # noqa: E731
+        assert sorted(mine, key=key) == sorted(reference, key=key), path
+
+
+def _first_recording(data: dict) -> dict:
+    return next(rule for group in data["groups"] for rule in group["rules"])
