@@ -204,6 +204,21 @@ def test_a_restarted_monitor_restores_firing_alerts(setup, run, database):
     ]
 
 
+def test_a_restart_keeps_counting_for_from_the_original_active_at(setup, run, database):
+    first = run(setup / "prometheus.yml")
+    (pending,) = first.wait_for(lambda: _state(first, "pending"), timeout=3)
+    assert first.stop() == 0
+    second = run(setup / "prometheus.yml")
+    (restored,) = second.alerts()
+    assert restored["state"] == "pending" and restored["activeAt"] == pending["activeAt"]
+    (firing,) = second.wait_for(lambda: _state(second, "firing"), timeout=5)
+    assert firing["activeAt"] == pending["activeAt"]
+    assert _transitions(database) == [
+        ("HighCpuUsage", "inactive", "pending"),
+        ("HighCpuUsage", "pending", "firing"),
+    ]
+
+
 def test_sighup_with_a_bad_rule_file_keeps_the_running_configuration(setup, run):
     monitor = run(setup / "prometheus.yml")
     monitor.wait_for(lambda: _state(monitor, "pending"), timeout=3)
