@@ -271,6 +271,8 @@ _ROUTES: dict[str, Callable[[MonitorApi, Params], Any]] = {
     "/api/v1/alerts": api_alerts,
     "/api/v1/metadata": api_metadata,
     "/api/v1/status/buildinfo": api_buildinfo,
+    # Grafana asks for exemplars beside range queries; the monitor keeps none.
+    "/api/v1/query_exemplars": lambda monitor, params: [],
 }
 _LABEL_VALUES = re.compile(r"^/api/v1/label/([^/]+)/values$")
 

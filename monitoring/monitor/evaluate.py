@@ -83,6 +83,12 @@ def alerts_persist(
     """
     current = {a.fingerprint: a for a in alerts}
     transitions: list[AlertTransition] = []
+    live_states = [AlertState.PENDING, AlertState.FIRING]
+    if (
+        not current
+        and not AlertInstance.objects.filter(rule_group=group, state__in=live_states).exists()
+    ):
+        return transitions  # the quiet, common case: no write (nor SQLite write lock) at all
     with _write_lock, transaction.atomic():
         rows = {
             row.fingerprint: row
@@ -91,7 +97,7 @@ def alerts_persist(
             )
         }
         live = AlertInstance.objects.select_for_update().filter(
-            rule_group=group, state__in=[AlertState.PENDING, AlertState.FIRING]
+            rule_group=group, state__in=live_states
         )
         for row in live.exclude(fingerprint__in=list(current)):
             rows[row.fingerprint] = row

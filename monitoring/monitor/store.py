@@ -27,7 +27,8 @@ Public surface (stable; the scraper, the rule engine and the HTTP API build on i
     are base + offset); no copying, no per-sample Python work (the engine's path).
   - ``series(matchers, start_ms, end_ms) -> list[Labels]``: label sets with a sample in window.
   - ``label_names() -> list[str]``, ``label_values(name) -> list[str]`` (sorted).
-  - ``gc(now_ms)``: drop samples older than the retention, and series left empty.
+  - ``gc(now_ms)``: drop samples older than the retention (in batches: up to retention/16
+    late), and series left empty.
   - ``stats() -> dict``: series and sample counts.
 
 Memory: a series keeps its timestamps as 32-bit offsets from a per-series base plus float64
@@ -206,13 +207,24 @@ class SampleStore:
             series.append(t_ms, STALE_NAN)
 
     def gc(self, now_ms: int) -> int:
-        """Drop samples older than the retention; returns how many series were removed."""
+        """Drop samples older than the retention; returns how many series were removed.
+
+        A series' arrays are copied to drop their head, so that is done once the expired part
+        is a sixteenth of the series (or all of it), not on every call: expired samples stay
+        up to retention/16 longer instead of every sample being copied every minute.  The
+        lock is taken per series, so scrapes and queries wait for one series at most."""
         cutoff = now_ms - self.retention_ms
         removed = 0
         with self._lock:
-            for key, series in list(self._series.items()):
+            keys = list(self._series)
+        for key in keys:
+            with self._lock:
+                series = self._series.get(key)
+                if series is None:
+                    continue
+                n = len(series.offsets)
                 lo = bisect_left(series.offsets, cutoff - series.base)
-                if lo == 0:
+                if lo == 0 or (lo < n and lo * 16 < n):
                     continue
                 # New arrays, not in-place deletes: readers may hold the old ones.
                 series.offsets = series.offsets[lo:]

@@ -133,3 +133,51 @@ def test_duplicate_names_are_refused():
     metrics.Counter("test_dupe_total", "One.")
     with pytest.raises(ValueError, match="test_dupe"):
         metrics.Gauge("test_dupe", "Two.")
+
+
+def test_a_failing_collector_costs_only_its_own_metrics():
+    from prometheus_client.core import GaugeMetricFamily
+
+    class Broken:
+        def collect(self):
+            yield GaugeMetricFamily("test_half_written", "Never shown.", value=1)
+            raise RuntimeError("source went away")
+
+    class Fine:
+        def collect(self):
+            yield GaugeMetricFamily("test_fine_value", "Shown.", value=7)
+
+    broken, fine = Broken(), Fine()
+    metrics.register_collector(broken)
+    metrics.register_collector(fine)
+    try:
+        text = metrics.exposition().decode()
+        assert "test_fine_value 7.0" in text
+        assert "test_half_written" not in text
+        # Counted during that scrape, so shown from the next one on.
+        again = metrics.exposition().decode()
+        assert 'monitoring_collector_errors_total{collector="Broken"} 1.0' in again
+    finally:
+        metrics.REGISTRY.remove_collector(broken)
+        metrics.REGISTRY.remove_collector(fine)
+
+
+def test_public_surface_is_small_and_documented():
+    documented = metrics.__doc__
+    for name in metrics.__all__:
+        assert f"``{name}" in documented, name
+    assert len(metrics.__all__) <= 12
+
+
+def test_a_vanished_file_takes_only_its_own_series_along(tmp_path):
+    write_worker(tmp_path, 601, 1)
+    only_in_602 = Writer(tmp_path, "histogram", 602)
+    for le in BUCKETS:
+        only_in_602.set("solo", "solo_bucket", {"le": le}, 1)
+    only_in_602.set("solo", "solo_sum", {}, 0.5)
+    reader = _MultiprocessReader(tmp_path)
+    assert "solo_bucket" in reader.text()
+    (tmp_path / "histogram_602.db").unlink()
+    text = reader.text()
+    assert "solo" not in text
+    assert samples(text) == samples(reference(tmp_path))

@@ -287,3 +287,4 @@ def test_metadata_and_buildinfo_for_grafana(running):
     assert len(_ok(client.get("/api/v1/metadata", params={"limit": "1"}))) == 1
     assert "limit" in _bad(client.get("/api/v1/metadata", params={"limit": "x"}))
     assert _ok(client.get("/api/v1/status/buildinfo"))["version"] == "2.42.0"
+    assert _ok(client.get("/api/v1/query_exemplars", params={"query": "up"})) == []

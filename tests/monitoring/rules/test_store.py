@@ -86,3 +86,15 @@ def test_memory_is_compact():
     current, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert current / (100 * 1440) < 20
+
+
+def test_gc_batches_the_copying_but_bounds_the_overshoot():
+    store = SampleStore(retention_seconds=160)
+    for t in range(320):  # one sample a second
+        store.append(_lbl("m"), t * 1000, float(t))
+    store.gc(now_ms=319_000)  # 159 expired of 320: copied now (more than a sixteenth)
+    assert store.select([Matcher("__name__", "=", "m")], 0, 10**9)[0].timestamps[0] == 159_000
+    store.gc(now_ms=324_000)  # 5 more expired of 161: under a sixteenth, kept for now
+    assert store.select([Matcher("__name__", "=", "m")], 0, 10**9)[0].timestamps[0] == 159_000
+    store.gc(now_ms=330_000)  # 11 of 161: over a sixteenth, dropped
+    assert store.select([Matcher("__name__", "=", "m")], 0, 10**9)[0].timestamps[0] == 170_000
