@@ -179,21 +179,21 @@ class SystemCollector:
 
     # --- web and worker processes ---
     def _process_roles(self) -> dict[int, str]:
-        """The web processes (this one, its gunicorn master and siblings) and Celery workers."""
+        """Celery workers (by command line), then the web processes: this one, or its gunicorn
+        master and every process under it."""
         roles: dict[int, str] = {}
+        for proc in self.ps.process_iter(["pid", "cmdline"]):
+            cmdline = " ".join(proc.info.get("cmdline") or [])
+            if "celery" in cmdline and " worker" in cmdline:
+                roles[proc.info["pid"]] = "celery"
         try:
             me = self.ps.Process(self.pid)
             parent = me.parent()
             web_root = parent if parent is not None and "gunicorn" in _cmdline(parent) else me
-            roles[web_root.pid] = "web"
-            for child in web_root.children(recursive=True):
-                roles[child.pid] = "web"
+            for proc in (web_root, *web_root.children(recursive=True)):
+                roles.setdefault(proc.pid, "web")
         except psutil.Error:
             pass
-        for proc in self.ps.process_iter(["pid", "cmdline"]):
-            cmdline = " ".join(proc.info.get("cmdline") or [])
-            if "celery" in cmdline and " worker" in cmdline and proc.info["pid"] not in roles:
-                roles[proc.info["pid"]] = "celery"
         return roles
 
     def _read_slow(self) -> Reading:
