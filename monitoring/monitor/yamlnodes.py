@@ -13,6 +13,8 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from monitoring.rules.loader import parse_duration
+
 
 class ConfigError(Exception):
     """A configuration file was refused. `errors` holds one `file:line: problem` per problem."""
@@ -22,20 +24,12 @@ class ConfigError(Exception):
         self.errors = errors
 
 
-_DURATION = re.compile(
-    r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
-)
-_DURATION_UNITS_MS = (365 * 86400_000, 7 * 86400_000, 86400_000, 3600_000, 60_000, 1000, 1)
-
-
 def parse_duration_ms(text: str) -> int | None:
     """A Prometheus duration (`1h30m`, `15s`, `500ms`) in milliseconds; None if malformed."""
-    match = _DURATION.match(text)
-    if not text or not match:
+    try:
+        return round(parse_duration(text) * 1000)
+    except ValueError:
         return None
-    return sum(
-        int(g) * unit for g, unit in zip(match.groups(), _DURATION_UNITS_MS, strict=True) if g
-    )
 
 
 class Reader:
