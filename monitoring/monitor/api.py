@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 from monitoring.monitor.store import Matcher, SampleStore
 from monitoring.monitor.yamlnodes import parse_duration_ms
 from monitoring.rules.engine import (
+    LABEL_NAME_RE,
     Engine,
     ParseError,
     QueryError,
@@ -205,11 +206,8 @@ def api_labels(monitor: MonitorApi, params: Params) -> list[str]:
     return sorted({name for labels in series for name, _ in labels})
 
 
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
-
 def api_label_values(monitor: MonitorApi, params: Params, name: str) -> list[str]:
-    if not _LABEL_NAME.match(name):
+    if not LABEL_NAME_RE.match(name):
         raise ApiError(f'invalid label name: "{name}"')
     series = _series(monitor, params, required=False)
     if series is None:

@@ -6,14 +6,13 @@ PyYAML's `compose` gives the node tree with marks; `Reader` walks it, collects e
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from monitoring.rules.loader import parse_duration
+from monitoring.rules.loader import LABEL_NAME_RE, parse_duration
 
 
 class ConfigError(Exception):
@@ -140,16 +139,13 @@ class Reader:
             return out
         for key_node, value_node in node.value:
             name = key_node.value if isinstance(key_node, ScalarNode) else ""
-            if not _LABEL_NAME.match(name) or name.startswith("__"):
+            if not LABEL_NAME_RE.match(name) or name.startswith("__"):
                 self.error(key_node, f"{where}: {name!r} is not a valid label name")
                 continue
             value = self.string(value_node, f"{where}.{name}")
             if value is not None:
                 out[name] = value
         return out
-
-
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 def _show(node: Node) -> str:
