@@ -277,10 +277,6 @@ class _MultiprocessReader:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._lock = threading.Lock()
-        self._forget()
-
-    def _forget(self) -> None:
-        """Drop the index: a file vanished or was replaced, so series may have gone."""
         self._files: dict[str, _FileState] = {}
         self._families: dict[tuple[str, str], _Family] = {}
         self._series: list[_Series] = []
@@ -329,7 +325,7 @@ class _MultiprocessReader:
             pos += 16
         state.parsed_to = pos
 
-    def _read(self, retry: bool = True) -> dict[int, float]:
+    def _read(self) -> dict[int, float]:
         """Merged value per series index (gauges merge by their mode)."""
         totals: dict[int, float] = {}
         stamps: dict[int, float] = {}
@@ -337,8 +333,8 @@ class _MultiprocessReader:
             names = os.listdir(self.directory)
         except FileNotFoundError:
             names = []
-        if not set(self._files) <= set(names):
-            self._forget()
+        for gone in set(self._files) - set(names):
+            del self._files[gone]  # its series render only while another file has them
         for name in names:
             match = _FILE_NAME.match(name)
             if match is None:
@@ -355,11 +351,8 @@ class _MultiprocessReader:
             used = int.from_bytes(data[0:4], "little")
             used = min(used, len(data)) & ~7
             state = self._files.get(name)
-            if state is not None and (state.inode != inode or used < state.parsed_to):
-                self._forget()
-                return self._read(retry=False) if retry else totals
-            if state is None:
-                state = self._files[name] = _FileState(inode)
+            if state is None or state.inode != inode or used < state.parsed_to:
+                state = self._files[name] = _FileState(inode)  # new, or replaced: parse afresh
             self._parse(state, data, used, kind, mode, pid)
             values = memoryview(data)[:used].cast("d")
             if kind != "gauge" or mode in ("sum", "livesum", "all", "liveall"):
@@ -406,10 +399,13 @@ class _MultiprocessReader:
         name = family.name
         for rest, group in groups.items():
             how = _FIRST_BUCKET
-            for le, index in sorted(group["buckets"]):
+            buckets = sorted(group["buckets"])
+            indices = tuple(index for _, index in buckets)
+            for le, index in buckets:
                 labels = rest + (("le", floatToGoString(le)),)
                 prefix = f"{name}_bucket{_label_text(labels)} "
-                plan.append((prefix, index, how, name + "_bucket", labels))
+                # The first bucket carries the group's indices: no file has it, no lines.
+                plan.append((prefix, index, how, name + "_bucket", labels, indices))
                 how = _BUCKET
             if group["buckets"]:
                 prefix = f"{name}_count{_label_text(rest)} "
@@ -428,8 +424,15 @@ class _MultiprocessReader:
                 family.plan = self._plan(family)
             rows = []
             running = 0.0
+            skipping = False
             for entry in family.plan:
                 how = entry[2]
+                if how == _FIRST_BUCKET:
+                    skipping = not any(index in totals for index in entry[5])
+                elif how == _PLAIN:
+                    skipping = False
+                if skipping:
+                    continue
                 if how == _PLAIN:
                     value = get(entry[1])
                     if value is None:

@@ -59,12 +59,11 @@ def _wait_until_serving(url: str, processes: dict[str, subprocess.Popen], timeou
 
 
 def _stop(processes: dict[str, subprocess.Popen]) -> None:
+    # Only each group's leader is asked to stop: gunicorn and Celery stop their own children
+    # (signalling the children too makes gunicorn log their exit as an error).
     for process in processes.values():
         if process.poll() is None:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            process.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 10
     for name, process in processes.items():
         try:
@@ -73,6 +72,10 @@ def _stop(processes: dict[str, subprocess.Popen]) -> None:
             print(f"up: {name} did not stop in time; killing it", file=sys.stderr)
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # anything the leader left behind
+        except ProcessLookupError:
+            pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 [
                     PYTHON, "manage.py", "simulate_traffic", "--base-url", base_url,
                     "--rate", str(args.simulate_rate), "--duration", str(args.simulate_duration),
+                    "--staff-user", "simulator",
                 ],
                 cwd=ROOT, env=env, start_new_session=True,
             )  # fmt: skip
@@ -137,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  metrics             {base_url}/api/monitoring/prometheus/"
             "  (Authorization: Bearer $(cat var/monitoring_token))\n"
             f"  monitor (PromQL)    http://{env.get('MONITOR_LISTEN', '127.0.0.1:9091')}/api/v1/alerts\n"
+            f"  logs (JSON lines)   {env.get('LOG_DIR', env['VAR_DIR'] + '/log')}/app.log, access.log\n"
             f"  background tasks    {'Celery on ' + env['REDIS_URL'] if env.get('REDIS_URL') else 'in-process (no REDIS_URL)'}\n",
             flush=True,
         )

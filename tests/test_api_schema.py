@@ -1,6 +1,9 @@
 """Schemathesis against the app's own OpenAPI schema: no input makes any endpoint answer 5xx."""
 
+import atexit
 import json
+import shutil
+import tempfile
 from decimal import Decimal
 
 import pytest
@@ -12,6 +15,7 @@ from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 
@@ -19,6 +23,13 @@ from shop.catalog.models import Category, Product
 from shop.orders.services import order_create
 
 pytestmark = [pytest.mark.django_db, pytest.mark.db]
+
+
+# Hypothesis caches (constants, unicode data) under ./.hypothesis, already while the
+# parametrized tests are collected: keep them in a private temporary directory instead.
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="hypothesis-")
+atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
+set_hypothesis_home_dir(_HYPOTHESIS_HOME)
 
 
 def _load_schema():

@@ -45,7 +45,7 @@ def collectors() -> Collectors:
     if client is not None:
         from config.celery import app
 
-        celery = CeleryCollector(app=app, client=client, workers_interval=max(interval, 30.0))
+        celery = CeleryCollector(app=app, client=client, workers_interval=interval)
     else:
         celery = None
     return Collectors(

@@ -88,6 +88,8 @@ class SystemCollector:
         self._zero = ps.cpu_times().__class__(*([0.0] * len(ps.cpu_times())))
         self._last_total: Any = self._zero
         self._last_cores: list[Any] = []
+        self._prev_total: Any = self._zero
+        self._prev_cores: list[Any] = []
         self._processes: dict[int, tuple[float, float]] = {}
 
     # --- CPU ---
@@ -99,9 +101,15 @@ class SystemCollector:
             if len(last_cores) != len(cores):
                 last_cores = [self._zero] * len(cores)
             # cpu_times tick at 10 ms: move the baseline only after a meaningful interval, so
-            # two scrapes close together don't report noise.
+            # two scrapes close together don't report noise; such a scrape measures from the
+            # baseline before (at worst: since boot), never over a window of a few ticks.
             if sum(total) - sum(last_total) >= MIN_CPU_WINDOW_SECONDS * len(cores):
+                self._prev_total, self._prev_cores = last_total, last_cores
                 self._last_total, self._last_cores = total, cores
+            else:
+                last_total, last_cores = self._prev_total, self._prev_cores
+                if len(last_cores) != len(cores):
+                    last_cores = [self._zero] * len(cores)
         return {
             "cpu_usage_percent": _busy_percent(last_total, total),
             "cpu_core_usage_percent": {
@@ -179,21 +187,21 @@ class SystemCollector:
 
     # --- web and worker processes ---
     def _process_roles(self) -> dict[int, str]:
-        """The web processes (this one, its gunicorn master and siblings) and Celery workers."""
+        """Celery workers (by command line), then the web processes: this one, or its gunicorn
+        master and every process under it."""
         roles: dict[int, str] = {}
+        for proc in self.ps.process_iter(["pid", "cmdline"]):
+            cmdline = " ".join(proc.info.get("cmdline") or [])
+            if "celery" in cmdline and " worker" in cmdline:
+                roles[proc.info["pid"]] = "celery"
         try:
             me = self.ps.Process(self.pid)
             parent = me.parent()
             web_root = parent if parent is not None and "gunicorn" in _cmdline(parent) else me
-            roles[web_root.pid] = "web"
-            for child in web_root.children(recursive=True):
-                roles[child.pid] = "web"
+            for proc in (web_root, *web_root.children(recursive=True)):
+                roles.setdefault(proc.pid, "web")
         except psutil.Error:
             pass
-        for proc in self.ps.process_iter(["pid", "cmdline"]):
-            cmdline = " ".join(proc.info.get("cmdline") or [])
-            if "celery" in cmdline and " worker" in cmdline and proc.info["pid"] not in roles:
-                roles[proc.info["pid"]] = "celery"
         return roles
 
     def _read_slow(self) -> Reading:

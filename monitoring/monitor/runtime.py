@@ -24,7 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 
 from monitoring.monitor.config import ConfigError, MonitorConfig, MonitorSettings, config_load
 from monitoring.monitor.evaluate import (
@@ -47,6 +47,7 @@ __all__ = ["Monitor", "config_and_rules_load"]
 logger = logging.getLogger(__name__)
 
 GC_INTERVAL_S = 60.0
+OUTAGE_TOLERANCE_MS = 3600_000
 
 
 def config_and_rules_load(path: Path) -> tuple[MonitorConfig, list[RuleGroup]]:
@@ -152,14 +153,16 @@ class Monitor:
         """Evaluate one group at t_ms and store its alert state; returns the transitions."""
         with self._lock:
             group.eval(t_ms, self.engine, self.store)
-            if not self.persist:
-                return []
-            transitions = alerts_persist(
-                group=group.name,
-                rule_file=str(group.file),
-                alerts=[alert_record(a) for a in group.alerts()],
-                evaluated_at=_datetime(t_ms),
-            )
+            records = [alert_record(a) for a in group.alerts()]
+        if not self.persist:
+            return []
+        # Outside the lock: a slow or unreachable database must not hold up the API.
+        transitions = alerts_persist(
+            group=group.name,
+            rule_file=str(group.file),
+            alerts=records,
+            evaluated_at=_datetime(t_ms),
+        )
         for t in transitions:
             logger.info(
                 "alert %s %s -> %s",
@@ -181,10 +184,14 @@ class Monitor:
         return active
 
     def restore(self) -> int:
-        """Give each alerting rule back its stored pending/firing alerts."""
+        """Give each alerting rule back its stored pending/firing alerts.
+
+        As Prometheus' `rules.alert.for-outage-tolerance` (1 h): state older than that is not
+        brought back; those alerts start over (and a stored firing one resolves)."""
         if not self.persist:
             return 0
-        rows = alerts_active()
+        oldest = _datetime(self.clock() - OUTAGE_TOLERANCE_MS)
+        rows = [r for r in alerts_active() if r.last_evaluated_at >= oldest]
         restored = 0
         for group in self.groups:
             mine = [
@@ -216,7 +223,12 @@ class Monitor:
 
     # -- loops ----------------------------------------------------------------------------------
     def start(self) -> None:
-        self.restore()
+        try:
+            self.restore()
+        except DatabaseError:
+            # Scraping, rules and the API do not need the database: run without the stored
+            # state rather than not at all (alert state is written again once it is back).
+            logger.exception("could not restore alert state from the database; starting afresh")
         self.scraper.start()
         self._start_loops()
         self.ready = True
@@ -287,7 +299,10 @@ class Monitor:
             self.config, self.groups = config, groups
             self.scraper.update(config)
             if self.persist:
-                self._retire_orphans()
+                try:
+                    self._retire_orphans()
+                except DatabaseError:
+                    logger.exception("could not retire the alerts of removed rules")
             if running:
                 self._start_loops()
         self.last_reload_ok = True
@@ -336,8 +351,9 @@ class Monitor:
     def rules_json(self, rule_type: str | None) -> list[dict]:
         kind = {"alert": "alerting", "record": "recording"}.get(rule_type or "")
         groups = []
-        for group in self.groups:
-            data = group.api_dict()
+        with self._lock:  # not while a group evaluates and changes its alerts
+            dicts = [group.api_dict() for group in self.groups]
+        for data in dicts:
             if kind:
                 data["rules"] = [r for r in data["rules"] if r["type"] == kind]
             groups.append(data)
@@ -352,7 +368,8 @@ class Monitor:
         return dict(sorted(merged.items()))
 
     def alerts_json(self) -> list[dict]:
-        return [alert_api_dict(a) for g in self.groups for a in g.active_alerts()]
+        with self._lock:
+            return [alert_api_dict(a) for g in self.groups for a in g.active_alerts()]
 
 
 def alert_api_dict(alert: Alert) -> dict:

@@ -11,6 +11,8 @@ Public surface (stable):
   - ``alerts() -> list[Alert]``: every tracked alert incl. recently resolved (to notify).
   - ``copy_state_from(old)``: after a reload, rules with an unchanged definition keep their
     alert state (Prometheus' ``CopyState``).
+  - ``mark_stale(store, t_ms)``: for a group a reload removed: staleness markers for all the
+    series its rules wrote.
   - ``state_snapshot() -> dict`` / ``restore(snapshot) -> int``: alert state of every
     alerting rule, keyed by rule name and position.
   - ``key``: ``(file, name)``; ``last_eval_ms``, ``eval_duration_s``; ``api_dict()``.
@@ -57,6 +59,12 @@ class RuleGroup:
         self.last_eval_ms = t_ms
         self.eval_duration_s = time.perf_counter() - started
         return self.active_alerts()
+
+    def mark_stale(self, store: SampleStore, t_ms: int) -> None:
+        """The group was removed by a reload: end its rules' series now, as Prometheus does,
+        instead of letting them linger for the lookback."""
+        for i in range(len(self.rules)):
+            store.mark_source_stale(self._source(i), t_ms)
 
     def alerting_rules(self) -> list[AlertingRule]:
         return [r for r in self.rules if isinstance(r, AlertingRule)]

@@ -26,6 +26,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     Status.CANCELLED: frozenset(),
     Status.FAILED: frozenset(),
 }
+# The largest total Order.total (12 digits, 2 decimals) can hold.
+MAX_TOTAL = Decimal("9999999999.99")
 # Statuses that give the reserved units back.
 RELEASES_STOCK = frozenset({Status.CANCELLED, Status.FAILED})
 
@@ -54,8 +56,12 @@ def order_create(*, user: AbstractBaseUser, items: Iterable[tuple[int, int]]) ->
             )
             for product_id, quantity in sorted(quantities.items())
         ]
-        OrderItem.objects.bulk_create(lines)
         order.total = sum((line.line_total for line in lines), Decimal("0"))
+        if order.total > MAX_TOTAL:  # raising rolls the stock reservation back too
+            raise InvalidRequest(
+                f"An order total cannot exceed {MAX_TOTAL}.", code="order_too_large"
+            )
+        OrderItem.objects.bulk_create(lines)
         order.save(update_fields=["total"])
         transaction.on_commit(lambda: _announce_placed(order))
     return order

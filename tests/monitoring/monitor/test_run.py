@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -203,6 +204,21 @@ def test_a_restarted_monitor_restores_firing_alerts(setup, run, database):
     ]
 
 
+def test_a_restart_keeps_counting_for_from_the_original_active_at(setup, run, database):
+    first = run(setup / "prometheus.yml")
+    (pending,) = first.wait_for(lambda: _state(first, "pending"), timeout=3)
+    assert first.stop() == 0
+    second = run(setup / "prometheus.yml")
+    (restored,) = second.alerts()
+    assert restored["state"] == "pending" and restored["activeAt"] == pending["activeAt"]
+    (firing,) = second.wait_for(lambda: _state(second, "firing"), timeout=5)
+    assert firing["activeAt"] == pending["activeAt"]
+    assert _transitions(database) == [
+        ("HighCpuUsage", "inactive", "pending"),
+        ("HighCpuUsage", "pending", "firing"),
+    ]
+
+
 def test_sighup_with_a_bad_rule_file_keeps_the_running_configuration(setup, run):
     monitor = run(setup / "prometheus.yml")
     monitor.wait_for(lambda: _state(monitor, "pending"), timeout=3)
@@ -238,3 +254,18 @@ def test_a_bad_configuration_refuses_to_start_with_file_and_line(tmp_path, datab
     )
     assert result.returncode == 1
     assert f"{config}:3: global: unknown key 'bogus'" in result.stderr
+
+
+def test_without_its_database_the_monitor_still_scrapes_evaluates_and_answers(setup, run, database):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]  # nothing listens here once the socket is closed
+    env = {**database, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{dead}/nowhere"}
+    monitor = MonitorProcess(setup / "prometheus.yml", env)
+    try:
+        assert monitor.wait_for(lambda: _state(monitor, "firing"), timeout=6)
+        assert monitor.logged("could not restore alert state")
+        assert monitor.logged("evaluation of group system failed")
+        assert monitor.client.get("/-/ready").status_code == 200
+    finally:
+        assert monitor.stop() == 0

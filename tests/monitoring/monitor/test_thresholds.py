@@ -1,12 +1,13 @@
 """The thresholds file: validated with file:line, and the committed rule files rendered from it."""
 
+import io
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from django.core.management import call_command
 
 from monitoring.monitor.thresholds import (
     SCHEMA,
@@ -146,10 +147,19 @@ def test_promtool_accepts_every_rendered_rule_file_and_its_unit_tests():
 def test_render_rules_command_reports_stale_files(tmp_path):
     shutil.copytree(PROM_DIR / "templates", tmp_path / "templates")
     shutil.copy(PROM_DIR / "thresholds.yml", tmp_path / "thresholds.yml")
-    cmd = [sys.executable, "manage.py", "monitor", "render-rules", "--dir", str(tmp_path)]
-    stale = subprocess.run([*cmd, "--check"], cwd=REPO, capture_output=True, text=True)
-    assert stale.returncode == 1 and "out of date" in stale.stderr
-    wrote = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    assert wrote.returncode == 0, wrote.stderr
-    fresh = subprocess.run([*cmd, "--check"], cwd=REPO, capture_output=True, text=True)
-    assert fresh.returncode == 0, fresh.stderr
+
+    def render(*extra: str) -> tuple[int, str]:
+        out = io.StringIO()
+        try:
+            call_command(
+                "monitor", "render-rules", "--dir", str(tmp_path), *extra, stdout=out, stderr=out
+            )
+        except SystemExit as exc:
+            return int(exc.code or 0), out.getvalue()
+        return 0, out.getvalue()
+
+    code, output = render("--check")
+    assert code == 1 and "out of date" in output
+    code, output = render()
+    assert code == 0 and "wrote" in output
+    assert render("--check") == (0, "")

@@ -130,3 +130,14 @@ def test_api_shapes():
     assert rule["type"] == "alerting" and rule["state"] == "pending" and rule["health"] == "ok"
     assert rule["alerts"][0]["activeAt"] == "1970-01-01T00:00:00Z"
     assert rule["alerts"][0]["value"] == "90"
+
+
+def test_a_removed_group_ends_its_series():
+    store = SampleStore()
+    engine = Engine(store)
+    _cpu(store, 0, 1)
+    group = RuleGroup("g", "f", 60, [RecordingRule("r", "cpu")])
+    group.eval(0, engine, store)
+    group.mark_stale(store, MIN)
+    assert engine.instant("r", 30_000).samples[0].value == 1
+    assert engine.instant("r", 2 * MIN).samples == []

@@ -133,3 +133,12 @@ def test_reorder_alert_once_per_threshold_crossing(
     assert [m.to for m in notices] == [["darius@example.com"]]
     alert.refresh_from_db()
     assert alert.notified_at is not None
+
+
+def test_order_too_large_for_the_books_is_refused_and_takes_nothing(customer, make_product):
+    gold = make_product(price=Decimal("99999999.99"), stock_quantity=500)
+    with pytest.raises(InvalidRequest) as refused:
+        order_create(user=customer, items=[(gold.pk, 200)])
+    assert refused.value.code == "order_too_large"
+    gold.refresh_from_db()
+    assert gold.stock_quantity == 500 and not Order.objects.exists()
