@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from json.encoder import encode_basestring
+from typing import NamedTuple
 
 from monitoring.logging.context import current_user_id, request_id_var, task_var
 from monitoring.logging.redaction import redact_text
@@ -34,21 +35,24 @@ _pid = [os.getpid()]  # a system call per record saved; forked workers update it
 os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
 
 
+class AccessFields(NamedTuple):
+    """What an access line says about a request (the request id comes from the context)."""
+
+    method: str
+    route: str  # the URL pattern, never the raw path
+    path: str
+    status: int
+    duration_ms: float
+    size: int | None  # the line's `bytes`: None for a streaming response
+    client_ip: str
+    user_id: int | None
+
+
 class AccessRecord(logging.LogRecord):
     """A LogRecord of logger "access" at INFO, its `extra` the access fields, in this order."""
 
-    def __init__(
-        self,
-        *,
-        method: str,
-        route: str,
-        path: str,
-        status: int,
-        duration_ms: float,
-        size: int | None,
-        client_ip: str,
-        user_id: int | None,
-    ) -> None:
+    def __init__(self, fields: AccessFields) -> None:
+        method, route, path, status, duration_ms, size, client_ip, user_id = fields
         # The attributes of LogRecord.__init__, in its order (tests compare the two).
         created = time.time()
         self.name = ACCESS_LOGGER
@@ -84,20 +88,7 @@ class AccessRecord(logging.LogRecord):
 
 
 # How many attributes an AccessRecord has when nothing has touched it since it was built.
-ACCESS_RECORD_SIZE = len(
-    vars(
-        AccessRecord(
-            method="GET",
-            route="",
-            path="",
-            status=0,
-            duration_ms=0.0,
-            size=None,
-            client_ip="",
-            user_id=None,
-        )  # fmt: skip
-    )
-)
+ACCESS_RECORD_SIZE = len(vars(AccessRecord(AccessFields("GET", "", "", 0, 0.0, None, "", None))))
 
 
 def is_plain_access_record(record: logging.LogRecord) -> bool:
@@ -114,8 +105,9 @@ def is_plain_access_record(record: logging.LogRecord) -> bool:
 _json = encode_basestring
 _PLAIN_METHODS_JSON = {method: _json(method) for method in PLAIN_METHODS}
 _messages: dict[tuple[str, str, int], str] = {}
-_routes: dict[str, str] = {}
-_CACHE_LIMIT = 10_000  # methods x route templates x statuses: bounded, but never unbounded
+_texts: dict[str, str] = {}  # route templates, paths, client addresses: scrubbed, quoted
+_CACHE_LIMIT = 10_000  # entries per cache: the memory stays bounded whatever the traffic
+_CACHED_TEXT_LENGTH = 200
 
 
 def _message_json(method: str, route: str, status: int) -> str:
@@ -128,16 +120,38 @@ def _message_json(method: str, route: str, status: int) -> str:
     return message
 
 
-def _route_json(route: str) -> str:
-    fragment = _routes.get(route)
+def _text_json(text: str) -> str:
+    """Redacted and JSON-quoted; short texts are cached, as the same few recur (bounded)."""
+    fragment = _texts.get(text)
     if fragment is None:
-        fragment = _json(redact_text(route))
-        if len(_routes) < _CACHE_LIMIT:
-            _routes[route] = fragment
+        fragment = _json(redact_text(text))
+        if len(text) <= _CACHED_TEXT_LENGTH:
+            if len(_texts) >= _CACHE_LIMIT:
+                _texts.clear()
+            _texts[text] = fragment
     return fragment
 
 
 def access_line(record: AccessRecord, timestamp: str, environment_json: str) -> str | None:
+    """The JSON line of an AccessRecord (see `access_json`)."""
+    fields = record.__dict__
+    return access_json(
+        timestamp,
+        environment_json,
+        AccessFields(
+            fields["method"],
+            fields["route"],
+            fields["path"],
+            fields["status"],
+            fields["duration_ms"],
+            fields["bytes"],
+            fields["client_ip"],
+            fields["user_id"],
+        ),
+    )
+
+
+def access_json(timestamp: str, environment_json: str, fields: AccessFields) -> str | None:
     """The JSON line of an access record, or None when a value is of an unusual type (the
     general formatter then writes it).
 
@@ -145,23 +159,15 @@ def access_line(record: AccessRecord, timestamp: str, environment_json: str) -> 
     record's own user id wins when it has one), then the access fields, strings scrubbed as
     there. `environment_json` is the environment already encoded as a JSON string.
     """
-    fields = record.__dict__
-    method, route, status = fields["method"], fields["route"], fields["status"]
-    path, client_ip, duration, size = (
-        fields["path"],
-        fields["client_ip"],
-        fields["duration_ms"],
-        fields["bytes"],
-    )
-    user_id = fields["user_id"]
+    method, route, path, status, duration_ms, size, client_ip, user_id = fields
     if user_id is None:
         user_id = current_user_id()
     request_id = request_id_var.get()
     # Exact types only: their str() is what the JSON encoder writes (no NaN, no subclasses).
     if not (
         type(status) is int
-        and type(duration) is float
-        and duration - duration == 0.0
+        and type(duration_ms) is float
+        and duration_ms - duration_ms == 0.0
         and (size is None or type(size) is int)
         and (user_id is None or type(user_id) is int)
         and (request_id is None or type(request_id) is str)
@@ -176,8 +182,9 @@ def access_line(record: AccessRecord, timestamp: str, environment_json: str) -> 
         f'{{"timestamp":"{timestamp}","level":"INFO","logger":"access","message":{message},'
         f'"request_id":{"null" if request_id is None else _json(request_id)},'
         f'"user_id":{"null" if user_id is None else user_id},"environment":{environment_json},'
-        f'"method":{_PLAIN_METHODS_JSON.get(method) or _json(redact_text(method))},'
-        f'"route":{_routes.get(route) or _route_json(route)},'
-        f'"path":{_json(redact_text(path))},"status":{status},"duration_ms":{duration!r},'
-        f'"bytes":{"null" if size is None else size},"client_ip":{_json(redact_text(client_ip))}}}'
+        f'"method":{_PLAIN_METHODS_JSON.get(method) or _text_json(method)},'
+        f'"route":{_texts.get(route) or _text_json(route)},'
+        f'"path":{_texts.get(path) or _text_json(path)},"status":{status},'
+        f'"duration_ms":{duration_ms!r},"bytes":{"null" if size is None else size},'
+        f'"client_ip":{_texts.get(client_ip) or _text_json(client_ip)}}}'
     )

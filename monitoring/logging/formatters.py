@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from json.encoder import encode_basestring
 
-from monitoring.logging.access import access_line, is_plain_access_record
+from monitoring.logging.access import AccessFields, access_json, access_line, is_plain_access_record
 from monitoring.logging.context import current_user_id, request_id_var, task_var, user_id_of
 from monitoring.logging.redaction import REDACTED, is_sensitive_key, redact_text, redact_value
 
@@ -105,6 +105,11 @@ class JsonFormatter(logging.Formatter):
             if line is not None:
                 return line
         return self.format_record(record)
+
+    def format_access(self, created: float, fields: AccessFields) -> str | None:
+        """The line of an access record made at `created`, without making the record
+        (monitoring.logging.access_log); None: make the record and format that."""
+        return access_json(self._clock.iso(created), self._environment_json, fields)
 
     def format_record(self, record: logging.LogRecord) -> str:
         """Any record, access records included: context, message, extra keys, exception."""

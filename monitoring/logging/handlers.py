@@ -41,19 +41,28 @@ class AppendFileHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            # A line that cannot be encoded (a lone surrogate) is kept, escaped, not dropped.
-            data = (self.format(record) + "\n").encode(self.encoding, "backslashreplace")
-            now = time.monotonic()
-            if now >= self._next_check:
-                self._reopen_if_rotated(now)
-            written = os.write(self._fd, data)
-            while written < len(data):  # only on a full disk or a signal; never in one line
-                data = data[written:]
-                written = os.write(self._fd, data)
+            self._write(self.format(record))
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
+
+    def write_line(self, line: str) -> None:
+        """Append one formatted line (no newline) outside `handle`, e.g. the direct access
+        line (monitoring.logging.access_log); errors are the caller's to report."""
+        with self.lock:
+            self._write(line)
+
+    def _write(self, line: str) -> None:
+        # A line that cannot be encoded (a lone surrogate) is kept, escaped, not dropped.
+        data = (line + "\n").encode(self.encoding, "backslashreplace")
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._reopen_if_rotated(now)
+        written = os.write(self._fd, data)
+        while written < len(data):  # only on a full disk or a signal; never in one line
+            data = data[written:]
+            written = os.write(self._fd, data)
 
     def _reopen_if_rotated(self, now: float) -> None:
         """Called under the handler's lock (Handler.handle): no thread writes to a descriptor

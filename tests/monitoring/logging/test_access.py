@@ -6,6 +6,7 @@ import logging
 import pytest
 
 from monitoring.logging.access import (
+    AccessFields,
     AccessRecord,
     access_line,
     is_plain_access_record,
@@ -29,7 +30,7 @@ def access_record(**overrides) -> AccessRecord:
         "client_ip": "127.0.0.1",
         "user_id": None,
     }
-    return AccessRecord(**(fields | overrides))
+    return AccessRecord(AccessFields(**(fields | overrides)))
 
 
 class AuthenticatedRequest:
