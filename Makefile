@@ -5,7 +5,7 @@ PYTHON ?= python3
 PG_URL ?= postgres://postgres@127.0.0.1:5432/pasargad
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: up install test test-sqlite test-postgres lint simulate bench
+.PHONY: up install test test-sqlite test-postgres lint simulate superuser bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,14 @@ install: $(VENV)/.installed
 up: install
 	$(PY) scripts/up.py
 
+# Traffic against the running `make up`; its staff user moves paid orders on to delivered.
 simulate: install
-	$(PY) manage.py simulate_traffic --base-url http://127.0.0.1:8000 --rate 5 --duration 300
+	$(PY) manage.py simulate_traffic --base-url http://127.0.0.1:8000 --rate 5 --duration 300 \
+		--staff-user simulator
+
+# A staff user for the admin and the monitoring endpoints (asks for a password).
+superuser: install
+	$(PY) manage.py createsuperuser
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 [
                     PYTHON, "manage.py", "simulate_traffic", "--base-url", base_url,
                     "--rate", str(args.simulate_rate), "--duration", str(args.simulate_duration),
+                    "--staff-user", "simulator",
                 ],
                 cwd=ROOT, env=env, start_new_session=True,
             )  # fmt: skip

@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 from monitoring.monitor.store import Matcher, SampleStore
 from monitoring.monitor.yamlnodes import parse_duration_ms
 from monitoring.rules.engine import (
+    LABEL_NAME_RE,
     Engine,
     ParseError,
     QueryError,
@@ -42,6 +43,7 @@ __all__ = ["ApiError", "MonitorApi", "api_server_start", "handle"]
 logger = logging.getLogger(__name__)
 
 MAX_POINTS = 11_000
+MAX_BODY_BYTES = 1 << 20  # a POSTed query form; Grafana's are a few kB
 _MIN_TIME_MS = -(2**62)
 _MAX_TIME_MS = 2**62
 
@@ -204,11 +206,8 @@ def api_labels(monitor: MonitorApi, params: Params) -> list[str]:
     return sorted({name for labels in series for name, _ in labels})
 
 
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
-
 def api_label_values(monitor: MonitorApi, params: Params, name: str) -> list[str]:
-    if not _LABEL_NAME.match(name):
+    if not LABEL_NAME_RE.match(name):
         raise ApiError(f'invalid label name: "{name}"')
     series = _series(monitor, params, required=False)
     if series is None:
@@ -309,12 +308,15 @@ def handle(monitor: MonitorApi, method: str, path: str, params: Params) -> tuple
             return 404, "text/plain", b"404 page not found\n"
         return 200, "application/json", _json({"status": "success", "data": data})
     except ApiError as exc:
-        body = {"status": "error", "errorType": exc.error_type, "error": str(exc)}
-        return exc.status, "application/json", _json(body)
+        return exc.status, "application/json", _json(_error_body(str(exc), exc.error_type))
     except Exception:
         logger.exception("API request %s %s failed", method, path)
         body = {"status": "error", "errorType": "internal", "error": "internal error"}
         return 500, "application/json", _json(body)
+
+
+def _error_body(message: str, error_type: str = "bad_data") -> dict:
+    return {"status": "error", "errorType": error_type, "error": message}
 
 
 def _json(body: Any) -> bytes:
@@ -336,22 +338,40 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         params = parse_qs(url.query, keep_blank_values=True)
         if method == "POST":
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            if "application/x-www-form-urlencoded" in (self.headers.get("Content-Type") or ""):
-                for key, values in parse_qs(
-                    raw.decode(errors="replace"), keep_blank_values=True
-                ).items():
-                    params.setdefault(key, []).extend(values)
+            problem = self._read_form(params)
+            if problem:
+                self.close_connection = True  # the body was not read: the stream is unusable
+                self._answer(problem[0], "application/json", _json(_error_body(problem[1])))
+                return
         token = self.server.token
         public = url.path in ("/-/healthy", "/-/ready")
         if token and not public and not _token_ok(self.headers.get("Authorization", ""), token):
-            status, ctype = 401, "application/json"
             body = _json(
                 {"status": "error", "errorType": "unauthorized", "error": "bearer token required"}
             )
-        else:
-            status, ctype, body = handle(self.server.monitor, method, url.path, params)
+            self._answer(401, "application/json", body)
+            return
+        status, ctype, body = handle(self.server.monitor, method, url.path, params)
+        self._answer(status, ctype, body)
+
+    def _read_form(self, params: Params) -> tuple[int, str] | None:
+        """Merge a POSTed form into params; (status, problem) when the body is unacceptable."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return 400, "invalid Content-Length"
+        if length < 0:
+            return 400, "invalid Content-Length"
+        if length > MAX_BODY_BYTES:
+            return 413, f"request body larger than {MAX_BODY_BYTES} bytes"
+        raw = self.rfile.read(length) if length else b""
+        if "application/x-www-form-urlencoded" in (self.headers.get("Content-Type") or ""):
+            form = parse_qs(raw.decode(errors="replace"), keep_blank_values=True)
+            for key, values in form.items():
+                params.setdefault(key, []).extend(values)
+        return None
+
+    def _answer(self, status: int, ctype: str, body: bytes) -> None:
         self.send_response(status)
         self.send_header(
             "Content-Type", ctype + ("; charset=utf-8" if ctype.startswith("text") else "")
@@ -360,8 +380,7 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 401:
             self.send_header("WWW-Authenticate", "Bearer")
         self.end_headers()
-        if method != "HEAD":
-            self.wfile.write(body)
+        self.wfile.write(body)
 
     def do_GET(self) -> None:  # noqa: N802
         self._serve("GET")

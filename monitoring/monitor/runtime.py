@@ -47,6 +47,7 @@ __all__ = ["Monitor", "config_and_rules_load"]
 logger = logging.getLogger(__name__)
 
 GC_INTERVAL_S = 60.0
+OUTAGE_TOLERANCE_MS = 3600_000
 
 
 def config_and_rules_load(path: Path) -> tuple[MonitorConfig, list[RuleGroup]]:
@@ -183,10 +184,14 @@ class Monitor:
         return active
 
     def restore(self) -> int:
-        """Give each alerting rule back its stored pending/firing alerts."""
+        """Give each alerting rule back its stored pending/firing alerts.
+
+        As Prometheus' `rules.alert.for-outage-tolerance` (1 h): state older than that is not
+        brought back; those alerts start over (and a stored firing one resolves)."""
         if not self.persist:
             return 0
-        rows = alerts_active()
+        oldest = _datetime(self.clock() - OUTAGE_TOLERANCE_MS)
+        rows = [r for r in alerts_active() if r.last_evaluated_at >= oldest]
         restored = 0
         for group in self.groups:
             mine = [

@@ -6,12 +6,13 @@ PyYAML's `compose` gives the node tree with marks; `Reader` walks it, collects e
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from monitoring.rules.loader import LABEL_NAME_RE, parse_duration
 
 
 class ConfigError(Exception):
@@ -22,20 +23,12 @@ class ConfigError(Exception):
         self.errors = errors
 
 
-_DURATION = re.compile(
-    r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
-)
-_DURATION_UNITS_MS = (365 * 86400_000, 7 * 86400_000, 86400_000, 3600_000, 60_000, 1000, 1)
-
-
 def parse_duration_ms(text: str) -> int | None:
     """A Prometheus duration (`1h30m`, `15s`, `500ms`) in milliseconds; None if malformed."""
-    match = _DURATION.match(text)
-    if not text or not match:
+    try:
+        return round(parse_duration(text) * 1000)
+    except ValueError:
         return None
-    return sum(
-        int(g) * unit for g, unit in zip(match.groups(), _DURATION_UNITS_MS, strict=True) if g
-    )
 
 
 class Reader:
@@ -146,16 +139,13 @@ class Reader:
             return out
         for key_node, value_node in node.value:
             name = key_node.value if isinstance(key_node, ScalarNode) else ""
-            if not _LABEL_NAME.match(name) or name.startswith("__"):
+            if not LABEL_NAME_RE.match(name) or name.startswith("__"):
                 self.error(key_node, f"{where}: {name!r} is not a valid label name")
                 continue
             value = self.string(value_node, f"{where}.{name}")
             if value is not None:
                 out[name] = value
         return out
-
-
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 def _show(node: Node) -> str:

@@ -1,5 +1,8 @@
 """The monitor's HTTP API over a real socket: Prometheus' JSON shapes and error shapes."""
 
+import http.client
+import json
+
 import httpx
 import pytest
 
@@ -288,3 +291,29 @@ def test_metadata_and_buildinfo_for_grafana(running):
     assert "limit" in _bad(client.get("/api/v1/metadata", params={"limit": "x"}))
     assert _ok(client.get("/api/v1/status/buildinfo"))["version"] == "2.42.0"
     assert _ok(client.get("/api/v1/query_exemplars", params={"query": "up"})) == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({"Content-Length": "lots"}, b"", 400),
+        ({"Content-Length": "-5"}, b"", 400),
+        ({"Content-Length": str(2 << 20)}, b"", 413),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, b"query=%ff%fe(", 400),
+        ({"Content-Type": "application/json"}, b'{"query": "up"}', 400),
+    ],
+)
+def test_malformed_posts_get_4xx_not_500(running, headers, body, status):
+    _, client, _, _ = running
+    host, port = client.base_url.host, client.base_url.port
+    connection = http.client.HTTPConnection(host, port, timeout=5)
+    try:
+        connection.putrequest("POST", "/api/v1/query")
+        for name, value in {"Content-Length": str(len(body)), **headers}.items():
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        response = connection.getresponse()
+        assert response.status == status
+        assert json.loads(response.read())["status"] == "error"
+    finally:
+        connection.close()

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from monitoring.monitor.config import settings_from_env
 from monitoring.monitor.evaluate import (
     AlertRecord,
     alert_transitions_after,
@@ -13,6 +14,7 @@ from monitoring.monitor.evaluate import (
     fingerprint_of,
 )
 from monitoring.monitor.models import AlertInstance, AlertTransition
+from monitoring.monitor.runtime import Monitor
 
 pytestmark = [pytest.mark.django_db, pytest.mark.db]
 
@@ -121,3 +123,46 @@ def test_a_consumer_reads_each_transition_once_in_order():
     (resolution,) = alert_transitions_after(after_id=rest[-1].id)
     assert resolution.is_resolution
     assert alert_transitions_after(after_id=resolution.id) == []
+
+
+@pytest.fixture
+def monitor_at(tmp_path):
+    """A Monitor (not started) with one alerting rule, whose clock the test sets."""
+    (tmp_path / "rules.yml").write_text(
+        "groups:\n  - name: system\n    rules:\n"
+        "      - alert: HighCpuUsage\n        expr: cpu_usage_percent > 85\n        for: 5m\n"
+    )
+    (tmp_path / "prometheus.yml").write_text("rule_files: [rules.yml]\n")
+
+    def build(now: datetime) -> Monitor:
+        return Monitor(
+            config_path=tmp_path / "prometheus.yml",
+            settings=settings_from_env({}),
+            clock=lambda: int(now.timestamp() * 1000),
+        )
+
+    return build
+
+
+def test_restore_brings_back_recent_state_only(monitor_at, tmp_path):
+    rule_file = str(tmp_path / "rules.yml")
+    recent = {**CPU, "instance": "web1"}
+    stale = {**CPU, "instance": "web2"}
+    now = T0 + timedelta(hours=3)
+    at = now - timedelta(minutes=1)
+    alerts_persist(
+        group="system",
+        rule_file=rule_file,
+        alerts=[_alert("firing", labels=labels, at=at, fired=at) for labels in (recent, stale)],
+        evaluated_at=at,
+    )
+    # web2's state was last written before an outage longer than the tolerance.
+    AlertInstance.objects.filter(labels__instance="web2").update(
+        last_evaluated_at=now - timedelta(hours=2)
+    )
+    monitor = monitor_at(now)
+    assert monitor.restore() == 1
+    (alert,) = monitor.groups[0].alerts()
+    assert dict(alert.labels)["instance"] == "web1" and alert.state == "firing"
+    assert alert.active_at_ms == int((now - timedelta(minutes=1)).timestamp() * 1000)
+    monitor.stop()
