@@ -9,7 +9,9 @@ Public surface (``__all__``):
   work, pool sizes); pass another prometheus_client mode when that is wrong for a gauge.
 - ``register_collector(collector)``: adds a custom collector (anything whose ``collect()``
   yields prometheus_client metric families, e.g. the system/database/redis collectors). It runs
-  in the process that answers the scrape. Names must not collide with a primitive's.
+  in the process that answers the scrape. Names must not collide with a primitive's. A
+  collector that raises loses its own families for that scrape, nothing else (logged, and
+  counted in ``monitoring_collector_errors_total{collector}``).
 - ``exposition() -> bytes``: everything in Prometheus text format 0.0.4 (``CONTENT_TYPE``).
 - ``sample_values(*names)``: the primitives' current samples by name, merged over processes
   the same way (for JSON endpoints that report the same numbers).
@@ -93,9 +95,10 @@ def _pid_alive(pid: int) -> bool:
 def prepare_multiprocess_dir(path: str | os.PathLike) -> Path:
     """Create the directory and drop files of processes that no longer run.
 
-    Called by gunicorn's master at start (and by a Celery worker at start): counters of a
-    previous run restart from zero, like any restarted Prometheus target; files of processes
-    still running (a Celery worker sharing the directory) are kept.
+    Called by gunicorn's master at start: counters of a previous run restart from zero, like
+    any restarted Prometheus target; files of processes still running (a Celery worker sharing
+    the directory) are kept. A Celery worker does not call it, so restarting one never drops
+    the web workers' counts.
     """
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)

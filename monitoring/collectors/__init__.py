@@ -41,7 +41,8 @@ def collectors() -> Collectors:
     interval = getattr(settings, "MONITORING_COLLECTOR_INTERVAL", 15.0)
     budget = getattr(settings, "MONITORING_COLLECTOR_BUDGET", 1.0)
     redis_url = settings.REDIS_URL
-    client = redis_client(redis_url, timeout=settings.HEALTH_CHECK_TIMEOUT) if redis_url else None
+    # A hung Redis costs a scrape at most the budget per round trip (INFO, queue lengths).
+    client = redis_client(redis_url, timeout=budget) if redis_url else None
     if client is not None:
         from config.celery import app
 

@@ -131,6 +131,24 @@ class CachedReading:
                 self._store(None, exc)
         return self._current(done=self.error is None)
 
+    def add_status(self, families: Families, *, collector: str) -> None:
+        """Whether the last refresh worked and how old the served reading is: a collector that
+        keeps failing shows up as `monitoring_collector_up 0`, not as silently old numbers."""
+        families.gauge(
+            "monitoring_collector_up",
+            "1 if the collector's last refresh worked.",
+            int(self.error is None),
+            collector=collector,
+        )
+        with self._lock:
+            age = None if self._taken_at is None else self.clock() - self._taken_at
+        families.gauge(
+            "monitoring_collector_reading_age_seconds",
+            "Age of the reading the collector serves.",
+            None if age is None else round(age, 3),
+            collector=collector,
+        )
+
     def _current(self, *, done: bool) -> Reading | None:
         with self._lock:
             if self._value is None:

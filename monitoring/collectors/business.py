@@ -182,7 +182,9 @@ class BusinessCollector:
 
     def collect(self) -> Iterator[Metric]:
         reading = self.read()
-        return iter(()) if reading is None else iter(families_from_reading(reading))
+        families = Families() if reading is None else families_from_reading(reading)
+        self._reading.add_status(families, collector="business")
+        return iter(families)
 
 
 def families_from_reading(reading: Reading) -> Families:

@@ -188,9 +188,9 @@ class DatabaseCollector:
 
     def collect(self) -> Iterator[Metric]:
         reading = self.read()
-        if reading is None:
-            return iter(())
-        return iter(families_from_reading(reading))
+        families = Families() if reading is None else families_from_reading(reading)
+        self._reading.add_status(families, collector="database")
+        return iter(families)
 
 
 _GAUGES = {

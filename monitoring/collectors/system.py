@@ -88,6 +88,8 @@ class SystemCollector:
         self._zero = ps.cpu_times().__class__(*([0.0] * len(ps.cpu_times())))
         self._last_total: Any = self._zero
         self._last_cores: list[Any] = []
+        self._prev_total: Any = self._zero
+        self._prev_cores: list[Any] = []
         self._processes: dict[int, tuple[float, float]] = {}
 
     # --- CPU ---
@@ -99,9 +101,15 @@ class SystemCollector:
             if len(last_cores) != len(cores):
                 last_cores = [self._zero] * len(cores)
             # cpu_times tick at 10 ms: move the baseline only after a meaningful interval, so
-            # two scrapes close together don't report noise.
+            # two scrapes close together don't report noise; such a scrape measures from the
+            # baseline before (at worst: since boot), never over a window of a few ticks.
             if sum(total) - sum(last_total) >= MIN_CPU_WINDOW_SECONDS * len(cores):
+                self._prev_total, self._prev_cores = last_total, last_cores
                 self._last_total, self._last_cores = total, cores
+            else:
+                last_total, last_cores = self._prev_total, self._prev_cores
+                if len(last_cores) != len(cores):
+                    last_cores = [self._zero] * len(cores)
         return {
             "cpu_usage_percent": _busy_percent(last_total, total),
             "cpu_core_usage_percent": {

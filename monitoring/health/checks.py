@@ -106,6 +106,9 @@ class _Deadline:
         self._sock.close()
 
 
+_LIBPQ_OPTIONS = {"sslmode", "sslrootcert", "sslcert", "sslkey", "target_session_attrs"}
+
+
 @dataclass
 class DatabaseCheck(HealthCheck):
     """A separate short-lived connection: the request's own connection is never the one that
@@ -156,6 +159,8 @@ class DatabaseCheck(HealthCheck):
             "connect_timeout": max(2, math.ceil(timeout)),
             "options": f"-c statement_timeout={int(timeout * 1000)}",
             "application_name": "pasargad-health",
+            # TLS and the like, as the app's own connection uses them.
+            **{k: v for k, v in (db.get("OPTIONS") or {}).items() if k in _LIBPQ_OPTIONS},
         }
         try:
             conn = psycopg.connect(autocommit=True, **{k: v for k, v in params.items() if v})

@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from monitoring.auth import IsMonitoringReader
+from monitoring.collectors import collectors
 from monitoring.health.checks import (
     DISABLED,
     OK,
@@ -52,6 +53,17 @@ def health_basic(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "unavailable"}, status=503)
 
 
+def system_summary() -> dict:
+    """The host figures the specification's alert rules watch, beside the component checks."""
+    reading = collectors().system.snapshot()
+    return {
+        "cpu_usage_percent": reading["cpu_usage_percent"],
+        "memory_usage_percent": reading["memory_usage_percent"],
+        "disk_usage_percent": {m: d["usage_percent"] for m, d in reading["disks"].items()},
+        "load_average_1m": reading["load_average_1m"],
+    }
+
+
 class _MonitoringView(APIView):
     permission_classes = [IsMonitoringReader]
     throttle_classes: list = []  # probes are never throttled
@@ -70,6 +82,7 @@ class HealthDetailedView(_MonitoringView):
             "timestamp": timezone.now().isoformat(),
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
             "components": {r.name: r.as_dict() for r in results},
+            "metrics": system_summary(),
         }
         return Response(body, status=_http_status(results))
 

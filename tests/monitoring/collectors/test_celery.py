@@ -1,6 +1,8 @@
 """Celery: queue lengths from the Redis broker, task outcomes and runtimes from the signals, and
 a real worker answering with its queues (in-process worker on Redis database 2)."""
 
+import os
+
 import pytest
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
@@ -78,11 +80,16 @@ def test_task_outcomes_and_runtimes_are_counted():
     assert runtimes("tests.monitoring.add") == before["runs"] + 1
 
 
+# Queues of this run only: a concurrent run's worker on the same Redis database must not take
+# our tasks (nor ours theirs).
+QUEUES = [f"health-{os.getpid()}", f"health-{os.getpid()}-reports"]
+
+
 @pytest.fixture
 def worker_app(client):
     """An app on Redis database 2 with an in-process worker consuming two queues."""
     app = Celery("health-tests", broker=REDIS_URL, backend=REDIS_URL, set_as_current=False)
-    app.conf.task_queues = None
+    app.conf.task_default_queue = QUEUES[0]
     app.conf.worker_hijack_root_logger = False
 
     @app.task(name="tests.monitoring.worker_add")
@@ -90,7 +97,7 @@ def worker_app(client):
         return x + y
 
     with start_worker(
-        app, pool="solo", perform_ping_check=False, queues=["celery", "reports"], loglevel="WARNING"
+        app, pool="solo", perform_ping_check=False, queues=QUEUES, loglevel="WARNING"
     ):
         yield app, worker_add
 
@@ -117,15 +124,14 @@ def test_a_real_worker_answers_and_its_tasks_are_timed_from_publish(worker_app, 
     assert waits == waits_before + 1
 
     workers = celery_workers_answering(app=app, timeout=1.0)
-    assert len(workers) == 1
-    assert list(workers.values())[0] == ["celery", "reports"]
+    assert sorted(QUEUES) in workers.values()
 
     (result,) = run_checks([CeleryCheck(broker_url=REDIS_URL, app=app)], timeout=2.0)
     assert result.status == "ok", result
-    assert result.facts["workers_answering"] == 1
-    assert result.facts["queue_length"]["celery"] == 0
+    assert result.facts["workers_answering"] >= 1
+    assert result.facts["queue_length"][QUEUES[0]] == 0
 
     collector = CeleryCollector(app=app, client=client, workers_timeout=1.0, budget=3.0)
     reading = collector.snapshot()
-    assert reading["workers_online"] == 1
+    assert reading["workers_online"] >= 1
     assert reading["broker_up"] is True

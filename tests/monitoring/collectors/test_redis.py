@@ -1,10 +1,12 @@
 """The Redis collector against the real Redis (database 2), and against one that is down."""
 
+import time
+
 import pytest
 from prometheus_client import CollectorRegistry
 
 from monitoring.collectors.redis import RedisCollector, redis_client
-from tests.faults import closed_port
+from tests.faults import closed_port, hung_server
 
 
 def registry_with(collector):
@@ -60,3 +62,11 @@ def test_a_stopped_redis_is_reported_down_not_as_zeros():
     registry = registry_with(collector)
     assert registry.get_sample_value("redis_up") == 0
     assert registry.get_sample_value("redis_memory_used_bytes") is None
+
+
+def test_a_hung_redis_costs_a_scrape_at_most_the_client_timeout():
+    with hung_server() as hung:
+        collector = RedisCollector(redis_client(f"redis://127.0.0.1:{hung.port}/2", timeout=0.3))
+        started = time.monotonic()
+        assert collector.snapshot() == {"up": False, "error": "TimeoutError"}
+        assert time.monotonic() - started < 0.8

@@ -19,6 +19,8 @@ from tests.monitoring.collectors.conftest import REDIS_URL
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 WORKER_PREFIX = f"health-{os.getpid()}@"
+# A queue of this run only: a concurrent run's worker on Redis database 2 must not take ours.
+QUEUE = f"health-e2e-{os.getpid()}"
 
 
 def samples(text: str) -> dict[tuple, float]:
@@ -51,7 +53,7 @@ def stack(tmp_path_factory):
     log = open(tmp / "worker.log", "wb")  # noqa: SIM115 (closed below)
     worker = subprocess.Popen(
         [str(BIN / "celery"), "-A", "config", "worker", "--pool=prefork", "--concurrency=2",
-         "-n", f"{WORKER_PREFIX}%h", "--without-gossip", "--without-mingle"],
+         "-n", f"{WORKER_PREFIX}%h", "-Q", QUEUE, "--without-gossip", "--without-mingle"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
@@ -72,7 +74,7 @@ def test_collectors_and_worker_metrics_reach_the_prometheus_endpoint(stack):
     sender = Celery("health-e2e", broker=REDIS_URL, set_as_current=False)
     sent = 3
     for i in range(sent):
-        sender.send_task("celery.accumulate", args=(i,))
+        sender.send_task("celery.accumulate", args=(i,), queue=QUEUE)
     deadline = time.monotonic() + 30
     while True:
         found = samples(server.scrape_text())
@@ -100,7 +102,7 @@ def test_collectors_and_worker_metrics_reach_the_prometheus_endpoint(stack):
     assert value(found, "database_query_duration_seconds_count") > 0
     assert value(found, "redis_up") == 1
     assert value(found, "redis_connected_clients") >= 1
-    assert value(found, "celery_queue_length", queue="celery") == 0
+    assert value(found, "celery_queue_length", queue=QUEUE) == 0
 
 
 def test_detailed_health_is_ok_with_every_component(stack):
@@ -116,7 +118,7 @@ def test_detailed_health_is_ok_with_every_component(stack):
     # Ours among those answering (a concurrent test run on this machine may add its own).
     ours = [name for name in components["celery"]["workers"] if name.startswith(WORKER_PREFIX)]
     assert len(ours) == 1
-    assert components["celery"]["workers"][ours[0]] == ["celery"]
+    assert components["celery"]["workers"][ours[0]] == [QUEUE]
     public = httpx.get(f"{server.base_url}/api/health/", timeout=10)
     assert public.status_code == 200 and public.json() == {"status": "ok"}
 

@@ -1,5 +1,6 @@
 """The health endpoints over HTTP: answers, status codes, authentication, what the public sees."""
 
+import importlib
 import json
 
 import pytest
@@ -71,6 +72,8 @@ def test_staff_session_reads_detailed_health(admin_client, health_settings):
     # Without REDIS_URL, Redis and Celery are switched off, not failing.
     assert body["components"]["redis"]["status"] == "disabled"
     assert body["components"]["celery"]["status"] == "disabled"
+    assert 0 <= body["metrics"]["cpu_usage_percent"] <= 100
+    assert 0 < body["metrics"]["disk_usage_percent"]["/"] < 100
 
 
 @pytest.mark.parametrize(
@@ -103,3 +106,17 @@ def test_json_metric_endpoints_answer(reader, health_settings):
     ]
     assert system_reads and system_reads[0] >= 1  # the request made above, counted
     assert application["celery_tasks"]["type"] == "counter"
+
+
+def test_production_never_redirects_health_probes_to_https(client, health_settings, monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "production-like-secret-key-for-this-test-only-0123456789")
+    monkeypatch.setenv("SECURE_SSL_REDIRECT", "true")
+    production = importlib.import_module("config.settings.production")
+    health_settings.SECURE_SSL_REDIRECT = production.SECURE_SSL_REDIRECT
+    health_settings.SECURE_REDIRECT_EXEMPT = production.SECURE_REDIRECT_EXEMPT
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
+    assert client.get("/api/health/").status_code == 200
+    assert client.get("/api/health/detailed/", **bearer).status_code == 200
+    assert client.get("/api/health/database/", **bearer).status_code == 200
+    # The redirect itself is on: other plain-HTTP requests are sent to HTTPS.
+    assert client.get("/api/monitoring/system/", **bearer).status_code == 301

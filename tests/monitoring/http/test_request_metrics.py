@@ -1,13 +1,17 @@
 """Requests through the real middleware stack land in the right counters and histogram."""
 
+import os
+import socket
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.http import HttpResponse
 from django.urls import path
 
-from monitoring.http.active_users import ActiveUsers
+from monitoring.http.active_users import ActiveUsers, FileStore, RedisStore
 from monitoring.metrics import exposition
 from tests.monitoring.metric_values import sample_value
+from tests.services import require_redis
 
 
 def ok(request, pk):
@@ -29,6 +33,8 @@ urlpatterns = [
 ]
 
 pytestmark = [pytest.mark.urls(__name__), pytest.mark.django_db]
+
+REDIS_URL = "redis://127.0.0.1:6379/3"  # this checkout's own Redis database
 
 
 def test_route_template_not_raw_path(client):
@@ -80,23 +86,58 @@ def test_logged_in_users_are_active(client):
     assert sample_value("active_users", window="5m") == before + 1
 
 
-def test_active_users_windows_and_sharing_between_processes(tmp_path):
-    now = [1000.0]
-    worker_a, worker_b = (
-        ActiveUsers(
-            directory=lambda: tmp_path,
-            flush_interval=5,
-            clock=lambda: now[0],
-            process_id=lambda pid=pid: pid,
-        )
+def two_workers(store_for, now):
+    return (
+        ActiveUsers(store=lambda pid=pid: store_for(pid), flush_interval=5, clock=lambda: now[0])
         for pid in (1, 2)
     )
+
+
+def check_windows_across_workers(store_for):
+    now = [1000.0]
+    worker_a, worker_b = two_workers(store_for, now)
     worker_a.seen(1)
     worker_a.seen(2)
     now[0] += 400  # user 1 and 2 now only in the 15-minute window
     worker_b.seen(2)
     worker_b.seen(3)
-    # worker_a's file was written at its first request; worker_b's by its own flush.
+    # worker_a shared at its first request; worker_b's own entries are in its memory.
     assert worker_b.counts() == {"5m": 2, "15m": 3}
+    # b shared user 2 at its first request; user 3 waits for its flush interval (5 s).
+    assert worker_a.counts() == {"5m": 1, "15m": 2}
+    now[0] += 5
+    worker_b.seen(3)  # its flush interval is over: shared now
+    assert worker_a.counts() == {"5m": 2, "15m": 3}
     now[0] += 1000  # everyone is gone
     assert worker_b.counts() == {"5m": 0, "15m": 0}
+    return worker_a, worker_b
+
+
+def test_active_users_shared_through_files(tmp_path):
+    check_windows_across_workers(
+        lambda pid: FileStore(directory=lambda: tmp_path, process_id=lambda: pid)
+    )
+
+
+@pytest.mark.redis
+def test_active_users_shared_through_redis():
+    require_redis()
+    key = f"test:active_users:{os.getpid()}"
+    stores = [RedisStore(REDIS_URL, key=key)]
+    try:
+        worker_a, _ = check_windows_across_workers(lambda pid: stores[0])
+        worker_a.seen(9)  # a flush prunes everyone not seen for 15 minutes
+        assert stores[0].client.zrange(key, 0, -1) == [b"9"]
+    finally:
+        stores[0].client.delete(key)
+
+
+def test_an_unreachable_redis_costs_freshness_not_requests():
+    # A port nobody listens on (bound, never accepting): connection refused at once.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"redis://127.0.0.1:{closed.getsockname()[1]}/3"
+        users = ActiveUsers(store=lambda: RedisStore(url), flush_interval=0)
+        users.seen(7)
+        users.seen(8)
+        assert users.counts() == {"5m": 2, "15m": 2}
