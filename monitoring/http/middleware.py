@@ -6,12 +6,12 @@ What keeps it cheap:
 - the user is read without a session lookup unless the request carries a session cookie and
   nothing has resolved its user yet (then it is resolved once, so active users stay right);
 - metrics go to pre-bound children (`observe_request`);
-- the access record is built and handed to the "access" logger's handlers directly, skipping
-  the stack walk `Logger.info` does to find the caller (meaningless for an access line).
+- the access line is written by `log_access`: straight to the access file in the standard
+  set-up, else as a lean `AccessRecord` handed to the "access" logger's handlers (never
+  `Logger.info`'s stack walk to find the caller, meaningless for an access line).
 """
 
 import itertools
-import logging
 import os
 import secrets
 import time
@@ -20,6 +20,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import empty
 
+from monitoring.logging.access import AccessFields
 from monitoring.logging.context import (
     request_id_var,
     request_var,
@@ -28,10 +29,7 @@ from monitoring.logging.context import (
     valid_request_id,
 )
 
-access_log = logging.getLogger("access")
-
 UNMATCHED_ROUTE = "<unmatched>"
-_ACCESS_MESSAGE = "%s %s %s"
 
 
 class _RequestIds:
@@ -80,6 +78,9 @@ class RequestMonitoringMiddleware:
         from monitoring.http.metrics import observe_request
 
         self.observe_request = observe_request
+        from monitoring.logging.access_log import log_access
+
+        self.log_access = log_access
         self.session_cookie = settings.SESSION_COOKIE_NAME
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
@@ -98,30 +99,18 @@ class RequestMonitoringMiddleware:
             method = request.method
             status = response.status_code
             self.observe_request(method, route, status, duration, user_id)
-            if access_log.isEnabledFor(logging.INFO):
-                extra = {
-                    "method": method,
-                    "route": route,
-                    "path": request.path,
-                    "status": status,
-                    "duration_ms": round(duration * 1000, 3),
-                    "bytes": None if response.streaming else len(response.content),
-                    "client_ip": request.META.get("REMOTE_ADDR", ""),
-                    "user_id": user_id,
-                }
-                access_log.handle(
-                    access_log.makeRecord(
-                        "access",
-                        logging.INFO,
-                        "(access)",
-                        0,
-                        _ACCESS_MESSAGE,
-                        (method, route, status),
-                        None,
-                        "access",
-                        extra,
-                    )  # fmt: skip
+            self.log_access(
+                AccessFields(
+                    method,
+                    route,
+                    request.path,
+                    status,
+                    round(duration * 1000, 3),
+                    None if response.streaming else len(response.content),
+                    request.META.get("REMOTE_ADDR", ""),
+                    user_id,
                 )
+            )
             return response
         finally:
             request_id_var.reset(rid_token)

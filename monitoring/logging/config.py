@@ -6,8 +6,8 @@
 - LOG_LEVEL: the root level (DEBUG, INFO, WARNING, ERROR, CRITICAL).
 
 Several gunicorn workers append to the same files, so no process rotates them: files are
-opened with WatchedFileHandler (reopened when renamed) and `deploy/logrotate/pasargad` rotates
-them daily. Every record also passes the counting handler (log-derived metrics).
+written by `handlers.AppendFileHandler` (one O_APPEND write per line, reopened within a second
+of a rename) and `deploy/logrotate/pasargad` rotates them daily. Every record also passes the counting handler (log-derived metrics).
 """
 
 from pathlib import Path
@@ -59,10 +59,8 @@ def logging_config(
         log_dir.mkdir(parents=True, exist_ok=True)
         for name, filename in (("app_file", APP_LOG_FILE), ("access_file", ACCESS_LOG_FILE)):
             handlers[name] = {
-                "class": "logging.handlers.WatchedFileHandler",
+                "class": "monitoring.logging.handlers.AppendFileHandler",
                 "filename": str(log_dir / filename),
-                "encoding": "utf-8",
-                "delay": True,
                 "formatter": "default",
             }
         app_handlers, access_handlers = ["app_file"], ["access_file"]

@@ -87,6 +87,11 @@ def count_record(record: logging.LogRecord) -> None:
                 _payment_errors[str(error_code)].inc()
 
 
+def count_level(level_name: str) -> None:
+    """A record below WARNING written without a LogRecord (the direct access line)."""
+    _by_level[level_name].inc()
+
+
 def count_database_error(kind: str) -> None:
     _database_errors[kind].inc()
 

@@ -8,7 +8,9 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from json.encoder import encode_basestring
 
+from monitoring.logging.access import AccessFields, access_json, access_line, is_plain_access_record
 from monitoring.logging.context import current_user_id, request_id_var, task_var, user_id_of
 from monitoring.logging.redaction import REDACTED, is_sensitive_key, redact_text, redact_value
 
@@ -91,12 +93,26 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, *, environment: str = "development", **kwargs) -> None:
         super().__init__(**kwargs)
         self.environment = environment
+        self._environment_json = encode_basestring(environment)
         self._clock = _UtcClock()
         self._dumps = json.JSONEncoder(
             ensure_ascii=False, separators=(",", ":"), default=str
         ).encode
 
     def format(self, record: logging.LogRecord) -> str:
+        if is_plain_access_record(record):  # one per request: fixed keys, a template
+            line = access_line(record, self._clock.iso(record.created), self._environment_json)
+            if line is not None:
+                return line
+        return self.format_record(record)
+
+    def format_access(self, created: float, fields: AccessFields) -> str | None:
+        """The line of an access record made at `created`, without making the record
+        (monitoring.logging.access_log); None: make the record and format that."""
+        return access_json(self._clock.iso(created), self._environment_json, fields)
+
+    def format_record(self, record: logging.LogRecord) -> str:
+        """Any record, access records included: context, message, extra keys, exception."""
         request_id, user_id = record_context(record)
         entry = {
             "timestamp": self._clock.iso(record.created),

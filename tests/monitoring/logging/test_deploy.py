@@ -2,9 +2,9 @@
 
 import json
 import logging
-import logging.handlers
 import shutil
 import subprocess
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import yaml
 
 from monitoring.logging.config import ACCESS_LOG_FILE, APP_LOG_FILE
 from monitoring.logging.formatters import JsonFormatter
+from monitoring.logging.handlers import AppendFileHandler
 from tests.services import require, require_prometheus
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
@@ -64,28 +65,42 @@ def test_logrotate_accepts_the_file(logrotate_conf, tmp_path):
     assert "error" not in result.stderr.lower()
 
 
-def test_writers_follow_logrotate_renames(logrotate_conf, tmp_path):
-    """Two handlers (two workers) keep writing across a rotation, into the new file."""
+def test_writers_follow_logrotate_renames_within_a_second(logrotate_conf, tmp_path):
+    """Two handlers (two workers) keep writing across a real logrotate run: the rotation is
+    noticed within a second (the check interval), and no line is lost on the way."""
     conf, log_dir = logrotate_conf
-    workers = [logging.handlers.WatchedFileHandler(log_dir / APP_LOG_FILE) for _ in range(2)]
+    workers = [AppendFileHandler(log_dir / APP_LOG_FILE) for _ in range(2)]
     logger = logging.getLogger("tests.logrotate")
     logger.propagate = False
+    for handler in workers:
+        logger.addHandler(handler)
+    written = 0
     try:
-        for handler in workers:
-            logger.addHandler(handler)
         logger.warning("before rotation")
         result = run("logrotate", "-f", "-s", str(tmp_path / "state"), str(conf))
+        rotated_at = time.monotonic()
         assert result.returncode == 0, result.stderr
-        logger.warning("after rotation")
+        new_file = log_dir / APP_LOG_FILE
+        # logrotate's `create` left an empty file: write until both workers write into it.
+        while new_file.read_text().count("\n") < 2 and time.monotonic() - rotated_at < 3:
+            logger.warning("line %d", written)
+            written += 1
+            time.sleep(0.02)
+        noticed_after = time.monotonic() - rotated_at
     finally:
         for handler in workers:
             logger.removeHandler(handler)
             handler.close()
         logger.propagate = True
+    assert noticed_after < 1.0 + 0.3  # the interval, plus the test's own sleeps and slack
     stamp = datetime.now().strftime("%Y%m%d")
-    rotated = log_dir / f"{APP_LOG_FILE}-{stamp}"
-    assert rotated.read_text() == "before rotation\n" * 2
-    assert (log_dir / APP_LOG_FILE).read_text() == "after rotation\n" * 2
+    rotated = (log_dir / f"{APP_LOG_FILE}-{stamp}").read_text().splitlines()
+    current = new_file.read_text().splitlines()
+    assert rotated[:2] == ["before rotation"] * 2
+    # Each line twice (once per worker), every one either still in the rotated file or new.
+    expected = ["before rotation"] + [f"line {n}" for n in range(written)]
+    assert sorted(rotated + current) == sorted(expected * 2)
+    assert current[-2:] == [f"line {written - 1}"] * 2
 
 
 def test_fluent_bit_tails_the_files_logrotate_rotates_and_parses_our_timestamps():
