@@ -8,7 +8,7 @@ REDIS_URL = "redis://127.0.0.1:6379/2"
 
 
 @pytest.fixture
-def client():
+def redis_db():
     require_redis()
     client = redis_client(REDIS_URL, timeout=1.0)
     client.flushdb()

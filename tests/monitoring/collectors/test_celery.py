@@ -51,16 +51,16 @@ def runtimes(task):
 
 
 @pytest.mark.redis
-def test_queue_lengths_sum_the_priority_lists(client):
+def test_queue_lengths_sum_the_priority_lists(redis_db):
     # Queues no worker consumes: a concurrent test run's worker must not drain them.
-    client.rpush("lengths-a", "m1", "m2")
-    client.rpush(f"lengths-a{PRIORITY_SEPARATOR}6", "m3")
-    client.rpush("lengths-b", "m4")
+    redis_db.rpush("lengths-a", "m1", "m2")
+    redis_db.rpush(f"lengths-a{PRIORITY_SEPARATOR}6", "m3")
+    redis_db.rpush("lengths-b", "m4")
     for queue in ("lengths-a", "lengths-b"):
-        client.sadd(f"_kombu.binding.{queue}", f"{queue}{PRIORITY_SEPARATOR * 2}{queue}")
-    queues = celery_queue_names(app=project_app, client=client)
+        redis_db.sadd(f"_kombu.binding.{queue}", f"{queue}{PRIORITY_SEPARATOR * 2}{queue}")
+    queues = celery_queue_names(app=project_app, client=redis_db)
     assert {"celery", "lengths-a", "lengths-b"} <= set(queues)
-    lengths = celery_queue_lengths(client=client, queues=queues)
+    lengths = celery_queue_lengths(client=redis_db, queues=queues)
     assert (lengths["lengths-a"], lengths["lengths-b"]) == (3, 1)
 
 
@@ -86,7 +86,7 @@ QUEUES = [f"health-{os.getpid()}", f"health-{os.getpid()}-reports"]
 
 
 @pytest.fixture
-def worker_app(client):
+def worker_app(redis_db):
     """An app on Redis database 2 with an in-process worker consuming two queues."""
     app = Celery("health-tests", broker=REDIS_URL, backend=REDIS_URL, set_as_current=False)
     app.conf.task_default_queue = QUEUES[0]
@@ -104,7 +104,7 @@ def worker_app(client):
 
 @pytest.mark.redis
 @pytest.mark.slow
-def test_a_real_worker_answers_and_its_tasks_are_timed_from_publish(worker_app, client):
+def test_a_real_worker_answers_and_its_tasks_are_timed_from_publish(worker_app, redis_db):
     app, worker_add = worker_app
     waits_before = (
         sample_value(
@@ -131,7 +131,7 @@ def test_a_real_worker_answers_and_its_tasks_are_timed_from_publish(worker_app, 
     assert result.facts["workers_answering"] >= 1
     assert result.facts["queue_length"][QUEUES[0]] == 0
 
-    collector = CeleryCollector(app=app, client=client, workers_timeout=1.0, budget=3.0)
+    collector = CeleryCollector(app=app, client=redis_db, workers_timeout=1.0, budget=3.0)
     reading = collector.snapshot()
     assert reading["workers_online"] >= 1
     assert reading["broker_up"] is True

@@ -16,13 +16,13 @@ def registry_with(collector):
 
 
 @pytest.mark.redis
-def test_info_is_read_into_json_and_prometheus(client):
+def test_info_is_read_into_json_and_prometheus(redis_db):
     for i in range(5):
-        client.set(f"k{i}", i)
-    client.set("short", 1, ex=300)
-    client.get("k1")  # a hit
-    client.get("missing")  # a miss
-    collector = RedisCollector(client)
+        redis_db.set(f"k{i}", i)
+    redis_db.set("short", 1, ex=300)
+    redis_db.get("k1")  # a hit
+    redis_db.get("missing")  # a miss
+    collector = RedisCollector(redis_db)
     reading = collector.snapshot()
     assert reading["up"] is True
     assert reading["unavailable"] == []

@@ -169,10 +169,7 @@ def test_alert_goes_pending_then_firing_then_resolves(setup, run, exporter, data
     (pending,) = monitor.wait_for(lambda: _state(monitor, "pending"), timeout=3)
     assert pending["labels"]["alertname"] == "HighCpuUsage"
     assert pending["annotations"]["description"] == "CPU usage is 95%"
-    went_pending = time.monotonic()
     (firing,) = monitor.wait_for(lambda: _state(monitor, "firing"), timeout=5)
-    # `for: 2s`, evaluated every 300 ms: firing within one interval of `for` elapsing.
-    assert 1.5 <= time.monotonic() - went_pending <= 2.0 + 0.3 + 0.5
     assert firing["activeAt"] == pending["activeAt"]
     alerts_series = monitor.client.get(
         "/api/v1/query", params={"query": 'ALERTS{alertstate="firing"}'}
@@ -186,6 +183,13 @@ def test_alert_goes_pending_then_firing_then_resolves(setup, run, exporter, data
         ("HighCpuUsage", "pending", "firing"),
         ("HighCpuUsage", "firing", "inactive"),
     ]
+    # `for: 2s`, evaluated every 300 ms: firing at the first evaluation after `for` elapsed.
+    with sqlite3.connect(database["DATABASE_URL"].removeprefix("sqlite:///")) as db:
+        (held,) = db.execute(
+            "SELECT (julianday(fired_at) - julianday(active_at)) * 86400"
+            " FROM monitor_alerttransition WHERE to_state = 'firing'"
+        ).fetchone()
+    assert 2.0 <= held <= 2.0 + 0.3 + 0.25, held  # + scheduling jitter on a busy machine
 
 
 def test_a_restarted_monitor_restores_firing_alerts(setup, run, database):
