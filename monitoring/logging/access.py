@@ -1,4 +1,4 @@
-"""The access record: one per request, built cheaply, still dispatched through Python's logging.
+"""The access line's fields, its record, and its JSON line: one per request, built cheaply.
 
 An access line is written for every request, so its cost is part of the request middleware's
 (bench/bench_middleware.py). `AccessRecord` is a `logging.LogRecord` with the same attributes
@@ -7,7 +7,7 @@ the fixed access fields as its `extra`; it skips what `Logger.makeRecord` does p
 (factory lookup, the `extra` merge loop, path parsing of a fixed pathname).
 
 `JsonFormatter` recognises it and serialises it without the general pass over the record
-(`access_entry`): the keys are fixed and known not to be secret, so only the values that can
+(`access_json`, also used by `access_log.log_access` without a record): the keys are fixed and known not to be secret, so only the values that can
 hold user-controlled text are scrubbed (the path, an unusual method, the client address), and
 the message, made of method, route template and status only, is redacted once per distinct
 value and cached. tests/monitoring/logging/test_access.py asserts the line equals the general

@@ -4,12 +4,12 @@ With the configuration `config.logging_config` gives the "access" logger in file
 lines to an `AppendFileHandler`, plus the `LogCounterHandler`, no filters, not propagating),
 handing a record to the logger would only lead to `JsonFormatter.format_access` and one write:
 so the line is built from the fields and appended directly, and counted, skipping the record
-and the logger's dispatch (about a third of the access line's cost, bench/bench_middleware.py).
+and the logger's dispatch (docs/benchmarks.md, "request middleware overhead").
 
 Any other set-up (stdout, the console format, a filter, another handler, a level above INFO on
 a handler, a Celery task's context) gets an `AccessRecord` through the logger as usual, so the
 LOG_* settings, levels and `disabled` keep working; the logger's own level is checked first in
-both cases. tests/monitoring/logging/test_access.py asserts both give the same line.
+both cases. tests/monitoring/logging/test_access_log.py asserts both give the same line.
 """
 
 import logging
