@@ -68,6 +68,11 @@ def _digits(v: float) -> tuple[str, int]:
 
 
 def format_value(v: float) -> str:
+    text = repr(v)
+    # Fast path: Python's repr is already the shortest round-trip form; without an exponent
+    # (1e-4 <= |v| < 1e16) it only differs from Go's by the ".0" of whole numbers.
+    if "e" not in text and "n" not in text:
+        return text[:-2] if text.endswith(".0") else text
     if math.isnan(v):
         return "NaN"
     if math.isinf(v):
@@ -124,6 +129,12 @@ def _point(t_ms: int, v: float) -> list:
     return [_seconds(t_ms), format_value(v)]
 
 
+def _points(points: list[tuple[int, float]]) -> list[list]:
+    # The bulk of a query_range answer: one list per step, kept to plain loops.
+    fmt = format_value
+    return [[t // 1000 if t % 1000 == 0 else t / 1000, fmt(v)] for t, v in points]
+
+
 def result_json_at(result: Value, t_ms: int) -> dict:
     """The ``data`` object of ``/api/v1/query`` (instant) or ``/api/v1/query_range``."""
     if isinstance(result, Scalar):
@@ -139,8 +150,5 @@ def result_json_at(result: Value, t_ms: int) -> dict:
         }
     return {
         "resultType": "matrix",
-        "result": [
-            {"metric": dict(s.labels), "values": [_point(t, v) for t, v in s.points]}
-            for s in result.series
-        ],
+        "result": [{"metric": dict(s.labels), "values": _points(s.points)} for s in result.series],
     }
