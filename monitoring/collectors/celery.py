@@ -20,14 +20,21 @@ PRIORITY_STEPS = (3, 6, 9)
 PUBLISHED_AT_HEADER = "published_at"
 
 
+def is_internal_queue(name: str) -> bool:
+    """Celery's own per-process queues: remote control (`<host>.celery.pidbox`), replies, and
+    event receivers (`celeryev.<uuid>`, one per monitoring consumer). They are not work queues,
+    and their names change with every process, so as labels they would grow without bound."""
+    return name.endswith(".pidbox") or "reply.celery" in name or name.startswith("celeryev.")
+
+
 def celery_queue_names(*, app: Celery, client: redis.Redis) -> list[str]:
-    """Configured queues plus every queue bound in the broker (kombu's binding sets)."""
+    """Configured queues plus every work queue bound in the broker (kombu's binding sets)."""
     names = {app.conf.task_default_queue}
     names.update(queue.name for queue in app.conf.task_queues or ())
     for key in client.scan_iter(match="_kombu.binding.*", count=100):
         for member in client.smembers(key):
             queue = member.decode().split(PRIORITY_SEPARATOR)[-1]
-            if queue and not queue.endswith(".pidbox") and "reply.celery" not in queue:
+            if queue and not is_internal_queue(queue):
                 names.add(queue)
     return sorted(names)
 

@@ -135,3 +135,18 @@ def test_a_real_worker_answers_and_its_tasks_are_timed_from_publish(worker_app, 
     reading = collector.snapshot()
     assert reading["workers_online"] >= 1
     assert reading["broker_up"] is True
+
+
+@pytest.mark.redis
+def test_event_queues_are_not_work_queues(redis_db):
+    """An event receiver's `celeryev.<uuid>` queue, declared through kombu as Celery's event
+    receivers (Flower, `celery events`) do: a new name per process, so never a label."""
+    from kombu import Connection, Exchange, Queue
+
+    with Connection(REDIS_URL) as conn:
+        events = Exchange("celeryev", type="topic")
+        Queue("celeryev.6f1c", events, routing_key="worker.#", auto_delete=True)(conn).declare()
+    assert redis_db.exists("_kombu.binding.celeryev")
+    queues = celery_queue_names(app=project_app, client=redis_db)
+    assert "celery" in queues
+    assert not [q for q in queues if "celeryev" in q], queues
