@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -73,6 +75,10 @@ class CategoryMetricsView(APIView):
     throttle_classes: list = []
     category = ""
 
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        description="One category's readings; units in the field names (docs/metrics.md).",
+    )
     def get(self, request: Request) -> Response:
         body = {
             "category": self.category,

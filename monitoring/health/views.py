@@ -14,6 +14,8 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -73,7 +75,17 @@ def _http_status(results) -> int:
     return 200 if all(r.status in (OK, DISABLED) for r in results) else 503
 
 
+_HEALTH_RESPONSES = {
+    200: OpenApiResponse(OpenApiTypes.OBJECT, description="every enabled component is ok"),
+    503: OpenApiResponse(OpenApiTypes.OBJECT, description="a component is degraded or down"),
+}
+
+
 class HealthDetailedView(_MonitoringView):
+    @extend_schema(
+        responses=_HEALTH_RESPONSES,
+        description="Status (ok / degraded / down / disabled), latency and facts per component.",
+    )
     def get(self, request: Request) -> Response:
         started = time.perf_counter()
         results = run_checks(health_checks())
@@ -90,6 +102,7 @@ class HealthDetailedView(_MonitoringView):
 class HealthComponentView(_MonitoringView):
     component = ""
 
+    @extend_schema(responses=_HEALTH_RESPONSES, description="One component's health check.")
     def get(self, request: Request) -> Response:
         checks = [check for check in health_checks() if check.name == self.component]
         (result,) = run_checks(checks)

@@ -1,5 +1,6 @@
 import pytest
 
+from monitoring.collectors import collectors
 from tests.faults import closed_port, hung_server
 
 TOKEN = "health-test-token-0123456789"
@@ -13,7 +14,11 @@ def health_settings(settings):
     settings.HEALTH_BASIC_CACHE_SECONDS = 0
     settings.MONITORING_TOKEN = TOKEN
     settings.REDIS_URL = ""
-    return settings
+    # The endpoints' collectors are built once per process from the settings and keep their
+    # readings (business: 60 s): start from new ones, built from these settings.
+    collectors.cache_clear()
+    yield settings
+    collectors.cache_clear()
 
 
 @pytest.fixture
