@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 
+import numpy as np
 import promql_parser as pp
 
 from monitoring.monitor.store import Labels, Matcher, RawSeries, SampleStore, is_stale
@@ -823,46 +824,61 @@ class Engine:
         name = call.name
         ms = call.args[0]
         sel, range_ms = ms.sel, ms.range_ms
-        keep = name == "last_over_time"
+        # rate/increase/delta: every step of a series at once with numpy (same results).
+        grid = _Grid.of(q, sel.offset_ms, range_ms) if name in _EXTRAPOLATED else None
         out = []
-        for s in q.data.get(id(sel), ()):
-            offs, vals, base = s.offsets[s.lo : s.hi], s.values[s.lo : s.hi], s.base
-            if s.has_nan:
-                kept = [(o, v) for o, v in zip(offs, vals, strict=True) if not is_stale(v)]
-                offs, vals = [o for o, _ in kept], [v for _, v in kept]
-            m = len(offs)
-            resets = _reset_counts(vals)
-            lo = hi = 0
-            points = []
-            t = q.start
-            while t <= q.end:
-                ref = t - sel.offset_ms
-                while hi < m and offs[hi] <= ref - base:
-                    hi += 1
-                while lo < hi and offs[lo] < ref - range_ms - base:
-                    lo += 1
-                if lo < hi:
-                    if name in ("rate", "increase", "delta"):
-                        value = _extrapolated_at(
-                            base,
-                            offs,
-                            vals,
-                            lo,
-                            hi,
-                            ref,
-                            range_ms,
-                            name != "delta",
-                            name == "rate",
-                            resets,
-                        )
-                    else:
-                        w = _Window(s.labels, base, offs, vals, lo, hi)
-                        value = _range_func(name, w, ref, range_ms, None, t)
-                    if value is not None:
-                        points.append((t, value))
-                t += q.step
-            out.append((s.labels if keep else _drop_name(s.labels), points))
+        with np.errstate(all="ignore"):
+            for s in q.data.get(id(sel), ()):
+                out.append(self._steps_range_series(name, s, q, sel.offset_ms, range_ms, grid))
         return out
+
+    def _steps_range_series(
+        self, name: str, s: RawSeries, q: _Query, offset_ms: int, range_ms: int, grid: _Grid | None
+    ) -> tuple[Labels, list]:
+        keep = name == "last_over_time"
+        offs, vals, base = s.offsets[s.lo : s.hi], s.values[s.lo : s.hi], s.base
+        if s.has_nan:
+            kept = [(o, v) for o, v in zip(offs, vals, strict=True) if not is_stale(v)]
+            offs, vals = [o for o, _ in kept], [v for _, v in kept]
+        if grid is not None and abs(base) < _EXACT_INT:
+            # The store's last_drop is only known good without NaNs (a drop across a
+            # staleness marker is not recorded).
+            may_drop = s.has_nan or (s.last_drop is not None and s.last_drop > base + offs[0])
+            points = _extrapolated_steps(name, base, offs, vals, may_drop, grid, range_ms)
+            if points is not None:
+                return _drop_name(s.labels), points
+        m = len(offs)
+        resets = _reset_counts(vals)
+        lo = hi = 0
+        points = []
+        t = q.start
+        while t <= q.end:
+            ref = t - offset_ms
+            while hi < m and offs[hi] <= ref - base:
+                hi += 1
+            while lo < hi and offs[lo] < ref - range_ms - base:
+                lo += 1
+            if lo < hi:
+                if name in _EXTRAPOLATED:
+                    value = _extrapolated_at(
+                        base,
+                        offs,
+                        vals,
+                        lo,
+                        hi,
+                        ref,
+                        range_ms,
+                        name != "delta",
+                        name == "rate",
+                        resets,
+                    )
+                else:
+                    w = _Window(s.labels, base, offs, vals, lo, hi)
+                    value = _range_func(name, w, ref, range_ms, None, t)
+                if value is not None:
+                    points.append((t, value))
+            t += q.step
+        return (s.labels if keep else _drop_name(s.labels)), points
 
     # -- data --------------------------------------------------------------------------------
     def _sel_time(self, sel_at, t: int, q: _Query) -> int:
@@ -1292,6 +1308,100 @@ def _absent_labels(node: Node) -> Labels:
     for name in dropped:
         labels.pop(name, None)
     return tuple(sorted((k, v) for k, v in labels.items() if v != ""))
+
+
+_EXTRAPOLATED = {"rate", "increase", "delta"}
+# Integers below this convert to float64 exactly, so int64 arithmetic then a float division in
+# numpy gives what Python's int / int gives (which is exact-rounded for any size).
+_EXACT_INT = 2**51
+
+
+@dataclass(frozen=True, slots=True)
+class _Grid:
+    """A range query's steps for one range selector, for ``_extrapolated_steps``."""
+
+    t: np.ndarray  # the step timestamps (``t = start; t <= end; t += step``), int64
+    t_list: list[int]
+    ref: np.ndarray  # t - offset: each window's end
+    oldest: np.ndarray  # ref - range: each window's start
+
+    @staticmethod
+    def of(q: _Query, offset_ms: int, range_ms: int) -> _Grid | None:
+        """None unless every time involved converts to float64 exactly (see _EXACT_INT)."""
+        if not (
+            abs(q.start - offset_ms - range_ms) < _EXACT_INT
+            and abs(q.end - offset_ms) < _EXACT_INT
+            and 0 <= range_ms < _EXACT_INT
+        ):
+            return None
+        t = np.arange((q.end - q.start) // q.step + 1, dtype=np.int64) * q.step + q.start
+        ref = t - offset_ms
+        return _Grid(t, t.tolist(), ref, ref - range_ms)
+
+
+def _extrapolated_steps(
+    name: str,
+    base: int,
+    offs: Sequence[int],
+    vals: Sequence[float],
+    may_drop: bool,
+    grid: _Grid,
+    range_ms: int,
+) -> list[tuple[int, float]] | None:
+    """``_extrapolated_at`` at every step at once, for a series without NaN (staleness
+    markers already left out); None when the series has one (the step loop handles it).
+    ``may_drop``: False when the series is known to have no drop in value.
+
+    The same IEEE operations in the same order, elementwise (numpy's + - * / round exactly
+    as Python's and are not fused), so every value is bit-identical; windows holding a
+    counter reset are computed by ``_extrapolated_at`` itself (the exact, ordered sum).
+    Call it under ``np.errstate(all="ignore")``: inf - inf and the like give NaN silently,
+    as in Python."""
+    v = np.array(vals, dtype=np.float64)
+    if np.isnan(v).any():
+        return None
+    t = np.array(offs, dtype=np.int64) + base
+    ref, oldest, times = grid.ref, grid.oldest, grid.t_list
+    # The window [ref - range, ref] at each step, by binary search.
+    hi = t.searchsorted(ref, side="right")
+    lo = t.searchsorted(oldest, side="left")
+    n = hi - lo
+    ok = n >= 2  # fewer than two samples: no value at that step
+    if not ok.all():
+        ref, oldest, lo, hi, n = ref[ok], oldest[ok], lo[ok], hi[ok], n[ok]
+        times = grid.t[ok].tolist()
+        if not times:
+            return []
+    last = hi - 1
+    is_counter, is_rate = name != "delta", name == "rate"
+    first_v = v[lo]
+    result = v[last] - first_v
+    first_t, last_t = t[lo], t[last]
+    duration_to_start = (first_t - oldest) / 1000
+    duration_to_end = (ref - last_t) / 1000
+    sampled = (last_t - first_t) / 1000
+    avg_between = sampled / (n - 1)
+    if is_counter:
+        duration_to_zero = sampled * (first_v / result)
+        clamp = (result > 0) & (first_v >= 0) & (duration_to_zero < duration_to_start)
+        duration_to_start = np.where(clamp, duration_to_zero, duration_to_start)
+    threshold = avg_between * 1.1
+    half = avg_between / 2
+    interval = sampled + np.where(duration_to_start < threshold, duration_to_start, half)
+    interval += np.where(duration_to_end < threshold, duration_to_end, half)
+    factor = interval / sampled
+    if is_rate:
+        factor /= range_ms / 1000
+    values = (result * factor).tolist()
+    if is_counter and may_drop:
+        # counts[i]: the drops among v[1..i]; the window [lo, hi) holds one if they differ.
+        counts = np.concatenate(([0], np.cumsum(v[1:] < v[:-1])))
+        for i in np.flatnonzero(counts[last] != counts[lo]).tolist():
+            lo_i, hi_i, ref_i = int(lo[i]), int(hi[i]), int(ref[i])
+            values[i] = _extrapolated_at(
+                base, offs, vals, lo_i, hi_i, ref_i, range_ms, True, is_rate, True
+            )
+    return list(zip(times, values, strict=True))
 
 
 def _extrapolated(
