@@ -20,6 +20,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
@@ -37,8 +38,9 @@ from monitoring.rules.engine import (
     compile_expr,
     result_json_at,
 )
+from monitoring.rules.values import result_json_text_at
 
-__all__ = ["ApiError", "MonitorApi", "api_server_start", "handle"]
+__all__ = ["ApiError", "JsonText", "MonitorApi", "api_server_start", "handle"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +72,13 @@ class ApiError(Exception):
 
 
 Params = dict[str, list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class JsonText:
+    """A ``data`` object already encoded, spliced into the answer as is (query_range's)."""
+
+    text: str
 
 
 def _param(params: Params, name: str) -> str | None:
@@ -133,7 +142,7 @@ def api_query(monitor: MonitorApi, params: Params) -> dict:
     return result_json_at(result, t_ms)
 
 
-def api_query_range(monitor: MonitorApi, params: Params) -> dict:
+def api_query_range(monitor: MonitorApi, params: Params) -> JsonText:
     query = _param(params, "query") or ""
     start = time_parse(_param(params, "start"), _MIN_TIME_MS, "start")
     end = time_parse(_param(params, "end"), _MIN_TIME_MS, "end")
@@ -155,7 +164,7 @@ def api_query_range(monitor: MonitorApi, params: Params) -> dict:
             "query resolution (?step=XX)"
         )
     result = _evaluate(lambda: monitor.engine.range(query, start, end, step))
-    return result_json_at(result, end)
+    return JsonText(result_json_text_at(result, end))
 
 
 def _matchers(params: Params, *, required: bool) -> list[list[Matcher]]:
@@ -306,6 +315,8 @@ def handle(monitor: MonitorApi, method: str, path: str, params: Params) -> tuple
             data = api_label_values(monitor, params, match[1])
         else:
             return 404, "text/plain", b"404 page not found\n"
+        if isinstance(data, JsonText):
+            return 200, "application/json", b'{"status":"success","data":%s}' % data.text.encode()
         return 200, "application/json", _json({"status": "success", "data": data})
     except ApiError as exc:
         return exc.status, "application/json", _json(_error_body(str(exc), exc.error_type))

@@ -2,10 +2,11 @@
 
 - ``Scalar(value)``, ``String(value)``, ``Sample(labels, value)``, ``Vector(samples)``,
   ``Series(labels, points)`` with ``points`` a list of ``(t_ms, value)``, ``Matrix(series)``.
-- ``result_json(result) -> dict``: ``{"resultType": ..., "result": ...}`` exactly as
+- ``result_json_at(result, t_ms) -> dict``: ``{"resultType": ..., "result": ...}`` exactly as
   Prometheus' ``/api/v1/query`` ``data`` field (timestamps in float seconds, values as strings).
+- ``result_json_text_at(result, t_ms) -> str``: the same, encoded as the API sends it.
 - ``format_value(v)``: Go ``strconv.FormatFloat(v, 'f', -1, 64)`` with ``+Inf``/``-Inf``/``NaN``
-  (the API's value strings).
+  (the API's value strings); ``format_values(values)`` for many at once.
 - ``format_go_g(v)``: Go ``strconv.FormatFloat(v, 'g', -1, 64)``, i.e. how ``{{ $value }}``
   prints in a template and how promtool prints values.
 - ``go_float(text)``: Go ``strconv.ParseFloat`` (accepts ``+Inf``, ``NaN``…), ``ValueError`` if bad.
@@ -13,7 +14,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -90,6 +94,19 @@ def format_value(v: float) -> str:
     return ("-" if neg else "") + body
 
 
+def format_values(values: Sequence[float]) -> list[str]:
+    """``[format_value(v) for v in values]``, in bulk for a range query's points.
+
+    One C-level ``repr`` per value and one ``replace`` over their join: without an exponent,
+    NaN or Inf anywhere (no "e" or "n" in the text) Go's form is the repr less a final ".0"."""
+    text = "\x00".join(map(repr, values))
+    if "e" in text or "n" in text:
+        return list(map(format_value, values))
+    if not text:
+        return []
+    return (text + "\x00").replace(".0\x00", "\x00").split("\x00")[:-1]
+
+
 def format_go_g(v: float) -> str:
     if math.isnan(v):
         return "NaN"
@@ -133,6 +150,32 @@ def _points(points: list[tuple[int, float]]) -> list[list]:
     # The bulk of a query_range answer: one list per step, kept to plain loops.
     fmt = format_value
     return [[t // 1000 if t % 1000 == 0 else t / 1000, fmt(v)] for t, v in points]
+
+
+# The API's encoder settings (compact, no NaN): JSON numbers and label sets are written by it.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def result_json_text_at(result: Value, t_ms: int) -> str:
+    """``result_json_at`` already encoded: the same text as encoding it with ``_ENCODER``
+    (``json.dumps(..., separators=(",", ":"), allow_nan=False)``).
+
+    A matrix is written directly: a query_range answer is nearly all points, and joining one
+    string per point costs a fraction of building a list per point for the encoder."""
+    if not isinstance(result, Matrix):
+        return _ENCODER.encode(result_json_at(result, t_ms))
+    heads: dict[int, str] = {}  # t_ms -> '[<seconds>,"', shared by the series of a range query
+    parts = []
+    for s in result.series:
+        values = ""
+        if s.points:
+            ts, vs = zip(*s.points, strict=True)
+            for t in set(ts).difference(heads):
+                heads[t] = "[" + _ENCODER.encode(_seconds(t)) + ',"'
+            values = '"],'.join(map(operator.add, map(heads.__getitem__, ts), format_values(vs)))
+            values += '"]'
+        parts.append('{"metric":' + _ENCODER.encode(dict(s.labels)) + ',"values":[' + values + "]}")
+    return '{"resultType":"matrix","result":[' + ",".join(parts) + "]}"
 
 
 def result_json_at(result: Value, t_ms: int) -> dict:

@@ -1,11 +1,24 @@
 """Value strings of the HTTP API: Go's strconv.FormatFloat(v, 'f', -1, 64), as Prometheus writes."""
 
+import json
 import math
 import random
 
 import pytest
 
-from monitoring.rules.values import format_value
+from monitoring.monitor.store import labels_from
+from monitoring.rules.values import (
+    Matrix,
+    Sample,
+    Scalar,
+    Series,
+    String,
+    Vector,
+    format_value,
+    format_values,
+    result_json_at,
+    result_json_text_at,
+)
 
 # (value, what Go prints): whole numbers lose ".0", no exponent at either end, shortest digits.
 GO_F = [
@@ -39,3 +52,48 @@ def test_format_value_round_trips_without_exponent():
         text = format_value(v)
         assert "e" not in text and not text.endswith(".0"), text
         assert float(text) == v
+
+
+SPECIAL = [0.0, -0.0, 1.0, -3.0, 0.5, 1e-05, 1.5e-7, 1e16, 1.2345e21, math.inf, -math.inf, math.nan]
+
+
+def test_format_values_is_format_value_of_each():
+    rng = random.Random(11)
+    for _ in range(300):
+        values = [
+            rng.choice(
+                [
+                    rng.choice(SPECIAL),
+                    float(rng.randint(-1000, 1000)),
+                    rng.uniform(-1, 1) * 10 ** rng.randint(-8, 20),
+                ]
+            )
+            for _ in range(rng.randint(0, 30))
+        ]
+        assert format_values(values) == [format_value(v) for v in values]
+
+
+def test_result_json_text_is_the_encoded_result_json():
+    # query_range's answer is written as text directly; it must be what json.dumps writes.
+    rng = random.Random(5)
+
+    def encoded(result, t_ms):
+        return json.dumps(result_json_at(result, t_ms), separators=(",", ":"), allow_nan=False)
+
+    for _ in range(50):
+        series = []
+        for i in range(rng.randint(0, 4)):
+            labels = labels_from(
+                {"__name__": "x", "i": str(i), "odd": rng.choice(['"\\\n', "é", "ok"])}
+            )
+            t = rng.choice([0, 1_700_000_000_000, -5_000]) + rng.randint(0, 999) * rng.randint(0, 1)
+            points = []
+            for _ in range(rng.randint(0, 20)):
+                points.append((t, rng.choice([rng.choice(SPECIAL), rng.uniform(-1e6, 1e6)])))
+                t += rng.choice([1000, 15_000, 1, 333])
+            series.append(Series(labels, points))
+        matrix = Matrix(series)
+        assert result_json_text_at(matrix, 0) == encoded(matrix, 0)
+    vector = Vector([Sample(labels_from({"a": "b"}), 0.1)])
+    for result in (vector, Scalar(math.nan), String("s")):
+        assert result_json_text_at(result, 1500) == encoded(result, 1500)
