@@ -133,8 +133,10 @@ class Monitor:
         self.clock = clock
         self.persist = persist
         self.store = SampleStore(retention_seconds=settings.retention_ms / 1000)
-        self.engine = Engine(self.store)
         self.config, self.groups = config_and_rules_load(self.config_path)
+        # A subquery without a step (x[5m:]) takes the global evaluation interval, as in
+        # Prometheus.
+        self.engine = Engine(self.store, subquery_step_ms=self.config.evaluation_interval_ms)
         self.scraper = Scraper(
             self.store,
             self.config,
@@ -297,6 +299,7 @@ class Monitor:
                 if previous is not None:
                     group.copy_state_from(previous)
             self.config, self.groups = config, groups
+            self.engine.subquery_step_ms = config.evaluation_interval_ms
             self.scraper.update(config)
             if self.persist:
                 try:

@@ -1,0 +1,53 @@
+"""The Monitor's engine and rule groups across reloads, as Prometheus handles them."""
+
+from monitoring.monitor.config import settings_from_env
+from monitoring.monitor.runtime import Monitor
+
+T0 = 1_700_000_000_000
+RULES = """\
+groups:
+  - name: kept
+    rules:
+      - record: kept:one
+        expr: vector(1)
+  - name: dropped
+    rules:
+      - record: dropped:two
+        expr: vector(2)
+      - alert: AlwaysOn
+        expr: vector(1) > 0
+"""
+
+
+def _monitor(tmp_path, evaluation_interval: str, clock) -> Monitor:
+    (tmp_path / "prometheus.yml").write_text(
+        f"global: {{evaluation_interval: {evaluation_interval}}}\n"
+        "rule_files: [rules.yml]\nscrape_configs: []\n"
+    )
+    (tmp_path / "rules.yml").write_text(RULES)
+    return Monitor(
+        config_path=tmp_path / "prometheus.yml",
+        settings=settings_from_env({}),
+        clock=lambda: clock[0],
+        persist=False,
+    )
+
+
+def _subquery_count(monitor: Monitor, step: str = "") -> float:
+    # vector(1) at each subquery step in the last 5 minutes: how many steps were taken.
+    (sample,) = monitor.engine.instant(f"count_over_time(vector(1)[5m:{step}])", T0).samples
+    return sample.value
+
+
+def test_subqueries_without_a_step_take_the_evaluation_interval(tmp_path):
+    clock = [T0]
+    monitor = _monitor(tmp_path, "30s", clock)
+    assert monitor.engine.subquery_step_ms == 30_000
+    assert _subquery_count(monitor) == _subquery_count(monitor, "30s") == 10
+    assert _subquery_count(monitor, "1m") == 5  # the engine's own default, not taken
+    (tmp_path / "prometheus.yml").write_text(
+        "global: {evaluation_interval: 2m}\nrule_files: [rules.yml]\nscrape_configs: []\n"
+    )
+    assert monitor.reload() == []
+    assert _subquery_count(monitor) == _subquery_count(monitor, "2m") == 2
+    monitor.stop()
