@@ -295,9 +295,14 @@ class Monitor:
                 self._stop_loops()
             old = {(g.file, g.name): g for g in self.groups}
             for group in groups:
-                previous = old.get((group.file, group.name))
+                previous = old.pop((group.file, group.name), None)
                 if previous is not None:
                     group.copy_state_from(previous)
+            # Groups the reload removed: their recorded series and ALERTS end now, as in
+            # Prometheus, instead of lingering for the lookback.
+            removed_at = self.clock()
+            for gone in old.values():
+                gone.mark_stale(self.store, removed_at)
             self.config, self.groups = config, groups
             self.engine.subquery_step_ms = config.evaluation_interval_ms
             self.scraper.update(config)

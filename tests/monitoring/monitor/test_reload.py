@@ -2,6 +2,7 @@
 
 from monitoring.monitor.config import settings_from_env
 from monitoring.monitor.runtime import Monitor
+from monitoring.monitor.store import Matcher, is_stale
 
 T0 = 1_700_000_000_000
 RULES = """\
@@ -50,4 +51,29 @@ def test_subqueries_without_a_step_take_the_evaluation_interval(tmp_path):
     )
     assert monitor.reload() == []
     assert _subquery_count(monitor) == _subquery_count(monitor, "2m") == 2
+    monitor.stop()
+
+
+def _last_value(monitor: Monitor, labels: dict) -> float:
+    matchers = [Matcher(name, "=", value) for name, value in labels.items()]
+    (series,) = monitor.store.select_raw(matchers, T0 - 3600_000, T0 + 3600_000)
+    return series.values[series.hi - 1]
+
+
+def test_a_removed_group_marks_its_series_stale(tmp_path):
+    clock = [T0]
+    monitor = _monitor(tmp_path, "15s", clock)
+    monitor.cycle_once()
+    recorded = {"__name__": "dropped:two"}
+    alerts = {"__name__": "ALERTS", "alertname": "AlwaysOn"}
+    assert _last_value(monitor, recorded) == 2 and _last_value(monitor, alerts) == 1
+    (tmp_path / "rules.yml").write_text(RULES.split("  - name: dropped")[0])
+    clock[0] += 5_000
+    assert monitor.reload() == []
+    # The removed group's series end at the reload, not a lookback later; the kept group's
+    # series go on.
+    assert is_stale(_last_value(monitor, recorded)) and is_stale(_last_value(monitor, alerts))
+    assert monitor.engine.instant("dropped:two", clock[0]).samples == []
+    assert _last_value(monitor, {"__name__": "kept:one"}) == 1
+    assert len(monitor.engine.instant("kept:one", clock[0]).samples) == 1
     monitor.stop()
