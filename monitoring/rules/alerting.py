@@ -50,9 +50,13 @@ def fingerprint(labels: Labels) -> str:
 
 
 def rfc3339(t_ms: int | None) -> str | None:
+    """Go's RFC3339Nano, as Prometheus' API prints times: the fraction's trailing zeros
+    dropped (``.123Z``, ``.1Z``, none for a whole second), not isoformat's ``.123000``."""
     if t_ms is None:
         return None
-    return datetime.fromtimestamp(t_ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+    seconds, ms = divmod(int(t_ms), 1000)
+    text = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return text + (f".{ms:03d}".rstrip("0") if ms else "") + "Z"
 
 
 @dataclass

@@ -4,13 +4,14 @@ import http.client
 import json
 import statistics
 import time
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
 from monitoring.monitor.api import api_server_start
 from monitoring.monitor.config import settings_from_env
-from monitoring.monitor.runtime import Monitor, go_float_e
+from monitoring.monitor.runtime import Monitor, _rfc3339, go_float_e
 from tests.monitoring.monitor.exporter import Exporter
 
 BODY = """\
@@ -290,6 +291,13 @@ def test_a_token_protects_everything_but_health(running):
 )
 def test_alert_values_print_like_go(value, text):
     assert go_float_e(value) == text
+
+
+def test_scrape_times_print_like_go():
+    # lastScrape: Go's RFC3339Nano drops the fraction's trailing zeros.
+    at = datetime(2023, 11, 14, 22, 13, 20, 120_000, tzinfo=UTC)
+    assert _rfc3339(at) == "2023-11-14T22:13:20.12Z"
+    assert _rfc3339(at.replace(microsecond=0)) == "2023-11-14T22:13:20Z"
 
 
 def test_metadata_and_buildinfo_for_grafana(running):

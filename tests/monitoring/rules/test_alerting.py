@@ -1,7 +1,16 @@
 import json
 
+import pytest
+
 from monitoring.monitor.store import Matcher, SampleStore, labels_from
-from monitoring.rules.alerting import FIRING, INACTIVE, PENDING, AlertingRule, RecordingRule
+from monitoring.rules.alerting import (
+    FIRING,
+    INACTIVE,
+    PENDING,
+    AlertingRule,
+    RecordingRule,
+    rfc3339,
+)
 from monitoring.rules.engine import Engine
 from monitoring.rules.group import RuleGroup
 
@@ -141,3 +150,28 @@ def test_a_removed_group_ends_its_series():
     group.mark_stale(store, MIN)
     assert engine.instant("r", 30_000).samples[0].value == 1
     assert engine.instant("r", 2 * MIN).samples == []
+
+
+@pytest.mark.parametrize(
+    ("t_ms", "text"),
+    [
+        (1_700_000_000_000, "2023-11-14T22:13:20Z"),
+        (1_700_000_000_123, "2023-11-14T22:13:20.123Z"),
+        (1_700_000_000_100, "2023-11-14T22:13:20.1Z"),
+        (1_700_000_000_020, "2023-11-14T22:13:20.02Z"),
+        (-1, "1969-12-31T23:59:59.999Z"),
+    ],
+)
+def test_times_print_as_go_rfc3339nano(t_ms, text):
+    # activeAt and lastEvaluation: Go trims the fraction's trailing zeros (not ".123000").
+    assert rfc3339(t_ms) == text
+
+
+def test_api_times_with_milliseconds_print_as_go():
+    store = SampleStore()
+    _cpu(store, 1_700_000_000_000, 90)
+    group = RuleGroup("g", "f", 60, [_rule()])
+    group.eval(1_700_000_000_120, Engine(store), store)
+    rule = group.api_dict()["rules"][0]
+    assert rule["alerts"][0]["activeAt"] == "2023-11-14T22:13:20.12Z"
+    assert rule["lastEvaluation"] == group.api_dict()["lastEvaluation"] == "2023-11-14T22:13:20.12Z"
