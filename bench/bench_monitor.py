@@ -6,7 +6,11 @@
    takes under 1 s, a small fraction of a 15 s scrape interval.
 2. The HTTP API's overhead: `/api/v1/query_range` over 1 h at 15 s for 100 series through the
    monitor's HTTP server (request, JSON) against the same query called on the engine directly.
-   Goal: the whole request under 50 ms (issue 5's query_range goal, measured end to end).
+   Goal: the whole request under 50 ms (issue 5's query_range goal, measured end to end), as
+   a dashboard sees it: the client (httpx, parsing the JSON) runs in a process of its own.
+   Also shown with the client in the monitor's process, as this bench first measured it: the
+   client's 24,100 parsed lists then trigger the monitor's full garbage collections (~28 ms
+   over Django's heap, every other request), a cost no separate dashboard puts on it.
 
     python bench/bench_monitor.py [--series 10000] [--rounds 7]
 """
@@ -14,9 +18,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -114,7 +120,25 @@ def bench_scrape(series: int, rounds: int, tmp: Path) -> tuple[float, float]:
     return statistics.median(parse_only), statistics.median(full)
 
 
-def bench_query_range(rounds: int, tmp: Path) -> tuple[float, float]:
+# The dashboard: a separate process with a kept-alive connection, timing request + JSON parse.
+_CLIENT = """
+import json, sys, time, httpx
+url, params, rounds = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+with httpx.Client() as client:
+    def once():
+        response = client.get(url, params=params)
+        assert response.status_code == 200 and len(response.json()["data"]["result"]) == 100
+    once()
+    took = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        once()
+        took.append((time.perf_counter() - started) * 1000)
+print(json.dumps(took))
+"""
+
+
+def bench_query_range(rounds: int, tmp: Path) -> tuple[float, float, float]:
     (tmp / "api.yml").write_text("scrape_configs: []\n")
     monitor = Monitor(config_path=tmp / "api.yml", settings=settings_from_env({}), persist=False)
     end = 1_700_000_000_000
@@ -127,6 +151,15 @@ def bench_query_range(rounds: int, tmp: Path) -> tuple[float, float]:
     direct = timed(lambda: monitor.engine.range(query, start, end, 15_000), rounds)
     server = api_server_start(monitor, host="127.0.0.1", port=0)
     params = {"query": query, "start": start / 1000, "end": end / 1000, "step": "15s"}
+    url = f"http://127.0.0.1:{server.server_address[1]}/api/v1/query_range"
+    client_run = subprocess.run(
+        [sys.executable, "-c", _CLIENT, url, json.dumps(params), str(rounds)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    dashboard = json.loads(client_run.stdout)
     with httpx.Client(base_url=f"http://127.0.0.1:{server.server_address[1]}") as client:
 
         def over_http() -> None:
@@ -138,7 +171,7 @@ def bench_query_range(rounds: int, tmp: Path) -> tuple[float, float]:
     server.shutdown()
     server.server_close()
     monitor.stop()
-    return statistics.median(direct), statistics.median(via_api)
+    return statistics.median(direct), statistics.median(dashboard), statistics.median(via_api)
 
 
 def main() -> int:
@@ -149,13 +182,14 @@ def main() -> int:
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
         parse_ms, scrape_ms = bench_scrape(args.series, args.rounds, Path(tmp))
-        direct_ms, api_ms = bench_query_range(args.rounds, Path(tmp))
+        direct_ms, api_ms, same_process_ms = bench_query_range(args.rounds, Path(tmp))
     print(f"\n| scrape of {args.series} series (median of {args.rounds}) | ms |\n|---|---|")
     print(f"| prometheus_client text parser alone | {parse_ms:.1f} |")
     print(f"| our scrape: HTTP + parse + labels + store | {scrape_ms:.1f} |")
     print("\n| query_range 1 h / 15 s, 100 series, rate(x[5m]) | ms |\n|---|---|")
     print(f"| engine called directly | {direct_ms:.1f} |")
-    print(f"| through the monitor's HTTP API (JSON) | {api_ms:.1f} |")
+    print(f"| through the monitor's HTTP API (JSON), client in its own process | {api_ms:.1f} |")
+    print(f"| the same, client in the monitor's process | {same_process_ms:.1f} |")
     ok = scrape_ms < SCRAPE_GOAL_MS and api_ms < QUERY_RANGE_GOAL_MS
     print(
         f"\nscrape {scrape_ms:.0f} ms (goal < {SCRAPE_GOAL_MS} ms), "
