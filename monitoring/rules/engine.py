@@ -630,7 +630,7 @@ def _bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
         start = merged[idx - 1][0]
         count -= merged[idx - 1][1]
         rank -= merged[idx - 1][1]
-    return start + (end - start) * (rank / count)
+    return start + (end - start) * _div(rank, count)  # 0/0: NaN, as in Go
 
 
 def _kahan_inc(inc: float, total: float, c: float) -> tuple[float, float]:
@@ -1189,15 +1189,19 @@ class Engine:
                 raise QueryError(f"invalid label name {param!r}")
         grouping = node.grouping
         groups: dict[Labels, list[Sample]] = {}
+        if op == "count_values" and not node.without:
+            grouping = [*grouping, param]
         for s in vec.samples:
-            if node.without:
-                key = tuple(p for p in s.labels if p[0] not in grouping and p[0] != "__name__")
-            else:
-                key = tuple(p for p in s.labels if p[0] in grouping)
+            labels = s.labels
             if op == "count_values":
-                d = dict(key)
+                # The value label is set first, so `without` can drop it again, as in Prometheus.
+                d = dict(labels)
                 d[param] = format_value(s.value)
-                key = tuple(sorted(d.items()))
+                labels = tuple(sorted(d.items()))
+            if node.without:
+                key = tuple(p for p in labels if p[0] not in grouping and p[0] != "__name__")
+            else:
+                key = tuple(p for p in labels if p[0] in grouping)
             groups.setdefault(key, []).append(s)
         out: list[Sample] = []
         for key, members in groups.items():
@@ -1292,21 +1296,24 @@ def _unique(samples: list[Sample]) -> Vector:
 
 
 def _absent_labels(node: Node) -> Labels:
+    while isinstance(node, Paren):  # absent((x{a="b"})) is labelled as absent(x{a="b"})
+        node = node.expr
     if isinstance(node, MatSel):
         node = node.sel
     if not isinstance(node, Sel):
         return ()
+    # In matcher order, as Prometheus' label builder: the first equality matcher of a name
+    # sets it, any other matcher of that name deletes it (so {job!~"x", job="a"} keeps job).
     labels: dict[str, str] = {}
-    dropped: list[str] = []
+    seen: set[str] = set()
     for m in node.matchers:
         if m.name == "__name__":
             continue
-        if m.op == "=" and m.name not in labels:
+        if m.op == "=" and m.name not in seen:
             labels[m.name] = m.value
+            seen.add(m.name)
         else:
-            dropped.append(m.name)
-    for name in dropped:
-        labels.pop(name, None)
+            labels.pop(m.name, None)
     return tuple(sorted((k, v) for k, v in labels.items() if v != ""))
 
 
@@ -1657,6 +1664,8 @@ def _vector_scalar(node: Bin, vec: Vector, scalar: float, swap: bool) -> Vector:
 
 
 def _vector_binop(node: Bin, lhs: Vector, rhs: Vector) -> Vector:
+    if not lhs.samples or not rhs.samples:
+        return Vector([])  # Prometheus short-circuits before checking either side's matching
     op = node.op
     card = node.card
     on, names = node.on, node.matching

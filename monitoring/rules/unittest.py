@@ -115,6 +115,26 @@ def go_duration(seconds: float) -> str:
     return out
 
 
+def go_time_duration(ms: int) -> str:
+    """Go time.Duration.String() of whole milliseconds: 0s, 500ms, 1m0s, 1h2m3.5s; promtool
+    prints a rule's evaluation error time this way (ts.Sub(epoch)), not as model.Duration."""
+    if ms == 0:
+        return "0s"
+    sign = "-" if ms < 0 else ""
+    ms = abs(ms)
+    if ms < 1000:
+        return f"{sign}{ms}ms"
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, frac = divmod(rest, 1000)
+    text = f"{secs}" + (f".{frac:03d}".rstrip("0") if frac else "") + "s"
+    if hours or minutes:
+        text = f"{minutes}m" + text
+    if hours:
+        text = f"{hours}h" + text
+    return sign + text
+
+
 # ------------------------------------------------------------------------------ parsing
 
 _METRIC_RE = re.compile(r"\s*([a-zA-Z_:][a-zA-Z0-9_:]*)?\s*(\{.*\})?\s*$", re.DOTALL)
@@ -305,7 +325,7 @@ def _run_group(
             for r in g.rules:
                 if r.last_error is not None:
                     eval_errs.append(
-                        f"    rule: {r.name}, time: {go_duration(ts / 1000)}, err: {r.last_error}"
+                        f"    rule: {r.name}, time: {go_time_duration(ts)}, err: {r.last_error}"
                     )
         errs.extend(eval_errs)
         if eval_errs:
@@ -338,7 +358,8 @@ def _check_alerts(groups: list[RuleGroup], tests: list[dict], test_name: str) ->
         for r in g.rules:
             if isinstance(r, AlertingRule) and r.name in wanted:
                 got.setdefault(r.name, []).extend(
-                    _Alert(a.labels, labels_from(a.annotations))
+                    # Annotations keep empty values (alert labels don't), as in promtool.
+                    _Alert(a.labels, tuple(sorted(a.annotations.items())))
                     for a in r.active_alerts()
                     if a.state == FIRING
                 )
@@ -350,7 +371,7 @@ def _check_alerts(groups: list[RuleGroup], tests: list[dict], test_name: str) ->
             lbl = {str(k): str(v) for k, v in (a.get("exp_labels") or {}).items()}
             lbl["alertname"] = t["alertname"]
             ann = {str(k): str(v) for k, v in (a.get("exp_annotations") or {}).items()}
-            exp.append(_Alert(labels_from(lbl), labels_from(ann)))
+            exp.append(_Alert(labels_from(lbl), tuple(sorted(ann.items()))))
         mine = got.get(t["alertname"], [])
         key = lambda a: (a.labels, a.annotations)  # noqa: E731
         exp.sort(key=key)

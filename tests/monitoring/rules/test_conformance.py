@@ -16,6 +16,9 @@ ROOT = Path(__file__).resolve().parents[3]
 CONFORMANCE = sorted((Path(__file__).parent / "conformance").glob("*.test.yml"))
 DEPLOYED = sorted((ROOT / "deploy" / "prometheus" / "tests").glob("*.test.yml"))
 TEST_FILES = CONFORMANCE + DEPLOYED
+# Files that fail under both runners with exactly the same report (errors promtool prints
+# for a whole test group, e.g. a rule's evaluation error).
+FAILING = sorted((Path(__file__).parent / "conformance" / "failing").glob("*.test.yml"))
 
 
 def _id(path: Path) -> str:
@@ -81,3 +84,17 @@ def test_failures_report_the_same_actual_results(path, tmp_path, capsys):
     ours = capsys.readouterr().out
     assert status == 1
     assert ours == theirs.stdout
+
+
+@pytest.mark.prometheus
+@pytest.mark.parametrize("path", FAILING, ids=_id)
+def test_failing_files_report_the_same_failures(path, capsys):
+    require_prometheus()
+    theirs = promtool("test", "rules", path.name, cwd=path.parent)
+    assert theirs.returncode == 1
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(path.parent)
+        status = rules_unittest.main([path.name])
+    assert status == 1
+    assert capsys.readouterr().out == theirs.stdout
