@@ -58,7 +58,9 @@ def _num(rng: random.Random, small: bool = False) -> str:
         return str(rng.randint(0, 40) / 4)  # exact binary fractions
     if r < 0.9:
         return str(-rng.randint(1, 20))
-    return rng.choice(["0.1", "0.3", "1.7", "1e3", "2.5e-3", "33.3"])
+    return rng.choice(
+        ["0.1", "0.3", "1.7", "1e3", "2.5e-3", "33.3", "NaN", "Inf", "-Inf", "1e21", "-0.000001"]
+    )
 
 
 def _counter_values(rng: random.Random, steps: int) -> str:
@@ -375,6 +377,15 @@ class Gen:
 # ------------------------------------------------------------------------------ templates
 
 ANNOTATION_PIECES = [
+    "{{ $value | humanizeDuration }}",
+    "{{ humanizePercentage 0.0123 }}",
+    '{{ printf "%d" 3 }}',
+    '{{ printf "%.0f%%" $value }}',
+    "{{ $labels }}",
+    "{{ with $labels.code }}code {{ . }}{{ else }}no code{{ end }}",
+    '{{ $value | printf "%e" }}',
+    "{{ humanize 1234567 }} {{ humanize 0.00012 }} {{ humanize1024 2048 }}",
+    "{{ humanizeDuration 3661 }} {{ humanizeDuration 0.25 }} {{ humanizeDuration 90061.5 }}",
     "{{ $value }}",
     "{{ $labels.job }}",
     "{{ $labels.instance }}",
@@ -402,7 +413,7 @@ def gen_annotation(rng: random.Random) -> str:
 
 def gen_file(rng: random.Random, n_cases: int, rules_name: str) -> tuple[dict, dict]:
     steps = rng.randint(8, 25)
-    interval = "1m"
+    interval = rng.choice(["1m", "1m", "1m", "30s", "15s"])
     g = Gen(rng)
     rules: list[dict] = []
     for i in range(rng.randint(0, 2)):
@@ -450,7 +461,9 @@ def gen_file(rng: random.Random, n_cases: int, rules_name: str) -> tuple[dict, d
                 }
             )
         else:
-            expr = g.vector(rng.randint(1, 4)) if rng.random() < 0.9 else g.scalar(2)
+            expr = (
+                g.vector(rng.choice([0, 1, 1, 2, 2, 3, 4])) if rng.random() < 0.9 else g.scalar(2)
+            )
             expr_tests.append(
                 {
                     "expr": expr,
