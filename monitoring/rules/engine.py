@@ -1610,9 +1610,10 @@ def _aggregate(op: str, values: list[float], param) -> float:
             mean += v / count - mean / count
         return mean
     if op in ("stddev", "stdvar"):
-        count = 0
-        mean = var = 0.0
-        for v in values:
+        # Started from the first value, as Prometheus does (a lone Inf has variance 0).
+        count = 1
+        mean, var = values[0], 0.0
+        for v in values[1:]:
             count += 1
             delta = v - mean
             mean += delta / count

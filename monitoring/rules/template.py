@@ -320,10 +320,12 @@ FUNCS: dict[str, Any] = {
     "index": _index,
     "eq": _eq,
     "ne": lambda a, b: not _eq(a, b),
+    # As Go's text/template: le is lt || eq, gt is !le and ge is !lt, so with a NaN
+    # gt and ge are true.
     "lt": _ordered(lambda a, b: a < b),
-    "le": _ordered(lambda a, b: a <= b),
-    "gt": _ordered(lambda a, b: a > b),
-    "ge": _ordered(lambda a, b: a >= b),
+    "le": _ordered(lambda a, b: a < b or a == b),
+    "gt": _ordered(lambda a, b: not (a < b or a == b)),
+    "ge": _ordered(lambda a, b: not a < b),
     "not": lambda x: not _truth(x),
     "toUpper": lambda s: str(s).upper(),
     "toLower": lambda s: str(s).lower(),

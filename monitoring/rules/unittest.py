@@ -166,20 +166,59 @@ def parse_metric(text: str) -> Labels:
     return labels_from(labels)
 
 
-_NUM = r"[-+]?(?:Inf|inf|NaN|nan|\d*\.?\d+(?:[eE][-+]?\d+)?)"
+_UNSIGNED = r"(?:Inf|inf|NaN|nan|\d*\.?\d+(?:[eE][-+]?\d+)?)"
+_NUM = rf"[-+]?{_UNSIGNED}"
 _ITEM_RE = re.compile(
-    rf"^(?:(?P<blank>_)(?:x(?P<bn>\d+))?|(?P<stale>stale)|(?P<a>{_NUM})(?:(?P<sign>[-+])(?P<b>{_NUM}))?(?:x(?P<n>\d+))?)$"
+    rf"^(?:(?P<blank>_)(?:x(?P<bn>\d+))?|(?P<stale>stale)|(?P<a>{_NUM})(?:(?P<sign>[-+])(?P<b>{_UNSIGNED}))?(?:x(?P<n>\d+))?)$"
 )
+_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class SeriesError(TestFileError):
+    """A series promtool's PromQL lexer rejects, with its message (printed unindented)."""
+
+
+def _lexer_error(item: str, col: int) -> str | None:
+    """promtool's message for an item its PromQL lexer rejects, ``col`` the item's column in
+    ``series values``: an identifier where a number belongs (``Infx2``, ``1+NaNx3``, ``abc``)
+    or a second operator (``1+-2x2``)."""
+    pos = 0
+    if item[:1] in "+-":
+        pos = 1
+    else:
+        m = re.match(_UNSIGNED, item)
+        if m and m.end() < len(item) and item[m.end()] in "+-":
+            pos = m.end() + 1
+            if item[pos : pos + 1] in ("+", "-"):
+                return f"1:{col + pos}: parse error: unexpected <op:{item[pos]}> in series values"
+    ident = _IDENT_RE.match(item, pos)
+    if ident is None:
+        return None
+    word = ident.group(0)
+    if pos == 0:
+        return (
+            f'1:{col}: parse error: unexpected identifier "{word}" in series values, '
+            'expected number or "stale"'
+        )
+    return f'1:{col + pos}: parse error: unexpected identifier "{word}" in series values'
+
 
 MISSING = None
 
 
-def expand_values(text: str) -> list[float | None]:
-    """promtool's series notation: ``1+2x3`` -> 1 3 5 7, ``5x2`` -> 5 5 5, ``_x2``, ``stale``."""
+def expand_values(text: str, col: int = 1) -> list[float | None]:
+    """promtool's series notation: ``1+2x3`` -> 1 3 5 7, ``5x2`` -> 5 5 5, ``_x2``, ``stale``.
+    ``col``: where ``text`` starts in promtool's ``series values`` line, for its messages."""
     out: list[float | None] = []
-    for item in str(text).split():
+    for found in re.finditer(r"\S+", str(text)):
+        item = found.group(0)
         m = _ITEM_RE.match(item)
-        if not m:
+        # The lexer reads Infx2 / 1+NaNx2 as an identifier: promtool rejects what we'd read.
+        alpha_x = m and m.group("n") is not None and (m.group("b") or m.group("a"))[-1:].isalpha()
+        if not m or alpha_x:
+            message = _lexer_error(item, col + found.start())
+            if message:
+                raise SeriesError(message)
             raise TestFileError(f"invalid series value {item!r} in {text!r}")
         if m.group("blank"):
             out.extend([MISSING] * (int(m.group("bn")) if m.group("bn") else 1))
@@ -244,10 +283,11 @@ def _series(group: dict, interval_ms: int) -> list[tuple[Labels, list[tuple[int,
     for item in group.get("input_series") or []:
         if not isinstance(item, dict) or set(item) - {"series", "values"}:
             raise TestFileError(f"invalid input_series item {item!r}")
-        labels = parse_metric(str(item.get("series", "")))
+        series = str(item.get("series", ""))
+        labels = parse_metric(series)
         points = [
             (i * interval_ms, v)
-            for i, v in enumerate(expand_values(item.get("values", "")))
+            for i, v in enumerate(expand_values(item.get("values", ""), len(series.strip()) + 2))
             if v is not MISSING
         ]
         out.append((labels, points))
@@ -279,6 +319,12 @@ def _run_group(
     _check_keys(tg, GROUP_KEYS, "main.testGroup")
     interval_s = _duration(tg["interval"], "interval") if "interval" in tg else eval_interval_s
     name = tg.get("name") or ""
+    interval_ms = int(round(interval_s * 1000))
+    # promtool loads the series first: a bad one ends the group before the rules are read.
+    try:
+        series = _series(tg, interval_ms)
+    except SeriesError as exc:
+        return [str(exc)]
     try:
         groups = load_rule_files(
             rule_files,
@@ -293,7 +339,6 @@ def _run_group(
     ]
 
     step_ms = int(round(eval_interval_s * 1000))
-    interval_ms = int(round(interval_s * 1000))
     alert_tests = list(tg.get("alert_rule_test") or [])
     expr_tests = list(tg.get("promql_expr_test") or [])
     for t in alert_tests:
@@ -310,7 +355,7 @@ def _run_group(
         t["_ms"] = int(round(_duration(t.get("eval_time", 0), "eval_time") * 1000))
     max_t = max([t["_ms"] for t in alert_tests + expr_tests], default=0)
 
-    pending = [(labels, list(points)) for labels, points in _series(tg, interval_ms)]
+    pending = [(labels, list(points)) for labels, points in series]
     store = SampleStore(retention_seconds=10 * 365 * 86400)
     engine = Engine(store, subquery_step_ms=step_ms)
     errs: list[str] = []
