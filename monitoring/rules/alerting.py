@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from monitoring.monitor.store import Labels, labels_from
-from monitoring.rules.engine import Engine, Node, QueryError, compile_expr
+from monitoring.rules.engine import Engine, Node, QueryError, as_rule_query, compile_expr
 from monitoring.rules.template import expand_alert_template
 from monitoring.rules.values import Sample, Scalar, Vector, format_value
 
@@ -100,7 +100,7 @@ class _Rule:
     def __init__(self, name: str, expr: str, labels: dict[str, str] | None = None) -> None:
         self.name = name
         self.expr = expr
-        self.node = compile_expr(expr)
+        self.node = as_rule_query(compile_expr(expr))
         self.labels = dict(labels or {})
         self.health = "unknown"
         self.last_error: str | None = None

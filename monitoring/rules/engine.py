@@ -69,6 +69,7 @@ __all__ = [
     "parse_expr",
     "check_supported",
     "compile_expr",
+    "as_rule_query",
     "Sel",
     "Scalar",
     "String",
@@ -297,6 +298,28 @@ def compile_expr(expr: str | Node) -> Node:
     if isinstance(expr, Node):
         return expr
     return _compile(parse_expr(expr))
+
+
+def as_rule_query(node: Node) -> Node:
+    """The expression as a rule runs it: Prometheus queries ``expr.String()``, which sorts each
+    selector's matchers by their text, and that order decides absent()'s labels."""
+
+    def text(m: Matcher) -> str:
+        return m.name + m.op + '"' + m.value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, MatSel):
+            n = n.sel
+        if isinstance(n, Sel):
+            names = [m for m in n.matchers if m.name == "__name__" and m.op == "="][:1]
+            n.matchers = names + sorted((m for m in n.matchers if m not in names), key=text)
+        elif isinstance(n, Subquery):
+            stack.append(n.expr)
+        else:
+            stack.extend(_children(n))
+    return node
 
 
 def _compile(ast) -> Node:
