@@ -78,6 +78,9 @@ def logging_config(
             "django": {"handlers": [], "level": level, "propagate": True},
             "django.server": {"handlers": [], "propagate": True},
             "celery": {"handlers": [], "propagate": True},
+            # httpx logs every request at INFO: a line per scrape and per simulated request.
+            # The scraper logs a target's changes of health itself.
+            "httpx": {"level": "WARNING"},
         },
     }
 

@@ -258,8 +258,15 @@ class Monitor:
 
     def _group_loop(self, group: RuleGroup, stop: threading.Event) -> None:
         interval = group.interval_s
-        # Let the first scrapes land before the first evaluation, as Prometheus' offset does.
-        next_at = time.monotonic() + min(interval, 1.0)
+        # Let the first scrapes land before the first evaluation. Prometheus reads its rules'
+        # data from a TSDB that outlives a restart; ours starts empty, and an evaluation before
+        # the first scrape would resolve every restored alert (and page again `for` later).
+        started = time.monotonic()
+        budget = self.scraper.first_scrapes_budget_s()
+        while not self.scraper.first_scrapes_done() and time.monotonic() - started < budget:
+            if stop.wait(0.05):
+                return
+        next_at = max(time.monotonic(), started + min(interval, 1.0))
         try:
             while not stop.wait(max(0.0, next_at - time.monotonic())):
                 close_old_connections()

@@ -209,6 +209,14 @@ class Scraper:
         with ThreadPoolExecutor(max_workers=min(16, len(targets))) as pool:
             list(pool.map(self.scrape, targets))
 
+    def first_scrapes_done(self) -> bool:
+        """Every target has been scraped at least once (successfully or not)."""
+        return all(state.last_scrape is not None for state in self.targets())
+
+    def first_scrapes_budget_s(self) -> float:
+        """How long the first round of scrapes can take: the longest scrape timeout."""
+        return max((t.job.timeout_ms for t in self.targets()), default=0) / 1000
+
     # -- the loops --------------------------------------------------------------------------------
     def targets(self) -> list[TargetState]:
         with self._lock:

@@ -23,5 +23,5 @@ def test_monitor_bench_measures_scrape_and_query_range(tmp_path):
     assert result.returncode in (0, 1), result.stderr  # 1: a goal missed, still a report
     out = result.stdout
     assert "| our scrape: HTTP + parse + labels + store |" in out
-    assert "| through the monitor's HTTP API (JSON) |" in out
+    assert "| through the monitor's HTTP API (JSON), client in its own process |" in out
     assert "query_range via API" in out

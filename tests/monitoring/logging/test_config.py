@@ -21,6 +21,7 @@ def test_files_mode_splits_application_and_access_logs(tmp_path, apply_logging):
     logging.getLogger("access").info("GET /api/ 200", extra={"status": 200})
     logging.getLogger("django.request").error("Internal Server Error: /api/")
     logging.getLogger("shop.orders").debug("not written at INFO")
+    logging.getLogger("httpx").info('HTTP Request: GET http://x/ "HTTP/1.1 200 OK"')  # per scrape
     app = [json.loads(x) for x in (tmp_path / "log/app.log").read_text().splitlines()]
     access = [json.loads(x) for x in (tmp_path / "log/access.log").read_text().splitlines()]
     assert [line["message"] for line in app] == ["order failed", "Internal Server Error: /api/"]

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -166,17 +167,17 @@ def _state(monitor: MonitorProcess, state: str):
 def test_alert_goes_pending_then_firing_then_resolves(setup, run, exporter, database):
     monitor = run(setup / "prometheus.yml")
     assert monitor.client.get("/-/ready").status_code == 200
-    (pending,) = monitor.wait_for(lambda: _state(monitor, "pending"), timeout=3)
+    (pending,) = monitor.wait_for(lambda: _state(monitor, "pending"), timeout=10)
     assert pending["labels"]["alertname"] == "HighCpuUsage"
     assert pending["annotations"]["description"] == "CPU usage is 95%"
-    (firing,) = monitor.wait_for(lambda: _state(monitor, "firing"), timeout=5)
+    (firing,) = monitor.wait_for(lambda: _state(monitor, "firing"), timeout=10)
     assert firing["activeAt"] == pending["activeAt"]
     alerts_series = monitor.client.get(
         "/api/v1/query", params={"query": 'ALERTS{alertstate="firing"}'}
     ).json()["data"]["result"]
     assert [r["metric"]["alertname"] for r in alerts_series] == ["HighCpuUsage"]
     exporter.body = "cpu_usage_percent 20\n"
-    monitor.wait_for(lambda: monitor.alerts() == [], timeout=3)
+    monitor.wait_for(lambda: monitor.alerts() == [], timeout=10)
     assert monitor.stop() == 0
     assert _transitions(database) == [
         ("HighCpuUsage", "inactive", "pending"),
@@ -185,16 +186,17 @@ def test_alert_goes_pending_then_firing_then_resolves(setup, run, exporter, data
     ]
     # `for: 2s`, evaluated every 300 ms: firing at the first evaluation after `for` elapsed.
     with sqlite3.connect(database["DATABASE_URL"].removeprefix("sqlite:///")) as db:
-        (held,) = db.execute(
-            "SELECT (julianday(fired_at) - julianday(active_at)) * 86400"
-            " FROM monitor_alerttransition WHERE to_state = 'firing'"
+        active_at, fired_at = db.execute(
+            "SELECT active_at, fired_at FROM monitor_alerttransition WHERE to_state = 'firing'"
         ).fetchone()
+    # (Parsed here: SQLite's julianday() arithmetic is off by microseconds.)
+    held = (datetime.fromisoformat(fired_at) - datetime.fromisoformat(active_at)).total_seconds()
     assert 2.0 <= held <= 2.0 + 0.3 + 0.25, held  # + scheduling jitter on a busy machine
 
 
 def test_a_restarted_monitor_restores_firing_alerts(setup, run, database):
     first = run(setup / "prometheus.yml")
-    (firing,) = first.wait_for(lambda: _state(first, "firing"), timeout=5)
+    (firing,) = first.wait_for(lambda: _state(first, "firing"), timeout=10)
     assert first.stop() == 0
     second = run(setup / "prometheus.yml")
     # Right after start, before `for` could have elapsed again: still firing, same activeAt.
@@ -208,14 +210,41 @@ def test_a_restarted_monitor_restores_firing_alerts(setup, run, database):
     ]
 
 
+def test_a_restart_with_a_slow_first_scrape_does_not_resolve_restored_alerts(
+    setup, run, exporter, database
+):
+    """The store starts empty: evaluating before the first scrape lands would resolve the
+    restored alert, and it would page again once `for` had passed a second time."""
+    first = run(setup / "prometheus.yml")
+    first.wait_for(lambda: _state(first, "firing"), timeout=10)
+    assert first.stop() == 0
+    # Scrapes that take 1.5 s (within a 2.5 s timeout), five evaluation intervals.
+    config = setup / "prometheus.yml"
+    config.write_text(
+        config.read_text().replace(
+            "{scrape_interval: 300ms,", "{scrape_interval: 3s, scrape_timeout: 2500ms,"
+        )
+    )
+    exporter.delay_s = 1.5
+    asked = len(exporter.requests)
+    second = run(config)
+    second.wait_for(lambda: len(exporter.requests) > asked, timeout=10)
+    time.sleep(2.0)  # the slow scrape landed, evaluations have run since
+    assert [a["state"] for a in second.alerts()] == ["firing"]
+    assert _transitions(database) == [
+        ("HighCpuUsage", "inactive", "pending"),
+        ("HighCpuUsage", "pending", "firing"),
+    ]
+
+
 def test_a_restart_keeps_counting_for_from_the_original_active_at(setup, run, database):
     first = run(setup / "prometheus.yml")
-    (pending,) = first.wait_for(lambda: _state(first, "pending"), timeout=3)
+    (pending,) = first.wait_for(lambda: _state(first, "pending"), timeout=10)
     assert first.stop() == 0
     second = run(setup / "prometheus.yml")
     (restored,) = second.alerts()
     assert restored["state"] == "pending" and restored["activeAt"] == pending["activeAt"]
-    (firing,) = second.wait_for(lambda: _state(second, "firing"), timeout=5)
+    (firing,) = second.wait_for(lambda: _state(second, "firing"), timeout=10)
     assert firing["activeAt"] == pending["activeAt"]
     assert _transitions(database) == [
         ("HighCpuUsage", "inactive", "pending"),
@@ -225,14 +254,14 @@ def test_a_restart_keeps_counting_for_from_the_original_active_at(setup, run, da
 
 def test_sighup_with_a_bad_rule_file_keeps_the_running_configuration(setup, run):
     monitor = run(setup / "prometheus.yml")
-    monitor.wait_for(lambda: _state(monitor, "pending"), timeout=3)
+    monitor.wait_for(lambda: _state(monitor, "pending"), timeout=10)
     (setup / "rules.yml").write_text(RULES.replace("cpu_usage_percent > 85", "cpu_usage_percent >"))
     monitor.proc.send_signal(signal.SIGHUP)
-    monitor.wait_for(lambda: monitor.logged("reload failed"), timeout=3)
+    monitor.wait_for(lambda: monitor.logged("reload failed"), timeout=10)
     assert monitor.logged("rules.yml:")
     (group,) = monitor.client.get("/api/v1/rules").json()["data"]["groups"]
     assert group["rules"][0]["query"] == "cpu_usage_percent > 85"
-    assert monitor.wait_for(lambda: _state(monitor, "firing"), timeout=5)
+    assert monitor.wait_for(lambda: _state(monitor, "firing"), timeout=10)
     # A good file is then picked up, through the HTTP reload endpoint this time.
     (setup / "rules.yml").write_text(RULES.replace("HighCpuUsage", "CpuHot"))
     assert monitor.client.post("/-/reload").status_code == 200
