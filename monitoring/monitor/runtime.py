@@ -15,12 +15,10 @@
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -41,6 +39,7 @@ from monitoring.rules.alerting import Alert, AlertingRule
 from monitoring.rules.engine import Engine
 from monitoring.rules.group import RuleGroup
 from monitoring.rules.loader import RuleFileError, load_rule_files
+from monitoring.rules.values import format_go_duration, format_go_e
 
 __all__ = ["Monitor", "config_and_rules_load"]
 
@@ -344,8 +343,8 @@ class Monitor:
                         "__address__": state.target.address,
                         "__metrics_path__": job.metrics_path,
                         "__scheme__": job.scheme,
-                        "__scrape_interval__": _duration(job.interval_ms),
-                        "__scrape_timeout__": _duration(job.timeout_ms),
+                        "__scrape_interval__": format_go_duration(job.interval_ms),
+                        "__scrape_timeout__": format_go_duration(job.timeout_ms),
                         "job": job.job_name,
                         **state.target.labels,
                     },
@@ -357,8 +356,8 @@ class Monitor:
                     "lastScrape": _rfc3339(state.last_scrape),
                     "lastScrapeDuration": state.last_duration_s,
                     "health": state.health,
-                    "scrapeInterval": _duration(job.interval_ms),
-                    "scrapeTimeout": _duration(job.timeout_ms),
+                    "scrapeInterval": format_go_duration(job.interval_ms),
+                    "scrapeTimeout": format_go_duration(job.timeout_ms),
                 }
             )
         return out
@@ -390,36 +389,8 @@ class Monitor:
 def alert_api_dict(alert: Alert) -> dict:
     """/api/v1/alerts' shape; Prometheus prints the value with Go's %e ('e', -1)."""
     data = alert.api_dict()
-    data["value"] = go_float_e(alert.value)
+    data["value"] = format_go_e(alert.value)
     return data
-
-
-def go_float_e(v: float) -> str:
-    """Go's strconv.FormatFloat(v, 'e', -1, 64): shortest round-trip digits, 2+ exponent digits."""
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    sign = "-" if math.copysign(1.0, v) < 0 else ""
-    if v == 0:
-        return f"{sign}0e+00"
-    _, digits, exponent = Decimal(repr(abs(v))).as_tuple()
-    text = "".join(map(str, digits)).rstrip("0")
-    exp = len(digits) + exponent - 1
-    mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
-    return f"{sign}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
-
-
-def _duration(ms: int) -> str:
-    """Prometheus' duration text (30s, 1m, 1m30s, 500ms)."""
-    if ms % 1000:
-        return f"{ms}ms"
-    seconds, out = ms // 1000, ""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            out += f"{seconds // size}{unit}"
-            seconds %= size
-    return out or "0s"
 
 
 def _rfc3339(t: datetime | None) -> str:

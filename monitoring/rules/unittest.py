@@ -26,7 +26,6 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 import yaml
 
@@ -35,7 +34,7 @@ from monitoring.rules.alerting import FIRING, AlertingRule
 from monitoring.rules.engine import Engine, QueryError
 from monitoring.rules.group import RuleGroup
 from monitoring.rules.loader import RuleFileError, load_rule_files, parse_duration
-from monitoring.rules.values import Scalar, Vector, go_float
+from monitoring.rules.values import Scalar, Vector, format_go_duration, format_go_e, go_float
 
 TOP_KEYS = {"rule_files", "evaluation_interval", "group_eval_order", "tests"}
 GROUP_KEYS = {
@@ -80,39 +79,6 @@ def go_quote(value: str) -> str:
 def labels_string(labels: Labels | dict) -> str:
     items = sorted(labels.items()) if isinstance(labels, dict) else labels
     return "{" + ", ".join(f"{k}={go_quote(v)}" for k, v in items) + "}"
-
-
-def format_go_E(v: float) -> str:
-    """Go strconv.FormatFloat(v, 'E', -1, 64), promtool's way of printing a sample value."""
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    sign = "-" if math.copysign(1.0, v) < 0 else ""
-    if v == 0:
-        return sign + "0E+00"
-    _, digits, exp = Decimal(repr(abs(v))).as_tuple()
-    text = "".join(map(str, digits)).rstrip("0")
-    e = len(digits) + exp - 1
-    mant = text[0] + ("." + text[1:] if len(text) > 1 else "")
-    return f"{sign}{mant}E{'-' if e < 0 else '+'}{abs(e):02d}"
-
-
-def go_duration(seconds: float) -> str:
-    """model.Duration.String(): 1h30m, 5m, 0s, 1d."""
-    ms = int(round(seconds * 1000))
-    if ms == 0:
-        return "0s"
-    out = ""
-    for unit, size in (("y", 31536000000), ("w", 604800000), ("d", 86400000), ("h", 3600000)):
-        if ms >= size:
-            out += f"{ms // size}{unit}"
-            ms %= size
-    for unit, size in (("m", 60000), ("s", 1000), ("ms", 1)):
-        if ms >= size:
-            out += f"{ms // size}{unit}"
-            ms %= size
-    return out
 
 
 def go_time_duration(ms: int) -> str:
@@ -348,7 +314,7 @@ def _run_group(
             where = f" (in TestGroup {name})" if name else ""
             return [
                 "an item under alert_rule_test misses required attribute alertname at eval_time "
-                f"{go_duration(t['_ms'] / 1000)}{where}"
+                f"{format_go_duration(t['_ms'])}{where}"
             ]
     for t in expr_tests:
         _check_keys(t, {"expr", "eval_time", "exp_samples"}, "main.promqlTestCase")
@@ -424,7 +390,7 @@ def _check_alerts(groups: list[RuleGroup], tests: list[dict], test_name: str) ->
         if [key(a) for a in exp] != [key(a) for a in mine]:
             name = f"    name: {test_name},\n" if test_name else ""
             errs.append(
-                f"{name}    alertname: {t['alertname']}, time: {go_duration(t['_ms'] / 1000)}, \n"
+                f"{name}    alertname: {t['alertname']}, time: {format_go_duration(t['_ms'])}, \n"
                 f"        exp:{_indent_lines(_alert_list_string(exp), '            ')}, \n"
                 f"        got:{_indent_lines(_alert_list_string(mine), '            ')}"
             )
@@ -448,7 +414,7 @@ def yaml_float(text: str) -> float:
 
 def _check_expr(engine: Engine, t: dict) -> list[str]:
     expr = str(t.get("expr", ""))
-    when = go_duration(t["_ms"] / 1000)
+    when = format_go_duration(t["_ms"])
     try:
         result = engine.instant(expr, t["_ms"])
         if isinstance(result, Scalar):
@@ -484,7 +450,7 @@ def _check_expr(engine: Engine, t: dict) -> list[str]:
     def fmt(samples: list) -> str:
         if not samples:
             return "nil"
-        return ", ".join(f"{labels_string(lbl)} {format_go_E(v)}" for lbl, v in samples)
+        return ", ".join(f"{labels_string(lbl)} {format_go_e(v, 'E')}" for lbl, v in samples)
 
     return [
         f"    expr: {go_quote(expr)}, time: {when},\n        exp: {fmt(exp)}\n        got: {fmt(got)}"

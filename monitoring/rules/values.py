@@ -125,6 +125,35 @@ def format_go_g(v: float) -> str:
     return sign + format_value(abs(v))
 
 
+def format_go_e(v: float, letter: str = "e") -> str:
+    """Go ``strconv.FormatFloat(v, 'e', -1, 64)`` (or ``'E'``): shortest round-trip digits, an
+    exponent of at least two digits. The API's alert values use 'e'; promtool prints 'E'."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    sign = "-" if math.copysign(1.0, v) < 0 else ""
+    if v == 0:
+        return f"{sign}0{letter}+00"
+    digits, dp = _digits(v)
+    exp = dp - 1
+    mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    return f"{sign}{mantissa}{letter}{'-' if exp < 0 else '+'}{abs(exp):02d}"
+
+
+def format_go_duration(ms: int) -> str:
+    """Prometheus' model.Duration.String(): 1h30m, 5m, 1s500ms, 0s, 1w, 1y."""
+    if ms == 0:
+        return "0s"
+    out = ""
+    units = (("y", 31536000000), ("w", 604800000), ("d", 86400000), ("h", 3600000))
+    for unit, size in (*units, ("m", 60000), ("s", 1000), ("ms", 1)):
+        if ms >= size:
+            out += f"{ms // size}{unit}"
+            ms %= size
+    return out
+
+
 def go_float(text: str) -> float:
     t = text
     low = t.lower().lstrip("+-")

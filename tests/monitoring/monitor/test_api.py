@@ -11,7 +11,8 @@ import pytest
 
 from monitoring.monitor.api import api_server_start
 from monitoring.monitor.config import settings_from_env
-from monitoring.monitor.runtime import Monitor, _rfc3339, go_float_e
+from monitoring.monitor.runtime import Monitor, _rfc3339
+from monitoring.rules.values import format_go_e
 from tests.monitoring.monitor.exporter import Exporter
 
 BODY = """\
@@ -290,7 +291,7 @@ def test_a_token_protects_everything_but_health(running):
     ],
 )
 def test_alert_values_print_like_go(value, text):
-    assert go_float_e(value) == text
+    assert format_go_e(value) == text
 
 
 def test_scrape_times_print_like_go():

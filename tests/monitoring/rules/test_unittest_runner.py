@@ -4,7 +4,8 @@ import pytest
 
 from monitoring.monitor.store import STALE_NAN, is_stale
 from monitoring.rules.template import TemplateError, expand_alert_template, parse_template
-from monitoring.rules.unittest import expand_values, format_go_E, main, parse_metric, run_test_file
+from monitoring.rules.unittest import expand_values, main, parse_metric, run_test_file
+from monitoring.rules.values import format_go_e
 
 RULES = """\
 groups:
@@ -110,7 +111,7 @@ def test_metric_parsing_and_value_printing():
     )
     assert parse_metric("{}") == ()
     assert parse_metric('{a="x\\"y"}') == (("a", 'x"y'),)
-    assert [format_go_E(v) for v in (10, 0.5, 1 / 3, 1e21, 0)] == [
+    assert [format_go_e(v, "E") for v in (10, 0.5, 1 / 3, 1e21, 0)] == [
         "1E+01",
         "5E-01",
         "3.333333333333333E-01",

@@ -14,6 +14,8 @@ from monitoring.rules.values import (
     Series,
     String,
     Vector,
+    format_go_duration,
+    format_go_e,
     format_value,
     format_values,
     result_json_at,
@@ -97,3 +99,17 @@ def test_result_json_text_is_the_encoded_result_json():
     vector = Vector([Sample(labels_from({"a": "b"}), 0.1)])
     for result in (vector, Scalar(math.nan), String("s")):
         assert result_json_text_at(result, 1500) == encoded(result, 1500)
+
+
+def test_format_go_e_as_go_prints_alert_values_and_promtool_samples():
+    cases = [(10, "1e+01"), (0.5, "5e-01"), (1 / 3, "3.333333333333333e-01"), (1e21, "1e+21")]
+    assert [format_go_e(v) for v, _ in cases] == [text for _, text in cases]
+    assert [format_go_e(v, "E") for v in (0.0, -0.0, -1234.5)] == ["0E+00", "-0E+00", "-1.2345E+03"]
+    assert [format_go_e(v) for v in (math.inf, math.nan)] == ["+Inf", "NaN"]
+
+
+def test_format_go_duration_as_prometheus_model_duration():
+    ms = [0, 1500, 30_000, 90_000, 3_600_000, 86_400_000, 604_800_000 + 5_000, 31_536_000_000]
+    assert [format_go_duration(m) for m in ms] == [
+        "0s", "1s500ms", "30s", "1m30s", "1h", "1d", "1w5s", "1y",
+    ]  # fmt: skip
