@@ -300,13 +300,14 @@ class Monitor:
             if running:
                 self._stop_loops()
             old = {(g.file, g.name): g for g in self.groups}
+            # Groups and rules the reload removed: their recorded series and ALERTS end now, as
+            # in Prometheus, instead of lingering for the lookback.
+            removed_at = self.clock()
             for group in groups:
                 previous = old.pop((group.file, group.name), None)
                 if previous is not None:
                     group.copy_state_from(previous)
-            # Groups the reload removed: their recorded series and ALERTS end now, as in
-            # Prometheus, instead of lingering for the lookback.
-            removed_at = self.clock()
+                    previous.mark_stale(self.store, removed_at, from_index=len(group.rules))
             for gone in old.values():
                 gone.mark_stale(self.store, removed_at)
             self.config, self.groups = config, groups

@@ -11,8 +11,8 @@ Public surface (stable):
   - ``alerts() -> list[Alert]``: every tracked alert incl. recently resolved (to notify).
   - ``copy_state_from(old)``: after a reload, rules with an unchanged definition keep their
     alert state (Prometheus' ``CopyState``).
-  - ``mark_stale(store, t_ms)``: for a group a reload removed: staleness markers for all the
-    series its rules wrote.
+  - ``mark_stale(store, t_ms, from_index=0)``: for a group a reload removed (or shortened):
+    staleness markers for the series its rules (from that position on) wrote.
   - ``state_snapshot() -> dict`` / ``restore(snapshot) -> int``: alert state of every
     alerting rule, keyed by rule name and position.
   - ``key``: ``(file, name)``; ``last_eval_ms``, ``eval_duration_s``; ``api_dict()``.
@@ -60,10 +60,12 @@ class RuleGroup:
         self.eval_duration_s = time.perf_counter() - started
         return self.active_alerts()
 
-    def mark_stale(self, store: SampleStore, t_ms: int) -> None:
-        """The group was removed by a reload: end its rules' series now, as Prometheus does,
-        instead of letting them linger for the lookback."""
-        for i in range(len(self.rules)):
+    def mark_stale(self, store: SampleStore, t_ms: int, from_index: int = 0) -> None:
+        """The group (or its rules from `from_index` on) was removed by a reload: end those
+        rules' series now, as Prometheus does, instead of letting them linger for the lookback.
+        (Rules that remain write under their position, and a position's next evaluation ends
+        whatever the rule before it wrote there.)"""
+        for i in range(from_index, len(self.rules)):
             store.mark_source_stale(self._source(i), t_ms)
 
     def alerting_rules(self) -> list[AlertingRule]:

@@ -77,3 +77,19 @@ def test_a_removed_group_marks_its_series_stale(tmp_path):
     assert _last_value(monitor, {"__name__": "kept:one"}) == 1
     assert len(monitor.engine.instant("kept:one", clock[0]).samples) == 1
     monitor.stop()
+
+
+def test_rules_removed_from_a_kept_group_mark_their_series_stale(tmp_path):
+    clock = [T0]
+    monitor = _monitor(tmp_path, "15s", clock)
+    monitor.cycle_once()
+    alerts = {"__name__": "ALERTS", "alertname": "AlwaysOn"}
+    assert _last_value(monitor, alerts) == 1
+    # The group stays, its alerting rule (the last) goes.
+    (tmp_path / "rules.yml").write_text(RULES.split("      - alert: AlwaysOn")[0])
+    clock[0] += 5_000
+    assert monitor.reload() == []
+    assert is_stale(_last_value(monitor, alerts))
+    assert monitor.engine.instant("ALERTS", clock[0]).samples == []
+    assert _last_value(monitor, {"__name__": "dropped:two"}) == 2  # the rule that stayed
+    monitor.stop()
