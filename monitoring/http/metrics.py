@@ -15,6 +15,8 @@ Exported (all aggregated over worker processes, see `monitoring.metrics`):
   (see `monitoring.http.active_users`).
 """
 
+from bisect import bisect_left
+
 from monitoring.http.active_users import ActiveUsers, ActiveUsersCollector
 from monitoring.metrics import Counter, Histogram, register_collector
 
@@ -38,7 +40,11 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 ACTIVE_USERS = ActiveUsers()
 register_collector(ActiveUsersCollector(ACTIVE_USERS))
 
-# (method, route, status) -> bound children; bounded because route and method are.
+# (method, route, status) -> what a request writes, bound once; bounded because route and
+# method are. The hot path calls the children's value objects directly (prometheus_client's
+# `_value`, `_sum`, `_buckets`, `_upper_bounds`): Counter.inc and Histogram.observe add only
+# checks that cannot fail here (label values bound, amount >= 0) and a linear bucket search.
+# tests/monitoring/test_metrics.py and the http tests check the values this writes.
 _bound: dict[tuple[str, str, int], tuple] = {}
 
 
@@ -47,10 +53,13 @@ def _bind(method: str, route: str, status: int) -> tuple:
     error = None
     if status >= 400:
         error = ERRORS.labels(method, route, status_text, "5xx" if status >= 500 else "4xx")
+    latency = DURATION.labels(method, route)
     children = (
-        REQUESTS.labels(method, route, status_text),
-        DURATION.labels(method, route),
-        error,
+        REQUESTS.labels(method, route, status_text)._value.inc,
+        latency._sum.inc,
+        latency._upper_bounds,
+        [bucket.inc for bucket in latency._buckets],
+        None if error is None else error._value.inc,
     )
     _bound[(method, route, status)] = children
     return children
@@ -61,10 +70,15 @@ def observe_request(
 ) -> None:
     if method not in _METHODS:
         method = "other"
-    children = _bound.get((method, route, status)) or _bind(method, route, status)
-    children[0].inc()
-    children[1].observe(duration_seconds)
-    if children[2] is not None:
-        children[2].inc()
+    count, add_sum, bounds, buckets, count_error = _bound.get((method, route, status)) or _bind(
+        method, route, status
+    )
+    count(1)
+    add_sum(duration_seconds)
+    # The first bucket whose bound is >= the duration, as Histogram.observe picks it (the
+    # last bound is +Inf; a duration is never NaN).
+    buckets[bisect_left(bounds, duration_seconds)](1)
+    if count_error is not None:
+        count_error(1)
     if user_id is not None:
         ACTIVE_USERS.seen(user_id)

@@ -24,7 +24,6 @@ from monitoring.logging.access import AccessFields
 from monitoring.logging.context import (
     request_id_var,
     request_var,
-    user_id_of,
     user_id_var,
     valid_request_id,
 )
@@ -63,13 +62,18 @@ def client_ip(request: HttpRequest) -> str:
 
 
 def _user_id(request: HttpRequest, session_cookie: str) -> int | None:
-    user_id = user_id_of(request)
-    if user_id is not None:
-        return user_id
+    """`user_id_of(request)`, except that a lazy user not resolved yet is resolved when the
+    request carries a session cookie (so active users stay right). One pass over the lazy
+    object: each attribute read on it is a Python-level `__getattribute__`."""
     user = request.__dict__.get("user")
-    if getattr(user, "_wrapped", None) is empty and session_cookie in request.COOKIES:
-        return user.pk if user.is_authenticated else None  # resolves the session once
-    return None
+    if user is None:
+        return None
+    wrapped = getattr(user, "_wrapped", user)  # SimpleLazyObject keeps the real user here
+    if wrapped is empty:
+        if session_cookie in request.COOKIES:
+            return user.pk if user.is_authenticated else None  # resolves the session once
+        return None
+    return wrapped.pk if getattr(wrapped, "is_authenticated", False) else None
 
 
 class RequestMonitoringMiddleware:
@@ -88,7 +92,9 @@ class RequestMonitoringMiddleware:
         request_id = valid_request_id(request.META.get("HTTP_X_REQUEST_ID")) or new_request_id()
         request.request_id = request_id
         rid_token = request_id_var.set(request_id)
-        uid_token = user_id_var.set(None)
+        # No user id from an enclosing context; usually there is none, and a get is cheaper
+        # than a set and its reset.
+        uid_token = None if user_id_var.get() is None else user_id_var.set(None)
         req_token = request_var.set(request)  # log lines read the user once auth has run
         try:
             response = self.get_response(request)
@@ -114,5 +120,6 @@ class RequestMonitoringMiddleware:
             return response
         finally:
             request_id_var.reset(rid_token)
-            user_id_var.reset(uid_token)
+            if uid_token is not None:
+                user_id_var.reset(uid_token)
             request_var.reset(req_token)
