@@ -27,7 +27,8 @@ Floats are summed in the order Prometheus sums them (series in creation order) a
 ``ln``/``log2``/``log10``/``^`` use Go's algorithms (``gomath``), so results agree to the last
 bit; ``exp()`` and a fractional ``^`` use the C library's exp and may differ from Go's
 assembly in the last bit.  Supported functions are ``SUPPORTED_FUNCS``; aggregations
-``AGG_OPS``; anything else (e.g. trigonometry, ``holt_winters``) is refused.
+``AGG_OPS``; anything else (e.g. trigonometry) is refused. ``holt_winters`` (Prometheus 2.x)
+is read as ``double_exponential_smoothing``, its Prometheus 3 name and the parser's.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
+from typing import Any
 
 import numpy as np
 import promql_parser as pp
@@ -183,6 +185,7 @@ MATRIX_FUNCS = {
     "idelta",
     "deriv",
     "predict_linear",
+    "double_exponential_smoothing",  # holt_winters
     "changes",
     "resets",
     "avg_over_time",
@@ -282,9 +285,25 @@ def _at(at) -> float | str | None:
     return at.at.timestamp()
 
 
+# Prometheus 2.x's holt_winters() is Prometheus 3's double_exponential_smoothing(), the only
+# name promql-parser knows: outside string literals, the one is read as the other.
+_HOLT_WINTERS = re.compile(
+    r"""(?<![\w:])holt_winters(?=\s*\()|"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|`[^`]*`"""
+)
+
+
+def _holt_winters_renamed(text: str) -> str:
+    if "holt_winters" not in text:
+        return text
+    return _HOLT_WINTERS.sub(
+        lambda m: "double_exponential_smoothing" if m.group(0) == "holt_winters" else m.group(0),
+        text,
+    )
+
+
 def parse_expr(text: str):
     try:
-        return pp.parse(text)
+        return pp.parse(_holt_winters_renamed(text))
     except (ValueError, RuntimeError) as exc:
         raise ParseError(str(exc)) from None
 
@@ -1176,6 +1195,8 @@ class Engine:
             scalar_arg = self._scalar(node.args[0], t, q)
         elif name == "predict_linear":
             scalar_arg = self._scalar(node.args[1], t, q)
+        elif name == "double_exponential_smoothing":
+            scalar_arg = (self._scalar(node.args[1], t, q), self._scalar(node.args[2], t, q))
         if isinstance(arg, MatSel):
             pairs = self._range_points(arg.sel, arg.range_ms, t, q)
             range_ms = arg.range_ms
@@ -1272,7 +1293,12 @@ class Engine:
 
 
 # Range functions of one range-selector argument that the series-major path evaluates.
-_STEP_FUNCS = MATRIX_FUNCS - {"quantile_over_time", "predict_linear", "absent_over_time"}
+_STEP_FUNCS = MATRIX_FUNCS - {
+    "quantile_over_time",
+    "predict_linear",
+    "double_exponential_smoothing",
+    "absent_over_time",
+}
 
 
 def _reset_in(last_drop: int | None, first_t: int, last_t: int) -> bool | None:
@@ -1496,9 +1522,29 @@ def _extrapolated_at(
     return result * factor
 
 
-def _range_func(
-    name: str, w: _Window, ref: int, range_ms: int, arg: float | None, t: int
-) -> float | None:
+def _check_smoothing_factors(sf: float, tf: float) -> None:
+    # Prometheus 2.42's messages (Go's %f).
+    if not 0 < sf < 1:
+        raise QueryError(f"invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:f}")
+    if not 0 < tf < 1:
+        raise QueryError(f"invalid trend factor. Expected: 0 < tf < 1, got: {tf:f}")
+
+
+def _double_exponential_smoothing(values: Sequence[float], sf: float, tf: float) -> float | None:
+    """Prometheus' holt_winters: Holt's linear smoothing of the window, its last level."""
+    _check_smoothing_factors(sf, tf)  # per series with samples, as Prometheus checks them
+    if len(values) < 2:
+        return None
+    s0, s1 = 0.0, values[0]
+    trend = values[1] - values[0]
+    for i in range(1, len(values)):
+        if i > 1:  # the first step keeps the initial trend
+            trend = tf * (s1 - s0) + (1 - tf) * trend
+        s0, s1 = s1, sf * values[i] + (1 - sf) * (s1 + trend)
+    return s1
+
+
+def _range_func(name: str, w: _Window, ref: int, range_ms: int, arg: Any, t: int) -> float | None:
     if name in ("rate", "increase", "delta"):
         return _extrapolated(w, ref, range_ms, name != "delta", name == "rate")
     n = w.hi - w.lo
@@ -1528,6 +1574,8 @@ def _range_func(
             return None
         slope, intercept = _linear_regression(w.points(), t)
         return slope * arg + intercept
+    if name == "double_exponential_smoothing":
+        return _double_exponential_smoothing(values, *arg)
     if name == "changes":
         changes = 0
         prev = values[0]
