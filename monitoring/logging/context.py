@@ -21,7 +21,7 @@ task_var: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVa
 )
 
 # Accept caller-supplied ids only when they are short and plain, so logs cannot be injected.
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # fullmatch: "$" allows a "\n"
 
 
 def new_request_id() -> str:
@@ -29,14 +29,14 @@ def new_request_id() -> str:
 
 
 def request_id_from_header(value: str | None) -> str:
-    if value and _VALID_REQUEST_ID.match(value):
+    if value and _VALID_REQUEST_ID.fullmatch(value):
         return value
     return new_request_id()
 
 
 def valid_request_id(value: object) -> str | None:
     """A request id received from elsewhere (a task header), or None when it is not plain."""
-    if isinstance(value, str) and _VALID_REQUEST_ID.match(value):
+    if isinstance(value, str) and _VALID_REQUEST_ID.fullmatch(value):
         return value
     return None
 

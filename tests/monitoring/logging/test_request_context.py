@@ -95,3 +95,13 @@ def test_bearer_token_never_reaches_the_logs(client, json_logs):
     assert lines[-1]["headers"]["HTTP_AUTHORIZATION"] == REDACTED
     assert lines[-1]["headers"]["HTTP_COOKIE"] == REDACTED
     assert lines[-1]["message"] == f"suspicious request Authorization: {REDACTED}"
+
+
+@pytest.mark.db
+@pytest.mark.django_db
+@pytest.mark.parametrize("sent", ["req-1\n", "req 1", "x" * 129, "req-1\r\nSet-Cookie: a=b", ""])
+def test_an_unusable_incoming_request_id_is_replaced(client, sent):
+    """Only a plain id is echoed: a trailing newline would break the response header."""
+    response = client.get("/api/schema/", HTTP_X_REQUEST_ID=sent)
+    assert response.status_code == 200
+    assert response["X-Request-ID"].startswith("req-") and response["X-Request-ID"] != sent
