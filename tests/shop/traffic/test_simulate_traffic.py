@@ -13,6 +13,11 @@ from shop.visits.models import Visit
 
 pytestmark = [pytest.mark.slow, pytest.mark.db, pytest.mark.django_db(transaction=True)]
 
+# One session at a time: on SQLite the test database is in memory, and pytest-django's live
+# server shares its one connection between the request threads, which breaks when two requests
+# use it at once ("cannot release savepoint - SQL statements in progress"). Concurrent sessions
+# are exercised against gunicorn on a file database (tests/monitoring/monitor/test_end_to_end.py).
+
 
 def test_simulator_drives_shop_traffic(live_server, capsys):
     demo_catalog_load()
@@ -52,6 +57,7 @@ def test_simulator_is_bounded_by_request_count(live_server, capsys):
         rate=500,
         duration=30,
         max_requests=15,
+        concurrency=1,
     )
     assert capsys.readouterr().out.startswith("15 requests in ")
 
@@ -65,6 +71,7 @@ def test_simulator_makes_its_own_staff_user_for_a_local_server(live_server, caps
         duration=30,
         max_requests=5,
         staff_user="simulator",
+        concurrency=1,
     )
     staff = User.objects.get(username="simulator")
     assert staff.is_staff and not staff.has_usable_password()
