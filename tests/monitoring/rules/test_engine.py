@@ -13,6 +13,7 @@ from monitoring.rules.engine import (
     parse_expr,
 )
 from monitoring.rules.values import Matrix, Scalar, String, Vector, result_json_at
+from tests.monitoring.rules.steps import bits, instant_at_every_step
 
 MIN = 60_000
 
@@ -58,20 +59,8 @@ def test_range_query_equals_instant_query_at_every_step(expr):
     engine = Engine(_store())
     start, end, step = 0, 12 * MIN, 30_000
     matrix = engine.range(expr, start, end, step)
-    expected: dict = {}
-    for t in range(start, end + 1, step):
-        value = engine.instant(expr, t)
-        samples = (
-            [((), value.value)]
-            if isinstance(value, Scalar)
-            else [(s.labels, s.value) for s in value.samples]
-        )
-        for labels, v in samples:
-            expected.setdefault(labels, []).append((t, v))
-    got = {s.labels: s.points for s in matrix.series}
-    assert got.keys() == expected.keys()
-    for labels, points in expected.items():
-        assert [(t, repr(v)) for t, v in got[labels]] == [(t, repr(v)) for t, v in points]
+    got = {s.labels: [(t, bits(v)) for t, v in s.points] for s in matrix.series}
+    assert got == instant_at_every_step(engine, expr, start, end, step)
 
 
 def test_lookback_and_staleness():

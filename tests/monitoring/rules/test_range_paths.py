@@ -5,21 +5,16 @@ sample spacing, offsets, steps not aligned to the samples."""
 
 import math
 import random
-import struct
 
 import pytest
 
 from monitoring.monitor.store import STALE_NAN, SampleStore, labels_from
 from monitoring.rules import engine as engine_module
 from monitoring.rules.engine import _STEP_FUNCS, Engine
-from monitoring.rules.values import Scalar
+from tests.monitoring.rules.steps import bits, instant_at_every_step
 
 MIN = 60_000
 EPOCH = 1_700_000_000_000
-
-
-def _bits(v: float) -> bytes:
-    return struct.pack("<d", v)
 
 
 def _random_store(seed: int, t0: int) -> SampleStore:
@@ -68,20 +63,6 @@ EXPRESSIONS = [
 ] + ["c_total", "g offset 90s"]
 
 
-def _step_by_step(engine: Engine, expr: str, start: int, end: int, step: int) -> dict:
-    expected: dict = {}
-    for t in range(start, end + 1, step):
-        value = engine.instant(expr, t)
-        samples = (
-            [((), value.value)]
-            if isinstance(value, Scalar)
-            else [(s.labels, s.value) for s in value.samples]
-        )
-        for labels, v in samples:
-            expected.setdefault(labels, []).append((t, _bits(v)))
-    return expected
-
-
 @pytest.mark.parametrize(
     ("seed", "t0"), [(1, 0), (2, EPOCH), (3, 2**52)], ids=["zero", "epoch", "past-exact-floats"]
 )
@@ -102,8 +83,8 @@ def test_range_paths_agree_bit_for_bit_with_the_step_by_step_path(seed, t0, monk
             (t0, t0 + 45 * MIN, MIN),
         ):
             matrix = engine.range(expr, start, end, step)
-            got = {s.labels: [(t, _bits(v)) for t, v in s.points] for s in matrix.series}
-            assert got == _step_by_step(engine, expr, start, end, step), expr
+            got = {s.labels: [(t, bits(v)) for t, v in s.points] for s in matrix.series}
+            assert got == instant_at_every_step(engine, expr, start, end, step), expr
     if t0 < 2**51:
         # numpy took most series, the step loop those holding an ordinary NaN
         assert fast_series.count(True) > 100 and fast_series.count(False) > 10
