@@ -146,6 +146,7 @@ class Monitor:
         self.ready = False
         self.last_reload_ok = True
         self._lock = threading.RLock()  # one evaluation or reload at a time
+        self._reload_lock = threading.Lock()  # one reload at a time (SIGHUP and /-/reload)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -295,31 +296,18 @@ class Monitor:
                 "reload failed, keeping the running configuration: %s", "; ".join(exc.errors)
             )
             return exc.errors
-        with self._lock:
+        with self._reload_lock:
             running = bool(self._threads)
+            # Stop the loops before taking the evaluation lock: a loop may be waiting for that
+            # lock to evaluate, and joining it while holding the lock would stall the reload.
             if running:
                 self._stop_loops()
-            old = {(g.file, g.name): g for g in self.groups}
-            # Groups and rules the reload removed: their recorded series and ALERTS end now, as
-            # in Prometheus, instead of lingering for the lookback.
-            removed_at = self.clock()
-            for group in groups:
-                previous = old.pop((group.file, group.name), None)
-                if previous is not None:
-                    group.copy_state_from(previous)
-                    previous.mark_stale(self.store, removed_at, from_index=len(group.rules))
-            for gone in old.values():
-                gone.mark_stale(self.store, removed_at)
-            self.config, self.groups = config, groups
-            self.engine.subquery_step_ms = config.evaluation_interval_ms
-            self.scraper.update(config)
-            if self.persist:
-                try:
-                    self._retire_orphans()
-                except DatabaseError:
-                    logger.exception("could not retire the alerts of removed rules")
-            if running:
-                self._start_loops()
+            try:
+                with self._lock:
+                    self._switch_to(config, groups)
+            finally:
+                if running:
+                    self._start_loops()
         self.last_reload_ok = True
         logger.info(
             "configuration reloaded: %d scrape jobs, %d rule groups",
@@ -327,6 +315,27 @@ class Monitor:
             len(groups),
         )
         return []
+
+    def _switch_to(self, config: MonitorConfig, groups: list[RuleGroup]) -> None:
+        old = {(g.file, g.name): g for g in self.groups}
+        # Groups and rules the reload removed: their recorded series and ALERTS end now, as in
+        # Prometheus, instead of lingering for the lookback.
+        removed_at = self.clock()
+        for group in groups:
+            previous = old.pop((group.file, group.name), None)
+            if previous is not None:
+                group.copy_state_from(previous)
+                previous.mark_stale(self.store, removed_at, from_index=len(group.rules))
+        for gone in old.values():
+            gone.mark_stale(self.store, removed_at)
+        self.config, self.groups = config, groups
+        self.engine.subquery_step_ms = config.evaluation_interval_ms
+        self.scraper.update(config)
+        if self.persist:
+            try:
+                self._retire_orphans()
+            except DatabaseError:
+                logger.exception("could not retire the alerts of removed rules")
 
     def stop(self) -> None:
         self.ready = False
