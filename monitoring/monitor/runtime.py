@@ -35,7 +35,7 @@ from monitoring.monitor.models import AlertInstance, AlertTransition
 from monitoring.monitor.scrape import Scraper, now_ms
 from monitoring.monitor.store import SampleStore
 from monitoring.monitor.thresholds import rules_stale
-from monitoring.rules.alerting import Alert, AlertingRule
+from monitoring.rules.alerting import ZERO_TIME, Alert, AlertingRule, rfc3339
 from monitoring.rules.engine import Engine
 from monitoring.rules.group import RuleGroup
 from monitoring.rules.loader import RuleFileError, load_rule_files
@@ -404,8 +404,5 @@ def alert_api_dict(alert: Alert) -> dict:
 
 
 def _rfc3339(t: datetime | None) -> str:
-    """Go's RFC3339Nano as Prometheus prints times: trailing zeros of the fraction dropped."""
-    if t is None:
-        return "0001-01-01T00:00:00Z"
-    text = t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".")
-    return text + "Z"
+    """A scrape time as the API prints times (`rfc3339`), or Go's zero time for never."""
+    return ZERO_TIME if t is None else rfc3339(round(t.timestamp() * 1000))

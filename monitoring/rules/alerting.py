@@ -49,6 +49,9 @@ def fingerprint(labels: Labels) -> str:
     return digest.hexdigest()[:16]
 
 
+ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time, what Prometheus prints for "never"
+
+
 def rfc3339(t_ms: int | None) -> str | None:
     """Go's RFC3339Nano, as Prometheus' API prints times: the fraction's trailing zeros
     dropped (``.123Z``, ``.1Z``, none for a whole second), not isoformat's ``.123000``."""
@@ -129,7 +132,7 @@ class _Rule:
             "health": self.health,
             "lastError": self.last_error or "",
             "evaluationTime": self.eval_duration_s,
-            "lastEvaluation": rfc3339(self.last_eval_ms) or "0001-01-01T00:00:00Z",
+            "lastEvaluation": rfc3339(self.last_eval_ms) or ZERO_TIME,
             "type": self.kind,
         }
 

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 from monitoring.monitor.store import SampleStore
-from monitoring.rules.alerting import Alert, AlertingRule, Rule, rfc3339
+from monitoring.rules.alerting import ZERO_TIME, Alert, AlertingRule, Rule, rfc3339
 from monitoring.rules.engine import Engine
 
 
@@ -112,5 +112,5 @@ class RuleGroup:
             "limit": self.limit,
             "rules": [r.api_dict() for r in self.rules],
             "evaluationTime": self.eval_duration_s,
-            "lastEvaluation": rfc3339(self.last_eval_ms) or "0001-01-01T00:00:00Z",
+            "lastEvaluation": rfc3339(self.last_eval_ms) or ZERO_TIME,
         }
