@@ -45,7 +45,7 @@ from monitoring.monitor.api import api_server_start  # noqa: E402
 from monitoring.monitor.config import config_load, settings_from_env  # noqa: E402
 from monitoring.monitor.runtime import Monitor  # noqa: E402
 from monitoring.monitor.scrape import Scraper  # noqa: E402
-from monitoring.monitor.store import SampleStore, labels_from  # noqa: E402
+from monitoring.tsdb.store import SampleStore, labels_from  # noqa: E402
 
 SCRAPE_GOAL_MS, QUERY_RANGE_GOAL_MS = 1000, 50
 

@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 
-from monitoring.monitor.store import SampleStore, labels_from  # noqa: E402
 from monitoring.rules.engine import Engine, Sel, _children  # noqa: E402
 from monitoring.rules.loader import load_rule_files  # noqa: E402
+from monitoring.tsdb.store import SampleStore, labels_from  # noqa: E402
 
 STEP_MS = 15_000
 EVAL_GOAL_MS, MEMORY_GOAL_MB, RANGE_GOAL_MS = 100, 300, 50

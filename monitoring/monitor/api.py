@@ -26,7 +26,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from monitoring.monitor.store import Matcher, SampleStore
 from monitoring.monitor.yamlnodes import parse_duration_ms
 from monitoring.rules.engine import (
     LABEL_NAME_RE,
@@ -39,6 +38,7 @@ from monitoring.rules.engine import (
     result_json_at,
 )
 from monitoring.rules.values import result_json_text_at
+from monitoring.tsdb.store import Matcher, SampleStore
 
 __all__ = ["ApiError", "JsonText", "MonitorApi", "api_server_start", "handle"]
 

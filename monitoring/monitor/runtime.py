@@ -33,13 +33,13 @@ from monitoring.monitor.evaluate import (
 )
 from monitoring.monitor.models import AlertInstance, AlertTransition
 from monitoring.monitor.scrape import Scraper, now_ms
-from monitoring.monitor.store import SampleStore
 from monitoring.monitor.thresholds import rules_stale
 from monitoring.rules.alerting import ZERO_TIME, Alert, AlertingRule, rfc3339
 from monitoring.rules.engine import Engine
 from monitoring.rules.group import RuleGroup
 from monitoring.rules.loader import RuleFileError, load_rule_files
 from monitoring.rules.values import format_go_duration, format_go_e
+from monitoring.tsdb.store import SampleStore
 
 __all__ = ["Monitor", "config_and_rules_load"]
 

@@ -23,7 +23,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.monitor.config import MonitorConfig, ScrapeConfig, Target, is_loopback_address
-from monitoring.monitor.store import SampleStore
+from monitoring.tsdb.store import SampleStore
 
 __all__ = ["Scraper", "TargetState", "exposition_parse", "labels_attach"]
 

@@ -10,5 +10,5 @@ Pure Python (no Django). Modules and their contracts (each module's docstring ha
 - ``template``: the Go text/template subset for labels and annotations.
 - ``unittest``: ``main(argv)``, promtool's ``test rules`` for rule unit-test files.
 
-The sample store they read is ``monitoring.monitor.store.SampleStore``.
+The sample store they read is ``monitoring.tsdb.store.SampleStore``.
 """

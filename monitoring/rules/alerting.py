@@ -35,10 +35,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from monitoring.monitor.store import Labels, labels_from
 from monitoring.rules.engine import Engine, Node, QueryError, as_rule_query, compile_expr
 from monitoring.rules.template import expand_alert_template
 from monitoring.rules.values import Sample, Scalar, Vector, format_value
+from monitoring.tsdb.store import Labels, labels_from
 
 RESOLVED_RETENTION_MS = 15 * 60 * 1000
 INACTIVE, PENDING, FIRING = "inactive", "pending", "firing"

@@ -48,7 +48,6 @@ from typing import Any
 import numpy as np
 import promql_parser as pp
 
-from monitoring.monitor.store import Labels, Matcher, RawSeries, SampleStore, is_stale
 from monitoring.rules import gomath
 from monitoring.rules.values import (
     Matrix,
@@ -62,6 +61,7 @@ from monitoring.rules.values import (
     go_float,
     result_json_at,
 )
+from monitoring.tsdb.store import Labels, Matcher, RawSeries, SampleStore, is_stale
 
 __all__ = [
     "Engine",

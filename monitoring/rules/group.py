@@ -23,9 +23,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from monitoring.monitor.store import SampleStore
 from monitoring.rules.alerting import ZERO_TIME, Alert, AlertingRule, Rule, rfc3339
 from monitoring.rules.engine import Engine
+from monitoring.tsdb.store import SampleStore
 
 
 @dataclass(eq=False)

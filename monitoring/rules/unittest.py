@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from monitoring.monitor.store import STALE_NAN, Labels, SampleStore, labels_from
 from monitoring.rules.alerting import FIRING, AlertingRule
 from monitoring.rules.engine import Engine, QueryError
 from monitoring.rules.group import RuleGroup
 from monitoring.rules.loader import RuleFileError, load_rule_files, parse_duration
 from monitoring.rules.values import Scalar, Vector, format_go_duration, format_go_e, go_float
+from monitoring.tsdb.store import STALE_NAN, Labels, SampleStore, labels_from
 
 TOP_KEYS = {"rule_files", "evaluation_interval", "group_eval_order", "tests"}
 GROUP_KEYS = {

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from monitoring.monitor.store import Labels
+from monitoring.tsdb.store import Labels
 
 
 @dataclass

@@ -4,7 +4,7 @@ import time
 
 from monitoring.monitor.config import settings_from_env
 from monitoring.monitor.runtime import Monitor
-from monitoring.monitor.store import Matcher, is_stale
+from monitoring.tsdb.store import Matcher, is_stale
 
 T0 = 1_700_000_000_000
 RULES = """\

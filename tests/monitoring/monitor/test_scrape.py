@@ -8,8 +8,8 @@ import pytest
 
 from monitoring.monitor.config import config_load, settings_from_env
 from monitoring.monitor.scrape import Scraper, exposition_parse, labels_attach
-from monitoring.monitor.store import Matcher, SampleStore, is_stale
 from monitoring.rules.engine import Engine
+from monitoring.tsdb.store import Matcher, SampleStore, is_stale
 from tests.monitoring.monitor.exporter import Exporter
 
 BODY = """\

@@ -2,7 +2,6 @@ import json
 
 import pytest
 
-from monitoring.monitor.store import Matcher, SampleStore, labels_from
 from monitoring.rules.alerting import (
     FIRING,
     INACTIVE,
@@ -13,6 +12,7 @@ from monitoring.rules.alerting import (
 )
 from monitoring.rules.engine import Engine
 from monitoring.rules.group import RuleGroup
+from monitoring.tsdb.store import Matcher, SampleStore, labels_from
 
 MIN = 60_000
 

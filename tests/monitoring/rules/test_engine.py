@@ -2,7 +2,6 @@ import math
 
 import pytest
 
-from monitoring.monitor.store import STALE_NAN, SampleStore, labels_from
 from monitoring.rules.engine import (
     Engine,
     ParseError,
@@ -13,6 +12,7 @@ from monitoring.rules.engine import (
     parse_expr,
 )
 from monitoring.rules.values import Matrix, Scalar, String, Vector, result_json_at
+from monitoring.tsdb.store import STALE_NAN, SampleStore, labels_from
 from tests.monitoring.rules.steps import bits, instant_at_every_step
 
 MIN = 60_000

@@ -8,9 +8,9 @@ import random
 
 import pytest
 
-from monitoring.monitor.store import STALE_NAN, SampleStore, labels_from
 from monitoring.rules import engine as engine_module
 from monitoring.rules.engine import _STEP_FUNCS, Engine
+from monitoring.tsdb.store import STALE_NAN, SampleStore, labels_from
 from tests.monitoring.rules.steps import bits, instant_at_every_step
 
 MIN = 60_000

@@ -6,7 +6,6 @@ import random
 
 import pytest
 
-from monitoring.monitor.store import labels_from
 from monitoring.rules.values import (
     Matrix,
     Sample,
@@ -21,6 +20,7 @@ from monitoring.rules.values import (
     result_json_at,
     result_json_text_at,
 )
+from monitoring.tsdb.store import labels_from
 
 # (value, what Go prints): whole numbers lose ".0", no exponent at either end, shortest digits.
 GO_F = [

@@ -38,7 +38,6 @@ One lock guards everything: one writer (the scraper/evaluator) and many readers 
 
 from __future__ import annotations
 
-import math
 import re
 import struct
 import threading
@@ -339,22 +338,3 @@ class SampleStore:
                 "series": len(self._series),
                 "samples": sum(len(s.offsets) for s in self._series.values()),
             }
-
-
-def format_labels(labels: Labels) -> str:
-    """``name{a="b"}`` the way Prometheus prints a label set."""
-    name = ""
-    parts = []
-    for k, v in labels:
-        if k == "__name__":
-            name = v
-        else:
-            escaped = v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-            parts.append(f'{k}="{escaped}"')
-    if not parts:
-        return name or "{}"
-    return f"{name}{{{', '.join(parts)}}}"
-
-
-def is_nan(value: float) -> bool:
-    return math.isnan(value)

@@ -1,7 +1,7 @@
 import math
 import tracemalloc
 
-from monitoring.monitor.store import STALE_NAN, Matcher, SampleStore, is_stale, labels_from
+from monitoring.tsdb.store import STALE_NAN, Matcher, SampleStore, is_stale, labels_from
 
 
 def _lbl(name, **kw):
