@@ -93,15 +93,25 @@ class MonitorSettings:
     # Sent to loopback targets whose job configures no authorization: the embedded default,
     # where the monitor scrapes the token-protected app running beside it.
     scrape_token: str = ""
+    # The monitor's own state (alert state, transitions): never in the database it watches.
+    state_path: Path = field(default_factory=lambda: default_state_path({}))
 
     @property
     def loopback(self) -> bool:
         return is_loopback_address(f"{self.listen_host}:{self.listen_port}")
 
 
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def default_state_path(env: dict[str, str]) -> Path:
+    """$VAR_DIR/monitor/state.sqlite3 (VAR_DIR defaults to the checkout's var/, as the app's)."""
+    return Path(env.get("VAR_DIR", "") or _REPO / "var") / "monitor" / "state.sqlite3"
+
+
 def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
     """MONITOR_LISTEN (127.0.0.1:9091), MONITOR_RETENTION (6h), MONITOR_TOKEN (MONITORING_TOKEN),
-    MONITOR_SCRAPE_TOKEN (MONITORING_TOKEN).
+    MONITOR_SCRAPE_TOKEN (MONITORING_TOKEN), MONITOR_STATE_PATH ($VAR_DIR/monitor/state.sqlite3).
 
     Raises ConfigError for a malformed value, and when the API would be reachable from other
     machines without a token.
@@ -121,7 +131,8 @@ def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
         retention_ms = 6 * 3600_000
     token = env.get("MONITOR_TOKEN", "") or env.get("MONITORING_TOKEN", "")
     scrape_token = env.get("MONITOR_SCRAPE_TOKEN", "") or env.get("MONITORING_TOKEN", "")
-    result = MonitorSettings(host, int(port_text), retention_ms, token, scrape_token)
+    state_path = Path(env.get("MONITOR_STATE_PATH", "") or default_state_path(env))
+    result = MonitorSettings(host, int(port_text), retention_ms, token, scrape_token, state_path)
     if not result.loopback and not token:
         errors.append(
             f"MONITOR_LISTEN={listen!r} is not a loopback address: set MONITOR_TOKEN "

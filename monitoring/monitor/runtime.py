@@ -1,38 +1,33 @@
 """The monitor process: scrape loops, one evaluation loop per rule group, alert state persisted.
 
 `Monitor` ties the parts together and owns their lifecycle:
-  config (prometheus.yml) → Scraper → SampleStore ← Engine ← RuleGroups → evaluate.alerts_persist
+  config (prometheus.yml) → Scraper → SampleStore ← Engine ← RuleGroups → StateStore
 
-- `start()` restores pending/firing alerts from the database (so `for` is not started over),
+- `start()` restores pending/firing alerts from its state file (so `for` is not started over),
   starts the scrape loops and the group loops; `stop()` ends them.
 - `reload()` loads the configuration and every rule file first, and switches only if all are
   valid; otherwise the running configuration stays and the errors are returned. Groups that
   survive a reload keep their alert state (Prometheus' CopyState).
 - `cycle_once()` scrapes every target once and evaluates every group once (`monitor once`),
-  without touching the database.
+  without touching the state file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import httpx
-from django.db import DatabaseError, close_old_connections, connection
 
 from monitoring.monitor.config import ConfigError, MonitorConfig, MonitorSettings, config_load
-from monitoring.monitor.evaluate import (
-    AlertRecord,
-    alerts_active,
-    alerts_persist,
-    alerts_retire,
-)
-from monitoring.monitor.models import AlertInstance, AlertTransition
 from monitoring.monitor.scrape import Scraper, now_ms
+from monitoring.monitor.state import StateStore, StoredAlert, Transition
 from monitoring.monitor.thresholds import rules_stale
 from monitoring.rules.alerting import ZERO_TIME, Alert, AlertingRule, rfc3339
 from monitoring.rules.engine import Engine
@@ -82,39 +77,28 @@ def _warn_if_rules_stale(prometheus_dir: Path) -> None:
         )
 
 
-def _datetime(t_ms: int | None) -> datetime | None:
-    return None if t_ms is None else datetime.fromtimestamp(t_ms / 1000, tz=UTC)
-
-
-def _ms(t: datetime | None) -> int | None:
-    return None if t is None else round(t.timestamp() * 1000)
-
-
-def alert_record(alert: Alert) -> AlertRecord:
-    return AlertRecord(
-        labels=dict(alert.labels),
-        annotations=dict(alert.annotations),
-        state=alert.state,
-        active_at=_datetime(alert.active_at_ms),
-        fired_at=_datetime(alert.fired_at_ms),
-        resolved_at=_datetime(alert.resolved_at_ms),
-        value=alert.value,
-        keep_firing_since=_datetime(alert.keep_firing_since_ms),
-    )
-
-
-def _snapshot_item(row: AlertInstance) -> dict:
+def _snapshot_item(row: StoredAlert) -> dict:
     """A stored alert in the shape AlertingRule.restore() takes (its state_snapshot's)."""
     return {
         "labels": sorted([k, v] for k, v in row.labels.items()),
         "annotations": row.annotations,
         "state": row.state,
         "value": row.last_value if row.last_value is not None else float("nan"),
-        "active_at_ms": _ms(row.active_at),
-        "fired_at_ms": _ms(row.fired_at),
-        "resolved_at_ms": _ms(row.resolved_at),
-        "keep_firing_since_ms": _ms(row.keep_firing_since),
+        "active_at_ms": row.active_at_ms,
+        "fired_at_ms": row.fired_at_ms,
+        "resolved_at_ms": row.resolved_at_ms,
+        "keep_firing_since_ms": row.keep_firing_since_ms,
     }
+
+
+def _state_open(path: Path) -> StateStore | None:
+    """The state file; without one (an unwritable directory) the monitor still scrapes,
+    evaluates and answers, it only forgets alert state across a restart."""
+    try:
+        return StateStore(path)
+    except (OSError, sqlite3.Error):
+        logger.exception("cannot open the monitor state file %s; alert state is not kept", path)
+        return None
 
 
 class Monitor:
@@ -130,7 +114,7 @@ class Monitor:
         self.config_path = Path(config_path)
         self.settings = settings
         self.clock = clock
-        self.persist = persist
+        self.state = _state_open(settings.state_path) if persist else None
         self.store = SampleStore(retention_seconds=settings.retention_ms / 1000)
         self.config, self.groups = config_and_rules_load(self.config_path)
         # A subquery without a step (x[5m:]) takes the global evaluation interval, as in
@@ -151,20 +135,23 @@ class Monitor:
         self._threads: list[threading.Thread] = []
 
     # -- evaluation -----------------------------------------------------------------------------
-    def evaluate(self, group: RuleGroup, t_ms: int) -> list[AlertTransition]:
+    def evaluate(self, group: RuleGroup, t_ms: int) -> list[Transition]:
         """Evaluate one group at t_ms and store its alert state; returns the transitions."""
         with self._lock:
             group.eval(t_ms, self.engine, self.store)
-            records = [alert_record(a) for a in group.alerts()]
-        if not self.persist:
+            # Copies: the engine changes its alerts in place at the next evaluation.
+            alerts = [dataclasses.replace(a) for a in group.alerts()]
+        if self.state is None:
             return []
-        # Outside the lock: a slow or unreachable database must not hold up the API.
-        transitions = alerts_persist(
-            group=group.name,
-            rule_file=str(group.file),
-            alerts=records,
-            evaluated_at=_datetime(t_ms),
-        )
+        # Outside the lock: a slow disk must not hold up the API.
+        try:
+            transitions = self.state.alerts_persist(
+                group=group.name, rule_file=str(group.file), alerts=alerts, evaluated_at_ms=t_ms
+            )
+        except sqlite3.Error:
+            # The next evaluation writes the whole current state again.
+            logger.exception("could not record the alert state of group %s", group.name)
+            return []
         for t in transitions:
             logger.info(
                 "alert %s %s -> %s",
@@ -190,10 +177,10 @@ class Monitor:
 
         As Prometheus' `rules.alert.for-outage-tolerance` (1 h): state older than that is not
         brought back; those alerts start over (and a stored firing one resolves)."""
-        if not self.persist:
+        if self.state is None:
             return 0
-        oldest = _datetime(self.clock() - OUTAGE_TOLERANCE_MS)
-        rows = [r for r in alerts_active() if r.last_evaluated_at >= oldest]
+        oldest = self.clock() - OUTAGE_TOLERANCE_MS
+        rows = [r for r in self.state.alerts_active() if r.last_evaluated_at_ms >= oldest]
         restored = 0
         for group in self.groups:
             mine = [
@@ -211,26 +198,28 @@ class Monitor:
             restored += group.restore(snapshot)
         self._retire_orphans()
         if restored:
-            logger.info("restored %d pending/firing alerts from the database", restored)
+            logger.info("restored %d pending/firing alerts from %s", restored, self.state.path)
         return restored
 
     def _retire_orphans(self) -> None:
+        if self.state is None:
+            return
         keep = {
             (group.name, rule.name)
             for group in self.groups
             for rule in group.rules
             if isinstance(rule, AlertingRule)
         }
-        alerts_retire(keep=keep, evaluated_at=_datetime(self.clock()))
+        self.state.alerts_retire(keep=keep, evaluated_at_ms=self.clock())
 
     # -- loops ----------------------------------------------------------------------------------
     def start(self) -> None:
         try:
             self.restore()
-        except DatabaseError:
-            # Scraping, rules and the API do not need the database: run without the stored
-            # state rather than not at all (alert state is written again once it is back).
-            logger.exception("could not restore alert state from the database; starting afresh")
+        except sqlite3.Error:
+            # Scraping, rules and the API do not need it: run without the stored state
+            # rather than not at all.
+            logger.exception("could not restore alert state from %s; starting afresh", self.state)
         self.scraper.start()
         self._start_loops()
         self.ready = True
@@ -267,18 +256,14 @@ class Monitor:
             if stop.wait(0.05):
                 return
         next_at = max(time.monotonic(), started + min(interval, 1.0))
-        try:
-            while not stop.wait(max(0.0, next_at - time.monotonic())):
-                close_old_connections()
-                try:
-                    self.evaluate(group, self.clock())
-                except Exception:  # the loop must survive a database hiccup or a bug
-                    logger.exception("evaluation of group %s failed", group.name)
-                next_at += interval
-                if next_at < time.monotonic():
-                    next_at = time.monotonic() + interval
-        finally:
-            connection.close()
+        while not stop.wait(max(0.0, next_at - time.monotonic())):
+            try:
+                self.evaluate(group, self.clock())
+            except Exception:  # the loop must survive a bug
+                logger.exception("evaluation of group %s failed", group.name)
+            next_at += interval
+            if next_at < time.monotonic():
+                next_at = time.monotonic() + interval
 
     def _gc_loop(self, stop: threading.Event) -> None:
         while not stop.wait(GC_INTERVAL_S):
@@ -331,16 +316,17 @@ class Monitor:
         self.config, self.groups = config, groups
         self.engine.subquery_step_ms = config.evaluation_interval_ms
         self.scraper.update(config)
-        if self.persist:
-            try:
-                self._retire_orphans()
-            except DatabaseError:
-                logger.exception("could not retire the alerts of removed rules")
+        try:
+            self._retire_orphans()
+        except sqlite3.Error:
+            logger.exception("could not retire the alerts of removed rules")
 
     def stop(self) -> None:
         self.ready = False
         self._stop_loops()
         self.scraper.close()
+        if self.state is not None:
+            self.state.close()
 
     # -- what the API shows -----------------------------------------------------------------------
     def targets_json(self) -> list[dict]:

@@ -8,6 +8,7 @@ from monitoring.rules.alerting import (
     PENDING,
     AlertingRule,
     RecordingRule,
+    fingerprint,
     rfc3339,
 )
 from monitoring.rules.engine import Engine
@@ -175,3 +176,17 @@ def test_api_times_with_milliseconds_print_as_go():
     rule = group.api_dict()["rules"][0]
     assert rule["alerts"][0]["activeAt"] == "2023-11-14T22:13:20.12Z"
     assert rule["lastEvaluation"] == group.api_dict()["lastEvaluation"] == "2023-11-14T22:13:20.12Z"
+
+
+def test_fingerprint_is_prometheus_label_set_fingerprint():
+    """prometheus/common's model.LabelSet.Fingerprint (Alertmanager's alert fingerprint), with
+    the values of its own test (signature_test.go), in 16 hex digits."""
+    assert fingerprint(()) == f"{14695981039346656037:016x}"
+    garland = {"name": "garland, briggs", "fear": "love is not enough"}
+    assert fingerprint(garland) == f"{5799056148416392346:016x}"
+    # The same set, whatever the order or form it comes in; any other set differs.
+    assert fingerprint(tuple(reversed(sorted(garland.items())))) == fingerprint(garland)
+    assert fingerprint(labels_from(garland)) == fingerprint(garland)
+    assert fingerprint({**garland, "fear": "love is enough"}) != fingerprint(garland)
+    # A name/value boundary cannot be moved without changing the hash (0xff separates them).
+    assert fingerprint({"ab": "c"}) != fingerprint({"a": "bc"})

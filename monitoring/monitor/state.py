@@ -1,0 +1,447 @@
+"""The monitor's own state store: one SQLite file under VAR_DIR, never the database it watches.
+
+Alert state lives here so that the monitor keeps recording it while the shop's PostgreSQL is
+down (watching that outage is its job). The file holds:
+
+- ``alert``: one row per alert (rule + label set, keyed by the rules layer's ``fingerprint``)
+  with its current state, kept after resolution so the row is reused when the alert comes back;
+- ``alert_transition``: an append-only row per state change. Ids come from one writer (a lock
+  serialises every write of the process) and AUTOINCREMENT never reuses one, so they increase
+  in commit order: a consumer (the notifier) remembers the last id it handled and asks for
+  ``alert_transitions_after(after_id=…)``.
+
+Only legal transitions are recorded (``LEGAL_TRANSITIONS``, also a CHECK in the schema). When
+the engine's view and the stored one belong to different episodes of an alert (state older
+than the outage tolerance was not restored, so the alert started over), the stored episode is
+first ended (``firing → inactive`` is a resolution), then the new one recorded, rather than
+writing ``firing → pending``.
+
+The schema is versioned with ``PRAGMA user_version`` and upgraded by ``MIGRATIONS``, run in
+order at open: the notifier's silences, notification log and outbox are the next steps. A file
+that is not a readable SQLite database, or fails ``quick_check``, is moved aside (logged) and a
+fresh one is started: a damaged state file costs the restored state, never a crash loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from monitoring.rules.alerting import FIRING, INACTIVE, PENDING, Alert
+
+__all__ = [
+    "LEGAL_TRANSITIONS",
+    "MIGRATIONS",
+    "StateStore",
+    "StoredAlert",
+    "Transition",
+]
+
+logger = logging.getLogger(__name__)
+
+LEGAL_TRANSITIONS = frozenset(
+    {
+        (INACTIVE, PENDING),
+        (PENDING, FIRING),
+        (PENDING, INACTIVE),
+        (FIRING, INACTIVE),
+        (INACTIVE, FIRING),  # a rule with `for: 0` fires at its first evaluation
+    }
+)
+_LIVE = (PENDING, FIRING)
+
+# Each step takes the file from version i to i + 1 (`PRAGMA user_version`), in one transaction.
+MIGRATIONS: tuple[str, ...] = (
+    f"""
+    CREATE TABLE alert (
+        fingerprint TEXT PRIMARY KEY,
+        alertname TEXT NOT NULL,
+        rule_group TEXT NOT NULL,
+        rule_file TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        annotations TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('inactive', 'pending', 'firing')),
+        active_at_ms INTEGER,
+        fired_at_ms INTEGER,
+        resolved_at_ms INTEGER,
+        keep_firing_since_ms INTEGER,
+        last_value REAL,
+        last_evaluated_at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX alert_live ON alert (state, rule_group);
+    CREATE TABLE alert_transition (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        fingerprint TEXT NOT NULL REFERENCES alert (fingerprint),
+        alertname TEXT NOT NULL,
+        from_state TEXT NOT NULL,
+        to_state TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        annotations TEXT NOT NULL,
+        value REAL,
+        at_ms INTEGER NOT NULL,
+        active_at_ms INTEGER,
+        fired_at_ms INTEGER,
+        resolved_at_ms INTEGER,
+        recorded_at_ms INTEGER NOT NULL,
+        CHECK (from_state || '>' || to_state IN (
+            {", ".join(f"'{a}>{b}'" for a, b in sorted(LEGAL_TRANSITIONS))}
+        ))
+    );
+    CREATE INDEX alert_transition_fingerprint ON alert_transition (fingerprint);
+    """,
+)
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    """An alert as last recorded (times in Unix milliseconds, as the engine's)."""
+
+    fingerprint: str
+    alertname: str
+    rule_group: str
+    rule_file: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    state: str
+    active_at_ms: int | None
+    fired_at_ms: int | None
+    resolved_at_ms: int | None
+    keep_firing_since_ms: int | None
+    last_value: float | None
+    last_evaluated_at_ms: int
+
+
+@dataclass(frozen=True)
+class Transition:
+    id: int
+    fingerprint: str
+    alertname: str
+    from_state: str
+    to_state: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    value: float | None
+    at_ms: int  # the evaluation at which the state changed
+    active_at_ms: int | None
+    fired_at_ms: int | None
+    resolved_at_ms: int | None
+
+    @property
+    def is_resolution(self) -> bool:
+        """A firing alert stopped firing: the notifier sends the 'resolved' message."""
+        return self.from_state == FIRING and self.to_state == INACTIVE
+
+
+class IllegalTransition(AssertionError):
+    """A bug: the store was asked to record a change the alert lifecycle does not have."""
+
+
+def _finite(value: float | None) -> float | None:
+    # NaN cannot be stored (SQLite turns it into NULL anyway); ±Inf is kept.
+    return None if value is None or math.isnan(value) else value
+
+
+def _json(data: dict[str, str]) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+class StateStore:
+    """The state file, opened (and migrated) once per process; every method is thread-safe.
+
+    One connection shared under a lock: SQLite allows one writer at a time anyway, and the
+    lock is what makes transition ids increase in commit order."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = self._connect()
+        except sqlite3.DatabaseError as exc:
+            self._move_aside(str(exc))
+            self._db = self._connect()
+
+    # -- opening ------------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        try:
+            problem = db.execute("PRAGMA quick_check").fetchone()[0]
+            if problem != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {problem}")
+            db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed transition survives a power loss too, not only a process kill;
+            # the monitor writes a few rows per evaluation, so the extra fsync costs nothing.
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            self._migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise sqlite3.DatabaseError(
+                f"schema version {version} is newer than this monitor's {len(MIGRATIONS)}"
+            )
+        for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+            # executescript() commits first and runs outside a transaction: wrap it in one,
+            # so a kill mid-step leaves the previous version, not half of this one.
+            try:
+                db.executescript(
+                    f"BEGIN IMMEDIATE; {step}; PRAGMA user_version = {number}; COMMIT;"
+                )
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            logger.info("monitor state %s: schema version %d", self.path, number)
+
+    def _move_aside(self, problem: str) -> None:
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{self.path}{suffix}")
+            if source.exists():
+                source.rename(f"{aside}{suffix}")
+        logger.error(
+            "monitor state file %s is unreadable (%s): moved to %s, starting with a fresh one "
+            "(pending and firing alerts start over)",
+            self.path,
+            problem,
+            aside,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- alert state --------------------------------------------------------------------------
+    def alerts_persist(
+        self, *, group: str, rule_file: str, alerts: Iterable[Alert], evaluated_at_ms: int
+    ) -> list[Transition]:
+        """Store the group's current alerts; returns the transitions recorded (in id order).
+
+        Alerts of the group stored as pending/firing that are no longer among `alerts` (or are
+        there as inactive) become inactive; a firing one gets its `resolved_at_ms`."""
+        current = {a.fingerprint: a for a in alerts}
+        transitions: list[Transition] = []
+        with self._transaction() as db:
+            marks = ",".join("?" * len(current))
+            rows = {
+                row.fingerprint: row
+                for row in self._select(
+                    db,
+                    f"fingerprint IN ({marks}) OR (rule_group = ? AND state IN (?, ?))",
+                    [*current, group, *_LIVE],
+                )
+            }
+            for fingerprint, row in list(rows.items()):
+                alert = current.get(fingerprint)
+                if row.state in _LIVE and (alert is None or _new_episode(row, alert)):
+                    # Gone from the result: the monitor resolves it. Or a new episode (the
+                    # stored one was older than the outage tolerance and not restored, so the
+                    # engine started over): end the stored one first, so that neither
+                    # firing -> pending nor a silently restarted firing alert is recorded.
+                    transitions.append(self._end(db, row, evaluated_at_ms))
+                    rows[fingerprint] = replace(row, state=INACTIVE)
+            for fingerprint, alert in current.items():
+                row = rows.get(fingerprint)
+                previous = INACTIVE if row is None else row.state
+                if row is None and alert.state == INACTIVE:
+                    continue  # a resolved alert we never stored (e.g. pending, then gone)
+                self._upsert(db, alert, group, rule_file, evaluated_at_ms, previous, row)
+                if previous != alert.state:
+                    transitions.append(
+                        self._record(
+                            db,
+                            fingerprint=fingerprint,
+                            labels=dict(alert.labels),
+                            annotations=alert.annotations,
+                            from_state=previous,
+                            to_state=alert.state,
+                            value=_finite(alert.value),
+                            at_ms=evaluated_at_ms,
+                            active_at_ms=alert.active_at_ms,
+                            fired_at_ms=alert.fired_at_ms,
+                            resolved_at_ms=self._resolved_at(alert, previous, evaluated_at_ms),
+                        )
+                    )
+        return transitions
+
+    @staticmethod
+    def _resolved_at(alert: Alert, previous: str, evaluated_at_ms: int) -> int | None:
+        if alert.state == INACTIVE and previous == FIRING:
+            return alert.resolved_at_ms or evaluated_at_ms
+        return None
+
+    def _upsert(
+        self,
+        db: sqlite3.Connection,
+        alert: Alert,
+        group: str,
+        rule_file: str,
+        evaluated_at_ms: int,
+        previous: str,
+        row: StoredAlert | None,
+    ) -> None:
+        if alert.state == INACTIVE:
+            # Keep the resolution of the episode that ended (or the one already stored).
+            resolved_at = self._resolved_at(alert, previous, evaluated_at_ms)
+            if resolved_at is None and row is not None:
+                resolved_at = row.resolved_at_ms
+        else:
+            resolved_at = None  # live: a new episode on the same row has no resolution
+        db.execute(
+            "INSERT INTO alert (fingerprint, alertname, rule_group, rule_file, labels,"
+            " annotations, state, active_at_ms, fired_at_ms, resolved_at_ms,"
+            " keep_firing_since_ms, last_value, last_evaluated_at_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (fingerprint) DO UPDATE SET alertname = excluded.alertname,"
+            " rule_group = excluded.rule_group, rule_file = excluded.rule_file,"
+            " labels = excluded.labels, annotations = excluded.annotations,"
+            " state = excluded.state, active_at_ms = excluded.active_at_ms,"
+            " fired_at_ms = excluded.fired_at_ms, resolved_at_ms = excluded.resolved_at_ms,"
+            " keep_firing_since_ms = excluded.keep_firing_since_ms,"
+            " last_value = excluded.last_value,"
+            " last_evaluated_at_ms = excluded.last_evaluated_at_ms",
+            (
+                alert.fingerprint,
+                dict(alert.labels).get("alertname", ""),
+                group,
+                rule_file,
+                _json(dict(alert.labels)),
+                _json(alert.annotations),
+                alert.state,
+                alert.active_at_ms,
+                alert.fired_at_ms,
+                resolved_at,
+                alert.keep_firing_since_ms,
+                _finite(alert.value),
+                evaluated_at_ms,
+            ),
+        )
+
+    def _end(self, db: sqlite3.Connection, row: StoredAlert, at_ms: int) -> Transition:
+        """The stored live episode of `row` ends at `at_ms` (a firing one is resolved)."""
+        resolved_at = at_ms if row.state == FIRING else None
+        db.execute(
+            "UPDATE alert SET state = ?, resolved_at_ms = ?, last_evaluated_at_ms = ?"
+            " WHERE fingerprint = ?",
+            (INACTIVE, resolved_at, at_ms, row.fingerprint),
+        )
+        return self._record(
+            db,
+            fingerprint=row.fingerprint,
+            labels=row.labels,
+            annotations=row.annotations,
+            from_state=row.state,
+            to_state=INACTIVE,
+            value=row.last_value,
+            at_ms=at_ms,
+            active_at_ms=row.active_at_ms,
+            fired_at_ms=row.fired_at_ms,
+            resolved_at_ms=resolved_at,
+        )
+
+    def _record(self, db: sqlite3.Connection, **fields) -> Transition:
+        if (fields["from_state"], fields["to_state"]) not in LEGAL_TRANSITIONS:
+            raise IllegalTransition(f"{fields['from_state']} -> {fields['to_state']}")
+        labels, annotations = fields["labels"], fields["annotations"]
+        cursor = db.execute(
+            "INSERT INTO alert_transition (fingerprint, alertname, from_state, to_state,"
+            " labels, annotations, value, at_ms, active_at_ms, fired_at_ms, resolved_at_ms,"
+            " recorded_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                fields["fingerprint"],
+                labels.get("alertname", ""),
+                fields["from_state"],
+                fields["to_state"],
+                _json(labels),
+                _json(annotations),
+                fields["value"],
+                fields["at_ms"],
+                fields["active_at_ms"],
+                fields["fired_at_ms"],
+                fields["resolved_at_ms"],
+                round(time.time() * 1000),
+            ),
+        )
+        return Transition(id=cursor.lastrowid, alertname=labels.get("alertname", ""), **fields)
+
+    @staticmethod
+    def _select(db: sqlite3.Connection, where: str, params: list) -> list[StoredAlert]:
+        cursor = db.execute(
+            "SELECT fingerprint, alertname, rule_group, rule_file, labels, annotations, state,"
+            " active_at_ms, fired_at_ms, resolved_at_ms, keep_firing_since_ms, last_value,"
+            f" last_evaluated_at_ms FROM alert WHERE {where} ORDER BY rowid",
+            params,
+        )
+        return [
+            StoredAlert(*row[:4], json.loads(row[4]), json.loads(row[5]), *row[6:])  # fmt: skip
+            for row in cursor
+        ]
+
+    def alerts_active(self, *, group: str | None = None) -> list[StoredAlert]:
+        """Pending and firing alerts as last stored (all groups, or one)."""
+        where, params = "state IN (?, ?)", list(_LIVE)
+        if group is not None:
+            where, params = where + " AND rule_group = ?", [*params, group]
+        with self._lock:
+            return self._select(self._db, where, params)
+
+    def alert_transitions_after(self, *, after_id: int, limit: int = 500) -> list[Transition]:
+        """The transitions recorded after `after_id`, oldest first: what a consumer (the
+        notifier) has not handled yet. It stores the last id it handled and asks from there."""
+        with self._lock:
+            cursor = self._db.execute(
+                "SELECT id, fingerprint, alertname, from_state, to_state, labels, annotations,"
+                " value, at_ms, active_at_ms, fired_at_ms, resolved_at_ms FROM alert_transition"
+                " WHERE id > ? ORDER BY id LIMIT ?",
+                (after_id, limit),
+            )
+            return [
+                Transition(*row[:5], json.loads(row[5]), json.loads(row[6]), *row[7:])
+                for row in cursor
+            ]
+
+    def alerts_retire(
+        self, *, keep: set[tuple[str, str]], evaluated_at_ms: int
+    ) -> list[Transition]:
+        """Make inactive the stored alerts whose (group, alertname) no longer exists (a rule was
+        removed or renamed by a reload), so they do not stay firing forever."""
+        with self._transaction() as db:
+            orphans = [
+                row
+                for row in self._select(db, "state IN (?, ?)", list(_LIVE))
+                if (row.rule_group, row.alertname) not in keep
+            ]
+            return [self._end(db, row, evaluated_at_ms) for row in orphans]
+
+
+def _new_episode(row: StoredAlert, alert: Alert) -> bool:
+    """The engine's alert is not the continuation of the stored live one."""
+    if alert.state == INACTIVE:
+        return False  # the stored episode ends as usual (pending/firing → inactive)
+    return row.active_at_ms != alert.active_at_ms or (
+        row.state == FIRING and alert.state == PENDING
+    )
