@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 LABEL_SETS = [
     {"alertname": "HighCpuUsage", "severity": "warning", "instance": "localhost:8000"},
     {"alertname": "PaymentFailures", "severity": "critical", "team": "product"},
-    {"alertname": "Odd", "path": "/api/ü?x=1&y=\"2\"", "empty_looking": " ", "z": "\\n"},
+    {"alertname": "Odd", "path": '/api/ü?x=1&y="2"', "empty_looking": " ", "z": "\\n"},
     {"alertname": "Watchdog"},
 ]
 
