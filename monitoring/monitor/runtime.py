@@ -219,7 +219,8 @@ class Monitor:
         except sqlite3.Error:
             # Scraping, rules and the API do not need it: run without the stored state
             # rather than not at all.
-            logger.exception("could not restore alert state from %s; starting afresh", self.state)
+            path = self.state.path if self.state else None
+            logger.exception("could not restore alert state from %s; starting afresh", path)
         self.scraper.start()
         self._start_loops()
         self.ready = True

@@ -39,6 +39,7 @@ from monitoring.rules.alerting import FIRING, INACTIVE, PENDING, Alert
 
 __all__ = [
     "LEGAL_TRANSITIONS",
+    "IllegalTransition",
     "MIGRATIONS",
     "StateStore",
     "StoredAlert",
@@ -140,6 +141,15 @@ class Transition:
         return self.from_state == FIRING and self.to_state == INACTIVE
 
 
+class _Unusable(sqlite3.DatabaseError):
+    """The file opened but cannot be used as this monitor's state (damaged, or too new)."""
+
+
+# What a damaged file raises. Others (locked by another process, unwritable) are not damage:
+# moving the file aside for them would throw good state away.
+_DAMAGE = {"SQLITE_NOTADB", "SQLITE_CORRUPT"}
+
+
 class IllegalTransition(AssertionError):
     """A bug: the store was asked to record a change the alert lifecycle does not have."""
 
@@ -159,23 +169,29 @@ class StateStore:
     One connection shared under a lock: SQLite allows one writer at a time anyway, and the
     lock is what makes transition ids increase in commit order."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, busy_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s  # how long to wait for another writer's lock
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         try:
             self._db = self._connect()
         except sqlite3.DatabaseError as exc:
+            damaged = getattr(exc, "sqlite_errorname", "") in _DAMAGE
+            if not (damaged or isinstance(exc, _Unusable)):
+                raise
             self._move_aside(str(exc))
             self._db = self._connect()
 
     # -- opening ------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        db = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout_s
+        )
         try:
             problem = db.execute("PRAGMA quick_check").fetchone()[0]
             if problem != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {problem}")
+                raise _Unusable(f"quick_check: {problem}")
             db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed transition survives a power loss too, not only a process kill;
             # the monitor writes a few rows per evaluation, so the extra fsync costs nothing.
@@ -190,7 +206,7 @@ class StateStore:
     def _migrate(self, db: sqlite3.Connection) -> None:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > len(MIGRATIONS):
-            raise sqlite3.DatabaseError(
+            raise _Unusable(
                 f"schema version {version} is newer than this monitor's {len(MIGRATIONS)}"
             )
         for number, step in enumerate(MIGRATIONS[version:], start=version + 1):

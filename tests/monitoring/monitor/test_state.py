@@ -266,6 +266,23 @@ def test_a_truncated_state_file_is_moved_aside(tmp_path, caplog):
         fresh.close()
 
 
+def test_a_locked_file_is_not_damage_and_is_not_moved_aside(tmp_path):
+    """Another process holding the file's lock is refused with SQLite's error; moving the file
+    aside would throw its good state away."""
+    path = tmp_path / "state.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE other (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            StateStore(path, busy_timeout_s=0.2)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert not list(tmp_path.glob("*.corrupt-*"))
+    assert _rows(path, "SELECT name FROM sqlite_master") == [("other",)]
+
+
 def test_a_file_from_a_newer_monitor_is_moved_aside_not_misread(tmp_path, caplog):
     path = tmp_path / "state.sqlite3"
     with sqlite3.connect(path) as db:
