@@ -54,11 +54,14 @@ class Reader:
         line = node.start_mark.line + 1 if node is not None else 1
         self.errors.append(f"{self.path}:{line}: {problem}")
 
+    def sorted_errors(self) -> list[str]:
+        """The problems in file order, as an operator reads them top to bottom."""
+        prefix = len(self.path) + 1
+        return sorted(self.errors, key=lambda e: int(e[prefix:].split(":", 1)[0]))
+
     def raise_if_errors(self) -> None:
         if self.errors:
-            # In file order, as an operator reads them top to bottom.
-            prefix = len(self.path) + 1
-            raise ConfigError(sorted(self.errors, key=lambda e: int(e[prefix:].split(":", 1)[0])))
+            raise ConfigError(self.sorted_errors())
 
     def mapping(
         self,
