@@ -5,7 +5,11 @@ import logging
 import shutil
 from pathlib import Path
 
+import httpx
+import pytest
+
 from monitoring.thresholds import DEFAULTS, LAST_GOOD_NAME, LastGoodThresholds
+from tests.gunicorn import TOKEN, Gunicorn
 
 SHIPPED = Path(__file__).resolve().parents[2] / "deploy/prometheus/thresholds.yml"
 
@@ -63,3 +67,21 @@ def test_without_any_good_read_the_specifications_defaults_apply(tmp_path):
     assert LastGoodThresholds(path, tmp_path / LAST_GOOD_NAME).current() == DEFAULTS
     path.unlink()
     assert LastGoodThresholds(path, tmp_path / LAST_GOOD_NAME).current() == DEFAULTS
+
+
+@pytest.mark.slow
+def test_a_web_worker_started_after_a_typo_serves_health(tmp_path):
+    """The typo used to raise in every new worker's first database connection: health 503."""
+    config_dir = tmp_path / "prometheus"
+    config_dir.mkdir()
+    shutil.copy(SHIPPED, config_dir / "thresholds.yml")
+    _edit(config_dir / "thresholds.yml", "slow_query_threshold: 1000", "slow_query_threshold: 1OOO")
+    with Gunicorn(tmp_path, workers=1, MONITORING_CONFIG_DIR=str(config_dir)) as app:
+        assert httpx.get(f"{app.base_url}/api/health/", timeout=30).status_code == 200
+        detailed = httpx.get(
+            f"{app.base_url}/api/health/detailed/",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=30,
+        )
+    assert detailed.json()["components"]["database"]["status"] == "ok", detailed.text
+    assert "thresholds.yml refused" in (tmp_path / "gunicorn.log").read_text()
