@@ -4,6 +4,10 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 PG_URL ?= postgres://postgres@127.0.0.1:5432/pasargad
 export PYTHONDONTWRITEBYTECODE := 1
+# Where `make up` serves the shop and `make simulate` sends traffic (a wildcard bind is reached
+# on loopback).
+BIND ?= 127.0.0.1:8000
+SHOP_ADDRESS = $(patsubst 0.0.0.0:%,127.0.0.1:%,$(patsubst :%,127.0.0.1:%,$(BIND)))
 
 .PHONY: up install test test-sqlite test-postgres lint simulate superuser bench
 
@@ -16,11 +20,11 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 up: install
-	$(PY) scripts/up.py
+	$(PY) scripts/up.py --bind $(BIND)
 
 # Traffic against the running `make up`; its staff user moves paid orders on to delivered.
 simulate: install
-	$(PY) manage.py simulate_traffic --base-url http://127.0.0.1:8000 --rate 5 --duration 300 \
+	$(PY) manage.py simulate_traffic --base-url http://$(SHOP_ADDRESS) --rate 5 --duration 300 \
 		--staff-user simulator
 
 # A staff user for the admin and the monitoring endpoints (asks for a password).

@@ -2,12 +2,21 @@
 
 Embedded defaults: SQLite and no Redis (tasks run in-process; Redis and Celery report
 "disabled"). With REDIS_URL set, a Celery worker and beat start beside the web app.
-Every process started here is stopped on Ctrl-C, SIGTERM, or when any one of them dies.
+
+Supervision: once the shop has answered its first health check, every process started here
+(web app, monitor, Celery worker and beat) that exits, SIGKILL included, is started again after
+a back-off (1 s, doubling to 60 s; back to 1 s once a run has lasted 60 s), so a crashed
+monitor never takes the shop down, and a crashed web app is down only until its restart (the
+monitor sees the gap: its `up` is 0). Each restart is a line on stderr and a count in
+`$VAR_DIR/supervisor.json`, which the app exports as `supervisor_restarts_total{process}`.
+Only Ctrl-C or SIGTERM stops everything, and nothing started here is left behind; a shop that
+does not answer at start exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +28,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
+
+BACKOFF_FIRST_S = 1.0
+BACKOFF_MAX_S = 60.0
+STABLE_AFTER_S = 60.0  # a run this long resets the back-off
+STATE_FILE = "supervisor.json"  # read by monitoring.collectors.supervisor
 
 
 def _env() -> dict[str, str]:
@@ -39,14 +53,109 @@ def _env() -> dict[str, str]:
     return env
 
 
+def app_address(bind: str) -> str:
+    """Where a client on this machine reaches a server bound to `bind` (host:port): a wildcard
+    bind (0.0.0.0, ::, or no host) is reached on loopback."""
+    host, _, port = bind.rpartition(":")
+    if host in ("", "0.0.0.0", "*"):
+        host = "127.0.0.1"
+    elif host in ("[::]", "::"):
+        host = "[::1]"
+    return f"{host}:{port}"
+
+
 def _manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
-def _wait_until_serving(url: str, processes: dict[str, subprocess.Popen], timeout: float) -> bool:
+def _signal_name(returncode: int) -> str:
+    if returncode >= 0:
+        return f"status {returncode}"
+    try:
+        return f"signal {-returncode} ({signal.Signals(-returncode).name})"
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def _kill_group(pid: int) -> None:
+    """Whatever a process left behind in its group (a SIGKILLed gunicorn's workers still hold
+    the listening socket, and its restart could not bind)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class Supervised:
+    """One process kept running: started again after it exits, with exponential back-off."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        self.name = name
+        self.command = command
+        self.env = env
+        self.process: subprocess.Popen | None = None
+        self.started_at = 0.0
+        self.restarts = 0
+        self.failures = 0  # consecutive short runs: the back-off's exponent
+        self.restart_at: float | None = None
+        self.last_exit: str | None = None
+
+    def start(self) -> None:
+        # Own process group, so that stopping one also stops whatever it spawned, and a Ctrl-C
+        # in the terminal reaches up.py only (which then stops each in order).
+        self.process = subprocess.Popen(
+            self.command, cwd=ROOT, env=self.env, start_new_session=True
+        )
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    def check(self, now: float) -> bool:
+        """Notice an exit (schedule the restart) or a restart that is due; True if either."""
+        if self.process is not None and self.process.poll() is not None:
+            ran = now - self.started_at
+            _kill_group(self.process.pid)
+            self.last_exit = _signal_name(self.process.returncode)
+            self.process = None
+            self.failures = 0 if ran >= STABLE_AFTER_S else self.failures + 1
+            delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** max(0, self.failures - 1))
+            self.restart_at = now + delay
+            print(
+                f"up: {self.name} exited with {self.last_exit} after {ran:.1f} s; "
+                f"starting it again in {delay:g} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            return True
+        if self.process is None and self.restart_at is not None and now >= self.restart_at:
+            self.restarts += 1
+            self.start()
+            print(
+                f"up: {self.name} restarted (restart {self.restarts}, pid {self.process.pid})",
+                file=sys.stderr,
+                flush=True,
+            )
+            return True
+        return False
+
+    def state(self) -> dict:
+        return {
+            "restarts": self.restarts,
+            "pid": self.process.pid if self.process is not None else None,
+            "last_exit": self.last_exit,
+        }
+
+
+def _write_state(path: Path, supervised: list[Supervised]) -> None:
+    data = {"pid": os.getpid(), "processes": {s.name: s.state() for s in supervised}}
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data, indent=2))
+    os.replace(temporary, path)  # atomic: the app never reads half a file
+
+
+def _wait_until_serving(url: str, web: Supervised, stopping, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(p.poll() is not None for p in processes.values()):
+    while time.monotonic() < deadline and not stopping():
+        if web.process is None or web.process.poll() is not None:
             return False
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
@@ -70,12 +179,9 @@ def _stop(processes: dict[str, subprocess.Popen]) -> None:
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             print(f"up: {name} did not stop in time; killing it", file=sys.stderr)
-            os.killpg(process.pid, signal.SIGKILL)
+            _kill_group(process.pid)
             process.wait()
-        try:
-            os.killpg(process.pid, signal.SIGKILL)  # anything the leader left behind
-        except ProcessLookupError:
-            pass
+        _kill_group(process.pid)  # anything the leader left behind
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,23 +196,29 @@ def main(argv: list[str] | None = None) -> int:
 
     env = _env()
     env["BIND"] = args.bind
-    base_url = f"http://{args.bind}"
+    base_url = f"http://{app_address(args.bind)}"
+    # The monitor scrapes the shop where it is served, whatever prometheus.yml's target says.
+    env.setdefault("MONITOR_APP_TARGET", app_address(args.bind))
     _manage(env, "migrate", "--no-input", "-v", "0")
     _manage(env, "load_demo_catalog")
 
-    commands: dict[str, list[str]] = {
-        "web": [str(BIN / "gunicorn"), "-c", "config/gunicorn.conf.py", "config.wsgi"],
-        "monitor": [PYTHON, "manage.py", "monitor", "run"],
-    }
+    supervised = [
+        Supervised("web", [str(BIN / "gunicorn"), "-c", "config/gunicorn.conf.py", "config.wsgi"], env),
+        Supervised("monitor", [PYTHON, "manage.py", "monitor", "run"], env),
+    ]  # fmt: skip
     if env.get("REDIS_URL"):
         celery = [str(BIN / "celery"), "-A", "config"]
-        commands["worker"] = [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"]
-        commands["beat"] = [
-            *celery, "beat", "--loglevel", "INFO",
-            "--schedule", str(Path(env["VAR_DIR"]) / "celerybeat-schedule"),
-        ]  # fmt: skip
-
-    processes: dict[str, subprocess.Popen] = {}
+        supervised.append(
+            Supervised(
+                "worker", [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"], env
+            )
+        )
+        schedule = str(Path(env["VAR_DIR"]) / "celerybeat-schedule")
+        supervised.append(
+            Supervised("beat", [*celery, "beat", "--loglevel", "INFO", "--schedule", schedule], env)
+        )
+    state_path = Path(env["VAR_DIR"]) / STATE_FILE
+    simulator: subprocess.Popen | None = None
     stopping = False
 
     def on_signal(signum, frame):  # noqa: ARG001
@@ -115,16 +227,18 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    exit_code = 0
     try:
-        for name, command in commands.items():
-            # Own process group, so that stopping one also stops whatever it spawned.
-            processes[name] = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
-        if not _wait_until_serving(f"{base_url}/api/health/", processes, timeout=60):
+        for process in supervised:
+            process.start()
+        _write_state(state_path, supervised)
+        web = supervised[0]
+        if not _wait_until_serving(f"{base_url}/api/health/", web, lambda: stopping, timeout=60):
+            if stopping:
+                return 0
             print("up: the shop did not start; see the log lines above", file=sys.stderr)
             return 1
         if args.simulate:
-            processes["simulator"] = subprocess.Popen(
+            simulator = subprocess.Popen(
                 [
                     PYTHON, "manage.py", "simulate_traffic", "--base-url", base_url,
                     "--rate", str(args.simulate_rate), "--duration", str(args.simulate_duration),
@@ -140,21 +254,25 @@ def main(argv: list[str] | None = None) -> int:
             f"  health              {base_url}/api/health/\n"
             f"  metrics             {base_url}/api/monitoring/prometheus/"
             "  (Authorization: Bearer $(cat var/monitoring_token))\n"
-            f"  monitor (PromQL)    http://{env.get('MONITOR_LISTEN', '127.0.0.1:9091')}/api/v1/alerts\n"
+            f"  monitor (PromQL)    http://{env.get('MONITOR_LISTEN', '127.0.0.1:9091')}/api/v1/alerts"
+            f"  (scrapes {env['MONITOR_APP_TARGET']})\n"
             f"  logs (JSON lines)   {env.get('LOG_DIR', env['VAR_DIR'] + '/log')}/app.log, access.log\n"
-            f"  background tasks    {'Celery on ' + env['REDIS_URL'] if env.get('REDIS_URL') else 'in-process (no REDIS_URL)'}\n",
+            f"  background tasks    {'Celery on ' + env['REDIS_URL'] if env.get('REDIS_URL') else 'in-process (no REDIS_URL)'}\n"
+            f"  restarts            {state_path}\n",
             flush=True,
         )
         while not stopping:
-            for name, process in processes.items():
-                if name != "simulator" and process.poll() is not None:
-                    print(f"up: {name} exited with {process.returncode}; stopping", file=sys.stderr)
-                    exit_code = 1
-                    stopping = True
-            time.sleep(0.5)
+            now = time.monotonic()
+            if any([process.check(now) for process in supervised]):
+                _write_state(state_path, supervised)
+            time.sleep(0.2)
     finally:
-        _stop(processes)
-    return exit_code
+        running = {s.name: s.process for s in supervised if s.process is not None}
+        if simulator is not None:
+            running["simulator"] = simulator
+        _stop(running)
+        state_path.unlink(missing_ok=True)
+    return 0
 
 
 if __name__ == "__main__":

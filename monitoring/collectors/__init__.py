@@ -16,6 +16,7 @@ from monitoring.collectors.business import BusinessCollector
 from monitoring.collectors.celery import CeleryCollector
 from monitoring.collectors.database import DatabaseCollector
 from monitoring.collectors.redis import RedisCollector, redis_client
+from monitoring.collectors.supervisor import SupervisorCollector
 from monitoring.collectors.system import SystemCollector
 from monitoring.metrics import register_collector
 
@@ -76,4 +77,6 @@ def register_collectors(register: Callable[[object], None] | None = None) -> Non
     register = register or register_collector
     for collector in collectors().enabled():
         register(collector)
+    # `make up`'s restarts (scripts/up.py writes the file; absent elsewhere: nothing exported).
+    register(SupervisorCollector(settings.VAR_DIR / "supervisor.json"))
     _registered = True

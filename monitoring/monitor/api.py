@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import math
+import os
 import re
 import threading
 import time
@@ -27,6 +28,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from monitoring.monitor.yamlnodes import parse_duration_ms
+from monitoring.rules.alerting import ZERO_TIME, rfc3339
 from monitoring.rules.engine import (
     LABEL_NAME_RE,
     Engine,
@@ -56,6 +58,10 @@ class MonitorApi(Protocol):
     store: SampleStore
     engine: Engine
     ready: bool
+    started_at: float  # unix seconds
+    config_errors: list[str]
+    last_reload_successful: bool
+    last_reload_success_time: float | None
 
     def targets_json(self) -> list[dict]: ...
     def rules_json(self, rule_type: str | None) -> list[dict]: ...
@@ -269,6 +275,22 @@ def api_buildinfo(monitor: MonitorApi, params: Params) -> dict:
     }
 
 
+def api_runtimeinfo(monitor: MonitorApi, params: Params) -> dict:
+    """Prometheus' runtime information, as far as it applies to a Python process, plus
+    `configErrors`: every problem of the configuration on disk as last read (`file:line:
+    problem`; empty when all of it runs). `reloadConfigSuccess` is false while there are any:
+    after a refused reload (the previous configuration runs) and after a start-up that left
+    parts out."""
+    success = monitor.last_reload_success_time
+    return {
+        "startTime": rfc3339(round(monitor.started_at * 1000)),
+        "CWD": os.getcwd(),
+        "reloadConfigSuccess": monitor.last_reload_successful,
+        "lastConfigTime": ZERO_TIME if success is None else rfc3339(round(success * 1000)),
+        "configErrors": list(monitor.config_errors),
+    }
+
+
 _ROUTES: dict[str, Callable[[MonitorApi, Params], Any]] = {
     "/api/v1/query": api_query,
     "/api/v1/query_range": api_query_range,
@@ -279,6 +301,7 @@ _ROUTES: dict[str, Callable[[MonitorApi, Params], Any]] = {
     "/api/v1/alerts": api_alerts,
     "/api/v1/metadata": api_metadata,
     "/api/v1/status/buildinfo": api_buildinfo,
+    "/api/v1/status/runtimeinfo": api_runtimeinfo,
     # Grafana asks for exemplars beside range queries; the monitor keeps none.
     "/api/v1/query_exemplars": lambda monitor, params: [],
 }

@@ -7,7 +7,8 @@ from pathlib import Path
 import yaml
 
 from monitoring.monitor.config import ConfigError, MonitorConfig, config_load, rule_files_resolve
-from monitoring.monitor.thresholds import rules_stale, thresholds_load
+from monitoring.monitor.thresholds import rules_stale
+from monitoring.thresholds import thresholds_load
 
 
 def config_check(*, config_path: Path, thresholds_path: Path | None = None) -> list[str]:

@@ -12,7 +12,7 @@ import glob
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from yaml.nodes import Node
@@ -25,7 +25,9 @@ __all__ = [
     "MonitorSettings",
     "ScrapeConfig",
     "Target",
+    "app_target_apply",
     "config_load",
+    "config_load_partial",
     "rule_files_resolve",
     "settings_from_env",
 ]
@@ -95,6 +97,8 @@ class MonitorSettings:
     scrape_token: str = ""
     # The monitor's own state (alert state, transitions): never in the database it watches.
     state_path: Path = field(default_factory=lambda: default_state_path({}))
+    # MONITOR_APP_TARGET: where the app's job scrapes instead of prometheus.yml's targets.
+    app_target: str = ""
 
     @property
     def loopback(self) -> bool:
@@ -111,7 +115,8 @@ def default_state_path(env: dict[str, str]) -> Path:
 
 def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
     """MONITOR_LISTEN (127.0.0.1:9091), MONITOR_RETENTION (6h), MONITOR_TOKEN (MONITORING_TOKEN),
-    MONITOR_SCRAPE_TOKEN (MONITORING_TOKEN), MONITOR_STATE_PATH ($VAR_DIR/monitor/state.sqlite3).
+    MONITOR_SCRAPE_TOKEN (MONITORING_TOKEN), MONITOR_STATE_PATH ($VAR_DIR/monitor/state.sqlite3),
+    MONITOR_APP_TARGET (unset).
 
     Raises ConfigError for a malformed value, and when the API would be reachable from other
     machines without a token.
@@ -132,7 +137,19 @@ def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
     token = env.get("MONITOR_TOKEN", "") or env.get("MONITORING_TOKEN", "")
     scrape_token = env.get("MONITOR_SCRAPE_TOKEN", "") or env.get("MONITORING_TOKEN", "")
     state_path = Path(env.get("MONITOR_STATE_PATH", "") or default_state_path(env))
-    result = MonitorSettings(host, int(port_text), retention_ms, token, scrape_token, state_path)
+    app_target = env.get("MONITOR_APP_TARGET", "")
+    if app_target and not _TARGET.match(app_target):
+        errors.append(f"MONITOR_APP_TARGET={app_target!r}: expected host:port")
+        app_target = ""
+    result = MonitorSettings(
+        host,
+        int(port_text),
+        retention_ms,
+        token,
+        scrape_token,
+        state_path=state_path,
+        app_target=app_target,
+    )
     if not result.loopback and not token:
         errors.append(
             f"MONITOR_LISTEN={listen!r} is not a loopback address: set MONITOR_TOKEN "
@@ -162,9 +179,24 @@ _SCRAPE_KEYS = {
 
 def config_load(path: Path | str, text: str | None = None) -> MonitorConfig:
     """Load and validate a prometheus.yml; raises ConfigError with every problem found."""
+    config, errors = config_load_partial(path, text)
+    if errors:
+        raise ConfigError(errors)
+    return config
+
+
+def config_load_partial(
+    path: Path | str, text: str | None = None
+) -> tuple[MonitorConfig, list[str]]:
+    """What can be used of a prometheus.yml, and every problem found (`file:line: problem`).
+
+    For a start-up that must not fail on a typo: a scrape job with a problem is left out, a
+    malformed global value takes its default, and a file that is not YAML at all gives a
+    configuration with no jobs and no rule files."""
     path = Path(path)
     reader = Reader(path, text)
-    reader.raise_if_errors()
+    if reader.errors:
+        return _empty_config(path), reader.sorted_errors()
     top = reader.mapping(reader.root, "top level", allowed=_TOP_KEYS)
     glob_ = reader.mapping(top.get("global"), "global", allowed=_GLOBAL_KEYS)
     scrape_interval = reader.duration_ms(
@@ -179,6 +211,7 @@ def config_load(path: Path | str, text: str | None = None) -> MonitorConfig:
         reader.error(
             glob_["scrape_timeout"], "global.scrape_timeout is greater than scrape_interval"
         )
+        scrape_timeout = scrape_interval
     evaluation_interval = reader.duration_ms(
         glob_.get("evaluation_interval"),
         "global.evaluation_interval",
@@ -190,16 +223,17 @@ def config_load(path: Path | str, text: str | None = None) -> MonitorConfig:
     scrape_configs = []
     seen_jobs: set[str] = set()
     for node in reader.sequence(top.get("scrape_configs"), "scrape_configs"):
+        problems_before = len(reader.errors)
         job = _scrape_config(reader, path.parent, node, scrape_interval, scrape_timeout)
         if job is None:
             continue
         if job.job_name in seen_jobs:
             reader.error(node, f"scrape_configs: duplicate job_name {job.job_name!r}")
         seen_jobs.add(job.job_name)
-        scrape_configs.append(job)
+        if len(reader.errors) == problems_before:  # a job with any problem is left out
+            scrape_configs.append(job)
     alertmanagers = _alerting(reader, top.get("alerting"))
-    reader.raise_if_errors()
-    return MonitorConfig(
+    config = MonitorConfig(
         path=path,
         scrape_interval_ms=scrape_interval,
         scrape_timeout_ms=scrape_timeout,
@@ -209,6 +243,48 @@ def config_load(path: Path | str, text: str | None = None) -> MonitorConfig:
         scrape_configs=tuple(scrape_configs),
         alertmanagers=tuple(alertmanagers),
     )
+    return config, reader.sorted_errors()
+
+
+def _empty_config(path: Path) -> MonitorConfig:
+    return MonitorConfig(
+        path=path,
+        scrape_interval_ms=_DEFAULT_SCRAPE_INTERVAL_MS,
+        scrape_timeout_ms=_DEFAULT_SCRAPE_TIMEOUT_MS,
+        evaluation_interval_ms=_DEFAULT_EVALUATION_INTERVAL_MS,
+        external_labels={},
+        rule_files=(),
+        scrape_configs=(),
+    )
+
+
+# The app's own Prometheus endpoint (monitoring/exposition/urls.py): a scrape job with this
+# metrics_path is the app's job, whose target MONITOR_APP_TARGET replaces.
+APP_METRICS_PATH = "/api/monitoring/prometheus/"
+
+
+def app_target_apply(config: MonitorConfig, address: str) -> tuple[MonitorConfig, list[str]]:
+    """The configuration with every app job scraping `address` instead of its own targets.
+
+    `make up` serves the shop on BIND, not necessarily where prometheus.yml (kept valid for real
+    Prometheus, which scrapes the app wherever it is deployed) says; it tells the monitor
+    through MONITOR_APP_TARGET. An empty address changes nothing."""
+    if not address:
+        return config, []
+    jobs = []
+    found = False
+    for job in config.scrape_configs:
+        if job.metrics_path == APP_METRICS_PATH:
+            found = True
+            labels = job.targets[0].labels if job.targets else {}
+            job = replace(job, targets=(Target(address, labels),))
+        jobs.append(job)
+    if not found:
+        return config, [
+            f"{config.path}:0: MONITOR_APP_TARGET={address}: no scrape job has metrics_path "
+            f"{APP_METRICS_PATH!r}, so no target was replaced"
+        ]
+    return replace(config, scrape_configs=tuple(jobs)), []
 
 
 def _rule_files(reader: Reader, base: Path, node: Node | None) -> list[Path]:

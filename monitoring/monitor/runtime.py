@@ -5,6 +5,8 @@
 
 - `start()` restores pending/firing alerts from its state file (so `for` is not started over),
   starts the scrape loops and the group loops; `stop()` ends them.
+- The constructor runs on what loads of the configuration (a broken rule file, scrape job or
+  thresholds.yml is left out and reported in `config_errors`), so a typo never stops it.
 - `reload()` loads the configuration and every rule file first, and switches only if all are
   valid; otherwise the running configuration stays and the errors are returned. Groups that
   survive a reload keep their alert state (Prometheus' CopyState).
@@ -25,7 +27,13 @@ from pathlib import Path
 
 import httpx
 
-from monitoring.monitor.config import ConfigError, MonitorConfig, MonitorSettings, config_load
+from monitoring.monitor.config import (
+    ConfigError,
+    MonitorConfig,
+    MonitorSettings,
+    app_target_apply,
+    config_load_partial,
+)
 from monitoring.monitor.scrape import Scraper, now_ms
 from monitoring.monitor.state import StateStore, StoredAlert, Transition
 from monitoring.monitor.thresholds import rules_stale
@@ -34,9 +42,10 @@ from monitoring.rules.engine import Engine
 from monitoring.rules.group import RuleGroup
 from monitoring.rules.loader import RuleFileError, load_rule_files
 from monitoring.rules.values import format_go_duration, format_go_e
+from monitoring.thresholds import thresholds_load
 from monitoring.tsdb.store import SampleStore
 
-__all__ = ["Monitor", "config_and_rules_load"]
+__all__ = ["Monitor", "config_and_rules_load", "config_and_rules_load_partial"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,37 +53,59 @@ GC_INTERVAL_S = 60.0
 OUTAGE_TOLERANCE_MS = 3600_000
 
 
-def config_and_rules_load(path: Path) -> tuple[MonitorConfig, list[RuleGroup]]:
-    """The configuration and every rule file it names, or ConfigError with every problem."""
-    config = config_load(path)
-    try:
-        groups = load_rule_files(
-            config.rule_files,
-            default_interval_s=config.evaluation_interval_ms / 1000,
-            external_labels=config.external_labels,
-        )
-    except RuleFileError as exc:
-        raise ConfigError([str(e) for e in exc.errors]) from None
-    _warn_if_rules_stale(config.path.parent)
+def config_and_rules_load(
+    path: Path, *, app_target: str = ""
+) -> tuple[MonitorConfig, list[RuleGroup]]:
+    """The configuration, every rule file it names and thresholds.yml beside it, all valid, or
+    ConfigError with every problem (a reload switches only to a configuration without one)."""
+    config, groups, errors = config_and_rules_load_partial(path, app_target=app_target)
+    if errors:
+        raise ConfigError(errors)
     return config, groups
 
 
-def _warn_if_rules_stale(prometheus_dir: Path) -> None:
-    """Rules generated from thresholds.yml still run when stale, but the operator should know."""
-    if (
-        not (prometheus_dir / "templates").is_dir()
-        or not (prometheus_dir / "thresholds.yml").exists()
-    ):
-        return
+def config_and_rules_load_partial(
+    path: Path, *, app_target: str = ""
+) -> tuple[MonitorConfig, list[RuleGroup], list[str]]:
+    """What can be loaded, and every problem with the rest (`file:line: problem`).
+
+    At start-up the monitor runs on this: the scrape jobs without a problem and the rule files
+    without one (a file is loaded whole or not at all). A broken thresholds.yml only renders
+    rules; it is reported, and the rule files on disk run as they are."""
+    config, errors = config_load_partial(path)
+    config, target_errors = app_target_apply(config, app_target)
+    errors += target_errors
+    groups: list[RuleGroup] = []
+    for rule_file in config.rule_files:
+        try:
+            groups += load_rule_files(
+                [rule_file],
+                default_interval_s=config.evaluation_interval_ms / 1000,
+                external_labels=config.external_labels,
+            )
+        except RuleFileError as exc:
+            errors += [str(e) for e in exc.errors]
+    errors += _thresholds_check(config.path.parent)
+    return config, groups, errors
+
+
+def _thresholds_check(prometheus_dir: Path) -> list[str]:
+    """thresholds.yml's problems; when it is valid, a warning for rule files it no longer
+    matches (they still run: the operator renders them when ready)."""
+    if not (prometheus_dir / "thresholds.yml").exists():
+        return []  # a deployment without generated rules
     try:
+        thresholds_load(prometheus_dir / "thresholds.yml")
+        if not (prometheus_dir / "templates").is_dir():
+            return []
         stale = rules_stale(prometheus_dir=prometheus_dir)
     except ConfigError as exc:
-        logger.warning("thresholds.yml is invalid: %s", "; ".join(exc.errors))
-        return
+        return exc.errors
     for path in stale:
         logger.warning(
             "%s is out of date with thresholds.yml; run `manage.py monitor render-rules`", path
         )
+    return []
 
 
 def _snapshot_item(row: StoredAlert) -> dict:
@@ -116,7 +147,26 @@ class Monitor:
         self.clock = clock
         self.state = _state_open(settings.state_path) if persist else None
         self.store = SampleStore(retention_seconds=settings.retention_ms / 1000)
-        self.config, self.groups = config_and_rules_load(self.config_path)
+        # Configuration state, as Prometheus reports it (/api/v1/status/runtimeinfo and the
+        # prometheus_config_last_reload_* metrics): the problems of the configuration on disk
+        # as last read (empty: all of it runs), whether that read was taken whole, and when a
+        # read last was (unix seconds; None: not since the start).
+        self.config_errors: list[str] = []
+        self.last_reload_successful = True
+        self.last_reload_success_time: float | None = None
+        self.started_at = time.time()
+        # A typo must not keep the monitor from running: start on what loads, report the rest.
+        self.config, self.groups, errors = config_and_rules_load_partial(
+            self.config_path, app_target=settings.app_target
+        )
+        self._config_state(errors)
+        if errors:
+            logger.error(
+                "configuration has %d problems; running without the parts they are in: %s",
+                len(errors),
+                "; ".join(errors),
+                extra={"config_errors": errors},
+            )
         # A subquery without a step (x[5m:]) takes the global evaluation interval, as in
         # Prometheus.
         self.engine = Engine(self.store, subquery_step_ms=self.config.evaluation_interval_ms)
@@ -128,7 +178,6 @@ class Monitor:
             default_token=settings.scrape_token,
         )
         self.ready = False
-        self.last_reload_ok = True
         self._lock = threading.RLock()  # one evaluation or reload at a time
         self._reload_lock = threading.Lock()  # one reload at a time (SIGHUP and /-/reload)
         self._stop = threading.Event()
@@ -272,14 +321,24 @@ class Monitor:
             if removed:
                 logger.debug("dropped %d series past retention", removed)
 
+    def _config_state(self, errors: list[str]) -> None:
+        self.config_errors = list(errors)
+        self.last_reload_successful = not errors
+        if not errors:
+            self.last_reload_success_time = time.time()
+
     def reload(self) -> list[str]:
         """Switch to the configuration on disk; on any error keep the running one."""
         try:
-            config, groups = config_and_rules_load(self.config_path)
+            config, groups = config_and_rules_load(
+                self.config_path, app_target=self.settings.app_target
+            )
         except ConfigError as exc:
-            self.last_reload_ok = False
+            self._config_state(exc.errors)
             logger.error(
-                "reload failed, keeping the running configuration: %s", "; ".join(exc.errors)
+                "reload failed, keeping the running configuration: %s",
+                "; ".join(exc.errors),
+                extra={"config_errors": exc.errors},
             )
             return exc.errors
         with self._reload_lock:
@@ -294,7 +353,7 @@ class Monitor:
             finally:
                 if running:
                     self._start_loops()
-        self.last_reload_ok = True
+        self._config_state([])
         logger.info(
             "configuration reloaded: %d scrape jobs, %d rule groups",
             len(config.scrape_configs),

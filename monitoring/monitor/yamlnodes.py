@@ -12,8 +12,6 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from monitoring.rules.loader import LABEL_NAME_RE, parse_duration
-
 
 class ConfigError(Exception):
     """A configuration file was refused. `errors` holds one `file:line: problem` per problem."""
@@ -25,6 +23,10 @@ class ConfigError(Exception):
 
 def parse_duration_ms(text: str) -> int | None:
     """A Prometheus duration (`1h30m`, `15s`, `500ms`) in milliseconds; None if malformed."""
+    # Imported here, as below: web processes read thresholds.yml with this module and must not
+    # load the rule engine (half a second per worker start) that the rule loader imports.
+    from monitoring.rules.loader import parse_duration
+
     try:
         return round(parse_duration(text) * 1000)
     except ValueError:
@@ -54,11 +56,14 @@ class Reader:
         line = node.start_mark.line + 1 if node is not None else 1
         self.errors.append(f"{self.path}:{line}: {problem}")
 
+    def sorted_errors(self) -> list[str]:
+        """The problems in file order, as an operator reads them top to bottom."""
+        prefix = len(self.path) + 1
+        return sorted(self.errors, key=lambda e: int(e[prefix:].split(":", 1)[0]))
+
     def raise_if_errors(self) -> None:
         if self.errors:
-            # In file order, as an operator reads them top to bottom.
-            prefix = len(self.path) + 1
-            raise ConfigError(sorted(self.errors, key=lambda e: int(e[prefix:].split(":", 1)[0])))
+            raise ConfigError(self.sorted_errors())
 
     def mapping(
         self,
@@ -131,6 +136,8 @@ class Reader:
         return value
 
     def labels(self, node: Node | None, where: str) -> dict[str, str]:
+        from monitoring.rules.loader import LABEL_NAME_RE
+
         out: dict[str, str] = {}
         if node is None:
             return out

@@ -156,3 +156,56 @@ def test_monitor_settings_refuse_a_public_address_without_a_token():
     assert not exposed.loopback and exposed.api_token == "t"
     with pytest.raises(ConfigError, match="MONITOR_RETENTION"):
         settings_from_env({"MONITOR_RETENTION": "forever"})
+
+
+def test_a_partial_load_leaves_out_the_broken_job_and_reports_it(tmp_path):
+    from monitoring.monitor.config import config_load_partial
+
+    path = tmp_path / "prometheus.yml"
+    path.write_text(
+        "global: {scrape_interval: often}\n"
+        "rule_files: [a.yml]\n"
+        "scrape_configs:\n"
+        "  - job_name: good\n"
+        "    static_configs: [{targets: ['127.0.0.1:1']}]\n"
+        "  - job_name: bad\n"
+        "    metrics_path: metrics\n"
+        "    static_configs: [{targets: ['127.0.0.1:2']}]\n"
+    )
+    config, errors = config_load_partial(path)
+    assert [job.job_name for job in config.scrape_configs] == ["good"]
+    assert config.scrape_interval_ms == 60_000  # the default in place of the malformed value
+    assert [p.name for p in config.rule_files] == ["a.yml"]
+    assert errors == [
+        f"{path}:1: global.scrape_interval: 'often' is not a positive duration (like 15s, 1m, 2h)",
+        f"{path}:7: scrape_configs[bad].metrics_path must start with '/'",
+    ]
+    path.write_text("global: [\n")
+    config, errors = config_load_partial(path)
+    assert config.scrape_configs == () and config.rule_files == ()
+    assert errors and errors[0].startswith(f"{path}:")
+
+
+def test_monitor_app_target_replaces_the_app_jobs_target_only(tmp_path):
+    from monitoring.monitor.config import app_target_apply
+
+    shipped = config_load(REPO / "deploy/prometheus/prometheus.yml")
+    config, errors = app_target_apply(shipped, "127.0.0.1:8300")
+    assert errors == []
+    (job,) = config.scrape_configs
+    assert job.url(job.targets[0]) == "http://127.0.0.1:8300/api/monitoring/prometheus/"
+    assert app_target_apply(shipped, "") == (shipped, [])
+    other = _load(
+        tmp_path, "scrape_configs:\n  - job_name: x\n    static_configs: [{targets: ['a:1']}]\n"
+    )
+    config, errors = app_target_apply(other, "127.0.0.1:8300")
+    assert config == other
+    assert errors == [
+        f"{tmp_path / 'prometheus.yml'}:0: MONITOR_APP_TARGET=127.0.0.1:8300: no scrape job has "
+        "metrics_path '/api/monitoring/prometheus/', so no target was replaced"
+    ]
+    assert settings_from_env({"MONITOR_APP_TARGET": "127.0.0.1:8300"}).app_target == (
+        "127.0.0.1:8300"
+    )
+    with pytest.raises(ConfigError, match="MONITOR_APP_TARGET='nowhere': expected host:port"):
+        settings_from_env({"MONITOR_APP_TARGET": "nowhere"})

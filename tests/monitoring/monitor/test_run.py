@@ -276,19 +276,66 @@ def test_sighup_with_a_bad_rule_file_keeps_the_running_configuration(setup, run)
     assert response.status_code == 500 and "scrape_interval" in response.text
 
 
-def test_a_bad_configuration_refuses_to_start_with_file_and_line(tmp_path, database):
+def _runtimeinfo(monitor: MonitorProcess) -> dict:
+    return monitor.client.get("/api/v1/status/runtimeinfo").json()["data"]
+
+
+def test_a_bad_configuration_at_start_is_reported_with_file_and_line_and_the_monitor_runs(
+    tmp_path, run
+):
     config = tmp_path / "prometheus.yml"
     config.write_text("global:\n  scrape_interval: 15s\n  bogus: 1\n")
-    result = subprocess.run(
-        [sys.executable, "manage.py", "monitor", "run", "--config", str(config)],
-        cwd=REPO,
-        env=database,
-        capture_output=True,
-        text=True,
-        timeout=30,
+    monitor = run(config)
+    assert monitor.client.get("/-/ready").status_code == 200
+    info = _runtimeinfo(monitor)
+    assert info["reloadConfigSuccess"] is False
+    assert info["lastConfigTime"] == "0001-01-01T00:00:00Z"  # no good configuration read yet
+    assert info["configErrors"] == [f"{config}:3: global: unknown key 'bogus'"]
+    assert monitor.logged(f"{config}:3: global: unknown key 'bogus'")
+    config.write_text("global:\n  scrape_interval: 15s\n")
+    assert monitor.client.post("/-/reload").status_code == 200
+    info = _runtimeinfo(monitor)
+    assert info["reloadConfigSuccess"] is True and info["configErrors"] == []
+    assert info["lastConfigTime"] != "0001-01-01T00:00:00Z"
+
+
+def test_a_broken_rule_file_at_start_leaves_out_that_file_only(setup, run):
+    """A typo in one rule file used to keep the monitor (and `make up`) from starting."""
+    (setup / "broken_rules.yml").write_text(
+        "groups:\n  - name: broken\n    rules:\n      - alert: Oops\n        expr: up ==\n"
     )
-    assert result.returncode == 1
-    assert f"{config}:3: global: unknown key 'bogus'" in result.stderr
+    config = setup / "prometheus.yml"
+    config.write_text(config.read_text().replace("['rules.yml']", "['rules.yml', '*_rules.yml']"))
+    monitor = run(config)
+    # The good file runs: its alert goes pending on the scraped value.
+    (pending,) = monitor.wait_for(lambda: _state(monitor, "pending"), timeout=30)
+    assert pending["labels"]["alertname"] == "HighCpuUsage"
+    groups = monitor.client.get("/api/v1/rules").json()["data"]["groups"]
+    assert [g["name"] for g in groups] == ["system"]
+    info = _runtimeinfo(monitor)
+    assert info["reloadConfigSuccess"] is False
+    (error,) = info["configErrors"]
+    assert error.startswith(f"{setup / 'broken_rules.yml'}:5: ")
+    assert monitor.logged(error)
+
+
+def test_a_thresholds_typo_is_refused_on_reload_with_file_and_line(setup, run):
+    thresholds = setup / "thresholds.yml"
+    thresholds.write_text((REPO / "deploy/prometheus/thresholds.yml").read_text())
+    monitor = run(setup / "prometheus.yml")
+    assert _runtimeinfo(monitor)["reloadConfigSuccess"] is True
+    thresholds.write_text(
+        thresholds.read_text().replace("blocked_clients: 10", "blocked_clients: 1O")
+    )
+    response = monitor.client.post("/-/reload")
+    assert response.status_code == 500
+    problem = f"{thresholds}:19: redis.blocked_clients: expected a number, got '1O'"
+    assert problem in response.text
+    info = _runtimeinfo(monitor)
+    assert info["reloadConfigSuccess"] is False and info["configErrors"] == [problem]
+    assert monitor.logged("reload failed, keeping the running configuration")
+    # The running configuration stays: its rule still evaluates.
+    assert monitor.wait_for(lambda: _state(monitor, "firing"), timeout=30)
 
 
 def test_without_the_shops_database_the_monitor_records_alert_state(setup, run, database):

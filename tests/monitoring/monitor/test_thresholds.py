@@ -10,14 +10,12 @@ import yaml
 from django.core.management import call_command
 
 from monitoring.monitor.thresholds import (
-    SCHEMA,
-    ConfigError,
     rules_render,
     rules_stale,
     template_render,
     template_thresholds_used,
-    thresholds_load,
 )
+from monitoring.thresholds import DEFAULTS, SCHEMA, ConfigError, thresholds_load
 from tests.services import require_prometheus
 
 REPO = Path(__file__).resolve().parents[3]
@@ -37,6 +35,8 @@ def test_the_shipped_thresholds_are_the_specifications_values():
     assert thresholds["redis"]["hit_rate_threshold"] == 85
     assert thresholds["application"]["response_time"] == 5000
     assert thresholds["business"]["low_stock_threshold"] == 10
+    # What a process uses until it has read a good file is the same numbers.
+    assert thresholds == DEFAULTS
 
 
 def test_the_committed_rule_files_are_rendered_from_the_current_thresholds():

@@ -88,6 +88,8 @@ class Command(BaseCommand):
         return main(files)
 
     def _monitor(self, config: str, **kwargs):
+        # A broken prometheus.yml, rule file or thresholds.yml does not stop the monitor (it
+        # runs on what loads and reports the rest); only unusable MONITOR_* settings do.
         try:
             return Monitor(config_path=Path(config), settings=settings_from_env(), **kwargs)
         except ConfigError as exc:
@@ -148,6 +150,8 @@ class Command(BaseCommand):
         for target in monitor.scraper.targets():
             error = f" ({target.last_error})" if target.last_error else ""
             self.stdout.write(f"target {target.url}: {target.health}{error}")
+        for line in monitor.config_errors:
+            self.stderr.write(line)
         if not alerts:
             self.stdout.write("no alert would fire")
         for alert in alerts:
@@ -161,4 +165,4 @@ class Command(BaseCommand):
             )
             summary = alert.annotations.get("summary", "")
             self.stdout.write(f"{name} {labels} value={alert.value:g} {when} {summary}".rstrip())
-        return 0
+        return 1 if monitor.config_errors else 0
