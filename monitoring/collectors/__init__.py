@@ -49,9 +49,17 @@ def collectors() -> Collectors:
         celery = CeleryCollector(app=app, client=client, workers_interval=interval)
     else:
         celery = None
+    # Imported here: the health checks import this package's Redis and Celery readers.
+    from monitoring.health.checks import database_reachable
+
     return Collectors(
         system=SystemCollector(),
-        database=DatabaseCollector(alias="default", interval=interval, budget=budget),
+        database=DatabaseCollector(
+            alias="default",
+            interval=interval,
+            budget=budget,
+            reachable=functools.partial(database_reachable, alias="default"),
+        ),
         business=BusinessCollector(
             alias="default",
             interval=getattr(settings, "MONITORING_BUSINESS_INTERVAL", 60.0),

@@ -12,15 +12,13 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import psutil
-from prometheus_client.core import Metric
 
-from monitoring.collectors.base import CachedReading, Families, Reading
+from monitoring.collectors.base import CachedReading, Collector, Families, Reading
 
 # Virtual block devices whose I/O says nothing about the machine's disks.
 _SKIPPED_DISK_PREFIXES = ("loop", "ram", "zram", "dm-")
@@ -71,7 +69,9 @@ def connection_states(proc: Path) -> dict[str, int] | None:
 SLOW_READING_INTERVAL_SECONDS = 10.0
 
 
-class SystemCollector:
+class SystemCollector(Collector):
+    name = "system"
+
     def __init__(
         self, *, ps: ModuleType = psutil, pid: int | None = None, proc: Path = Path("/proc")
     ) -> None:
@@ -116,7 +116,7 @@ class SystemCollector:
                 str(i): _busy_percent(before, after)
                 for i, (before, after) in enumerate(zip(last_cores, cores, strict=True))
             },
-            "cpu_count": len(cores),
+            "cpu_cores": len(cores),
         }
 
     # --- memory, disks, network, load ---
@@ -251,14 +251,8 @@ class SystemCollector:
             **processes,
         }
 
-    def snapshot(self) -> Reading:
-        return self.read()
-
-    def describe(self) -> list[Metric]:
-        return []  # read at scrape time only, never while registering
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(families_from_reading(self.read()))
+    def families(self, reading: Reading) -> Families:
+        return families_from_reading(reading)
 
 
 def _cmdline(proc: Any) -> str:
@@ -270,7 +264,7 @@ def _cmdline(proc: Any) -> str:
 
 _SCALARS = {
     "cpu_usage_percent": "CPU busy time over all cores since the previous scrape.",
-    "cpu_count": "Logical CPU cores.",
+    "cpu_cores": "Logical CPU cores (divides the load average into a load per core).",
     "memory_usage_percent": "RAM in use (total minus available).",
     "memory_total_bytes": "Total RAM.",
     "memory_available_bytes": "RAM available without swapping.",
@@ -294,7 +288,7 @@ _DISK = {
     "free_bytes": ("disk_free_bytes", "Space free for unprivileged users."),
 }
 _PROCESS = {
-    "count": ("app_process_count", "Processes of this role."),
+    "count": ("app_processes", "Processes of this role."),
     "cpu_percent": (
         "app_process_cpu_percent",
         "CPU used since the previous scrape (100 = a core).",
@@ -318,7 +312,7 @@ def _prefixed_counters(
 def families_from_reading(reading: Reading) -> Families:
     families = Families()
     for key, doc in _SCALARS.items():
-        name = key if key.startswith(("cpu_", "memory_", "swap_")) else f"system_{key}"
+        name = key if key.startswith(("cpu_usage", "memory_", "swap_")) else f"system_{key}"
         families.gauge(name, doc, reading[key])
     for key, name in _LOADS.items():
         families.gauge(name, f"Load average over {key.rsplit('_', 1)[-1]}.", reading[key])

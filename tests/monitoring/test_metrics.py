@@ -9,7 +9,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring import metrics
-from monitoring.metrics import _MultiprocessReader, prepare_multiprocess_dir
+from monitoring.metrics import prepare_multiprocess_dir
+from monitoring.multiprocess_reader import MultiprocessReader
 
 BUCKETS = ["0.1", "1.0", "+Inf"]
 
@@ -62,7 +63,7 @@ def test_same_samples_as_prometheus_client(tmp_path):
             Writer(tmp_path, f"gauge_{mode}", pid).set(
                 f"g_{mode}", f"g_{mode}", {"k": "v"}, pid, timestamp=1000 - pid
             )
-    ours = _MultiprocessReader(tmp_path).text()
+    ours = MultiprocessReader(tmp_path).text()
     assert samples(ours) == samples(reference(tmp_path))
     assert 'http_requests_total{route="/a/"} 8.0' in ours
     assert (
@@ -73,7 +74,7 @@ def test_same_samples_as_prometheus_client(tmp_path):
 
 def test_rereads_values_and_picks_up_new_series(tmp_path):
     counters, _ = write_worker(tmp_path, 201, 1)
-    reader = _MultiprocessReader(tmp_path)
+    reader = MultiprocessReader(tmp_path)
     reader.text()
     counters.set("http_requests", "http_requests_total", {"route": "/a/"}, 41)
     counters.set("http_requests", "http_requests_total", {"route": "/new/"}, 3)
@@ -83,7 +84,7 @@ def test_rereads_values_and_picks_up_new_series(tmp_path):
 
 def test_a_recreated_file_is_parsed_afresh(tmp_path):
     write_worker(tmp_path, 301, 7)
-    reader = _MultiprocessReader(tmp_path)
+    reader = MultiprocessReader(tmp_path)
     reader.text()
     for path in tmp_path.iterdir():
         path.unlink()
@@ -97,13 +98,13 @@ def test_a_corrupt_file_is_skipped_not_fatal(tmp_path):
     (tmp_path / "counter_402.db").write_bytes(
         (40).to_bytes(4, "little") + b"\0" * 4 + (20).to_bytes(4, "little") + b"{not json" * 4
     )
-    text = _MultiprocessReader(tmp_path).text()
+    text = MultiprocessReader(tmp_path).text()
     assert 'http_requests_total{route="/a/"} 1.0' in text
 
 
 def test_label_values_are_escaped(tmp_path):
     Writer(tmp_path, "counter", 501).set("odd", "odd_total", {"v": 'a"b\\c\nd'}, 1)
-    text = _MultiprocessReader(tmp_path).text()
+    text = MultiprocessReader(tmp_path).text()
     assert samples(text) == samples(reference(tmp_path))
 
 
@@ -175,7 +176,7 @@ def test_a_vanished_file_takes_only_its_own_series_along(tmp_path):
     for le in BUCKETS:
         only_in_602.set("solo", "solo_bucket", {"le": le}, 1)
     only_in_602.set("solo", "solo_sum", {}, 0.5)
-    reader = _MultiprocessReader(tmp_path)
+    reader = MultiprocessReader(tmp_path)
     assert "solo_bucket" in reader.text()
     (tmp_path / "histogram_602.db").unlink()
     text = reader.text()

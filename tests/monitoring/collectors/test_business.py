@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 from prometheus_client import CollectorRegistry
 
-from monitoring.collectors.base import CachedReading, Families
+from monitoring.collectors.base import CachedCollector, CachedReading, Families
 from monitoring.collectors.business import (
     BusinessCollector,
     business_statistics,
@@ -157,11 +157,17 @@ def test_a_failing_read_keeps_the_error_and_the_last_reading():
     state["fail"] = True
     assert reading.get()["stale"] is True
     assert reading.error == "RuntimeError: server gone"
+
+    class Flaky(CachedCollector):
+        name = "flaky"
+
+        def families(self, reading):
+            return Families()
+
     status = {}
-    families = Families()
-    reading.add_status(families, collector="flaky")
-    for family in families:
+    for family in Flaky(reading).collect():
         for sample in family.samples:
+            assert sample.labels == {"collector": "flaky"}
             status[sample.name] = sample.value
     assert status["monitoring_collector_up"] == 0
     assert status["monitoring_collector_reading_age_seconds"] >= 0

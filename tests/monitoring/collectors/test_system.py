@@ -17,7 +17,7 @@ def sample(registry, name, **labels):
 def test_snapshot_has_sane_ranges():
     reading = SystemCollector().snapshot()
     assert 0 <= reading["cpu_usage_percent"] <= 100
-    assert reading["cpu_count"] == len(reading["cpu_core_usage_percent"]) >= 1
+    assert reading["cpu_cores"] == len(reading["cpu_core_usage_percent"]) >= 1
     assert all(0 <= v <= 100 for v in reading["cpu_core_usage_percent"].values())
     assert 0 < reading["memory_usage_percent"] < 100
     assert reading["memory_total_bytes"] > reading["memory_available_bytes"] > 0
@@ -81,5 +81,5 @@ def test_prometheus_output_matches_the_snapshot():
         assert f"\n{name} " in text, name
     assert 0 < sample(registry, "disk_usage_percent", mountpoint="/") < 100
     assert sample(registry, "network_received_bytes_total", interface="lo") >= 0
-    assert sample(registry, "app_process_count", role="web") >= 1
+    assert sample(registry, "app_processes", role="web") >= 1
     assert sample(registry, "cpu_core_usage_percent", core="0") is not None
