@@ -41,8 +41,10 @@ def collectors() -> Collectors:
     interval = getattr(settings, "MONITORING_COLLECTOR_INTERVAL", 15.0)
     budget = getattr(settings, "MONITORING_COLLECTOR_BUDGET", 1.0)
     redis_url = settings.REDIS_URL
-    # A hung Redis costs a scrape at most the budget per round trip (INFO, queue lengths).
-    client = redis_client(redis_url, timeout=budget) if redis_url else None
+    # A hung Redis costs a scrape at most the budget (and never more than a health check may
+    # take) per round trip (INFO, queue lengths).
+    redis_timeout = min(budget, settings.HEALTH_CHECK_TIMEOUT)
+    client = redis_client(redis_url, timeout=redis_timeout) if redis_url else None
     if client is not None:
         from config.celery import app
 

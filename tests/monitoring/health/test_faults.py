@@ -99,3 +99,24 @@ def test_the_socket_deadline_frees_a_blocked_read():
             assert ours.recv(1) == b""  # would block forever without the deadline
         assert 0.15 < time.monotonic() - started < 1.0
         assert deadline.expired
+
+
+def test_database_up_is_the_health_checks_answer(health_settings, broken_database, refused_port):
+    """`database_up{database}` (what DatabaseDown alerts on) says what /api/health/ says."""
+    from monitoring.collectors import collectors
+
+    def database_up():
+        values = [
+            (sample.labels, sample.value)
+            for family in collectors().database.collect()
+            for sample in family.samples
+            if sample.name == "database_up"
+        ]
+        assert [labels for labels, _ in values] == [{"database": "default"}]
+        return values[0][1]
+
+    assert database_up() == 1
+    broken_database(refused_port)
+    started = time.monotonic()
+    assert database_up() == 0
+    assert time.monotonic() - started < BOUND
