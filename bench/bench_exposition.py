@@ -76,11 +76,11 @@ def per_line(directory: Path, rounds: int) -> dict:
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.multiprocess import MultiProcessCollector
 
-    from monitoring.metrics import _MultiprocessReader
+    from monitoring.multiprocess_reader import MultiprocessReader
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry, str(directory))
-    reader = _MultiprocessReader(directory)
+    reader = MultiprocessReader(directory)
     theirs_lines = sample_lines(generate_latest(registry))
     ours_lines = sample_lines(reader.text())
     assert theirs_lines == ours_lines, (theirs_lines, ours_lines)
@@ -88,7 +88,7 @@ def per_line(directory: Path, rounds: int) -> dict:
     for name, function in (
         ("prometheus_client", lambda: generate_latest(registry)),
         ("ours", reader.text),
-        ("ours, cold (for information)", lambda: _MultiprocessReader(directory).text()),
+        ("ours, cold (for information)", lambda: MultiprocessReader(directory).text()),
     ):
         results[name] = best_seconds(function, rounds) / ours_lines * 1e6
     return results

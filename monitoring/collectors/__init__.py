@@ -42,17 +42,27 @@ def collectors() -> Collectors:
     interval = getattr(settings, "MONITORING_COLLECTOR_INTERVAL", 15.0)
     budget = getattr(settings, "MONITORING_COLLECTOR_BUDGET", 1.0)
     redis_url = settings.REDIS_URL
-    # A hung Redis costs a scrape at most the budget per round trip (INFO, queue lengths).
-    client = redis_client(redis_url, timeout=budget) if redis_url else None
+    # A hung Redis costs a scrape at most the budget (and never more than a health check may
+    # take) per round trip (INFO, queue lengths).
+    redis_timeout = min(budget, settings.HEALTH_CHECK_TIMEOUT)
+    client = redis_client(redis_url, timeout=redis_timeout) if redis_url else None
     if client is not None:
         from config.celery import app
 
         celery = CeleryCollector(app=app, client=client, workers_interval=interval)
     else:
         celery = None
+    # Imported here: the health checks import this package's Redis and Celery readers.
+    from monitoring.health.checks import database_reachable
+
     return Collectors(
         system=SystemCollector(),
-        database=DatabaseCollector(alias="default", interval=interval, budget=budget),
+        database=DatabaseCollector(
+            alias="default",
+            interval=interval,
+            budget=budget,
+            reachable=functools.partial(database_reachable, alias="default"),
+        ),
         business=BusinessCollector(
             alias="default",
             interval=getattr(settings, "MONITORING_BUSINESS_INTERVAL", 60.0),

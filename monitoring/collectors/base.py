@@ -1,4 +1,5 @@
-"""What every collector shares: a cached, time-limited reading and a metric family builder.
+"""What every collector shares: the `Collector` base, a cached, time-limited reading and a
+metric family builder.
 
 A collector reads its source once into a plain dict (the *reading*); `snapshot()` renders that
 dict as JSON and `collect()` as Prometheus metric families, so both always agree.
@@ -131,23 +132,10 @@ class CachedReading:
                 self._store(None, exc)
         return self._current(done=self.error is None)
 
-    def add_status(self, families: Families, *, collector: str) -> None:
-        """Whether the last refresh worked and how old the served reading is: a collector that
-        keeps failing shows up as `monitoring_collector_up 0`, not as silently old numbers."""
-        families.gauge(
-            "monitoring_collector_up",
-            "1 if the collector's last refresh worked.",
-            int(self.error is None),
-            collector=collector,
-        )
+    def age(self) -> float | None:
+        """Seconds since the served reading was taken (None before the first one)."""
         with self._lock:
-            age = None if self._taken_at is None else self.clock() - self._taken_at
-        families.gauge(
-            "monitoring_collector_reading_age_seconds",
-            "Age of the reading the collector serves.",
-            None if age is None else round(age, 3),
-            collector=collector,
-        )
+            return None if self._taken_at is None else self.clock() - self._taken_at
 
     def _current(self, *, done: bool) -> Reading | None:
         with self._lock:
@@ -231,3 +219,69 @@ class Families:
 
     def __iter__(self) -> Iterator[Metric]:
         return iter(self._families.values())
+
+
+class Collector:
+    """One source: `read()` gives the reading, `families(reading)` its Prometheus families.
+
+    `snapshot()` (JSON) and `collect()` (Prometheus, at scrape time) are built from the same
+    reading. A reading of `None` (none taken yet) is `unavailable()` in JSON and no families,
+    but `add_status` still reports on the collector itself.
+    """
+
+    name: str = ""
+
+    def read(self) -> Reading | None:
+        raise NotImplementedError
+
+    def families(self, reading: Reading) -> Families:
+        raise NotImplementedError
+
+    def add_status(self, families: Families) -> None:
+        """Series about the source or the collector, present even without a reading."""
+
+    def unavailable(self) -> Reading:
+        return {"status": "unavailable"}
+
+    def snapshot(self) -> Reading:
+        reading = self.read()
+        return self.unavailable() if reading is None else reading
+
+    def describe(self) -> list[Metric]:
+        return []  # read at scrape time only, never while registering
+
+    def collect(self) -> Iterator[Metric]:
+        reading = self.read()
+        families = Families() if reading is None else self.families(reading)
+        self.add_status(families)
+        return iter(families)
+
+
+class CachedCollector(Collector):
+    """A collector served from a `CachedReading`, which reports on its own refreshes."""
+
+    def __init__(self, reading: CachedReading) -> None:
+        self.reading = reading
+
+    def read(self) -> Reading | None:
+        return self.reading.get()
+
+    def unavailable(self) -> Reading:
+        return {"status": "unavailable", "error": self.reading.error}
+
+    def add_status(self, families: Families) -> None:
+        """Whether the last refresh worked and how old the served reading is: a collector that
+        keeps failing shows up as `monitoring_collector_up 0`, not as silently old numbers."""
+        families.gauge(
+            "monitoring_collector_up",
+            "1 if the collector's last refresh worked.",
+            int(self.reading.error is None),
+            collector=self.name,
+        )
+        age = self.reading.age()
+        families.gauge(
+            "monitoring_collector_reading_age_seconds",
+            "Age of the reading the collector serves.",
+            None if age is None else round(age, 3),
+            collector=self.name,
+        )

@@ -6,16 +6,16 @@ scrape never waits on a slow query past its budget.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Count, DateTimeField, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from prometheus_client.core import Metric
 
 from monitoring.collectors.base import (
+    CachedCollector,
     Families,
     Reading,
     cached_statistics,
@@ -154,7 +154,9 @@ def business_statistics(*, alias: str, timeout: float, now: datetime | None = No
     return {**reading, "unavailable": unavailable_keys(rates)}
 
 
-class BusinessCollector:
+class BusinessCollector(CachedCollector):
+    name = "business"
+
     def __init__(
         self,
         *,
@@ -163,28 +165,18 @@ class BusinessCollector:
         budget: float = 1.0,
         clock: Callable[[], datetime] = timezone.now,
     ) -> None:
-        self._reading = cached_statistics(
-            lambda **kw: business_statistics(now=clock(), **kw),
-            alias=alias,
-            interval=interval,
-            budget=budget,
-            name="business",
+        super().__init__(
+            cached_statistics(
+                lambda **kw: business_statistics(now=clock(), **kw),
+                alias=alias,
+                interval=interval,
+                budget=budget,
+                name=self.name,
+            )
         )
 
-    def read(self) -> Reading | None:
-        return self._reading.get()
-
-    def snapshot(self) -> Reading:
-        return self.read() or {"status": "unavailable", "error": self._reading.error}
-
-    def describe(self) -> list[Metric]:
-        return []  # read at scrape time only, never while registering
-
-    def collect(self) -> Iterator[Metric]:
-        reading = self.read()
-        families = Families() if reading is None else families_from_reading(reading)
-        self._reading.add_status(families, collector="business")
-        return iter(families)
+    def families(self, reading: Reading) -> Families:
+        return families_from_reading(reading)
 
 
 def families_from_reading(reading: Reading) -> Families:

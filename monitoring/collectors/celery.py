@@ -4,15 +4,14 @@ and queue waits from Celery's signals (counted in whichever process runs the tas
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import redis
 from celery import Celery, signals
-from prometheus_client.core import Metric
 
 from monitoring.collectors import instruments
-from monitoring.collectors.base import CachedReading, Families, Reading
+from monitoring.collectors.base import CachedReading, Collector, Families, Reading
+from monitoring.metrics import start_at_zero
 
 # kombu's Redis transport keeps priority messages in "<queue>\x06\x16<step>" lists.
 PRIORITY_SEPARATOR = "\x06\x16"
@@ -61,7 +60,9 @@ def celery_workers_answering(*, app: Celery, timeout: float) -> dict[str, list[s
     return {worker: sorted(q["name"] for q in queues) for worker, queues in replies.items()}
 
 
-class CeleryCollector:
+class CeleryCollector(Collector):
+    name = "celery"
+
     def __init__(
         self,
         *,
@@ -103,30 +104,25 @@ class CeleryCollector:
             ],
         }
 
-    def snapshot(self) -> Reading:
-        return self.read()
+    def families(self, reading: Reading) -> Families:
+        return families_from_reading(reading)
 
-    def describe(self) -> list[Metric]:
-        return []  # read at scrape time only, never while registering
 
-    def collect(self) -> Iterator[Metric]:
-        reading = self.read()
-        families = Families()
+def families_from_reading(reading: Reading) -> Families:
+    families = Families()
+    families.gauge(
+        "celery_broker_up", "1 if the broker answered at this scrape.", int(reading["broker_up"])
+    )
+    for queue, length in (reading["queue_length"] or {}).items():
         families.gauge(
-            "celery_broker_up",
-            "1 if the broker answered at this scrape.",
-            int(reading["broker_up"]),
+            "celery_queue_length", "Messages waiting in a Celery queue.", length, queue=queue
         )
-        for queue, length in (reading["queue_length"] or {}).items():
-            families.gauge(
-                "celery_queue_length", "Messages waiting in a Celery queue.", length, queue=queue
-            )
-        families.gauge(
-            "celery_workers_online",
-            "Celery workers that answered the last broadcast.",
-            reading["workers_online"],
-        )
-        return iter(families)
+    families.gauge(
+        "celery_workers_online",
+        "Celery workers that answered the last broadcast.",
+        reading["workers_online"],
+    )
+    return families
 
 
 # --- task signals: connected once in MonitoringConfig.ready(), in web and worker processes ---
@@ -151,6 +147,22 @@ def _task_started(task: Any = None, **_: Any) -> None:
 _STATES = {"SUCCESS": "succeeded", "FAILURE": "failed", "RETRY": "retried"}
 
 
+def start_task_outcomes_at_zero(app: Celery) -> None:
+    """Every task the app knows (Celery's own `celery.*` aside), every outcome, at 0: the
+    first failure after a worker starts is an increase, not the birth of a series."""
+    names = sorted(name for name in app.tasks if not name.startswith("celery."))
+    start_at_zero(
+        instruments.celery_tasks_total,
+        [(name, outcome) for name in names for outcome in _STATES.values()],
+    )
+
+
+def _worker_starting(sender: Any = None, **_: Any) -> None:
+    app = getattr(sender, "app", None)
+    if app is not None:
+        start_task_outcomes_at_zero(app)
+
+
 def _task_finished(task: Any = None, state: str | None = None, **_: Any) -> None:
     if task is None:
         return
@@ -164,6 +176,7 @@ def _task_finished(task: Any = None, state: str | None = None, **_: Any) -> None
 
 
 def connect_task_signals() -> None:
+    signals.worker_init.connect(_worker_starting, dispatch_uid="monitoring-worker-init")
     signals.before_task_publish.connect(_stamp_publish_time, dispatch_uid="monitoring-publish")
     signals.task_prerun.connect(_task_started, dispatch_uid="monitoring-prerun")
     signals.task_postrun.connect(_task_finished, dispatch_uid="monitoring-postrun")

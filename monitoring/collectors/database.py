@@ -8,16 +8,16 @@ unavailable (absent from Prometheus, `null` in JSON) rather than zero.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from prometheus_client.core import Metric
 
 from monitoring.collectors import instruments
 from monitoring.collectors.base import (
+    CachedCollector,
     Families,
     Reading,
     cached_statistics,
@@ -162,35 +162,46 @@ def statistics_reading(vendor: str, values: dict[str, Any]) -> Reading:
     return {"vendor": vendor, **values, "unavailable": unavailable_keys(flat)}
 
 
-class DatabaseCollector:
-    def __init__(self, *, alias: str = "default", interval: float = 15.0, budget: float = 1.0):
-        self.alias = alias
-        self._reading = cached_statistics(
-            database_statistics, alias=alias, interval=interval, budget=budget, name="database"
-        )
+class DatabaseCollector(CachedCollector):
+    """Server statistics (cached, see CachedReading) and, given `reachable`, `database_up`:
+    whether the database answers a health check now, bounded by HEALTH_CHECK_TIMEOUT."""
 
-    def read(self) -> Reading | None:
-        return self._reading.get()
+    name = "database"
+
+    def __init__(
+        self,
+        *,
+        alias: str = "default",
+        interval: float = 15.0,
+        budget: float = 1.0,
+        reachable: Callable[[], bool] | None = None,
+    ) -> None:
+        self.alias = alias
+        self.reachable = reachable
+        super().__init__(
+            cached_statistics(
+                database_statistics, alias=alias, interval=interval, budget=budget, name=self.name
+            )
+        )
 
     def snapshot(self) -> Reading:
         reading = self.read()
         threshold_ms = threshold("database", "slow_query_threshold")
-        if reading is None:
-            return {
-                "alias": self.alias,
-                "status": "unavailable",
-                "slow_query_threshold_ms": threshold_ms,
-            }
-        return {"alias": self.alias, **reading, "slow_query_threshold_ms": threshold_ms}
+        body = {"status": "unavailable"} if reading is None else reading
+        return {"alias": self.alias, **body, "slow_query_threshold_ms": threshold_ms}
 
-    def describe(self) -> list[Metric]:
-        return []  # read at scrape time only, never while registering
+    def families(self, reading: Reading) -> Families:
+        return families_from_reading(reading)
 
-    def collect(self) -> Iterator[Metric]:
-        reading = self.read()
-        families = Families() if reading is None else families_from_reading(reading)
-        self._reading.add_status(families, collector="database")
-        return iter(families)
+    def add_status(self, families: Families) -> None:
+        if self.reachable is not None:
+            families.gauge(
+                "database_up",
+                "1 if the database answered the health check (within HEALTH_CHECK_TIMEOUT).",
+                int(self.reachable()),
+                database=self.alias,
+            )
+        super().add_status(families)
 
 
 _GAUGES = {
@@ -202,7 +213,7 @@ _GAUGES = {
     ),
     "connections_idle": ("database_connections_idle", "Open client connections that are idle."),
     "connections_max": ("database_connections_max", "The server's max_connections."),
-    "sqlite_page_count": ("database_sqlite_page_count", "Pages in the SQLite database."),
+    "sqlite_page_count": ("database_sqlite_pages", "Pages in the SQLite database."),
     "sqlite_page_size_bytes": ("database_sqlite_page_size_bytes", "SQLite page size."),
     "sqlite_freelist_pages": ("database_sqlite_freelist_pages", "Unused SQLite pages."),
 }

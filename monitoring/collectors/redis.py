@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import redis
-from prometheus_client.core import Metric
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from monitoring.collectors.base import Families, Reading, unavailable_keys
+from monitoring.collectors.base import Collector, Families, Reading, unavailable_keys
 
 
 def redis_client(url: str, *, timeout: float) -> redis.Redis:
@@ -70,9 +68,11 @@ def _ok_flag(status: str | None) -> int | None:
     return None if status is None else int(status == "ok")
 
 
-class RedisCollector:
+class RedisCollector(Collector):
     """Reads `INFO` from the given client at each scrape (one round trip, bounded by the
     client's socket timeouts). An unreachable server gives `redis_up 0` and nothing else."""
+
+    name = "redis"
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
@@ -84,14 +84,8 @@ class RedisCollector:
             return {"up": False, "error": type(exc).__name__}
         return {"up": True, **reading_from_info(info)}
 
-    def snapshot(self) -> Reading:
-        return self.read()
-
-    def describe(self) -> list[Metric]:
-        return []  # read at scrape time only, never while registering
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(families_from_reading(self.read()))
+    def families(self, reading: Reading) -> Families:
+        return families_from_reading(reading)
 
 
 _GAUGES = {

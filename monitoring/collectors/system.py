@@ -12,16 +12,17 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import psutil
-from prometheus_client.core import Metric
 
-from monitoring.collectors.base import CachedReading, Families, Reading
+from monitoring.collectors.base import CachedReading, Collector, Families, Reading
 
+# This checkout, and the modules `celery -A` may name for its Celery app (config/celery.py).
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CELERY_APP_MODULES = ("config", "config.celery", "config.celery.app")
 # Virtual block devices whose I/O says nothing about the machine's disks.
 _SKIPPED_DISK_PREFIXES = ("loop", "ram", "zram", "dm-")
 MIN_CPU_WINDOW_SECONDS = 1.0
@@ -71,12 +72,46 @@ def connection_states(proc: Path) -> dict[str, int] | None:
 SLOW_READING_INTERVAL_SECONDS = 10.0
 
 
-class SystemCollector:
+def celery_app_argument(argv: list[str]) -> str | None:
+    """The value of `-A`/`--app` in a Celery command line, if any."""
+    for i, arg in enumerate(argv):
+        if arg in ("-A", "--app"):
+            return argv[i + 1] if i + 1 < len(argv) else None
+        if arg.startswith("--app="):
+            return arg.split("=", 1)[1]
+        if arg.startswith("-A") and len(arg) > 2:
+            return arg[2:]
+    return None
+
+
+def is_our_celery_worker(argv: list[str], cwd: str | None, *, root: Path) -> bool:
+    """A `celery … worker` of this deployment: it runs in this checkout (`root`, where
+    `make up` and the service files start it) and its `-A` (when given) names our app, the
+    `config` package. Another deployment's workers on the same host run elsewhere or another
+    app, and another user's processes do not show their directory (`cwd` None)."""
+    if "worker" not in argv or not any("celery" in arg for arg in argv) or cwd is None:
+        return False
+    directory = Path(cwd)
+    if directory != root and root not in directory.parents:
+        return False
+    app = celery_app_argument(argv)
+    return app is None or app.split(":", 1)[0] in CELERY_APP_MODULES
+
+
+class SystemCollector(Collector):
+    name = "system"
+
     def __init__(
-        self, *, ps: ModuleType = psutil, pid: int | None = None, proc: Path = Path("/proc")
+        self,
+        *,
+        ps: ModuleType = psutil,
+        pid: int | None = None,
+        proc: Path = Path("/proc"),
+        root: Path = PROJECT_ROOT,
     ) -> None:
         self.ps = ps
         self.proc = proc
+        self.root = root.resolve()
         self._slow = CachedReading(
             self._read_slow,
             interval=SLOW_READING_INTERVAL_SECONDS,
@@ -116,7 +151,7 @@ class SystemCollector:
                 str(i): _busy_percent(before, after)
                 for i, (before, after) in enumerate(zip(last_cores, cores, strict=True))
             },
-            "cpu_count": len(cores),
+            "cpu_cores": len(cores),
         }
 
     # --- memory, disks, network, load ---
@@ -186,13 +221,13 @@ class SystemCollector:
         }
 
     # --- web and worker processes ---
-    def _process_roles(self) -> dict[int, str]:
-        """Celery workers (by command line), then the web processes: this one, or its gunicorn
-        master and every process under it."""
+    def process_roles(self) -> dict[int, str]:
+        """This deployment's Celery workers (see `is_our_celery_worker`), then the web
+        processes: this one, or its gunicorn master and every process under it."""
         roles: dict[int, str] = {}
-        for proc in self.ps.process_iter(["pid", "cmdline"]):
-            cmdline = " ".join(proc.info.get("cmdline") or [])
-            if "celery" in cmdline and " worker" in cmdline:
+        for proc in self.ps.process_iter(["pid", "cmdline", "cwd"]):
+            argv, cwd = proc.info.get("cmdline") or [], proc.info.get("cwd")
+            if is_our_celery_worker(argv, cwd, root=self.root):
                 roles[proc.info["pid"]] = "celery"
         try:
             me = self.ps.Process(self.pid)
@@ -205,7 +240,7 @@ class SystemCollector:
         return roles
 
     def _read_slow(self) -> Reading:
-        return {"network_connections": connection_states(self.proc), "roles": self._process_roles()}
+        return {"network_connections": connection_states(self.proc), "roles": self.process_roles()}
 
     def _process_stats(self, roles: dict[int, str]) -> dict[str, Any]:
         per_role: dict[str, dict[str, float]] = {}
@@ -251,14 +286,8 @@ class SystemCollector:
             **processes,
         }
 
-    def snapshot(self) -> Reading:
-        return self.read()
-
-    def describe(self) -> list[Metric]:
-        return []  # read at scrape time only, never while registering
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(families_from_reading(self.read()))
+    def families(self, reading: Reading) -> Families:
+        return families_from_reading(reading)
 
 
 def _cmdline(proc: Any) -> str:
@@ -270,7 +299,7 @@ def _cmdline(proc: Any) -> str:
 
 _SCALARS = {
     "cpu_usage_percent": "CPU busy time over all cores since the previous scrape.",
-    "cpu_count": "Logical CPU cores.",
+    "cpu_cores": "Logical CPU cores (divides the load average into a load per core).",
     "memory_usage_percent": "RAM in use (total minus available).",
     "memory_total_bytes": "Total RAM.",
     "memory_available_bytes": "RAM available without swapping.",
@@ -294,7 +323,7 @@ _DISK = {
     "free_bytes": ("disk_free_bytes", "Space free for unprivileged users."),
 }
 _PROCESS = {
-    "count": ("app_process_count", "Processes of this role."),
+    "count": ("app_processes", "Processes of this role."),
     "cpu_percent": (
         "app_process_cpu_percent",
         "CPU used since the previous scrape (100 = a core).",
@@ -318,7 +347,7 @@ def _prefixed_counters(
 def families_from_reading(reading: Reading) -> Families:
     families = Families()
     for key, doc in _SCALARS.items():
-        name = key if key.startswith(("cpu_", "memory_", "swap_")) else f"system_{key}"
+        name = key if key.startswith(("cpu_usage", "memory_", "swap_")) else f"system_{key}"
         families.gauge(name, doc, reading[key])
     for key, name in _LOADS.items():
         families.gauge(name, f"Load average over {key.rsplit('_', 1)[-1]}.", reading[key])

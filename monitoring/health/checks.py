@@ -347,3 +347,24 @@ def overall_status(results: list[CheckResult]) -> str:
     if DEGRADED in statuses:
         return DEGRADED
     return OK
+
+
+# --- is the database reachable? (the public health endpoint and `database_up`) ---
+
+_reachable_lock = threading.Lock()
+_reachable: dict[str, tuple[float, bool]] = {}  # alias -> (monotonic time, reachable)
+
+
+def database_reachable(*, alias: str = "default") -> bool:
+    """Whether the database check of `alias` is not down, bounded by HEALTH_CHECK_TIMEOUT.
+
+    The answer is reused for HEALTH_BASIC_CACHE_SECONDS per process: probes and scrapes in
+    between cost nothing."""
+    answer = _reachable.get(alias)
+    if answer is not None and time.monotonic() - answer[0] < settings.HEALTH_BASIC_CACHE_SECONDS:
+        return answer[1]
+    (result,) = run_checks([DatabaseCheck(alias=alias)])
+    reachable = result.status != DOWN
+    with _reachable_lock:
+        _reachable[alias] = (time.monotonic(), reachable)
+    return reachable

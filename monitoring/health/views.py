@@ -1,16 +1,15 @@
 """Health endpoints: thin views over `checks`.
 
 `/api/health/` is public and cheap: a plain Django view (no DRF, no throttling) that says only
-ok or not. The database check behind it runs at most once per HEALTH_BASIC_CACHE_SECONDS per
-process; probes in between get the last answer.
+ok or not. The database check behind it (`checks.database_reachable`, which `database_up`
+exports too) runs at most once per HEALTH_BASIC_CACHE_SECONDS per process; probes in between
+get the last answer.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 
-from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -25,27 +24,11 @@ from monitoring.collectors import collectors
 from monitoring.health.checks import (
     DISABLED,
     OK,
-    DatabaseCheck,
+    database_reachable,
     health_checks,
     overall_status,
     run_checks,
 )
-
-_basic_lock = threading.Lock()
-_basic_answer: tuple[float, bool] | None = None  # (monotonic time, database reachable)
-
-
-def database_reachable() -> bool:
-    global _basic_answer
-    now = time.monotonic()
-    answer = _basic_answer
-    if answer is not None and now - answer[0] < settings.HEALTH_BASIC_CACHE_SECONDS:
-        return answer[1]
-    (result,) = run_checks([DatabaseCheck(alias="default")])
-    reachable = result.status != "down"
-    with _basic_lock:
-        _basic_answer = (time.monotonic(), reachable)
-    return reachable
 
 
 @never_cache

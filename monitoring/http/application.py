@@ -11,8 +11,10 @@ Exported: ``user_registrations_total``, ``user_logins_total{result="success"|"fa
 
 import re
 
-from monitoring.metrics import Counter
+from monitoring.metrics import Counter, start_at_zero
 from shop import signals
+from shop.payments.gateways import GATEWAYS
+from shop.payments.gateways.base import ERROR_MESSAGES
 
 __all__ = ["connect_receivers"]
 
@@ -28,6 +30,11 @@ PAYMENTS_FAILED = Counter(
     ["provider", "error_code"],
 )
 REORDER_ALERTS = Counter("reorder_alerts_total", "Reorder alerts raised for low stock.")
+
+# Providers and error codes known in advance start at 0: the failure-rate rule's increase()
+# then sees the first failure after a start.
+start_at_zero(PAYMENTS_SUCCEEDED, GATEWAYS)
+start_at_zero(PAYMENTS_FAILED, [(p, code) for p in GATEWAYS for code in sorted(ERROR_MESSAGES)])
 
 LOGIN_OK = LOGINS.labels("success")
 LOGIN_FAILED = LOGINS.labels("failure")

@@ -8,7 +8,8 @@ The counters are `monitoring.metrics` primitives: summed over gunicorn and Celer
 
 import logging
 
-from monitoring.metrics import Counter
+from monitoring.metrics import Counter, start_at_zero
+from shop.payments.gateways.base import ERROR_MESSAGES
 
 log_records_total = Counter("log_records_total", "Log records written, by level.", ["level"])
 log_errors_total = Counter(
@@ -38,6 +39,11 @@ DATABASE_ERROR_KINDS = (
 
 # Loggers whose records with an `error_code` are payment errors (the spec's example: "payments").
 PAYMENT_LOGGERS = ("payments", "shop.payments")
+# Loggers known to write ERROR records: Django's for unhandled request exceptions, the payment
+# failures of the specification's example, Celery's for failed tasks.
+ERROR_LOGGERS = ("django.request", "payments", "celery.app.trace")
+# The payment providers' error codes the shop knows (Stripe's, see shop.payments.gateways).
+PAYMENT_ERROR_CODES = tuple(sorted(ERROR_MESSAGES))
 _MAX_LABEL_LENGTH = 64
 
 
@@ -66,10 +72,10 @@ _payment_logger_cache: dict[str, bool] = {}
 
 # Known label values start at 0, so the first error after a restart is an increase that
 # increase() in the alert rules can see (a series born at 1 shows none).
-for _level in LEVELS:
-    _by_level[_level]
-for _kind in DATABASE_ERROR_KINDS:
-    _database_errors[_kind]
+start_at_zero(log_records_total, LEVELS)
+start_at_zero(log_errors_total, ERROR_LOGGERS)
+start_at_zero(payment_errors_total, PAYMENT_ERROR_CODES)
+start_at_zero(database_errors_total, DATABASE_ERROR_KINDS)
 
 
 def count_record(record: logging.LogRecord) -> None:

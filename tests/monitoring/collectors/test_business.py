@@ -1,6 +1,7 @@
 """Business metrics from the shop's models: revenue, conversion, best sellers, completion,
 stock, reorder alerts; cached and time-limited."""
 
+import threading
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -9,7 +10,7 @@ import pytest
 from django.utils import timezone
 from prometheus_client import CollectorRegistry
 
-from monitoring.collectors.base import CachedReading, Families
+from monitoring.collectors.base import CachedCollector, CachedReading, Families
 from monitoring.collectors.business import (
     BusinessCollector,
     business_statistics,
@@ -126,21 +127,26 @@ def test_collector_caches_for_its_interval(shop_data):
 
 
 def test_a_slow_read_is_served_from_the_last_reading_within_the_budget():
+    """The second read hangs until the test lets it go: the caller gets the last reading
+    (stale) instead of waiting, and the refresh lands for a later caller."""
     calls = []
+    release = threading.Event()
 
     def slow_read():
         calls.append(1)
         if len(calls) > 1:
-            time.sleep(0.5)
+            assert release.wait(timeout=60)
         return {"value": len(calls)}
 
     reading = CachedReading(slow_read, interval=0, budget=0.1, name="slow")
     assert reading.get() == {"value": 1}
-    started = time.monotonic()
-    stale = reading.get()
-    assert time.monotonic() - started < 0.3
+    stale = reading.get()  # returns although the read is still blocked
     assert stale["value"] == 1 and stale["stale"] is True
-    time.sleep(0.6)
+    release.set()
+    deadline = time.monotonic() + 30
+    while reading.get().get("stale"):
+        assert time.monotonic() < deadline, "the background refresh never landed"
+        time.sleep(0.05)
     assert reading.get()["value"] >= 2
 
 
@@ -157,11 +163,17 @@ def test_a_failing_read_keeps_the_error_and_the_last_reading():
     state["fail"] = True
     assert reading.get()["stale"] is True
     assert reading.error == "RuntimeError: server gone"
+
+    class Flaky(CachedCollector):
+        name = "flaky"
+
+        def families(self, reading):
+            return Families()
+
     status = {}
-    families = Families()
-    reading.add_status(families, collector="flaky")
-    for family in families:
+    for family in Flaky(reading).collect():
         for sample in family.samples:
+            assert sample.labels == {"collector": "flaky"}
             status[sample.name] = sample.value
     assert status["monitoring_collector_up"] == 0
     assert status["monitoring_collector_reading_age_seconds"] >= 0

@@ -150,3 +150,25 @@ def test_event_queues_are_not_work_queues(redis_db):
     queues = celery_queue_names(app=project_app, client=redis_db)
     assert "celery" in queues
     assert not [q for q in queues if "celeryev" in q], queues
+
+
+def test_task_outcomes_start_at_zero_when_a_worker_starts():
+    """Every known task's outcomes exist at 0 once a worker starts (worker_init), so the first
+    failure is an increase the rules see; Celery's own tasks are left out."""
+    from celery import signals
+
+    app = Celery("zero-outcomes", set_as_current=False)
+
+    @app.task(name="tests.monitoring.never_run")
+    def never_run():
+        return None
+
+    class Worker:  # what worker_init sends: the worker, with its app
+        pass
+
+    worker = Worker()
+    worker.app = app
+    signals.worker_init.send(sender=worker)
+    for state in ("succeeded", "failed", "retried"):
+        assert outcomes("tests.monitoring.never_run", state) == 0
+    assert outcomes("celery.backend_cleanup", "failed") is None

@@ -69,4 +69,5 @@ def test_a_hung_redis_costs_a_scrape_at_most_the_client_timeout():
         collector = RedisCollector(redis_client(f"redis://127.0.0.1:{hung.port}/2", timeout=0.3))
         started = time.monotonic()
         assert collector.snapshot() == {"up": False, "error": "TimeoutError"}
-        assert time.monotonic() - started < 0.8
+        # Generous for a loaded machine; a timeout 20 times too long (6 s) still fails it.
+        assert time.monotonic() - started < 3.0

@@ -4,10 +4,11 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from monitoring.collectors.system import SystemCollector
+from monitoring.collectors.system import PROJECT_ROOT, SystemCollector, is_our_celery_worker
 
 
 def sample(registry, name, **labels):
@@ -17,7 +18,7 @@ def sample(registry, name, **labels):
 def test_snapshot_has_sane_ranges():
     reading = SystemCollector().snapshot()
     assert 0 <= reading["cpu_usage_percent"] <= 100
-    assert reading["cpu_count"] == len(reading["cpu_core_usage_percent"]) >= 1
+    assert reading["cpu_cores"] == len(reading["cpu_core_usage_percent"]) >= 1
     assert all(0 <= v <= 100 for v in reading["cpu_core_usage_percent"].values())
     assert 0 < reading["memory_usage_percent"] < 100
     assert reading["memory_total_bytes"] > reading["memory_available_bytes"] > 0
@@ -39,16 +40,47 @@ def test_this_process_is_counted_as_web():
     assert web["open_fds"] >= 3
 
 
-def test_celery_worker_processes_are_found_by_their_command_line():
-    # A stand-in process whose command line reads like a Celery worker's.
-    args = [sys.executable, "-c", "import time; time.sleep(30)", "celery", "worker"]
-    with subprocess.Popen(args) as proc:
-        try:
-            processes = SystemCollector().snapshot()["processes"]
-            assert processes["celery"]["count"] >= 1
-            assert processes["celery"]["resident_memory_bytes"] > 1024 * 1024
-        finally:
+def stand_in(app: str, cwd: Path) -> subprocess.Popen:
+    """A process whose command line reads like `celery -A <app> worker`, started in `cwd`."""
+    code = "import sys, time; sys.stdout.write('up'); sys.stdout.flush(); time.sleep(60)"
+    argv = [sys.executable, "-c", code, "celery", "-A", app, "worker"]
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE)
+    assert proc.stdout.read(2) == b"up"  # running (its command line is set) before we look
+    return proc
+
+
+def test_only_this_deployments_celery_workers_are_counted(tmp_path):
+    """Defect 11: another deployment's workers on the same host were counted as ours."""
+    ours = stand_in("config", PROJECT_ROOT)
+    foreign_app = stand_in("other", PROJECT_ROOT)
+    foreign_dir = stand_in("config", tmp_path)  # the same code, another checkout
+    try:
+        roles = SystemCollector().process_roles()
+        assert roles.get(ours.pid) == "celery"
+        # (Children of this test process, so they may count as "web": never as our workers.)
+        assert roles.get(foreign_app.pid) != "celery"
+        assert roles.get(foreign_dir.pid) != "celery"
+        processes = SystemCollector().snapshot()["processes"]
+        assert processes["celery"]["count"] >= 1
+        assert processes["celery"]["resident_memory_bytes"] > 1024 * 1024
+    finally:
+        for proc in (ours, foreign_app, foreign_dir):
             proc.kill()
+            proc.wait()
+
+
+def test_celery_worker_command_lines():
+    root = Path("/srv/shop")
+    worker = ["/venv/bin/celery", "-A", "config", "worker", "--concurrency", "2"]
+    assert is_our_celery_worker(worker, "/srv/shop", root=root)
+    assert is_our_celery_worker(
+        ["celery", "--app=config.celery:app", "worker"], "/srv/shop", root=root
+    )
+    assert is_our_celery_worker(["celery", "worker"], "/srv/shop/var", root=root)
+    assert not is_our_celery_worker(worker, "/srv/other-shop", root=root)
+    assert not is_our_celery_worker(worker, None, root=root)  # another user's process
+    assert not is_our_celery_worker(["celery", "-Aother", "worker"], "/srv/shop", root=root)
+    assert not is_our_celery_worker(["celery", "-A", "config", "beat"], "/srv/shop", root=root)
 
 
 def test_cpu_is_measured_between_readings_without_sleeping():
@@ -81,5 +113,5 @@ def test_prometheus_output_matches_the_snapshot():
         assert f"\n{name} " in text, name
     assert 0 < sample(registry, "disk_usage_percent", mountpoint="/") < 100
     assert sample(registry, "network_received_bytes_total", interface="lo") >= 0
-    assert sample(registry, "app_process_count", role="web") >= 1
+    assert sample(registry, "app_processes", role="web") >= 1
     assert sample(registry, "cpu_core_usage_percent", core="0") is not None

@@ -95,7 +95,7 @@ def test_collectors_and_worker_metrics_reach_the_prometheus_endpoint(stack):
     assert 0 < value(found, "memory_usage_percent") < 100
     assert 0 < value(found, "disk_usage_percent", mountpoint="/") < 100
     assert value(found, "system_load_average_1m") >= 0
-    assert value(found, "app_process_count", role="web") == 3
+    assert value(found, "app_processes", role="web") == 3
     assert value(found, "app_process_resident_memory_bytes", role="web") > 0
     # Database (SQLite here), Redis, the broker's queue.
     assert value(found, "database_size_bytes") > 0
