@@ -194,7 +194,9 @@ def test_a_hung_target_does_not_stall_the_others(tmp_path):
             return next((v for k, v in _values(store, "up").items() if dict(k)["job"] == job), [])
 
         # The fast target is scraped again and again while the hung one's first scrape is open.
-        wait_for(lambda: len(ups("fast")) >= 4, what="4 scrapes of the fast target")
+        wait_for(lambda: hung.requests, what="the hung target's first scrape")
+        before = len(ups("fast"))
+        wait_for(lambda: len(ups("fast")) >= before + 4, what="4 scrapes of the fast target")
         assert set(ups("fast")) == {1.0}
         assert len(hung.requests) == 1 and ups("hung") == []
         hung.release.set()
