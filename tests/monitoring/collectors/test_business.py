@@ -1,7 +1,7 @@
 """Business metrics from the shop's models: revenue, conversion, best sellers, completion,
 stock, reorder alerts; cached and time-limited."""
 
-import time
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -18,6 +18,7 @@ from monitoring.collectors.business import (
 from shop.catalog.models import Category, Product, ReorderAlert
 from shop.orders.models import Order, OrderItem
 from shop.visits.models import Visit
+from tests.wait import wait_for
 
 pytestmark = [pytest.mark.django_db, pytest.mark.db]
 
@@ -127,21 +128,20 @@ def test_collector_caches_for_its_interval(shop_data):
 
 def test_a_slow_read_is_served_from_the_last_reading_within_the_budget():
     calls = []
+    release = threading.Event()
 
     def slow_read():
         calls.append(1)
         if len(calls) > 1:
-            time.sleep(0.5)
+            release.wait(60)  # hangs until released: a caller that waited for it would hang too
         return {"value": len(calls)}
 
     reading = CachedReading(slow_read, interval=0, budget=0.1, name="slow")
     assert reading.get() == {"value": 1}
-    started = time.monotonic()
-    stale = reading.get()
-    assert time.monotonic() - started < 0.3
-    assert stale["value"] == 1 and stale["stale"] is True
-    time.sleep(0.6)
-    assert reading.get()["value"] >= 2
+    stale = reading.get()  # the refresh hangs: the caller gets the last reading at the budget
+    assert stale["value"] == 1 and stale["stale"] is True and len(calls) == 2
+    release.set()
+    wait_for(lambda: reading.get()["value"] >= 2, what="the released refresh")
 
 
 def test_a_failing_read_keeps_the_error_and_the_last_reading():
