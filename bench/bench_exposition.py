@@ -26,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.goals import verdict  # noqa: E402
 
 LINE_GOAL = 0.5
 P95_GOAL_MS = 50.0
@@ -166,7 +167,7 @@ def main() -> int:
         f"{args.scrapes} scrapes: p50 {scrape['p50']:.1f} ms, p95 {scrape['p95']:.1f} ms: "
         f"{'meets' if p95_ok else 'MISSES'} the goal of under {P95_GOAL_MS:.0f} ms"
     )
-    return 0 if line_ok and p95_ok else 1
+    return verdict(line_ok and p95_ok)
 
 
 if __name__ == "__main__":

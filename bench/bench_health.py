@@ -32,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.goals import verdict  # noqa: E402
 
 GOAL_MS = 0.5
 BARE, OURS, OURS_UNCACHED, DHC = (
@@ -178,7 +179,7 @@ def main() -> int:
         from django.db import connection
 
         results = run(args.requests, args.rounds)
-        return 0 if report(results, args.requests, args.rounds, connection.vendor) else 1
+        return verdict(report(results, args.requests, args.rounds, connection.vendor))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

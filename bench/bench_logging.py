@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.goals import verdict  # noqa: E402
 
 GOAL = 1.5
 EXTRA = {"order_id": "ORDER-12345", "payment_method": "stripe", "error_code": "card_declined"}
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     use_multiprocess_counters()
     result = run(args.records, args.rounds)
     print(report(result))
-    return 0 if result["ratio"] <= GOAL else 1
+    return verdict(result["ratio"] <= GOAL)
 
 
 if __name__ == "__main__":

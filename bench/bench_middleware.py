@@ -29,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.goals import verdict  # noqa: E402
 
 GOAL = 0.5
 NO_ACCESS_LOG = "ours, access log off (for information)"
@@ -172,7 +173,7 @@ def main() -> int:
 
         django.setup()
         results = run(args.requests, args.rounds)
-        return 0 if report(results, args.requests, args.rounds) else 1
+        return verdict(report(results, args.requests, args.rounds))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -8,6 +8,8 @@
    monitor's HTTP server (request, JSON) against the same query called on the engine directly.
    Goal: the whole request under 50 ms (issue 5's query_range goal, measured end to end), as
    a dashboard sees it: the client (httpx, parsing the JSON) runs in a process of its own.
+   A small answer (one sample) under 20 ms: with Nagle's algorithm on, it waited 40 ms for the
+   client's delayed ACK (a speed claim kept here, not in the API tests).
    Also shown with the client in the monitor's process, as this bench first measured it: the
    client's 24,100 parsed lists then trigger the monitor's full garbage collections (~28 ms
    over Django's heap, every other request), a cost no separate dashboard puts on it.
@@ -32,6 +34,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.goals import verdict  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
 
 import django  # noqa: E402
@@ -48,6 +52,8 @@ from monitoring.monitor.scrape import Scraper  # noqa: E402
 from monitoring.tsdb.store import SampleStore, labels_from  # noqa: E402
 
 SCRAPE_GOAL_MS, QUERY_RANGE_GOAL_MS = 1000, 50
+# A small answer waiting for the client's delayed ACK (Nagle's algorithm) takes 40 ms or more.
+SMALL_ANSWER_GOAL_MS = 20
 
 
 def exposition(series: int) -> str:
@@ -138,7 +144,7 @@ print(json.dumps(took))
 """
 
 
-def bench_query_range(rounds: int, tmp: Path) -> tuple[float, float, float]:
+def bench_query_range(rounds: int, tmp: Path) -> tuple[float, float, float, float]:
     (tmp / "api.yml").write_text("scrape_configs: []\n")
     monitor = Monitor(config_path=tmp / "api.yml", settings=settings_from_env({}), persist=False)
     end = 1_700_000_000_000
@@ -168,10 +174,17 @@ def bench_query_range(rounds: int, tmp: Path) -> tuple[float, float, float]:
 
         over_http()  # connection set up once, as a dashboard keeps it
         via_api = timed(over_http, rounds)
+        small = {"query": 'x_total{instance="h0"}', "time": end / 1000}
+        small_answer = timed(lambda: client.get("/api/v1/query", params=small), max(rounds, 9))
     server.shutdown()
     server.server_close()
     monitor.stop()
-    return statistics.median(direct), statistics.median(dashboard), statistics.median(via_api)
+    return (
+        statistics.median(direct),
+        statistics.median(dashboard),
+        statistics.median(via_api),
+        statistics.median(small_answer),
+    )
 
 
 def main() -> int:
@@ -182,7 +195,7 @@ def main() -> int:
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
         parse_ms, scrape_ms = bench_scrape(args.series, args.rounds, Path(tmp))
-        direct_ms, api_ms, same_process_ms = bench_query_range(args.rounds, Path(tmp))
+        direct_ms, api_ms, same_process_ms, small_ms = bench_query_range(args.rounds, Path(tmp))
     print(f"\n| scrape of {args.series} series (median of {args.rounds}) | ms |\n|---|---|")
     print(f"| prometheus_client text parser alone | {parse_ms:.1f} |")
     print(f"| our scrape: HTTP + parse + labels + store | {scrape_ms:.1f} |")
@@ -190,13 +203,16 @@ def main() -> int:
     print(f"| engine called directly | {direct_ms:.1f} |")
     print(f"| through the monitor's HTTP API (JSON), client in its own process | {api_ms:.1f} |")
     print(f"| the same, client in the monitor's process | {same_process_ms:.1f} |")
+    print(f"| a small answer (one sample) through the API | {small_ms:.1f} |")
     ok = scrape_ms < SCRAPE_GOAL_MS and api_ms < QUERY_RANGE_GOAL_MS
+    ok &= small_ms < SMALL_ANSWER_GOAL_MS
     print(
         f"\nscrape {scrape_ms:.0f} ms (goal < {SCRAPE_GOAL_MS} ms), "
-        f"query_range via API {api_ms:.1f} ms (goal < {QUERY_RANGE_GOAL_MS} ms): "
-        + ("goals met" if ok else "GOAL MISSED")
+        f"query_range via API {api_ms:.1f} ms (goal < {QUERY_RANGE_GOAL_MS} ms), "
+        f"small answer {small_ms:.1f} ms (goal < {SMALL_ANSWER_GOAL_MS} ms): "
+        + ("goals met" if ok else "missed")
     )
-    return 0 if ok else 1
+    return verdict(ok)
 
 
 if __name__ == "__main__":

@@ -9,16 +9,24 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+from bench.goals import GOAL_MISSED_EXIT  # noqa: E402
 
 
 def main() -> int:
-    failed = []
+    missed, crashed = [], []
     for script in sorted(BENCH.glob("bench_*.py")):
         print(f"\n=== {script.name}", flush=True)
-        if subprocess.run([sys.executable, str(script)], cwd=BENCH.parent).returncode != 0:
-            failed.append(script.name)
-    if failed:
-        print(f"\ngoals missed or errors in: {', '.join(failed)}")
+        code = subprocess.run([sys.executable, str(script)], cwd=BENCH.parent).returncode
+        if code == GOAL_MISSED_EXIT:
+            missed.append(script.name)
+        elif code != 0:
+            crashed.append(f"{script.name} (exit {code})")
+    if crashed:
+        print(f"\nbenchmarks that crashed: {', '.join(crashed)}")
+    if missed:
+        print(f"\ngoals missed in: {', '.join(missed)}")
+    if missed or crashed:
         return 1
     print("\nall benchmark goals met")
     return 0

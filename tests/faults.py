@@ -40,6 +40,15 @@ class HungServer:
                 return
             self.accepted.append(conn)  # held open, never read from or written to
 
+    def clients_gone(self) -> int:
+        """How many accepted connections the client has closed (TCP CLOSE_WAIT here): a client
+        that gave up on its own timeout, as libpq does after its connect timeout."""
+        close_wait = 8  # Linux's TCP_CLOSE_WAIT, the first byte of struct tcp_info
+        return sum(
+            conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == close_wait
+            for conn in self.accepted
+        )
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join()

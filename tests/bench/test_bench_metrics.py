@@ -1,24 +1,17 @@
 """The metrics benchmarks run end to end and print their comparisons (small sizes)."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.gunicorn import ROOT, single_process
+from tests.bench.runner import run_bench as run
+from tests.gunicorn import single_process
 
 pytestmark = pytest.mark.slow
 
 
 def run_bench(*args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, *args],
-        cwd=ROOT, env=single_process(dict(os.environ)),
-        capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
-    assert result.returncode in (0, 1), result.stderr  # 1: a goal missed, still a report
-    return result.stdout
+    return run(*args, env=single_process(dict(os.environ)))
 
 
 def test_middleware_bench_compares_three_stacks():

@@ -163,7 +163,7 @@ def test_prometheus_evaluates_spec_expressions_and_rules(tmp_path, postgres_app_
         try:
             expressions = DASHBOARD_EXPRESSIONS + alert_operands()
             missing, unhealthy = expressions, ["not asked yet"]
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 90
             while (missing or unhealthy) and time.monotonic() < deadline:
                 time.sleep(1)
                 try:

@@ -3,8 +3,10 @@ threshold overrides: the operator's file, not the defaults, decides."""
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
 from monitoring.collectors.redis import redis_client
 from monitoring.health.checks import DEGRADED, OK, RedisCheck, overall_status, run_checks
@@ -12,18 +14,23 @@ from tests.services import require_redis
 
 pytestmark = pytest.mark.django_db
 
+REPO = Path(__file__).resolve().parents[3]
 REDIS_URL = "redis://127.0.0.1:6379/9"
 BLOCKING_KEY = "health-test-blocked-list"
 
 
 @pytest.fixture
 def thresholds(health_settings, tmp_path):
-    """Write a thresholds.yml override into a fresh configuration directory."""
+    """Write the shipped thresholds.yml with `text`'s values over it into a fresh configuration
+    directory (a partial file is refused as invalid, and the last good copy kept)."""
 
     def write(text: str) -> None:
+        merged = yaml.safe_load((REPO / "deploy/prometheus/thresholds.yml").read_text())
+        for section, values in yaml.safe_load(text).items():
+            merged[section].update(values)
         directory = tmp_path / f"config-{time.monotonic_ns()}"
         directory.mkdir()
-        (directory / "thresholds.yml").write_text(text)
+        (directory / "thresholds.yml").write_text(yaml.safe_dump(merged))
         health_settings.MONITORING_CONFIG_DIR = directory
 
     return write

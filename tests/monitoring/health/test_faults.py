@@ -1,6 +1,9 @@
 """A stopped or hung Redis or PostgreSQL: the right component is down, the answer comes at the
-check timeout (a hung server's check says it gave up waiting), and the other components keep
-working. Wall-clock bounds are generous (a loaded machine): they catch a hang, not a speed."""
+check timeout, and the other components keep working.
+
+That the answer does not wait for a hung server is shown by events where one can be seen (the
+answer came while libpq, whose own connect timeout is 2 s or more, still held its connection);
+the wall-clock bound only catches a hang, generous for a loaded machine (speed: bench_health)."""
 
 import socket
 import threading
@@ -14,8 +17,9 @@ from tests.monitoring.health.conftest import TIMEOUT
 
 pytestmark = pytest.mark.django_db
 
-BOUND = TIMEOUT * 4 + 1.0  # 3 s; hung servers without the bounds hold forever
+
 GAVE_UP = f"no answer within {TIMEOUT} s"
+BOUND = TIMEOUT + 4.5
 
 
 def timed_get(reader, url):
@@ -66,6 +70,7 @@ def test_postgres_unreachable(reader, client, broken_database, refused_port):
 def test_postgres_hung(reader, client, broken_database, hung):
     broken_database(hung.port)
     response, elapsed = timed_get(reader, "/api/health/detailed/")
+    assert hung.accepted and hung.clients_gone() == 0  # answered before libpq gave up
     assert elapsed < BOUND
     assert response.status_code == 503
     database = response.json()["components"]["database"]
@@ -106,10 +111,11 @@ def test_the_socket_deadline_frees_a_blocked_read():
     """What bounds a PostgreSQL query on a hung server: the socket is shut down at the deadline."""
     ours, theirs = socket.socketpair()
     with ours, theirs:
+        ours.settimeout(60)  # without the deadline: TimeoutError after a minute, not a hang
         started = time.monotonic()
         with _Deadline(ours.fileno(), 0.2) as deadline:
-            assert ours.recv(1) == b""  # would block forever without the deadline
-        assert 0.15 < time.monotonic() - started < BOUND
+            assert ours.recv(1) == b""  # freed by the deadline's shutdown
+        assert time.monotonic() - started >= 0.19  # not before its time
         assert deadline.expired
 
 

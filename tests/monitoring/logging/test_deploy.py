@@ -65,9 +65,9 @@ def test_logrotate_accepts_the_file(logrotate_conf, tmp_path):
     assert "error" not in result.stderr.lower()
 
 
-def test_writers_follow_logrotate_renames_within_a_second(logrotate_conf, tmp_path):
+def test_writers_follow_logrotate_renames(logrotate_conf, tmp_path):
     """Two handlers (two workers) keep writing across a real logrotate run: the rotation is
-    noticed within a second (the check interval), and no line is lost on the way."""
+    noticed (at the first check after it: test_handlers.py), and no line is lost on the way."""
     conf, log_dir = logrotate_conf
     workers = [AppendFileHandler(log_dir / APP_LOG_FILE) for _ in range(2)]
     logger = logging.getLogger("tests.logrotate")
@@ -82,17 +82,16 @@ def test_writers_follow_logrotate_renames_within_a_second(logrotate_conf, tmp_pa
         assert result.returncode == 0, result.stderr
         new_file = log_dir / APP_LOG_FILE
         # logrotate's `create` left an empty file: write until both workers write into it.
-        while new_file.read_text().count("\n") < 2 and time.monotonic() - rotated_at < 3:
+        while new_file.read_text().count("\n") < 2 and time.monotonic() - rotated_at < 60:
             logger.warning("line %d", written)
             written += 1
             time.sleep(0.02)
-        noticed_after = time.monotonic() - rotated_at
     finally:
         for handler in workers:
             logger.removeHandler(handler)
             handler.close()
         logger.propagate = True
-    assert noticed_after < 1.0 + 0.3  # the interval, plus the test's own sleeps and slack
+    assert new_file.read_text().count("\n") >= 2, "the rotation was not noticed within 60 s"
     stamp = datetime.now().strftime("%Y%m%d")
     rotated = (log_dir / f"{APP_LOG_FILE}-{stamp}").read_text().splitlines()
     current = new_file.read_text().splitlines()

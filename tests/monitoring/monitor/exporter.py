@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -14,7 +13,8 @@ class Exporter(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.body = ""
         self.status = 200
-        self.delay_s = 0.0
+        self.delay_s = 0.0  # a slow or hung target; `release` ends the wait early
+        self.release = threading.Event()
         self.requests: list[dict[str, str]] = []
         self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
 
@@ -27,6 +27,7 @@ class Exporter(ThreadingHTTPServer):
         return self
 
     def __exit__(self, *exc) -> None:
+        self.release.set()
         self.shutdown()
         self.server_close()
 
@@ -37,7 +38,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self.server.requests.append({"path": self.path, **dict(self.headers.items())})
         if self.server.delay_s:
-            time.sleep(self.server.delay_s)
+            self.server.release.wait(self.server.delay_s)
         body = self.server.body.encode()
         try:
             self.send_response(self.server.status)

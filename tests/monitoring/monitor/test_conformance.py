@@ -23,6 +23,7 @@ from tests.gunicorn import ROOT, TOKEN, Gunicorn
 from tests.monitoring.exposition.test_prometheus_server import free_port
 from tests.monitoring.monitor.test_run import MonitorProcess
 from tests.services import require_prometheus
+from tests.wait import wait_for
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
@@ -123,6 +124,18 @@ def _query(client: httpx.Client, expr: str, t: float) -> dict[tuple, float]:
     return {tuple(sorted(r["metric"].items())): float(r["value"][1]) for r in result}
 
 
+def _scraped_twice_since(since: float, *clients: httpx.Client) -> None:
+    """Wait until every engine has scraped every target at least twice since `since`."""
+
+    def scrapes(client: httpx.Client) -> float:
+        now = time.time()
+        window = f"{max(1, round((now - since) * 1000))}ms"
+        counts = _query(client, f"count_over_time(up[{window}])", now).values()
+        return min(counts, default=0)
+
+    wait_for(lambda: all(scrapes(c) >= 2 for c in clients), timeout=60, what="two scrapes")
+
+
 def _close(a: float, b: float, tolerance: float) -> bool:
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
@@ -164,7 +177,7 @@ def engines(tmp_path):
 def test_our_answers_match_real_prometheus(engines):
     app, ours, theirs = engines
     # Both engines up and scraping before the traffic starts.
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             if _query(theirs, "up == 1", time.time()) and _query(
@@ -175,10 +188,10 @@ def test_our_answers_match_real_prometheus(engines):
             pass
         time.sleep(0.2)
     _traffic(app.base_url, 1)  # warm up: every series exists in both engines
-    time.sleep(2.5 * SCRAPE_S)  # both scrape the same still counters at least twice
+    _scraped_twice_since(time.time(), ours.client, theirs)  # the same still counters
     burst = time.time()
     _traffic(app.base_url, 4)
-    time.sleep(2.5 * SCRAPE_S)
+    _scraped_twice_since(time.time(), ours.client, theirs)
     t = time.time() - 0.5
     window_s = t - burst + 1.25 * SCRAPE_S
     window = f"{round(window_s * 1000)}ms"

@@ -163,19 +163,20 @@ def test_a_fault_goes_pending_then_firing_then_resolves(tmp_path, fault):
             assert not _alerts(monitor, fault, "pending") and not _alerts(monitor, fault, "firing")
 
             processes = fault.start()
-            (pending,) = monitor.wait_for(lambda: _alerts(monitor, fault, "pending"), 10)
-            went_pending = time.monotonic()
+            (pending,) = monitor.wait_for(lambda: _alerts(monitor, fault, "pending"), 60)
             assert float(pending["value"]) > limit
             assert pending["annotations"]["description"] == fault.description.format(limit=limit)
-            (firing,) = monitor.wait_for(lambda: _alerts(monitor, fault, "firing"), FOR_S + 5)
-            # Seen firing about `for` after pending (allow some lag on a busy machine); the
-            # exact bound is checked on the stored timestamps below.
-            assert time.monotonic() - went_pending <= FOR_S + EVAL_S + 2
+            (firing,) = monitor.wait_for(lambda: _alerts(monitor, fault, "firing"), 60)
             assert firing["activeAt"] == pending["activeAt"]
+            # Firing at the first evaluation at or after activeAt + for, however late a busy
+            # machine ran it (read from the ALERTS samples the monitor wrote).
+            monitor.assert_fired_at_first_evaluation_after_for(
+                fault.alertname, firing["activeAt"], FOR_S
+            )
             assert firing["labels"]["severity"] == "warning"
 
             _stop(processes)
-            monitor.wait_for(lambda: not _alerts(monitor, fault, "firing"), 20)
+            monitor.wait_for(lambda: not _alerts(monitor, fault, "firing"), 60)
             assert monitor.stop() == 0
         finally:
             _stop(processes)
@@ -193,10 +194,8 @@ def test_a_fault_goes_pending_then_firing_then_resolves(tmp_path, fault):
             ("pending", "firing"),
             ("firing", "inactive"),
         ]
-        # Firing at the first evaluation at or after activeAt + for: within one interval
-        # (plus scheduling jitter on a busy machine).
+        # The recorded times agree: fired at or after activeAt + for.
         active_at, fired_at = rows[1][2:]
-        held_s = (fired_at - active_at) / 1000
-        assert FOR_S <= held_s <= FOR_S + EVAL_S + 0.25, held_s
+        assert (fired_at - active_at) / 1000 >= FOR_S
         # The app really served the simulated shop traffic while all this happened.
         assert httpx.get(f"{app.base_url}/api/catalog/products/").status_code == 200

@@ -120,7 +120,7 @@ def test_reloads_while_loops_wait_to_evaluate_do_not_stall(tmp_path):
             started = time.monotonic()
             assert monitor.reload() == []
             took.append(time.monotonic() - started)
-        assert max(took) < 3, took
+        assert max(took) < 8, took  # the stall was the join's 10 s; 8 leaves a loaded machine room
         assert len(monitor._threads) == 21 and all(t.is_alive() for t in monitor._threads)
     finally:
         monitor.stop()

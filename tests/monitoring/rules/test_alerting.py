@@ -52,6 +52,59 @@ def test_lifecycle_pending_firing_resolved_and_forgotten():
     assert rule.alerts() == []
 
 
+def _states(samples) -> list[str]:
+    return [dict(s.labels)["alertstate"] for s in samples if dict(s.labels)["__name__"] == "ALERTS"]
+
+
+def test_an_alert_that_recurs_within_the_resolved_retention_fires_again():
+    # pending -> firing -> resolved, then the condition returns while the resolved alert is still
+    # kept for notification: a new pending alert with its own `for` clock, which fires again.
+    store, rule = SampleStore(), _rule()
+    engine = Engine(store)
+    seen = []
+    for minute, value in enumerate([90, 91, 92, 10, 95, 96, 97, 10]):
+        _cpu(store, minute * MIN, value)
+        samples = rule.eval(minute * MIN, engine)
+        (alert,) = rule.alerts()
+        seen.append((alert.state, _states(samples), alert.active_at_ms // MIN))
+    assert seen == [
+        (PENDING, [PENDING], 0),
+        (PENDING, [PENDING], 0),
+        (FIRING, [FIRING], 0),
+        (INACTIVE, [], 0),  # resolved at 3m, kept 15 minutes
+        (PENDING, [PENDING], 4),  # back within the retention: `for` starts again at 4m
+        (PENDING, [PENDING], 4),
+        (FIRING, [FIRING], 4),  # 2 minutes after its new activation
+        (INACTIVE, [], 4),
+    ]
+    (alert,) = rule.alerts()
+    assert alert.fired_at_ms == 6 * MIN and alert.resolved_at_ms == 7 * MIN
+    assert alert.annotations == {"summary": "web1 at 97%"}
+    # The retention counts from the second resolution: kept at 22m, forgotten after 22m.
+    _cpu(store, 22 * MIN, 10)
+    rule.eval(22 * MIN, engine)
+    assert [a.state for a in rule.alerts()] == [INACTIVE]
+    _cpu(store, 23 * MIN, 10)
+    rule.eval(23 * MIN, engine)
+    assert rule.alerts() == []
+
+
+def test_a_recurring_alert_reports_its_new_activation_in_alerts_for_state():
+    store, rule = SampleStore(), _rule(for_s=0)
+    engine = Engine(store)
+    outputs = []
+    for minute, value in enumerate([90, 10, 90]):
+        _cpu(store, minute * MIN, value)
+        outputs.append(
+            {dict(s.labels)["__name__"]: s.value for s in rule.eval(minute * MIN, engine)}
+        )
+    assert outputs == [
+        {"ALERTS": 1.0, "ALERTS_FOR_STATE": 0},
+        {},
+        {"ALERTS": 1.0, "ALERTS_FOR_STATE": 2 * MIN // 1000},
+    ]
+
+
 def test_snapshot_restore_keeps_for_progress_across_restart():
     store, rule = SampleStore(), _rule()
     engine = Engine(store)

@@ -1,0 +1,27 @@
+"""Waiting for an event in tests: poll a condition up to a generous deadline, never a fixed sleep.
+
+On a loaded 2-core machine events arrive late but not wrong, so the deadline is long and only
+bounds a test that would otherwise hang; a passing test returns as soon as the event happens.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def wait_for(
+    condition: Callable[[], T], timeout: float = 30.0, what: str = "", interval: float = 0.02
+) -> T:
+    """Return condition()'s first truthy result; fail the test if none comes within `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what or condition}")
+        time.sleep(interval)
