@@ -35,9 +35,10 @@ def test_simulator_drives_shop_traffic(live_server, capsys):
         staff_token=token,
     )
     out = capsys.readouterr().out
-    total = int(out.split()[0])
+    assert out.startswith("profile healthy\n")
+    total = int(out.splitlines()[1].split()[0])
     assert 100 <= total <= 200, out
-    outcomes = [line.split()[1] for line in out.splitlines()[1:]]
+    outcomes = [line.split()[1] for line in out.splitlines()[2:]]
     assert not [o for o in outcomes if o.startswith("5") or o == "error"], out
 
     assert User.objects.filter(username__startswith="sim-").exists()
@@ -59,7 +60,7 @@ def test_simulator_is_bounded_by_request_count(live_server, capsys):
         max_requests=15,
         concurrency=1,
     )
-    assert capsys.readouterr().out.startswith("15 requests in ")
+    assert capsys.readouterr().out.splitlines()[1].startswith("15 requests in ")
 
 
 def test_simulator_makes_its_own_staff_user_for_a_local_server(live_server, capsys):
