@@ -18,10 +18,15 @@ install: $(VENV)/.installed
 up: install
 	$(PY) scripts/up.py
 
-# Traffic against the running `make up`; its staff user moves paid orders on to delivered.
+# Traffic against the running `make up` (at BIND, as up.py serves it): a healthy shop, or
+# PROFILE=payment-declines (comma-separated to combine; docs/simulate.md). Its staff user
+# moves paid orders on and restocks.
+BIND ?= 127.0.0.1:8000
+PROFILE ?= healthy
+DURATION ?= 1800
 simulate: install
-	$(PY) manage.py simulate_traffic --base-url http://127.0.0.1:8000 --rate 5 --duration 300 \
-		--staff-user simulator
+	$(PY) manage.py simulate_traffic --base-url http://$(BIND) --rate 5 --duration $(DURATION) \
+		--staff-user simulator --profile $(PROFILE)
 
 # A staff user for the admin and the monitoring endpoints (asks for a password).
 superuser: install

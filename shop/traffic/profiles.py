@@ -162,9 +162,7 @@ def mix_for(names: Iterable[str]) -> Mix:
     names = list(names) or ["healthy"]
     unknown = [n for n in names if n not in PROFILES]
     if unknown:
-        raise ProfileError(
-            f"unknown profile {', '.join(unknown)} (known: {', '.join(PROFILES)})"
-        )
+        raise ProfileError(f"unknown profile {', '.join(unknown)} (known: {', '.join(PROFILES)})")
     mix = HEALTHY
     set_by: dict[str, str] = {}
     for name in dict.fromkeys(names):
@@ -181,4 +179,3 @@ def mix_for(names: Iterable[str]) -> Mix:
 
 def targets_of(names: Iterable[str]) -> set[str]:
     return {alert for name in names for alert in PROFILES[name].targets}
-

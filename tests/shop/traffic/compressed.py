@@ -70,9 +70,7 @@ class RuleRun:
         )
         self.eval_interval_s = self.config.evaluation_interval_ms / 1000
         self._next_scrape = {id(state): 0.0 for state in self.scraper.targets()}
-        self.alert_names = {
-            rule.name for group in self.groups for rule in group.alerting_rules()
-        }
+        self.alert_names = {rule.name for group in self.groups for rule in group.alerting_rules()}
 
     def tick(self, t_s: float) -> None:
         self.t_ms = BASE_MS + round(t_s * 1000)

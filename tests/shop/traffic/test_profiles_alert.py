@@ -92,8 +92,8 @@ def assert_alerts(run: Run, profile: str) -> None:
 
 
 def test_healthy_traffic_sets_off_no_alert(tmp_path):
-    # 12 virtual minutes: every 5-minute window twice over, every `for` (5m at most) passed.
-    run = run_profile(tmp_path, "healthy", minutes=12)
+    # 10 virtual minutes: every 5-minute window twice over, every `for` (5m at most) passed.
+    run = run_profile(tmp_path, "healthy", minutes=10)
     requests = run.summary.requests
 
     # Payments: about 1.5 % declined (the alert is at 5 %), every one from the provider.
@@ -109,7 +109,7 @@ def test_healthy_traffic_sets_off_no_alert(tmp_path):
     assert sum(n for (action, _), n in requests.items() if action == "login") >= 50
     # Stock: staff booked deliveries, and no product fell near the LowStock level (10).
     assert requests[("restock", "200")] >= 3, run.summary.lines()
-    lowest = run.rules.query("min(min_over_time(product_stock_quantity[11m]))", run.end_s)
+    lowest = run.rules.query("min(min_over_time(product_stock_quantity[10m]))", run.end_s)
     assert lowest and lowest[0][1] > 20
     # Nothing failed on the server.
     assert not [k for k in requests if k[1].startswith(("5", "error"))], run.summary.lines()
@@ -134,7 +134,7 @@ FAULTS = {
 
 @pytest.mark.parametrize("profile", sorted(FAULTS))
 def test_a_fault_profile_sets_off_its_alerts_and_only_those(tmp_path, profile):
-    run = run_profile(tmp_path, profile, minutes=7)
+    run = run_profile(tmp_path, profile, minutes=5)
     expr, least = FAULTS[profile]
     assert run.value(expr) >= least, (expr, run.summary.lines())
     assert_alerts(run, profile)
