@@ -22,10 +22,14 @@ install: $(VENV)/.installed
 up: install
 	$(PY) scripts/up.py --bind $(BIND)
 
-# Traffic against the running `make up`; its staff user moves paid orders on to delivered.
+# Traffic against the running `make up` (at BIND, as up.py serves it): a healthy shop, or
+# PROFILE=payment-declines (comma-separated to combine; docs/simulate.md). Its staff user
+# moves paid orders on and restocks.
+PROFILE ?= healthy
+DURATION ?= 1800
 simulate: install
-	$(PY) manage.py simulate_traffic --base-url http://$(SHOP_ADDRESS) --rate 5 --duration 300 \
-		--staff-user simulator
+	$(PY) manage.py simulate_traffic --base-url http://$(SHOP_ADDRESS) --rate 5 --duration $(DURATION) \
+		--staff-user simulator --profile $(PROFILE)
 
 # A staff user for the admin and the monitoring endpoints (asks for a password).
 superuser: install

@@ -47,3 +47,9 @@ class ProductSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+
+
+class StockReceiptSerializer(serializers.Serializer):
+    """A delivery booked into stock: how many units arrived."""
+
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_STOCK)

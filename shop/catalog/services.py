@@ -14,7 +14,7 @@ from django.db.models import F
 
 from shop import signals
 from shop.catalog.models import Category, Product, ReorderAlert
-from shop.errors import Conflict, InvalidRequest
+from shop.errors import Conflict, InvalidRequest, NotFound
 
 
 def category_create(*, name: str, slug: str) -> Category:
@@ -69,6 +69,23 @@ def stock_reserve(*, quantities: Mapping[int, int]) -> dict[int, Product]:
             product=product, before=product.stock_quantity + quantities[product_id]
         )
     return products
+
+
+def stock_receive(*, product_id: int, quantity: int) -> Product:
+    """Book `quantity` units of a delivery into stock (staff restocking a product).
+
+    An increment, not a new absolute level: orders placed while the delivery is counted keep
+    their reservations (setting `stock_quantity` outright would silently undo them).
+    """
+    if quantity <= 0:
+        raise InvalidRequest("A delivery adds at least one unit.", code="invalid_quantity")
+    with transaction.atomic():
+        updated = Product.objects.filter(pk=product_id).update(
+            stock_quantity=F("stock_quantity") + quantity
+        )
+        if not updated:
+            raise NotFound(f"Product {product_id} does not exist.")
+        return Product.objects.select_related("category").get(pk=product_id)
 
 
 def stock_release(*, quantities: Mapping[int, int]) -> None:

@@ -1,10 +1,15 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from shop.api import IsStaffOrReadOnly, ShopPagination, error_responses
 from shop.catalog import selectors, services
-from shop.catalog.serializers import CategorySerializer, ProductSerializer
+from shop.catalog.serializers import (
+    CategorySerializer,
+    ProductSerializer,
+    StockReceiptSerializer,
+)
 
 WRITE_ERRORS = error_responses(400, 401, 403, 409, 415)
 
@@ -95,3 +100,17 @@ class ProductViewSet(_CatalogViewSet):
 
     def service_update(self, instance, data):
         return services.product_update(product=instance, data=data)
+
+    @extend_schema(
+        request=StockReceiptSerializer,
+        responses={200: ProductSerializer, **error_responses(400, 401, 403, 404, 415)},
+        description="Book a delivery into stock: adds `quantity` units (staff only).",
+    )
+    @action(detail=True, methods=["post"], permission_classes=[permissions.IsAdminUser])
+    def restock(self, request, pk=None):
+        serializer = StockReceiptSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        product = services.stock_receive(
+            product_id=int(pk), quantity=serializer.validated_data["quantity"]
+        )
+        return Response(self.get_serializer(product).data)

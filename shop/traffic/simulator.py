@@ -1,10 +1,13 @@
 """Drives realistic, bounded shop traffic over HTTP, so every metric has something to show.
 
-Simulated visitors browse the catalog, register, log in (sometimes with a wrong password),
-place orders, pay with a realistic mix of the sandbox's declining test cards, and cancel;
-with a staff token, paid orders move on to processing, shipped and delivered. It talks to
-the server only over HTTP (httpx), paced to `rate` requests per second, and stops after
-`duration` seconds or `max_requests` requests, whichever comes first.
+Simulated visitors browse the catalog, register, log in (rarely mistyping the password),
+place orders, pay with the sandbox provider's test cards (a few decline), and cancel; with a
+staff token, paid orders move on to processing, shipped and delivered, and staff book a
+delivery for every product that reaches its reorder point. What the traffic looks like is a
+`profiles.Mix`: healthy by default, or with named faults laid over it (profiles.py).
+It talks to the server only over HTTP (httpx), paced to `rate` requests per second, and stops
+after `duration` seconds or `max_requests` requests, whichever comes first; the database
+faults alone act on the database, as the maintenance job they model would (database.py).
 """
 
 import random
@@ -14,34 +17,28 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
-# Mostly good cards; the declines follow Stripe's test cards (see shop.payments.gateways).
-CARD_MIX = [
-    ("4242424242424242", 78),
-    ("5555555555554444", 6),
-    ("4000000000000002", 4),  # card_declined
-    ("4000000000009995", 4),  # insufficient_funds
-    ("4000000000000069", 2),  # expired_card
-    ("4000000000000127", 2),  # incorrect_cvc
-    ("4000000000000119", 2),  # processing_error
-    ("4000000000009987", 1),  # lost_card
-    ("4242424242424241", 1),  # incorrect_number (fails the Luhn check)
-]
-ACTION_WEIGHTS = {
-    "browse": 36,
-    "register": 8,
-    "login": 8,
-    "failed_login": 4,
-    "order": 20,
-    "pay": 16,
-    "cancel": 2,
-    "progress": 6,
-}
+from shop.traffic.database import DatabaseLocker
+from shop.traffic.profiles import HEALTHY, Mix
+
 NEXT_STATUS = {"paid": "processing", "processing": "shipped", "shipped": "delivered"}
 MAX_VISITORS = 40
 PASSWORD = "sim-Passw0rd-ok!"
+
+
+def reorder_point(low_stock_threshold: int) -> int:
+    """Stock at which staff book a delivery: twice the product's own low-stock level and never
+    below 40 units, so a minute of healthy sales cannot take it down to the shipped LowStock
+    threshold (10) before the next check."""
+    return max(2 * low_stock_threshold, 40)
+
+
+def restock_level(low_stock_threshold: int) -> int:
+    """What a delivery tops the stock up to."""
+    return 3 * reorder_point(low_stock_threshold)
 
 
 @dataclass
@@ -136,13 +133,25 @@ class TrafficSimulator:
         staff_token: str = "",
         concurrency: int = 4,
         timeout: float = 10.0,
+        mix: Mix = HEALTHY,
+        database: tuple[str, Callable[[], Any]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """`database` is (vendor, connect): the shop's database, for the profiles that act on
+        it; `clock` and `sleep` pace the requests (a test may compress time with them)."""
         if rate <= 0 or duration <= 0 or max_requests <= 0 or concurrency <= 0:
             raise ValueError("rate, duration, max_requests and concurrency must be positive")
+        if mix.database_lock is not None and database is None:
+            raise ValueError(
+                "this profile acts on the shop's database: run it through "
+                "`manage.py simulate_traffic` with the shop's settings"
+            )
         self.base_url = base_url.rstrip("/")
-        self.rate = rate
+        self.rate = rate * mix.rate_factor
+        self.mix = mix
+        self.database = database
+        self.locker: DatabaseLocker | None = None
         self.duration = duration
         self.max_requests = max_requests
         self.seed = seed
@@ -170,7 +179,18 @@ class TrafficSimulator:
             )
             for number in range(self.concurrency)
         ]
+        sessions[0].restocks = self.mix.restock  # one member of staff watches the stock
         threads = [threading.Thread(target=session.run, daemon=True) for session in sessions]
+        if self.mix.database_lock is not None:
+            vendor, connect = self.database
+            self.locker = DatabaseLocker(
+                lock=self.mix.database_lock,
+                connect=connect,
+                vendor=vendor,
+                elapsed=pacer.elapsed,
+                over=pacer.over,
+            )
+            threads.append(threading.Thread(target=self.locker.run, daemon=True))
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -187,6 +207,12 @@ class _Session:
     ) -> None:
         self.base_url = simulator.base_url
         self.staff_token = simulator.staff_token
+        self.mix = simulator.mix
+        self.restocks = False
+        self.next_restock = 0.0
+        self.actions = list(self.mix.actions)
+        self.action_weights = list(self.mix.actions.values())
+        self.cards, self.card_weights = zip(*self.mix.cards.items(), strict=True)
         self.timeout = simulator.timeout
         self.pacer = pacer
         self.summary = summary
@@ -196,6 +222,7 @@ class _Session:
         self.product_ids: list[int] = []
         self.paid_orders: dict[int, str] = {}  # order id -> status, for the staff to move on
         self._staff: httpx.Client | None = None
+        self._attacker: httpx.Client | None = None
         # One transport for all this session's visitors (each still has its own cookies).
         self._transport = httpx.HTTPTransport()
 
@@ -203,9 +230,10 @@ class _Session:
         try:
             self._request(self._visitor(), "browse", "GET", "/api/catalog/products/?limit=200")
             while not self.pacer.over():
-                action = self.random.choices(
-                    list(ACTION_WEIGHTS), weights=list(ACTION_WEIGHTS.values())
-                )[0]
+                if self.restocks and self.pacer.elapsed() >= self.next_restock:
+                    self.next_restock = self.pacer.elapsed() + self.mix.restock_every_s
+                    self._do_restock()
+                action = self.random.choices(self.actions, weights=self.action_weights)[0]
                 getattr(self, f"_do_{action}")()
         finally:
             self._transport.close()
@@ -297,6 +325,14 @@ class _Session:
         customer = self._customer(with_token=False)
         if customer is None:
             return self._do_register()
+        if self.random.random() < self.mix.mistyped_login_share:
+            self._request(
+                customer.client,
+                "failed_login",
+                "POST",
+                "/api/accounts/login/",
+                json={"username": customer.username, "password": PASSWORD[:-1]},
+            )
         response = self._request(
             customer.client,
             "login",
@@ -306,15 +342,16 @@ class _Session:
         )
         self._authenticated(customer, response)
 
-    def _do_failed_login(self) -> None:
-        customer = self._customer(with_token=False)
-        username = customer.username if customer and self.random.random() < 0.7 else "admin"
+    def _do_guess_password(self) -> None:
+        """An attacker's guess at the admin's password, always from the same client."""
+        if self._attacker is None:
+            self._attacker = self._new_client()
         self._request(
-            self._visitor(),
-            "failed_login",
+            self._attacker,
+            "guess_password",
             "POST",
             "/api/accounts/login/",
-            json={"username": username, "password": "guess-" + secrets.token_hex(3)},
+            json={"username": "admin", "password": "guess-" + secrets.token_hex(3)},
         )
 
     def _do_order(self) -> None:
@@ -324,7 +361,10 @@ class _Session:
         picks = self.random.sample(
             self.product_ids, k=min(len(self.product_ids), self.random.randint(1, 3))
         )
-        items = [{"product": pid, "quantity": self.random.randint(1, 3)} for pid in picks]
+        items = [
+            {"product": pid, "quantity": self.random.randint(*self.mix.order_quantity)}
+            for pid in picks
+        ]
         response = self._request(
             customer.client, "order", "POST", "/api/orders/", json={"items": items}
         )
@@ -337,7 +377,6 @@ class _Session:
             return self._do_order()
         customer = self.random.choice(payers)
         order_id = customer.pending_orders[0]
-        numbers, weights = zip(*CARD_MIX, strict=True)
         response = self._request(
             customer.client,
             "pay",
@@ -345,7 +384,7 @@ class _Session:
             "/api/payments/",
             json={
                 "order": order_id,
-                "card_number": self.random.choices(numbers, weights=weights)[0],
+                "card_number": self.random.choices(self.cards, weights=self.card_weights)[0],
                 "exp_month": self.random.randint(1, 12),
                 "exp_year": 2030,
                 "cvc": f"{self.random.randint(0, 999):03d}",
@@ -373,13 +412,10 @@ class _Session:
         movable = [oid for oid, status in self.paid_orders.items() if status in NEXT_STATUS]
         if not self.staff_token or not movable:
             return self._do_browse()
-        if self._staff is None:
-            self._staff = self._new_client()
-            self._staff.headers["Authorization"] = f"Token {self.staff_token}"
         order_id = self.random.choice(movable)
         status = NEXT_STATUS[self.paid_orders[order_id]]
         response = self._request(
-            self._staff,
+            self._staff_client(),
             "progress",
             "POST",
             f"/api/orders/{order_id}/status/",
@@ -387,3 +423,29 @@ class _Session:
         )
         if response is not None and response.is_success:
             self.paid_orders[order_id] = status
+
+    def _do_restock(self) -> None:
+        """Staff look at the whole catalog and book a delivery for each product at or below
+        its reorder point (POST catalog/products/<id>/restock/)."""
+        if not self.staff_token:
+            return
+        staff = self._staff_client()
+        response = self._request(staff, "restock", "GET", "/api/catalog/products/?limit=200")
+        if response is None or not response.is_success:
+            return
+        for product in response.json().get("results", []):
+            threshold = product["low_stock_threshold"]
+            if product["is_active"] and product["stock_quantity"] <= reorder_point(threshold):
+                self._request(
+                    staff,
+                    "restock",
+                    "POST",
+                    f"/api/catalog/products/{product['id']}/restock/",
+                    json={"quantity": restock_level(threshold) - product["stock_quantity"]},
+                )
+
+    def _staff_client(self) -> httpx.Client:
+        if self._staff is None:
+            self._staff = self._new_client()
+            self._staff.headers["Authorization"] = f"Token {self.staff_token}"
+        return self._staff

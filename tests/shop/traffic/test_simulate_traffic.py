@@ -6,9 +6,11 @@ from django.core.management import CommandError, call_command
 from rest_framework.authtoken.models import Token
 
 from shop.catalog.demo import demo_catalog_load
+from shop.catalog.models import Product
 from shop.orders.models import Order
 from shop.payments.models import Payment
-from shop.traffic.simulator import Pacer
+from shop.traffic.profiles import DECLINING_CARDS
+from shop.traffic.simulator import Pacer, reorder_point
 from shop.visits.models import Visit
 
 pytestmark = [pytest.mark.slow, pytest.mark.db, pytest.mark.django_db(transaction=True)]
@@ -19,35 +21,80 @@ pytestmark = [pytest.mark.slow, pytest.mark.db, pytest.mark.django_db(transactio
 # are exercised against gunicorn on a file database (tests/monitoring/monitor/test_end_to_end.py).
 
 
-def test_simulator_drives_shop_traffic(live_server, capsys):
-    demo_catalog_load()
-    staff = User.objects.create_user("ops", "ops@example.com", "x", is_staff=True)
-    token = Token.objects.create(user=staff).key
-
+def _simulate(live_server, capsys, token: str = "", **options) -> str:
     call_command(
         "simulate_traffic",
         base_url=live_server.url.replace("localhost", "127.0.0.1"),
         rate=150,
-        duration=10,  # an upper bound: 200 requests normally take 2-4 s
+        duration=15,  # an upper bound: 200 requests normally take 2-4 s
         max_requests=200,
         seed=7,
         concurrency=1,  # one session: the same choices every run
         staff_token=token,
+        **options,
     )
-    out = capsys.readouterr().out
-    total = int(out.split()[0])
+    return capsys.readouterr().out
+
+
+def _staff_token() -> str:
+    staff = User.objects.create_user("ops", "ops@example.com", "x", is_staff=True)
+    return Token.objects.create(user=staff).key
+
+
+def test_healthy_traffic_runs_the_shop_and_restocks_it(live_server, capsys):
+    demo_catalog_load()
+    low = list(Product.objects.filter(stock_quantity__lte=10).values_list("sku", flat=True))
+    assert low  # the demo catalog starts with products near empty
+
+    out = _simulate(live_server, capsys, _staff_token())
+    assert out.startswith("profile healthy\n")
+    total = int(out.splitlines()[1].split()[0])
     assert 100 <= total <= 200, out
-    outcomes = [line.split()[1] for line in out.splitlines()[1:]]
+    outcomes = [line.split()[1] for line in out.splitlines()[2:]]
     assert not [o for o in outcomes if o.startswith("5") or o == "error"], out
 
     assert User.objects.filter(username__startswith="sim-").exists()
     assert Order.objects.exists()
     assert Payment.objects.filter(status="succeeded").exists(), out
-    assert Payment.objects.filter(status="failed").exclude(error_code="").exists(), out
     assert Visit.objects.count() >= 2
-    assert "failed_login" in out and "401" in out
     moved = Order.objects.filter(status__in=["processing", "shipped", "delivered"])
     assert moved.exists(), out
+    # Staff booked deliveries through the API for every product at its reorder point.
+    for product in Product.objects.all():
+        assert product.stock_quantity > reorder_point(product.low_stock_threshold), product
+    assert "restock" in out
+
+
+def test_payment_declines_come_from_the_provider(live_server, capsys):
+    demo_catalog_load()
+    out = _simulate(live_server, capsys, _staff_token(), profile=["payment-declines"])
+    assert out.startswith("profile payment-declines\n")
+    failed = Payment.objects.filter(status="failed")
+    assert failed.count() >= 3, out
+    assert set(failed.values_list("error_code", flat=True)) <= set(DECLINING_CARDS.values())
+    assert "402 card_declined" in out or "402 insufficient_funds" in out
+
+
+def test_brute_force_guesses_the_admin_password(live_server, capsys):
+    demo_catalog_load()
+    out = _simulate(live_server, capsys, profile=["brute-force"])
+    guesses = [line for line in out.splitlines() if line.split()[:2] == ["guess_password", "401"]]
+    assert guesses and int(guesses[0].split()[-1]) >= 20, out
+
+
+def test_without_staff_nobody_restocks(live_server, capsys):
+    demo_catalog_load()
+    call_command(
+        "simulate_traffic",
+        base_url=live_server.url,
+        rate=500,
+        duration=30,
+        max_requests=20,
+        concurrency=1,
+        profile=["stock-depletion"],
+    )
+    assert "restock" not in capsys.readouterr().out
+    assert Product.objects.filter(stock_quantity__lte=10).exists()
 
 
 def test_simulator_is_bounded_by_request_count(live_server, capsys):
@@ -59,7 +106,7 @@ def test_simulator_is_bounded_by_request_count(live_server, capsys):
         max_requests=15,
         concurrency=1,
     )
-    assert capsys.readouterr().out.startswith("15 requests in ")
+    assert capsys.readouterr().out.splitlines()[1].startswith("15 requests in ")
 
 
 def test_simulator_makes_its_own_staff_user_for_a_local_server(live_server, capsys):
