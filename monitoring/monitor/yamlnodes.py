@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from monitoring.rules.loader import LABEL_NAME_RE, parse_duration
+from monitoring.rules.expr import LABEL_NAME_RE
+from monitoring.rules.gofmt import parse_duration_ms
 
 
 class ConfigError(Exception):
@@ -21,14 +22,6 @@ class ConfigError(Exception):
     def __init__(self, errors: list[str]):
         super().__init__("\n".join(errors))
         self.errors = errors
-
-
-def parse_duration_ms(text: str) -> int | None:
-    """A Prometheus duration (`1h30m`, `15s`, `500ms`) in milliseconds; None if malformed."""
-    try:
-        return round(parse_duration(text) * 1000)
-    except ValueError:
-        return None
 
 
 class Reader:

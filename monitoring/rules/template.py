@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from monitoring.rules.values import format_go_g
+from monitoring.rules.functions import go_expand
+from monitoring.rules.gofmt import format_go_g
 
 
 class TemplateError(Exception):
@@ -332,7 +333,7 @@ FUNCS: dict[str, Any] = {
     "title": lambda s: _title(str(s)),
     "match": lambda pattern, text: _go_regex(pattern).search(text) is not None,
     "reReplaceAll": lambda pattern, repl, text: _go_regex(pattern).sub(
-        lambda m: _expand_repl(repl, m), text
+        lambda m: go_expand(repl, m), text
     ),
     "stripPort": _strip_port,
     "safeHtml": lambda s: str(s),
@@ -359,12 +360,6 @@ UNSUPPORTED_FUNCS = {
     "call",
     "slice",
 }
-
-
-def _expand_repl(repl: str, m: re.Match) -> str:
-    from monitoring.rules.engine import _go_expand
-
-    return _go_expand(repl, m)
 
 
 # ------------------------------------------------------------------------------------ lexing

@@ -25,8 +25,9 @@ def test_the_shipped_configuration_is_the_specifications_shape():
     config = config_load(REPO / "deploy/prometheus/prometheus.yml")
     assert config.scrape_interval_ms == 15_000
     assert config.evaluation_interval_ms == 15_000
-    (job,) = config.scrape_configs
+    job, itself = config.scrape_configs
     assert job.job_name == "pasargad-prints"
+    assert itself.job_name == "prometheus"  # the monitor's own metrics (self_metrics)
     assert job.interval_ms == 30_000
     assert job.url(job.targets[0]) == "http://localhost:8000/api/monitoring/prometheus/"
     names = {p.name for p in config.rule_files}

@@ -2,9 +2,9 @@ import textwrap
 
 import pytest
 
+from monitoring.rules.gofmt import format_go_e
 from monitoring.rules.template import TemplateError, expand_alert_template, parse_template
 from monitoring.rules.unittest import expand_values, main, parse_metric, run_test_file
-from monitoring.rules.values import format_go_e
 from monitoring.tsdb.store import STALE_NAN, is_stale
 
 RULES = """\
