@@ -11,7 +11,7 @@ Prometheus' own names, so the same rules and dashboards work against real Promet
 - configuration: ``prometheus_config_last_reload_successful``,
   ``prometheus_config_last_reload_success_timestamp_seconds``;
 - storage: ``prometheus_tsdb_head_series``, ``prometheus_tsdb_head_samples_appended_total``;
-- scraping: ``prometheus_target_scrape_pool_targets{scrape_job}`` (``up``,
+- scraping: ``prometheus_sd_discovered_targets{config=<job>, name="scrape"}`` (``up``,
   ``scrape_duration_seconds`` and ``scrape_samples_scraped`` are per-target series the
   scraper writes itself);
 - ``prometheus_ready``, ``prometheus_build_info``, and prometheus_client's ``process_*``.
@@ -25,6 +25,8 @@ The monitor reads them back through the scrape job named ``prometheus``
 
 from __future__ import annotations
 
+import platform
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -70,10 +72,20 @@ class MonitorCollector(Collector):
             "prometheus_build_info",
             "A metric with a constant '1' value labeled by version, revision, branch, and "
             "goversion from which prometheus was built.",
-            labels=["version", "revision", "branch", "goversion"],
+            labels=["branch", "goarch", "goos", "goversion", "revision", "version"],
         )
+        # Prometheus' labels; the "go" ones say what runs this monitor instead.
+        runtime = f"python{platform.python_version()}"
         info.add_metric(
-            [BUILDINFO["version"], BUILDINFO["revision"], BUILDINFO["branch"], "python"], 1.0
+            [
+                BUILDINFO["branch"],
+                platform.machine(),
+                sys.platform,
+                runtime,
+                BUILDINFO["revision"],
+                BUILDINFO["version"],
+            ],
+            1.0,
         )
         yield info
 
@@ -152,22 +164,24 @@ class MonitorCollector(Collector):
         series.add_metric([], store.stats()["series"])
         yield series
         appended = CounterMetricFamily(
-            "prometheus_tsdb_head_samples_appended", "Total number of appended samples."
+            "prometheus_tsdb_head_samples_appended",
+            "Total number of appended samples.",
+            labels=["type"],  # Prometheus 2.42 also counts native histograms; we have floats
         )
-        appended.add_metric([], store.samples_appended)
+        appended.add_metric(["float"], store.samples_appended)
         yield appended
 
     def _scraping(self) -> Iterator[Metric]:
         pools = GaugeMetricFamily(
-            "prometheus_target_scrape_pool_targets",
-            "Current number of targets in this scrape pool.",
-            labels=["scrape_job"],
+            "prometheus_sd_discovered_targets",
+            "Current number of discovered targets.",
+            labels=["config", "name"],
         )
         counts: dict[str, int] = {}
         for state in self.monitor.scraper.targets():
             counts[state.job.job_name] = counts.get(state.job.job_name, 0) + 1
         for job, count in sorted(counts.items()):
-            pools.add_metric([job], count)
+            pools.add_metric([job, "scrape"], count)
         yield pools
 
 

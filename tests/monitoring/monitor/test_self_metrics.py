@@ -1,16 +1,21 @@
 """The monitor watches itself: its own metrics under Prometheus' names, scraped as "prometheus"."""
 
 import shutil
+import signal
 import subprocess
+import time
 
 import httpx
 import pytest
 from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.monitor.api import api_server_start
 from monitoring.monitor.config import settings_from_env
 from monitoring.monitor.runtime import Monitor
+from tests.monitoring.exposition.test_prometheus_server import free_port
 from tests.monitoring.monitor.exporter import Exporter
+from tests.monitoring.monitor.test_run import MonitorProcess, database  # noqa: F401 (fixture)
 from tests.services import require_prometheus
 
 TOKEN = "self-scrape-token"
@@ -160,11 +165,11 @@ def test_metrics_need_the_token_and_carry_prometheus_names(watched):
     values = _own_metrics(client)
     assert values["prometheus_tsdb_head_series"] == monitor.store.stats()["series"] > 0
     assert (
-        values["prometheus_tsdb_head_samples_appended_total"]
+        values['prometheus_tsdb_head_samples_appended_total{type="float"}']
         >= values["prometheus_tsdb_head_series"]
     )
     assert values["prometheus_ready"] == 0  # cycle_once only: the loops never started
-    assert values['prometheus_target_scrape_pool_targets{scrape_job="app"}'] == 1
+    assert values['prometheus_sd_discovered_targets{config="app",name="scrape"}'] == 1
     assert values["process_resident_memory_bytes"] > 0
     group = f'rule_group="{monitor.config_path.parent / "rules.yml"};broken"'
     assert values[f"prometheus_rule_group_rules{{{group}}}"] == 1
@@ -206,3 +211,102 @@ def _own_metrics(client: httpx.Client) -> dict[str, float]:
             key, _, value = line.rpartition(" ")
             out[key] = float(value)
     return out
+
+
+@pytest.mark.slow
+def test_monitor_run_scrapes_itself_with_its_token(tmp_path, database):  # noqa: F811
+    # `monitor run` as a process: the "prometheus" job points at the API it listens on.
+    with Exporter() as exporter:
+        exporter.body = BODY
+        (tmp_path / "rules.yml").write_text(RULES)
+        (tmp_path / "prometheus.yml").write_text(
+            CONFIG.format(app=exporter.address).replace("15s", "300ms")
+        )
+        env = {**database, "MONITOR_TOKEN": TOKEN}
+        monitor = MonitorProcess(tmp_path / "prometheus.yml", env)
+        try:
+            address = str(monitor.client.base_url).removeprefix("http://").rstrip("/")
+            assert httpx.get(f"http://{address}/metrics").status_code == 401
+
+            def self_scraped():
+                result = monitor.client.get(
+                    "/api/v1/query", params={"query": 'up{job="prometheus"} == 1'}
+                ).json()["data"]["result"]
+                return result and result[0]["metric"]["instance"] == address
+
+            monitor.wait_for(self_scraped, 30)
+            monitor.proc.send_signal(signal.SIGHUP)  # the self-scrape survives a reload
+            monitor.wait_for(lambda: monitor.logged("configuration reloaded"), 30)
+            (target,) = [
+                t
+                for t in monitor.client.get("/api/v1/targets").json()["data"]["activeTargets"]
+                if t["labels"]["job"] == "prometheus"
+            ]
+            assert target["scrapeUrl"] == f"http://{address}/metrics"
+            monitor.wait_for(
+                lambda: any(
+                    r["metric"]["rule_group"].endswith(";broken") and float(r["value"][1]) > 0
+                    for r in monitor.client.get(
+                        "/api/v1/query",
+                        params={"query": "prometheus_rule_evaluation_failures_total"},
+                    ).json()["data"]["result"]
+                ),
+                30,
+            )
+        finally:
+            monitor.stop()
+
+
+@pytest.mark.slow
+def test_every_family_we_export_is_prometheus_own_with_its_type(watched, tmp_path):
+    # Real Prometheus 2.42 scraping itself: each of our families must exist there, same type.
+    require_prometheus()
+    monitor, client, _, cycle, _ = watched
+    cycle()
+    ours = _families(client.get("/metrics").text)
+    port = free_port()
+    (tmp_path / "real.yml").write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"rule_files: ['{tmp_path / 'rules.yml'}']\n"
+        f"scrape_configs: [{{job_name: prometheus, static_configs: [{{targets: ['127.0.0.1:{port}']}}]}}]\n"
+    )
+    (tmp_path / "rules.yml").write_text(RULES)
+    real = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={tmp_path / 'real.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        text = ""
+        # Ready, and its rule groups evaluated (a family without series is not written).
+        while time.monotonic() < deadline and not (
+            "\nprometheus_ready 1" in text
+            and "\nprometheus_rule_evaluations_total{" in text
+            and "\nprometheus_tsdb_head_samples_appended_total{" in text
+        ):
+            time.sleep(0.2)
+            try:
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            except httpx.HTTPError:
+                pass
+        theirs = _families(text)
+    finally:
+        real.terminate()
+        real.wait(timeout=30)
+    assert "prometheus_ready" in theirs, "real Prometheus did not answer"
+    assert {name: theirs.get(name) for name in ours} == ours
+    assert len(ours) >= 20
+
+
+def _families(text: str) -> dict[str, tuple[str, set[str]]]:
+    """Each family's type and the label names its series carry."""
+    return {
+        f.name: (f.type, {name for s in f.samples for name in s.labels})
+        for f in text_string_to_metric_families(text)
+    }
