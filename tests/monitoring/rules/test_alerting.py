@@ -139,3 +139,19 @@ def test_a_removed_group_ends_its_series():
     group.mark_stale(store, MIN)
     assert engine.instant("r", 30_000).samples[0].value == 1
     assert engine.instant("r", 2 * MIN).samples == []
+
+
+def test_a_group_counts_evaluations_and_failures_and_keeps_them_across_a_reload():
+    store = SampleStore()
+    engine = Engine(store)
+    for i in ("1", "2"):
+        store.append(labels_from({"__name__": "x", "i": i}), 0, 1)
+    rules = lambda: [RecordingRule("ok", "sum(x)"), RecordingRule("bad", "x + on() x")]  # noqa: E731
+    group = RuleGroup("g", "f", 60, rules())
+    group.eval(0, engine, store)
+    group.eval(MIN, engine, store)
+    assert (group.evaluations_total, group.evaluation_failures_total) == (4, 2)
+    reloaded = RuleGroup("g", "f", 60, rules())
+    reloaded.copy_state_from(group)
+    reloaded.eval(2 * MIN, engine, store)
+    assert (reloaded.evaluations_total, reloaded.evaluation_failures_total) == (6, 3)
