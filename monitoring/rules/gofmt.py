@@ -15,6 +15,9 @@ Floats:
 - ``format_go_e(v, letter="e")``: ``'e'``, how the API prints an alert's value (``9.5e+01``);
   promtool prints ``'E'``.
 - ``go_float(text)``: ``strconv.ParseFloat`` (accepts ``+Inf``, ``NaN``…), ``ValueError`` if bad.
+Go's fmt (templates' ``print``/``printf`` and ``{{ $value }}``):
+- ``go_print(value)``: ``%v``; ``go_sprintf(fmt, *args)``: ``fmt.Sprintf``; ``go_type_name(v)``;
+  ``format_go_g_prec(v, prec)``: ``%.<prec>g``.
 Strings:
 - ``go_quote(text)``: Go's ``%q`` of a label value; ``labels_string(labels)``: Prometheus'
   ``labels.String()`` (``{a="b", c="d"}``), as promtool and query errors print label sets.
@@ -22,11 +25,13 @@ Strings:
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 _DURATION_RE = re.compile(
     r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
@@ -221,3 +226,81 @@ def rfc3339_or_zero(t_ms: int | None) -> str:
 def labels_string(labels: Iterable[tuple[str, str]] | Mapping[str, str]) -> str:
     items = sorted(labels.items()) if isinstance(labels, Mapping) else labels
     return "{" + ", ".join(f"{k}={go_quote(v)}" for k, v in items) + "}"
+
+
+# Go's fmt, as text/template prints values and printf formats them.
+
+
+def go_print(value: Any) -> str:
+    if value is None:
+        return "<no value>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return format_go_g(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{go_print(v)}" for k, v in sorted(value.items())) + "]"
+    if isinstance(value, list | tuple):
+        return "[" + " ".join(go_print(v) for v in value) + "]"
+    return str(value)
+
+
+def format_go_g_prec(v: float, prec: int) -> str:
+    if not math.isfinite(v):
+        return _non_finite(v)
+    return f"{v:.{prec}g}"  # Python's .Ng matches Go's %.Ng for finite values
+
+
+_VERB_RE = re.compile(r"%([-+# 0]*)(\d+|\*)?(?:\.(\d+|\*)?)?([a-zA-Z%])")
+
+
+def go_sprintf(fmt: str, *args: Any) -> str:
+    out = []
+    pos = 0
+    argi = 0
+    for m in _VERB_RE.finditer(fmt):
+        out.append(fmt[pos : m.start()])
+        pos = m.end()
+        flags, width, prec, verb = m.group(1), m.group(2), m.group(3), m.group(4)
+        if verb == "%":
+            out.append("%")
+            continue
+        if argi >= len(args):
+            out.append(f"%!{verb}(MISSING)")
+            continue
+        arg = args[argi]
+        argi += 1
+        out.append(_format_one(flags, width, prec, verb, arg))
+    out.append(fmt[pos:])
+    if argi < len(args):
+        extra = ", ".join(f"{type(a).__name__}={go_print(a)}" for a in args[argi:])
+        out.append(f"%!(EXTRA {extra})")
+    return "".join(out)
+
+
+def go_type_name(arg: Any) -> str:
+    return {bool: "bool", int: "int", float: "float64", str: "string"}.get(type(arg), "map")
+
+
+def _format_one(flags: str, width: str | None, prec: str | None, verb: str, arg: Any) -> str:
+    spec = "%" + flags + (width or "") + (f".{prec}" if prec is not None else "")
+    if verb == "v" or (verb == "s" and isinstance(arg, str)):
+        text = go_print(arg)
+        return (spec + "s") % text
+    if verb == "q" and isinstance(arg, str):
+        return json.dumps(arg, ensure_ascii=False)
+    if verb == "t" and isinstance(arg, bool):
+        return go_print(arg)
+    if verb in "dxXob" and isinstance(arg, int) and not isinstance(arg, bool):
+        return (spec + verb) % arg if verb != "b" else format(arg, "b")
+    if verb in "eEfFgG" and isinstance(arg, float):
+        if math.isnan(arg) or math.isinf(arg):
+            return (spec.split(".")[0] + "s") % go_print(arg)
+        if verb in "gG" and prec is None:
+            return (spec + "s") % format_go_g(arg)
+        return (spec + verb) % arg
+    if verb in "xX" and isinstance(arg, str):
+        return arg.encode().hex() if verb == "x" else arg.encode().hex().upper()
+    return f"%!{verb}({go_type_name(arg)}={go_print(arg)})"
