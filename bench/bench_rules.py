@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 
 from bench.goals import verdict  # noqa: E402
-from monitoring.rules.engine import Engine, Sel, _children  # noqa: E402
+from monitoring.rules.engine import Engine  # noqa: E402
+from monitoring.rules.expr import Sel, children  # noqa: E402
 from monitoring.rules.loader import load_rule_files  # noqa: E402
 from monitoring.tsdb.store import SampleStore, labels_from  # noqa: E402
 
@@ -49,9 +50,9 @@ def metric_names(groups) -> list[str]:
         if sel is not None:
             walk(sel)
         inner = getattr(node, "expr", None)
-        if inner is not None and not _children(node):
+        if inner is not None and not children(node):
             walk(inner)
-        for child in _children(node):
+        for child in children(node):
             walk(child)
 
     for group in groups:

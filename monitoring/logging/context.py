@@ -6,7 +6,6 @@ the request id across processes.
 
 import contextvars
 import re
-import uuid
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -22,16 +21,6 @@ task_var: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVa
 
 # Accept caller-supplied ids only when they are short and plain, so logs cannot be injected.
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # fullmatch: "$" allows a "\n"
-
-
-def new_request_id() -> str:
-    return "req-" + uuid.uuid4().hex[:16]
-
-
-def request_id_from_header(value: str | None) -> str:
-    if value and _VALID_REQUEST_ID.fullmatch(value):
-        return value
-    return new_request_id()
 
 
 def valid_request_id(value: object) -> str | None:

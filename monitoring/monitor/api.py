@@ -2,18 +2,19 @@
 
 Served by the stdlib's ThreadingHTTPServer inside the monitor process, on 127.0.0.1 by default.
 When a token is configured every endpoint but `/-/healthy` and `/-/ready` needs
-`Authorization: Bearer <token>` (compared in constant time).
+`Authorization: Bearer <token>` (compared in constant time). `/metrics` is the monitor's own
+metrics in text format (`self_metrics`); the monitor scrapes it with its own token.
 
 Answers use Prometheus' JSON shapes: `{"status": "success", "data": ...}`, and for errors
 `{"status": "error", "errorType": "bad_data", "error": "..."}` with 400 (bad input), 422
-(the query failed while executing) or 503 (not ready). The handlers are plain functions of
-(monitor, params) so tests call them directly as well as over HTTP.
+(the query failed while executing) or 503 (not ready); the JSON itself is `api_json`'s. The
+handlers are plain functions of (monitor, params) so tests call them directly as well as over
+HTTP.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import math
 import os
@@ -27,19 +28,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from monitoring.monitor.yamlnodes import parse_duration_ms
-from monitoring.rules.alerting import ZERO_TIME, rfc3339
-from monitoring.rules.engine import (
-    LABEL_NAME_RE,
-    Engine,
-    ParseError,
-    QueryError,
-    Sel,
-    UnsupportedError,
-    compile_expr,
-    result_json_at,
-)
-from monitoring.rules.values import result_json_text_at
+from prometheus_client import CollectorRegistry, generate_latest
+
+from monitoring.metrics import CONTENT_TYPE
+from monitoring.monitor import api_json
+from monitoring.monitor.scrape import Scraper
+from monitoring.rules.engine import Engine
+from monitoring.rules.errors import ParseError, QueryError, UnsupportedError
+from monitoring.rules.expr import LABEL_NAME_RE, Sel, compile_expr
+from monitoring.rules.gofmt import parse_duration_ms
+from monitoring.rules.group import RuleGroup
 from monitoring.tsdb.store import Matcher, SampleStore
 
 __all__ = ["ApiError", "JsonText", "MonitorApi", "api_server_start", "handle"]
@@ -57,16 +55,16 @@ class MonitorApi(Protocol):
 
     store: SampleStore
     engine: Engine
+    scraper: Scraper
+    groups: list[RuleGroup]
+    evaluation_lock: threading.RLock
+    metrics_registry: CollectorRegistry
     ready: bool
     started_at: float  # unix seconds
     config_errors: list[str]
     last_reload_successful: bool
     last_reload_success_time: float | None
 
-    def targets_json(self) -> list[dict]: ...
-    def rules_json(self, rule_type: str | None) -> list[dict]: ...
-    def alerts_json(self) -> list[dict]: ...
-    def metadata_json(self) -> dict[str, list[dict]]: ...
     def reload(self) -> list[str]: ...
 
 
@@ -145,7 +143,7 @@ def api_query(monitor: MonitorApi, params: Params) -> dict:
     query = _param(params, "query") or ""
     t_ms = time_parse(_param(params, "time"), _now_ms(), "time")
     result = _evaluate(lambda: monitor.engine.instant(query, t_ms))
-    return result_json_at(result, t_ms)
+    return api_json.result_json_at(result, t_ms)
 
 
 def api_query_range(monitor: MonitorApi, params: Params) -> JsonText:
@@ -170,7 +168,7 @@ def api_query_range(monitor: MonitorApi, params: Params) -> JsonText:
             "query resolution (?step=XX)"
         )
     result = _evaluate(lambda: monitor.engine.range(query, start, end, step))
-    return JsonText(result_json_text_at(result, end))
+    return JsonText(api_json.result_json_text_at(result, end))
 
 
 def _matchers(params: Params, *, required: bool) -> list[list[Matcher]]:
@@ -232,7 +230,8 @@ def api_label_values(monitor: MonitorApi, params: Params, name: str) -> list[str
 
 def api_targets(monitor: MonitorApi, params: Params) -> dict:
     state = _param(params, "state") or "any"
-    active = monitor.targets_json() if state in ("any", "active") else []
+    targets = monitor.scraper.targets() if state in ("any", "active") else []
+    active = [api_json.target_json(t) for t in targets]
     return {"activeTargets": active, "droppedTargets": []}
 
 
@@ -240,15 +239,17 @@ def api_rules(monitor: MonitorApi, params: Params) -> dict:
     rule_type = _param(params, "type")
     if rule_type not in (None, "", "alert", "record"):
         raise ApiError(f'invalid parameter "type": {rule_type!r} is not alert or record')
-    return {"groups": monitor.rules_json(rule_type or None)}
+    with monitor.evaluation_lock:  # not while a group evaluates and changes its alerts
+        return {"groups": api_json.rules_json(monitor.groups, rule_type or None)}
 
 
 def api_alerts(monitor: MonitorApi, params: Params) -> dict:
-    return {"alerts": monitor.alerts_json()}
+    with monitor.evaluation_lock:
+        return {"alerts": api_json.alerts_json(monitor.groups)}
 
 
 def api_metadata(monitor: MonitorApi, params: Params) -> dict[str, list[dict]]:
-    metadata = monitor.metadata_json()
+    metadata = api_json.metadata_json(monitor.scraper.targets())
     metric = _param(params, "metric")
     if metric:
         metadata = {metric: metadata[metric]} if metric in metadata else {}
@@ -264,15 +265,7 @@ def api_metadata(monitor: MonitorApi, params: Params) -> dict[str, list[dict]]:
 
 
 def api_buildinfo(monitor: MonitorApi, params: Params) -> dict:
-    # Grafana reads this to pick Prometheus features; we implement 2.42's semantics.
-    return {
-        "version": "2.42.0",
-        "revision": "pasargad-monitor",
-        "branch": "",
-        "buildUser": "",
-        "buildDate": "",
-        "goVersion": "",
-    }
+    return api_json.BUILDINFO
 
 
 def api_runtimeinfo(monitor: MonitorApi, params: Params) -> dict:
@@ -281,14 +274,13 @@ def api_runtimeinfo(monitor: MonitorApi, params: Params) -> dict:
     problem`; empty when all of it runs). `reloadConfigSuccess` is false while there are any:
     after a refused reload (the previous configuration runs) and after a start-up that left
     parts out."""
-    success = monitor.last_reload_success_time
-    return {
-        "startTime": rfc3339(round(monitor.started_at * 1000)),
-        "CWD": os.getcwd(),
-        "reloadConfigSuccess": monitor.last_reload_successful,
-        "lastConfigTime": ZERO_TIME if success is None else rfc3339(round(success * 1000)),
-        "configErrors": list(monitor.config_errors),
-    }
+    return api_json.runtimeinfo_json(
+        started_at=monitor.started_at,
+        cwd=os.getcwd(),
+        reload_success=monitor.last_reload_successful,
+        last_config_time=monitor.last_reload_success_time,
+        config_errors=monitor.config_errors,
+    )
 
 
 _ROUTES: dict[str, Callable[[MonitorApi, Params], Any]] = {
@@ -330,6 +322,8 @@ def handle(monitor: MonitorApi, method: str, path: str, params: Params) -> tuple
             return 200, "text/plain", b""
         if method not in ("GET", "POST"):
             return 405, "text/plain", b"Method Not Allowed\n"
+        if path == "/metrics":  # the monitor's own metrics, which it scrapes as "prometheus"
+            return 200, CONTENT_TYPE, generate_latest(monitor.metrics_registry)
         route = _ROUTES.get(path)
         match = _LABEL_VALUES.match(path)
         if route is not None:
@@ -340,21 +334,12 @@ def handle(monitor: MonitorApi, method: str, path: str, params: Params) -> tuple
             return 404, "text/plain", b"404 page not found\n"
         if isinstance(data, JsonText):
             return 200, "application/json", b'{"status":"success","data":%s}' % data.text.encode()
-        return 200, "application/json", _json({"status": "success", "data": data})
+        return 200, "application/json", api_json.success_body(data)
     except ApiError as exc:
-        return exc.status, "application/json", _json(_error_body(str(exc), exc.error_type))
+        return exc.status, "application/json", api_json.error_body(str(exc), exc.error_type)
     except Exception:
         logger.exception("API request %s %s failed", method, path)
-        body = {"status": "error", "errorType": "internal", "error": "internal error"}
-        return 500, "application/json", _json(body)
-
-
-def _error_body(message: str, error_type: str = "bad_data") -> dict:
-    return {"status": "error", "errorType": error_type, "error": message}
-
-
-def _json(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+        return 500, "application/json", api_json.error_body("internal error", "internal")
 
 
 def _token_ok(header: str, token: str) -> bool:
@@ -378,14 +363,12 @@ class _Handler(BaseHTTPRequestHandler):
             problem = self._read_form(params)
             if problem:
                 self.close_connection = True  # the body was not read: the stream is unusable
-                self._answer(problem[0], "application/json", _json(_error_body(problem[1])))
+                self._answer(problem[0], "application/json", api_json.error_body(problem[1]))
                 return
         token = self.server.token
         public = url.path in ("/-/healthy", "/-/ready")
         if token and not public and not _token_ok(self.headers.get("Authorization", ""), token):
-            body = _json(
-                {"status": "error", "errorType": "unauthorized", "error": "bearer token required"}
-            )
+            body = api_json.error_body("bearer token required", "unauthorized")
             self._answer(401, "application/json", body)
             return
         status, ctype, body = handle(self.server.monitor, method, url.path, params)
@@ -411,7 +394,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, status: int, ctype: str, body: bytes) -> None:
         self.send_response(status)
         self.send_header(
-            "Content-Type", ctype + ("; charset=utf-8" if ctype.startswith("text") else "")
+            "Content-Type",
+            ctype
+            + ("; charset=utf-8" if ctype.startswith("text") and "charset" not in ctype else ""),
         )
         self.send_header("Content-Length", str(len(body)))
         if status == 401:

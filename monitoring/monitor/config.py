@@ -17,7 +17,8 @@ from pathlib import Path
 
 from yaml.nodes import Node
 
-from monitoring.monitor.yamlnodes import ConfigError, Reader, parse_duration_ms
+from monitoring.monitor.yamlnodes import ConfigError, Reader
+from monitoring.rules.gofmt import parse_duration_ms
 
 __all__ = [
     "ConfigError",

@@ -17,16 +17,18 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import httpx
+from prometheus_client import CollectorRegistry
 
+from monitoring.monitor import self_metrics
 from monitoring.monitor.config import (
     ConfigError,
     MonitorConfig,
@@ -37,11 +39,10 @@ from monitoring.monitor.config import (
 from monitoring.monitor.scrape import Scraper, now_ms
 from monitoring.monitor.state import StateStore, StoredAlert, Transition
 from monitoring.monitor.thresholds import rules_stale
-from monitoring.rules.alerting import ZERO_TIME, Alert, AlertingRule, rfc3339
+from monitoring.rules.alerting import Alert, AlertingRule
 from monitoring.rules.engine import Engine
 from monitoring.rules.group import RuleGroup
 from monitoring.rules.loader import RuleFileError, load_rule_files
-from monitoring.rules.values import format_go_duration, format_go_e
 from monitoring.thresholds import thresholds_load
 from monitoring.tsdb.store import SampleStore
 
@@ -312,8 +313,12 @@ class Monitor:
             except Exception:  # the loop must survive a bug
                 logger.exception("evaluation of group %s failed", group.name)
             next_at += interval
-            if next_at < time.monotonic():
-                next_at = time.monotonic() + interval
+            now = time.monotonic()
+            if next_at < now:
+                # Fell behind: the iterations whose time passed are missed (exported as
+                # prometheus_rule_group_iterations_missed_total).
+                group.iterations_missed_total += int((now - next_at) // interval) + 1
+                next_at = now + interval
 
     def _gc_loop(self, stop: threading.Event) -> None:
         while not stop.wait(GC_INTERVAL_S):
@@ -388,67 +393,19 @@ class Monitor:
         if self.state is not None:
             self.state.close()
 
-    # -- what the API shows -----------------------------------------------------------------------
-    def targets_json(self) -> list[dict]:
-        out = []
-        for state in self.scraper.targets():
-            job = state.job
-            out.append(
-                {
-                    "discoveredLabels": {
-                        "__address__": state.target.address,
-                        "__metrics_path__": job.metrics_path,
-                        "__scheme__": job.scheme,
-                        "__scrape_interval__": format_go_duration(job.interval_ms),
-                        "__scrape_timeout__": format_go_duration(job.timeout_ms),
-                        "job": job.job_name,
-                        **state.target.labels,
-                    },
-                    "labels": dict(state.labels),
-                    "scrapePool": job.job_name,
-                    "scrapeUrl": state.url,
-                    "globalUrl": state.url,
-                    "lastError": state.last_error,
-                    "lastScrape": _rfc3339(state.last_scrape),
-                    "lastScrapeDuration": state.last_duration_s,
-                    "health": state.health,
-                    "scrapeInterval": format_go_duration(job.interval_ms),
-                    "scrapeTimeout": format_go_duration(job.timeout_ms),
-                }
-            )
-        return out
+    # -- what the API reads (its JSON is monitoring.monitor.api_json's) ----------------------
+    @property
+    def evaluation_lock(self) -> threading.RLock:
+        """Held while a group evaluates or a reload switches groups: read rule and alert
+        state under it, so the API never sees a group half-way through an evaluation."""
+        return self._lock
 
-    def rules_json(self, rule_type: str | None) -> list[dict]:
-        kind = {"alert": "alerting", "record": "recording"}.get(rule_type or "")
-        groups = []
-        with self._lock:  # not while a group evaluates and changes its alerts
-            dicts = [group.api_dict() for group in self.groups]
-        for data in dicts:
-            if kind:
-                data["rules"] = [r for r in data["rules"] if r["type"] == kind]
-            groups.append(data)
-        return groups
+    @functools.cached_property
+    def metrics_registry(self) -> CollectorRegistry:
+        """The monitor's own metrics (``self_metrics``), served at ``/metrics``."""
+        return self_metrics.registry(self)
 
-    def metadata_json(self) -> dict[str, list[dict]]:
-        merged: dict[str, list[dict]] = {}
-        for state in self.scraper.targets():
-            for name, entry in state.metadata.items():
-                if entry not in merged.setdefault(name, []):
-                    merged[name].append(entry)
-        return dict(sorted(merged.items()))
-
-    def alerts_json(self) -> list[dict]:
-        with self._lock:
-            return [alert_api_dict(a) for g in self.groups for a in g.active_alerts()]
-
-
-def alert_api_dict(alert: Alert) -> dict:
-    """/api/v1/alerts' shape; Prometheus prints the value with Go's %e ('e', -1)."""
-    data = alert.api_dict()
-    data["value"] = format_go_e(alert.value)
-    return data
-
-
-def _rfc3339(t: datetime | None) -> str:
-    """A scrape time as the API prints times (`rfc3339`), or Go's zero time for never."""
-    return ZERO_TIME if t is None else rfc3339(round(t.timestamp() * 1000))
+    def scrape_itself(self, address: str) -> None:
+        """Scrape the monitor's own API at ``address`` (host:port) as the ``prometheus`` job,
+        with the API's token (see ``scrape.with_self_scrape``)."""
+        self.scraper.scrape_itself(address, self.settings.api_token)

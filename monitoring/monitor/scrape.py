@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import httpx
@@ -25,7 +25,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitoring.monitor.config import MonitorConfig, ScrapeConfig, Target, is_loopback_address
 from monitoring.tsdb.store import SampleStore
 
-__all__ = ["Scraper", "TargetState", "exposition_parse", "labels_attach"]
+__all__ = [
+    "SELF_JOB",
+    "Scraper",
+    "TargetState",
+    "exposition_parse",
+    "labels_attach",
+    "with_self_scrape",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +117,25 @@ def target_labels(job: ScrapeConfig, target: Target) -> dict[str, str]:
     return {"job": job.job_name, "instance": target.address, **target.labels}
 
 
+SELF_JOB = "prometheus"
+
+
+def with_self_scrape(config: MonitorConfig, address: str | None, token: str) -> MonitorConfig:
+    """The monitor scraping itself. A job named ``prometheus`` is the Prometheus server's own,
+    as in Prometheus' example configuration: real Prometheus scrapes the target written there
+    (``localhost:9090``); the embedded monitor scrapes its own API (``address``, host:port)
+    instead, sending ``token`` unless the job sets one. Without an API (``monitor once``) the
+    job is left out. A configuration without such a job is scraped as written."""
+    jobs = []
+    for job in config.scrape_configs:
+        if job.job_name != SELF_JOB:
+            jobs.append(job)
+        elif address is not None:
+            target = Target(address)
+            jobs.append(replace(job, targets=(target,), bearer_token=job.bearer_token or token))
+    return replace(config, scrape_configs=tuple(jobs))
+
+
 def targets_of(config: MonitorConfig) -> list[TargetState]:
     return [
         TargetState(job=job, target=target, labels=target_labels(job, target))
@@ -138,6 +164,7 @@ class Scraper:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._targets: list[TargetState] = []
+        self._self_scrape: tuple[str | None, str] = (None, "")  # see scrape_itself
         self.update(config)
 
     # -- one scrape -----------------------------------------------------------------------------
@@ -228,9 +255,10 @@ class Scraper:
         running = bool(self._threads)
         if running:
             self.stop()
+        self._config = config
         old = {t.source: t for t in self.targets()}
         new = []
-        for state in targets_of(config):
+        for state in targets_of(with_self_scrape(config, *self._self_scrape)):
             previous = old.pop(state.source, None)
             if previous is not None and previous.labels == state.labels:
                 state.health, state.last_error = previous.health, previous.last_error
@@ -242,6 +270,12 @@ class Scraper:
             self._targets = new
         if running:
             self.start()
+
+    def scrape_itself(self, address: str, token: str) -> None:
+        """Point the ``prometheus`` job at the monitor's own API (see ``with_self_scrape``);
+        it stays pointed there across reloads."""
+        self._self_scrape = (address, token)
+        self.update(self._config)
 
     def start(self) -> None:
         self._stop = threading.Event()

@@ -12,6 +12,8 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from monitoring.rules.gofmt import parse_duration_ms
+
 
 class ConfigError(Exception):
     """A configuration file was refused. `errors` holds one `file:line: problem` per problem."""
@@ -19,18 +21,6 @@ class ConfigError(Exception):
     def __init__(self, errors: list[str]):
         super().__init__("\n".join(errors))
         self.errors = errors
-
-
-def parse_duration_ms(text: str) -> int | None:
-    """A Prometheus duration (`1h30m`, `15s`, `500ms`) in milliseconds; None if malformed."""
-    # Imported here, as below: web processes read thresholds.yml with this module and must not
-    # load the rule engine (half a second per worker start) that the rule loader imports.
-    from monitoring.rules.loader import parse_duration
-
-    try:
-        return round(parse_duration(text) * 1000)
-    except ValueError:
-        return None
 
 
 class Reader:
@@ -136,7 +126,7 @@ class Reader:
         return value
 
     def labels(self, node: Node | None, where: str) -> dict[str, str]:
-        from monitoring.rules.loader import LABEL_NAME_RE
+        from monitoring.rules.expr import LABEL_NAME_RE
 
         out: dict[str, str] = {}
         if node is None:

@@ -2,8 +2,15 @@
 
 Pure Python (no Django). Modules and their contracts (each module's docstring has the details):
 
-- ``engine``: ``Engine(store).instant/range``, ``compile_expr``, ``check_supported``, errors.
-- ``values``: result types (Scalar, String, Vector, Matrix) and the HTTP API JSON.
+- ``engine``: ``Engine(store).instant/range``, evaluation of the compiled tree (as
+  Prometheus' ``engine.go``); ``expr``: ``parse_expr``, ``compile_expr``, ``check_supported``,
+  the nodes; ``errors``: ``QueryError``, ``ParseError``, ``UnsupportedError``.
+- ``functions``, ``quantile``, ``aggregations``, ``binops``: what the engine applies to
+  evaluated operands (``functions.go``, ``quantile.go``, aggregations and operators).
+- ``values``: result types (Scalar, String, Vector, Matrix); their API JSON is
+  ``monitoring.monitor.api_json``'s.
+- ``gofmt``: Go-compatible formatting and parsing (floats, durations, RFC 3339, quoting);
+  ``gomath``: Go's float functions, bit for bit.
 - ``loader``: ``load_rule_files`` / ``check_rule_files`` with ``file:line: problem`` errors.
 - ``alerting``: ``RecordingRule``, ``AlertingRule``, ``Alert`` (state, snapshot/restore).
 - ``group``: ``RuleGroup.eval(t_ms, engine, store)``.

@@ -18,11 +18,11 @@ Public surface (stable):
     ``active_at``, so ``for`` is not started over; firing stays firing).
   - ``copy_state_from(other)``: keep alert state across a reload of an unchanged rule.
 - Both rules record ``health`` ("unknown", "ok", "err"), ``last_error``, ``last_eval_ms``,
-  ``eval_duration_s``; ``api_dict()`` gives the rule in ``/api/v1/rules`` shape.
+  ``eval_duration_s``; ``rule_state(alerts)`` is an alerting rule's state as the API shows it
+  (the JSON itself is ``monitoring.monitor.api_json``'s).
 - ``Alert``: ``labels`` (Labels incl. ``alertname``), ``annotations`` (dict), ``state``
   ("pending"/"firing"/"inactive"), ``value``, ``active_at_ms``, ``fired_at_ms``,
-  ``resolved_at_ms``, ``keep_firing_since_ms``, ``fingerprint``; ``api_dict()`` gives the
-  ``/api/v1/alerts`` shape.
+  ``resolved_at_ms``, ``keep_firing_since_ms``, ``fingerprint``.
 
 Rules never touch storage: ``group.RuleGroup`` appends their samples to the store.
 """
@@ -32,12 +32,13 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 
-from monitoring.rules.engine import Engine, Node, QueryError, as_rule_query, compile_expr
+from monitoring.rules.engine import Engine
+from monitoring.rules.errors import QueryError
+from monitoring.rules.expr import Node, as_rule_query, compile_expr
 from monitoring.rules.template import expand_alert_template
-from monitoring.rules.values import Sample, Scalar, Vector, format_value
+from monitoring.rules.values import Sample, Scalar, Vector
 from monitoring.tsdb.store import Labels, labels_from
 
 RESOLVED_RETENTION_MS = 15 * 60 * 1000
@@ -64,19 +65,6 @@ def _fingerprint(pairs: Labels) -> str:
     return f"{digest:016x}"
 
 
-ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time, what Prometheus prints for "never"
-
-
-def rfc3339(t_ms: int | None) -> str | None:
-    """Go's RFC3339Nano, as Prometheus' API prints times: the fraction's trailing zeros
-    dropped (``.123Z``, ``.1Z``, none for a whole second), not isoformat's ``.123000``."""
-    if t_ms is None:
-        return None
-    seconds, ms = divmod(int(t_ms), 1000)
-    text = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return text + (f".{ms:03d}".rstrip("0") if ms else "") + "Z"
-
-
 @dataclass
 class Alert:
     labels: Labels
@@ -91,15 +79,6 @@ class Alert:
     @property
     def fingerprint(self) -> str:
         return fingerprint(self.labels)
-
-    def api_dict(self) -> dict:
-        return {
-            "labels": dict(self.labels),
-            "annotations": dict(self.annotations),
-            "state": self.state,
-            "activeAt": rfc3339(self.active_at_ms),
-            "value": format_value(self.value),
-        }
 
 
 def query_vector(engine: Engine, node: Node, t_ms: int) -> list[Sample]:
@@ -139,18 +118,6 @@ class _Rule:
             and self.labels == other.labels
         )
 
-    def _api_common(self) -> dict:
-        return {
-            "name": self.name,
-            "query": self.expr,
-            "labels": dict(self.labels),
-            "health": self.health,
-            "lastError": self.last_error or "",
-            "evaluationTime": self.eval_duration_s,
-            "lastEvaluation": rfc3339(self.last_eval_ms) or ZERO_TIME,
-            "type": self.kind,
-        }
-
 
 class RecordingRule(_Rule):
     kind = "recording"
@@ -169,9 +136,6 @@ class RecordingRule(_Rule):
         if limit > 0 and len(out) > limit:
             raise QueryError(f"exceeded limit of {limit} with {len(out)} series")
         return out
-
-    def api_dict(self) -> dict:
-        return self._api_common()
 
 
 class AlertingRule(_Rule):
@@ -308,21 +272,9 @@ class AlertingRule(_Rule):
         self.health, self.last_error = other.health, other.last_error
         self.last_eval_ms, self.eval_duration_s = other.last_eval_ms, other.eval_duration_s
 
-    def api_dict(self) -> dict:
-        out = self._api_common()
-        out.update(
-            {
-                "duration": self.for_ms / 1000,
-                "keepFiringFor": self.keep_firing_for_ms / 1000,
-                "annotations": dict(self.annotations),
-                "alerts": [a.api_dict() for a in self.active_alerts()],
-                "state": _rule_state(self.active_alerts()),
-            }
-        )
-        return out
 
-
-def _rule_state(alerts: list[Alert]) -> str:
+def rule_state(alerts: list[Alert]) -> str:
+    """A rule's state in the API: its most advanced alert's, inactive without one."""
     states = {a.state for a in alerts}
     if FIRING in states:
         return FIRING

@@ -141,3 +141,34 @@ def _ldexp(frac: float, exp: int) -> float:
         return math.ldexp(frac, exp)
     except OverflowError:
         return math.copysign(math.inf, frac)
+
+
+# Go's float64 arithmetic where Python's differs: division by zero and a NaN in max/min.
+
+
+def div(a: float, b: float) -> float:
+    try:
+        return a / b
+    except ZeroDivisionError:
+        if a == 0 or math.isnan(a):
+            return math.nan
+        return math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
+def mod(a: float, b: float) -> float:
+    try:
+        return math.fmod(a, b)
+    except (ValueError, ZeroDivisionError):
+        return math.nan
+
+
+def go_max(a: float, b: float) -> float:
+    if math.isnan(a) or math.isnan(b):
+        return math.nan
+    return a if a > b else b
+
+
+def go_min(a: float, b: float) -> float:
+    if math.isnan(a) or math.isnan(b):
+        return math.nan
+    return a if a < b else b

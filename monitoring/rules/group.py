@@ -15,7 +15,9 @@ Public surface (stable):
     staleness markers for the series its rules (from that position on) wrote.
   - ``state_snapshot() -> dict`` / ``restore(snapshot) -> int``: alert state of every
     alerting rule, keyed by rule name and position.
-  - ``key``: ``(file, name)``; ``last_eval_ms``, ``eval_duration_s``; ``api_dict()``.
+  - ``key``: ``(file, name)``; ``last_eval_ms``, ``eval_duration_s``; the counters
+    ``evaluations_total``, ``evaluation_failures_total`` (rules that raised) and
+    ``iterations_missed_total`` (set by the loop that schedules the group).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from monitoring.rules.alerting import ZERO_TIME, Alert, AlertingRule, Rule, rfc3339
+from monitoring.rules.alerting import Alert, AlertingRule, Rule
 from monitoring.rules.engine import Engine
 from monitoring.tsdb.store import SampleStore
 
@@ -37,6 +39,12 @@ class RuleGroup:
     limit: int = 0
     last_eval_ms: int | None = field(default=None, init=False)
     eval_duration_s: float = field(default=0.0, init=False)
+    # Counters the monitor exports under Prometheus' names (prometheus_rule_evaluations_total,
+    # …_evaluation_failures_total, …_group_iterations_missed_total); they survive a reload
+    # that keeps the group, as Prometheus' metrics keyed by group do.
+    evaluations_total: int = field(default=0, init=False)
+    evaluation_failures_total: int = field(default=0, init=False)
+    iterations_missed_total: int = field(default=0, init=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -49,9 +57,11 @@ class RuleGroup:
         started = time.perf_counter()
         for i, rule in enumerate(self.rules):
             rule_started = time.perf_counter()
+            self.evaluations_total += 1
             try:
                 samples = rule.eval(t_ms, engine, self.limit)
             except Exception as exc:  # one bad rule must not stop the group
+                self.evaluation_failures_total += 1
                 rule.record_eval(t_ms, rule_started, exc)
                 continue
             rule.record_eval(t_ms, rule_started, None)
@@ -89,6 +99,9 @@ class RuleGroup:
             if isinstance(rule, AlertingRule) and rule.same_definition(previous):
                 rule.copy_state_from(previous)
         self.last_eval_ms = old.last_eval_ms
+        self.evaluations_total = old.evaluations_total
+        self.evaluation_failures_total = old.evaluation_failures_total
+        self.iterations_missed_total = old.iterations_missed_total
 
     def state_snapshot(self) -> dict:
         return {
@@ -103,14 +116,3 @@ class RuleGroup:
             if isinstance(rule, AlertingRule) and f"{i}:{rule.name}" in snapshot:
                 restored += rule.restore(snapshot[f"{i}:{rule.name}"])
         return restored
-
-    def api_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "file": self.file,
-            "interval": self.interval_s,
-            "limit": self.limit,
-            "rules": [r.api_dict() for r in self.rules],
-            "evaluationTime": self.eval_duration_s,
-            "lastEvaluation": rfc3339(self.last_eval_ms) or ZERO_TIME,
-        }

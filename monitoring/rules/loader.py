@@ -26,16 +26,13 @@ from pathlib import Path
 import yaml
 
 from monitoring.rules.alerting import AlertingRule, RecordingRule, Rule
-from monitoring.rules.engine import QueryError, UnsupportedError, compile_expr
+from monitoring.rules.errors import QueryError, UnsupportedError
+from monitoring.rules.expr import LABEL_NAME_RE, compile_expr
+from monitoring.rules.gofmt import parse_duration
 from monitoring.rules.group import RuleGroup
 from monitoring.rules.template import TemplateError, parse_template
 
 METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_DURATION_RE = re.compile(
-    r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
-)
-_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
 
 GROUP_KEYS = {"name", "interval", "limit", "rules"}
 RULE_KEYS = {"record", "alert", "expr", "for", "keep_firing_for", "labels", "annotations"}
@@ -55,16 +52,6 @@ class RuleFileError(Exception):
     def __init__(self, errors: list[RuleError]) -> None:
         self.errors = errors
         super().__init__("\n".join(str(e) for e in errors))
-
-
-def parse_duration(text: str) -> float:
-    text = str(text).strip()
-    if text == "0":
-        return 0.0
-    m = _DURATION_RE.match(text)
-    if not text or not m or not any(m.groups()):
-        raise ValueError(f'not a valid duration string: "{text}"')
-    return float(sum(int(g) * unit for g, unit in zip(m.groups(), _UNITS, strict=True) if g))
 
 
 class _File:

@@ -17,21 +17,22 @@ map or list, literals, and the functions ``humanize``, ``humanize1024``, ``human
 ``humanizeDuration``, ``humanizeTimestamp``, ``printf``, ``print``, ``println``, ``len``,
 ``index``, ``eq``/``ne``/``lt``/``le``/``gt``/``ge``, ``and``/``or``/``not``, ``toUpper``,
 ``toLower``, ``title``, ``match``, ``reReplaceAll``, ``stripPort``, ``safeHtml``.
-Floats print as Go's ``%v`` does (``strconv.FormatFloat(v, 'g', -1, 64)``).
+Floats print as Go's ``%v`` does (``strconv.FormatFloat(v, 'g', -1, 64)``); Go's fmt (``%v``,
+``printf``) is ``gofmt``'s.
 """
 
 from __future__ import annotations
 
 import ast as pyast
 import datetime as dt
-import json
 import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from monitoring.rules.values import format_go_g
+from monitoring.rules.functions import go_expand
+from monitoring.rules.gofmt import format_go_g_prec, go_print, go_sprintf, go_type_name
 
 
 class TemplateError(Exception):
@@ -39,30 +40,6 @@ class TemplateError(Exception):
 
 
 # ------------------------------------------------------------------------------------ printing
-
-
-def go_print(value: Any) -> str:
-    if value is None:
-        return "<no value>"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return format_go_g(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{go_print(v)}" for k, v in sorted(value.items())) + "]"
-    if isinstance(value, list | tuple):
-        return "[" + " ".join(go_print(v) for v in value) + "]"
-    return str(value)
-
-
-def _go_g_prec(v: float, prec: int) -> str:
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    return f"{v:.{prec}g}"  # Python's .Ng matches Go's %.Ng for finite values
 
 
 def _to_float(value: Any) -> float:
@@ -81,7 +58,7 @@ def _to_float(value: Any) -> float:
 def humanize(value: Any) -> str:
     v = _to_float(value)
     if v == 0 or math.isnan(v) or math.isinf(v):
-        return _go_g_prec(v, 4)
+        return format_go_g_prec(v, 4)
     if abs(v) >= 1:
         prefix = ""
         for p in ("k", "M", "G", "T", "P", "E", "Z", "Y"):
@@ -89,31 +66,31 @@ def humanize(value: Any) -> str:
                 break
             prefix = p
             v /= 1000
-        return _go_g_prec(v, 4) + prefix
+        return format_go_g_prec(v, 4) + prefix
     prefix = ""
     for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
         if abs(v) >= 1:
             break
         prefix = p
         v *= 1000
-    return _go_g_prec(v, 4) + prefix
+    return format_go_g_prec(v, 4) + prefix
 
 
 def humanize1024(value: Any) -> str:
     v = _to_float(value)
     if abs(v) <= 1 or math.isnan(v) or math.isinf(v):
-        return _go_g_prec(v, 4)
+        return format_go_g_prec(v, 4)
     prefix = ""
     for p in ("ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"):
         if abs(v) < 1024:
             break
         prefix = p
         v /= 1024
-    return _go_g_prec(v, 4) + prefix
+    return format_go_g_prec(v, 4) + prefix
 
 
 def humanize_percentage(value: Any) -> str:
-    return _go_g_prec(_to_float(value) * 100, 4) + "%"
+    return format_go_g_prec(_to_float(value) * 100, 4) + "%"
 
 
 def _go_int64(v: float) -> int:
@@ -135,9 +112,9 @@ def _go_rem(a: int, b: int) -> int:
 def humanize_duration(value: Any) -> str:
     v = _to_float(value)
     if math.isnan(v) or math.isinf(v):
-        return _go_g_prec(v, 4)
+        return format_go_g_prec(v, 4)
     if v == 0:
-        return _go_g_prec(v, 4) + "s"
+        return format_go_g_prec(v, 4) + "s"
     if abs(v) >= 1:
         sign = ""
         if v < 0:
@@ -153,78 +130,25 @@ def humanize_duration(value: Any) -> str:
             return f"{sign}{hours}h {minutes}m {seconds}s"
         if minutes:
             return f"{sign}{minutes}m {seconds}s"
-        return f"{sign}{_go_g_prec(v, 4)}s"
+        return f"{sign}{format_go_g_prec(v, 4)}s"
     prefix = ""
     for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
         if abs(v) >= 1:
             break
         prefix = p
         v *= 1000
-    return f"{_go_g_prec(v, 4)}{prefix}s"
+    return f"{format_go_g_prec(v, 4)}{prefix}s"
 
 
 def humanize_timestamp(value: Any) -> str:
     v = _to_float(value)
     if math.isnan(v) or math.isinf(v):
-        return _go_g_prec(v, 4)
+        return format_go_g_prec(v, 4)
     when = dt.datetime.fromtimestamp(v, tz=dt.UTC)
     text = when.strftime("%Y-%m-%d %H:%M:%S")
     if when.microsecond:
         text += f".{when.microsecond:06d}".rstrip("0")
     return text + " +0000 UTC"
-
-
-_VERB_RE = re.compile(r"%([-+# 0]*)(\d+|\*)?(?:\.(\d+|\*)?)?([a-zA-Z%])")
-
-
-def go_sprintf(fmt: str, *args: Any) -> str:
-    out = []
-    pos = 0
-    argi = 0
-    for m in _VERB_RE.finditer(fmt):
-        out.append(fmt[pos : m.start()])
-        pos = m.end()
-        flags, width, prec, verb = m.group(1), m.group(2), m.group(3), m.group(4)
-        if verb == "%":
-            out.append("%")
-            continue
-        if argi >= len(args):
-            out.append(f"%!{verb}(MISSING)")
-            continue
-        arg = args[argi]
-        argi += 1
-        out.append(_format_one(flags, width, prec, verb, arg))
-    out.append(fmt[pos:])
-    if argi < len(args):
-        extra = ", ".join(f"{type(a).__name__}={go_print(a)}" for a in args[argi:])
-        out.append(f"%!(EXTRA {extra})")
-    return "".join(out)
-
-
-def _go_type(arg: Any) -> str:
-    return {bool: "bool", int: "int", float: "float64", str: "string"}.get(type(arg), "map")
-
-
-def _format_one(flags: str, width: str | None, prec: str | None, verb: str, arg: Any) -> str:
-    spec = "%" + flags + (width or "") + (f".{prec}" if prec is not None else "")
-    if verb == "v" or (verb == "s" and isinstance(arg, str)):
-        text = go_print(arg)
-        return (spec + "s") % text
-    if verb == "q" and isinstance(arg, str):
-        return json.dumps(arg, ensure_ascii=False)
-    if verb == "t" and isinstance(arg, bool):
-        return go_print(arg)
-    if verb in "dxXob" and isinstance(arg, int) and not isinstance(arg, bool):
-        return (spec + verb) % arg if verb != "b" else format(arg, "b")
-    if verb in "eEfFgG" and isinstance(arg, float):
-        if math.isnan(arg) or math.isinf(arg):
-            return (spec.split(".")[0] + "s") % go_print(arg)
-        if verb in "gG" and prec is None:
-            return (spec + "s") % format_go_g(arg)
-        return (spec + verb) % arg
-    if verb in "xX" and isinstance(arg, str):
-        return arg.encode().hex() if verb == "x" else arg.encode().hex().upper()
-    return f"%!{verb}({_go_type(arg)}={go_print(arg)})"
 
 
 def _strip_port(host: str) -> str:
@@ -303,7 +227,7 @@ def _index(item: Any, *keys: Any) -> Any:
                 raise TemplateError(f"error calling index: index out of range: {key}")
             item = item[key]
         else:
-            raise TemplateError(f"can't index item of type {_go_type(item)}")
+            raise TemplateError(f"can't index item of type {go_type_name(item)}")
     return item
 
 
@@ -332,7 +256,7 @@ FUNCS: dict[str, Any] = {
     "title": lambda s: _title(str(s)),
     "match": lambda pattern, text: _go_regex(pattern).search(text) is not None,
     "reReplaceAll": lambda pattern, repl, text: _go_regex(pattern).sub(
-        lambda m: _expand_repl(repl, m), text
+        lambda m: go_expand(repl, m), text
     ),
     "stripPort": _strip_port,
     "safeHtml": lambda s: str(s),
@@ -359,12 +283,6 @@ UNSUPPORTED_FUNCS = {
     "call",
     "slice",
 }
-
-
-def _expand_repl(repl: str, m: re.Match) -> str:
-    from monitoring.rules.engine import _go_expand
-
-    return _go_expand(repl, m)
 
 
 # ------------------------------------------------------------------------------------ lexing
@@ -763,7 +681,7 @@ class Template:
             if isinstance(base, dict):
                 base = base.get(part, "")
             else:
-                message = f"can't evaluate field {part} in type {_go_type(base)}"
+                message = f"can't evaluate field {part} in type {go_type_name(base)}"
                 raise ExecError(op.tok.pos + offset, op.tok.text, message)
             offset += len(part) + 1
         return base

@@ -25,15 +25,25 @@ import math
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import yaml
 
 from monitoring.rules.alerting import FIRING, AlertingRule
-from monitoring.rules.engine import Engine, QueryError
+from monitoring.rules.engine import Engine
+from monitoring.rules.errors import QueryError
+from monitoring.rules.gofmt import (
+    format_go_duration,
+    format_go_e,
+    go_float,
+    go_quote,
+    go_time_duration,
+    labels_string,
+    parse_duration,
+)
 from monitoring.rules.group import RuleGroup
-from monitoring.rules.loader import RuleFileError, load_rule_files, parse_duration
-from monitoring.rules.values import Scalar, Vector, format_go_duration, format_go_e, go_float
+from monitoring.rules.loader import RuleFileError, load_rule_files
+from monitoring.rules.values import Scalar, Vector
 from monitoring.tsdb.store import STALE_NAN, Labels, SampleStore, labels_from
 
 TOP_KEYS = {"rule_files", "evaluation_interval", "group_eval_order", "tests"}
@@ -50,55 +60,6 @@ GROUP_KEYS = {
 
 class TestFileError(Exception):
     pass
-
-
-# ------------------------------------------------------------------------------ formatting
-
-
-def go_quote(value: str) -> str:
-    out = ['"']
-    for ch in value:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def labels_string(labels: Labels | dict) -> str:
-    items = sorted(labels.items()) if isinstance(labels, dict) else labels
-    return "{" + ", ".join(f"{k}={go_quote(v)}" for k, v in items) + "}"
-
-
-def go_time_duration(ms: int) -> str:
-    """Go time.Duration.String() of whole milliseconds: 0s, 500ms, 1m0s, 1h2m3.5s; promtool
-    prints a rule's evaluation error time this way (ts.Sub(epoch)), not as model.Duration."""
-    if ms == 0:
-        return "0s"
-    sign = "-" if ms < 0 else ""
-    ms = abs(ms)
-    if ms < 1000:
-        return f"{sign}{ms}ms"
-    hours, rest = divmod(ms, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    secs, frac = divmod(rest, 1000)
-    text = f"{secs}" + (f".{frac:03d}".rstrip("0") if frac else "") + "s"
-    if hours or minutes:
-        text = f"{minutes}m" + text
-    if hours:
-        text = f"{hours}h" + text
-    return sign + text
 
 
 # ------------------------------------------------------------------------------ parsing
@@ -233,15 +194,6 @@ def _check_keys(data: dict, allowed: set[str], what: str) -> None:
 class _Alert:
     labels: Labels
     annotations: Labels
-
-
-@dataclass
-class _Group:
-    data: dict
-    eval_interval_s: float
-    rule_files: list[str]
-    order: dict[str, int]
-    failures: list[str] = field(default_factory=list)
 
 
 def _series(group: dict, interval_ms: int) -> list[tuple[Labels, list[tuple[int, float]]]]:

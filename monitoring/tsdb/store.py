@@ -169,6 +169,9 @@ class SampleStore:
         self._postings: dict[str, dict[str, set[Labels]]] = {}
         self._source_series: dict[str, set[Labels]] = {}
         self._next_id = 0
+        self.samples_appended = (
+            0  # accepted since start: prometheus_tsdb_head_samples_appended_total
+        )
 
     # -- writing -----------------------------------------------------------------------------
     def append(self, labels: Labels | Mapping[str, str], t_ms: int, value: float) -> bool:
@@ -180,7 +183,9 @@ class SampleStore:
                 series = self._series[key] = _Series(key, int(t_ms), self._next_id)
                 for name, val in key:
                     self._postings.setdefault(name, {}).setdefault(val, set()).add(key)
-            return series.append(int(t_ms), float(value))
+            appended = series.append(int(t_ms), float(value))
+            self.samples_appended += appended
+            return appended
 
     def append_scrape(
         self, source: str, samples: Iterable[tuple[Labels | Mapping[str, str], float]], t_ms: int

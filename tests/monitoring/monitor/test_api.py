@@ -2,15 +2,13 @@
 
 import http.client
 import json
-from datetime import UTC, datetime
 
 import httpx
 import pytest
 
 from monitoring.monitor.api import api_server_start
 from monitoring.monitor.config import settings_from_env
-from monitoring.monitor.runtime import Monitor, _rfc3339
-from monitoring.rules.values import format_go_e
+from monitoring.monitor.runtime import Monitor
 from tests.monitoring.monitor.exporter import Exporter
 
 BODY = """\
@@ -271,28 +269,6 @@ def test_a_token_protects_everything_but_health(running):
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.mark.parametrize(
-    ("value", "text"),
-    [
-        (95, "9.5e+01"),
-        (1, "1e+00"),
-        (0.000012, "1.2e-05"),
-        (-3.25, "-3.25e+00"),
-        (0, "0e+00"),
-        (1e21, "1e+21"),
-    ],
-)
-def test_alert_values_print_like_go(value, text):
-    assert format_go_e(value) == text
-
-
-def test_scrape_times_print_like_go():
-    # lastScrape: Go's RFC3339Nano drops the fraction's trailing zeros.
-    at = datetime(2023, 11, 14, 22, 13, 20, 120_000, tzinfo=UTC)
-    assert _rfc3339(at) == "2023-11-14T22:13:20.12Z"
-    assert _rfc3339(at.replace(microsecond=0)) == "2023-11-14T22:13:20Z"
 
 
 def test_metadata_and_buildinfo_for_grafana(running):

@@ -25,8 +25,9 @@ def test_the_shipped_configuration_is_the_specifications_shape():
     config = config_load(REPO / "deploy/prometheus/prometheus.yml")
     assert config.scrape_interval_ms == 15_000
     assert config.evaluation_interval_ms == 15_000
-    (job,) = config.scrape_configs
+    job, itself = config.scrape_configs
     assert job.job_name == "pasargad-prints"
+    assert itself.job_name == "prometheus"  # the monitor's own metrics (self_metrics)
     assert job.interval_ms == 30_000
     assert job.url(job.targets[0]) == "http://localhost:8000/api/monitoring/prometheus/"
     names = {p.name for p in config.rule_files}
@@ -192,8 +193,13 @@ def test_monitor_app_target_replaces_the_app_jobs_target_only(tmp_path):
     shipped = config_load(REPO / "deploy/prometheus/prometheus.yml")
     config, errors = app_target_apply(shipped, "127.0.0.1:8300")
     assert errors == []
-    (job,) = config.scrape_configs
-    assert job.url(job.targets[0]) == "http://127.0.0.1:8300/api/monitoring/prometheus/"
+    jobs = {job.job_name: job for job in config.scrape_configs}
+    app = jobs.pop("pasargad-prints")
+    assert app.url(app.targets[0]) == "http://127.0.0.1:8300/api/monitoring/prometheus/"
+    # The monitor's own job (`prometheus`) keeps its target.
+    assert [job.targets for job in jobs.values()] == [
+        job.targets for job in shipped.scrape_configs if job.job_name != "pasargad-prints"
+    ]
     assert app_target_apply(shipped, "") == (shipped, [])
     other = _load(
         tmp_path, "scrape_configs:\n  - job_name: x\n    static_configs: [{targets: ['a:1']}]\n"

@@ -229,6 +229,15 @@ def test_our_answers_match_real_prometheus(engines):
     assert set(mine) >= set(reference)
     for key in ("labels", "annotations", "state", "value"):
         assert mine[key] == reference[key], key
+    # The rules API prints the alert's value as the alerts API does (Go's %e), in both.
+    in_rules = lambda client: next(  # noqa: E731
+        a
+        for g in client.get("/api/v1/rules").json()["data"]["groups"]
+        for r in g["rules"]
+        for a in r.get("alerts", [])
+        if a["labels"]["alertname"] == "TargetUp"
+    )
+    assert in_rules(ours.client)["value"] == in_rules(theirs)["value"] == reference["value"]
     # The same JSON shapes: every key Prometheus sends, we send.
     shape_mismatches = []
     for path, pick in [

@@ -5,11 +5,11 @@ import textwrap
 import pytest
 
 from monitoring.rules.alerting import AlertingRule, RecordingRule
+from monitoring.rules.gofmt import parse_duration
 from monitoring.rules.loader import (
     RuleFileError,
     check_rule_files,
     load_rule_files,
-    parse_duration,
 )
 from tests.services import require_prometheus
 

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from monitoring.rules import engine as engine_module
+from monitoring.rules import functions
 from monitoring.rules.engine import _STEP_FUNCS, Engine
 from monitoring.tsdb.store import STALE_NAN, SampleStore, labels_from
 from tests.monitoring.rules.steps import bits, instant_at_every_step
@@ -74,8 +74,8 @@ def test_range_paths_agree_bit_for_bit_with_the_step_by_step_path(seed, t0, monk
         fast_series.append(points is not None)
         return points
 
-    fast = engine_module._extrapolated_steps
-    monkeypatch.setattr(engine_module, "_extrapolated_steps", counting)
+    fast = functions.extrapolated_steps
+    monkeypatch.setattr(functions, "extrapolated_steps", counting)
     engine = Engine(_random_store(seed, t0))
     for expr in EXPRESSIONS:
         for start, end, step in (

@@ -2,6 +2,7 @@ import textwrap
 
 import pytest
 
+from monitoring.rules.gofmt import format_go_e
 from monitoring.rules.template import TemplateError, expand_alert_template, parse_template
 from monitoring.rules.unittest import (
     SeriesError,
@@ -10,7 +11,6 @@ from monitoring.rules.unittest import (
     parse_metric,
     run_test_file,
 )
-from monitoring.rules.values import format_go_e
 from monitoring.tsdb.store import STALE_NAN, is_stale
 
 RULES = """\

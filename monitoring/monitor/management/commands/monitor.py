@@ -118,8 +118,11 @@ class Command(BaseCommand):
         # of the collector's full passes (23 ms each), which a large query's answer can set off.
         gc.collect()
         gc.freeze()
-        monitor.start()
         host, port = server.server_address[:2]
+        # The "prometheus" job scrapes the monitor's own /metrics (scrape.with_self_scrape).
+        local = "127.0.0.1" if host == "0.0.0.0" else "::1" if host == "::" else host
+        monitor.scrape_itself(f"[{local}]:{port}" if ":" in local else f"{local}:{port}")
+        monitor.start()
         self.stdout.write(f"monitor API listening on http://{host}:{port}")
         self.stdout.flush()
         try:

@@ -1,26 +1,20 @@
-"""Value strings of the HTTP API: Go's strconv.FormatFloat(v, 'f', -1, 64), as Prometheus writes."""
+"""Go-compatible formatting: values, durations and times as Prometheus and promtool print them."""
 
-import json
 import math
 import random
 
 import pytest
 
-from monitoring.rules.values import (
-    Matrix,
-    Sample,
-    Scalar,
-    Series,
-    String,
-    Vector,
+from monitoring.rules.gofmt import (
     format_go_duration,
     format_go_e,
     format_value,
     format_values,
-    result_json_at,
-    result_json_text_at,
+    go_time_duration,
+    parse_duration,
+    rfc3339,
+    rfc3339_or_zero,
 )
-from monitoring.tsdb.store import labels_from
 
 # (value, what Go prints): whole numbers lose ".0", no exponent at either end, shortest digits.
 GO_F = [
@@ -75,32 +69,6 @@ def test_format_values_is_format_value_of_each():
         assert format_values(values) == [format_value(v) for v in values]
 
 
-def test_result_json_text_is_the_encoded_result_json():
-    # query_range's answer is written as text directly; it must be what json.dumps writes.
-    rng = random.Random(5)
-
-    def encoded(result, t_ms):
-        return json.dumps(result_json_at(result, t_ms), separators=(",", ":"), allow_nan=False)
-
-    for _ in range(50):
-        series = []
-        for i in range(rng.randint(0, 4)):
-            labels = labels_from(
-                {"__name__": "x", "i": str(i), "odd": rng.choice(['"\\\n', "é", "ok"])}
-            )
-            t = rng.choice([0, 1_700_000_000_000, -5_000]) + rng.randint(0, 999) * rng.randint(0, 1)
-            points = []
-            for _ in range(rng.randint(0, 20)):
-                points.append((t, rng.choice([rng.choice(SPECIAL), rng.uniform(-1e6, 1e6)])))
-                t += rng.choice([1000, 15_000, 1, 333])
-            series.append(Series(labels, points))
-        matrix = Matrix(series)
-        assert result_json_text_at(matrix, 0) == encoded(matrix, 0)
-    vector = Vector([Sample(labels_from({"a": "b"}), 0.1)])
-    for result in (vector, Scalar(math.nan), String("s")):
-        assert result_json_text_at(result, 1500) == encoded(result, 1500)
-
-
 def test_format_go_e_as_go_prints_alert_values_and_promtool_samples():
     cases = [(10, "1e+01"), (0.5, "5e-01"), (1 / 3, "3.333333333333333e-01"), (1e21, "1e+21")]
     assert [format_go_e(v) for v, _ in cases] == [text for _, text in cases]
@@ -112,4 +80,48 @@ def test_format_go_duration_as_prometheus_model_duration():
     ms = [0, 1500, 30_000, 90_000, 3_600_000, 86_400_000, 604_800_000 + 5_000, 31_536_000_000]
     assert [format_go_duration(m) for m in ms] == [
         "0s", "1s500ms", "30s", "1m30s", "1h", "1d", "1w5s", "1y",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("t_ms", "text"),
+    [
+        (1_700_000_000_000, "2023-11-14T22:13:20Z"),
+        (1_700_000_000_123, "2023-11-14T22:13:20.123Z"),
+        (1_700_000_000_100, "2023-11-14T22:13:20.1Z"),
+        (1_700_000_000_020, "2023-11-14T22:13:20.02Z"),
+        (-1, "1969-12-31T23:59:59.999Z"),
+    ],
+)
+def test_times_print_as_go_rfc3339nano(t_ms, text):
+    # activeAt and lastEvaluation: Go trims the fraction's trailing zeros (not ".123000").
+    assert rfc3339(t_ms) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (95, "9.5e+01"),
+        (1, "1e+00"),
+        (0.000012, "1.2e-05"),
+        (-3.25, "-3.25e+00"),
+        (0, "0e+00"),
+        (1e21, "1e+21"),
+    ],
+)
+def test_alert_values_print_like_go(value, text):
+    assert format_go_e(value) == text
+
+
+def test_never_prints_as_go_zero_time():
+    assert rfc3339_or_zero(None) == "0001-01-01T00:00:00Z"
+    assert rfc3339_or_zero(1_700_000_000_120) == "2023-11-14T22:13:20.12Z"
+
+
+def test_durations_parse_and_print_as_prometheus_and_go():
+    assert [parse_duration(t) for t in ("1h30m", "90s", "250ms", "0", "1w", "1y")] == [
+        5400, 90, 0.25, 0, 604800, 31536000,
+    ]  # fmt: skip
+    assert [go_time_duration(ms) for ms in (0, 500, 60_000, 3_723_500, -1500)] == [
+        "0s", "500ms", "1m0s", "1h2m3.5s", "-1.5s",
     ]  # fmt: skip
