@@ -25,7 +25,7 @@ import math
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import yaml
 
@@ -235,29 +235,53 @@ class _Alert:
     annotations: Labels
 
 
-@dataclass
-class _Group:
-    data: dict
-    eval_interval_s: float
-    rule_files: list[str]
-    order: dict[str, int]
-    failures: list[str] = field(default_factory=list)
+_LEADING_NUMBER = re.compile(
+    r"0[xX][0-9a-fA-F]+|(?i:inf|nan)(?![A-Za-z0-9_:])|\d*\.?\d+(?:[eE][-+]?\d+)?"
+)
+_LEADING_METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?|\{[^}]*\}")
+
+
+def _series_line(series: str, values: str) -> tuple[str, str] | None:
+    """promtool writes each input series as one line, `series values`, trimmed, and parses
+    that: a blank line ends the series (those after it are never loaded), and with `series`
+    blank the metric is read from the start of `values`."""
+    line = f"{series} {values}".strip()
+    if not line:
+        return None
+    if series.strip():
+        return series, values
+    if line[0] in "+-":
+        raise SeriesError(f"1:1: parse error: unexpected <op:{line[0]}> in series values")
+    number = _LEADING_NUMBER.match(line)
+    if number:
+        raise SeriesError(
+            f'1:1: parse error: unexpected number "{number.group(0)}" in series values'
+        )
+    metric = _LEADING_METRIC.match(line)
+    end = metric.end() if metric else len(line)
+    return line[:end], line[end:]
 
 
 def _series(group: dict, interval_ms: int) -> list[tuple[Labels, list[tuple[int, float]]]]:
-    out = []
+    """The input series; a label set defined twice keeps its last definition, as promtool's
+    loader keys definitions by label set."""
+    out: dict[Labels, list[tuple[int, float]]] = {}
     for item in group.get("input_series") or []:
+        item = item or {}  # `- ` is a series with no fields: a blank line
         if not isinstance(item, dict) or set(item) - {"series", "values"}:
             raise TestFileError(f"invalid input_series item {item!r}")
-        series = str(item.get("series", ""))
+        line = _series_line(str(item.get("series") or ""), str(item.get("values") or ""))
+        if line is None:
+            break
+        series, values = line
         labels = parse_metric(series)
         points = [
             (i * interval_ms, v)
-            for i, v in enumerate(expand_values(item.get("values", ""), len(series.strip()) + 2))
+            for i, v in enumerate(expand_values(values, len(series.strip()) + 2))
             if v is not MISSING
         ]
-        out.append((labels, points))
-    return out
+        out[labels] = points
+    return list(out.items())
 
 
 def _alert_list_string(alerts: list[_Alert]) -> str:
@@ -283,7 +307,9 @@ def _run_group(
     tg: dict, eval_interval_s: float, order: dict[str, int], rule_files: list[str]
 ) -> list[str]:
     _check_keys(tg, GROUP_KEYS, "main.testGroup")
-    interval_s = _duration(tg["interval"], "interval") if "interval" in tg else eval_interval_s
+    # promtool 2.42 does not default a group's interval to evaluation_interval: without one,
+    # every series value is loaded at 0s (the first wins) and the rules get no default interval.
+    interval_s = _duration(tg["interval"], "interval") if tg.get("interval") else 0.0
     name = tg.get("name") or ""
     interval_ms = int(round(interval_s * 1000))
     # promtool loads the series first: a bad one ends the group before the rules are read.
@@ -378,11 +404,14 @@ def _check_alerts(groups: list[RuleGroup], tests: list[dict], test_name: str) ->
     for t in tests:
         exp = []
         for a in t.get("exp_alerts") or []:
+            a = a or {}  # `- ` expects an alert with no labels but alertname
             _check_keys(a, {"exp_labels", "exp_annotations"}, "main.alert")
             lbl = {str(k): str(v) for k, v in (a.get("exp_labels") or {}).items()}
             lbl["alertname"] = t["alertname"]
             ann = {str(k): str(v) for k, v in (a.get("exp_annotations") or {}).items()}
-            exp.append(_Alert(labels_from(lbl), tuple(sorted(ann.items()))))
+            # Empty values stay (promtool's labels.FromMap keeps them), so `a: ""` never
+            # matches an alert, whose labels have no empty values.
+            exp.append(_Alert(tuple(sorted(lbl.items())), tuple(sorted(ann.items()))))
         mine = got.get(t["alertname"], [])
         key = lambda a: (a.labels, a.annotations)  # noqa: E731
         exp.sort(key=key)
@@ -427,14 +456,18 @@ def _check_expr(engine: Engine, t: dict) -> list[str]:
         return [f"    expr: {go_quote(expr)}, time: {when}, err: {exc}"]
     exp = []
     for s in t.get("exp_samples") or []:
+        s = s or {}
         _check_keys(s, {"labels", "value"}, "main.sample")
+        text = str(s.get("labels") or "")
         try:
-            labels = parse_metric(str(s.get("labels", "")))
+            # No labels (omitted or blank) is the empty label set, as promtool's ParseMetric
+            # reads it: how a scalar result (`time()`, `scalar(x) * 3`) is expected.
+            labels = parse_metric(text) if text.strip() else labels_from({})
         except TestFileError as exc:
             return [
-                f"    expr: {go_quote(expr)}, time: {when}, err: labels {s.get('labels')!r}: {exc}"
+                f"    expr: {go_quote(expr)}, time: {when}, err: labels {go_quote(text)}: {exc}"
             ]
-        value = s.get("value", 0)
+        value = s.get("value") or 0  # omitted or null: 0, as Go decodes it
         try:
             exp.append((labels, yaml_float(str(value))))
         except ValueError:
@@ -487,7 +520,8 @@ def run_test_file(path: str) -> list[str]:
         rule_files = _resolve(os.path.dirname(os.path.abspath(path)), data.get("rule_files") or [])
         errs = []
         for tg in data.get("tests") or []:
-            errs.extend(_run_group(tg, eval_interval_s, order, rule_files))
+            # An empty item (`- `) is a test group with every field zero, as Go decodes it.
+            errs.extend(_run_group(tg or {}, eval_interval_s, order, rule_files))
         return errs
     except (OSError, yaml.YAMLError, TestFileError, QueryError) as exc:
         return [f"    {exc}"]
