@@ -15,6 +15,9 @@ The format: ``rule_files`` (relative to the test file, globs allowed), ``evaluat
 compared) and ``promql_expr_test`` (``expr``, ``eval_time``, ``exp_samples`` with ``labels``
 and ``value``, compared exactly).  As in promtool, rules are evaluated every
 ``evaluation_interval`` from 0 and only samples up to the current evaluation are visible.
+A field left out (or null) takes Go's zero value, as promtool decodes it: no ``labels`` is the
+empty label set (a scalar result), no ``value`` is 0, no ``interval`` loads every value at 0s
+(not at ``evaluation_interval``), an empty list item is an item with every field zero.
 """
 
 from __future__ import annotations
@@ -50,6 +53,22 @@ GROUP_KEYS = {
 
 class TestFileError(Exception):
     pass
+
+
+class _TestFileLoader(yaml.BaseLoader):
+    """Every scalar as its text, as Go's yaml gives string fields ("yes" stays "yes"), except a
+    plain null (`null`, `~`, nothing), which Go decodes to the field's zero value."""
+
+
+_TestFileLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+_TestFileLoader.add_constructor("tag:yaml.org,2002:null", lambda loader, node: None)
+
+
+def _text(value: object) -> str:
+    """A string field's value: null is Go's zero value, the empty string."""
+    return "" if value is None else str(value)
 
 
 # ------------------------------------------------------------------------------ formatting
@@ -321,7 +340,9 @@ def _run_group(
         groups = load_rule_files(
             rule_files,
             default_interval_s=interval_s,
-            external_labels={str(k): str(v) for k, v in (tg.get("external_labels") or {}).items()},
+            external_labels={
+                str(k): _text(v) for k, v in (tg.get("external_labels") or {}).items()
+            },
             external_url=str(tg.get("external_url") or ""),
         )
     except RuleFileError as exc:
@@ -335,7 +356,7 @@ def _run_group(
     expr_tests = list(tg.get("promql_expr_test") or [])
     for t in alert_tests:
         _check_keys(t, {"eval_time", "alertname", "exp_alerts"}, "main.alertTestCase")
-        t["_ms"] = int(round(_duration(t.get("eval_time", 0), "eval_time") * 1000))
+        t["_ms"] = int(round(_duration(t.get("eval_time") or 0, "eval_time") * 1000))
         if not t.get("alertname"):
             where = f" (in TestGroup {name})" if name else ""
             return [
@@ -344,7 +365,7 @@ def _run_group(
             ]
     for t in expr_tests:
         _check_keys(t, {"expr", "eval_time", "exp_samples"}, "main.promqlTestCase")
-        t["_ms"] = int(round(_duration(t.get("eval_time", 0), "eval_time") * 1000))
+        t["_ms"] = int(round(_duration(t.get("eval_time") or 0, "eval_time") * 1000))
     max_t = max([t["_ms"] for t in alert_tests + expr_tests], default=0)
 
     pending = [(labels, list(points)) for labels, points in series]
@@ -406,9 +427,9 @@ def _check_alerts(groups: list[RuleGroup], tests: list[dict], test_name: str) ->
         for a in t.get("exp_alerts") or []:
             a = a or {}  # `- ` expects an alert with no labels but alertname
             _check_keys(a, {"exp_labels", "exp_annotations"}, "main.alert")
-            lbl = {str(k): str(v) for k, v in (a.get("exp_labels") or {}).items()}
+            lbl = {str(k): _text(v) for k, v in (a.get("exp_labels") or {}).items()}
             lbl["alertname"] = t["alertname"]
-            ann = {str(k): str(v) for k, v in (a.get("exp_annotations") or {}).items()}
+            ann = {str(k): _text(v) for k, v in (a.get("exp_annotations") or {}).items()}
             # Empty values stay (promtool's labels.FromMap keeps them), so `a: ""` never
             # matches an alert, whose labels have no empty values.
             exp.append(_Alert(tuple(sorted(lbl.items())), tuple(sorted(ann.items()))))
@@ -442,7 +463,7 @@ def yaml_float(text: str) -> float:
 
 
 def _check_expr(engine: Engine, t: dict) -> list[str]:
-    expr = str(t.get("expr", ""))
+    expr = _text(t.get("expr"))
     when = format_go_duration(t["_ms"])
     try:
         result = engine.instant(expr, t["_ms"])
@@ -502,8 +523,7 @@ def _resolve(base: str, patterns: list[str]) -> list[str]:
 def run_test_file(path: str) -> list[str]:
     try:
         with open(path, encoding="utf-8") as fh:
-            # Every scalar as its text, as Go's yaml gives string fields ("yes" stays "yes").
-            data = yaml.load(fh, Loader=yaml.BaseLoader) or {}
+            data = yaml.load(fh, Loader=_TestFileLoader) or {}
         if not isinstance(data, dict):
             raise TestFileError("test file must be a mapping")
         _check_keys(data, TOP_KEYS, "main.unitTestFile")
