@@ -151,7 +151,8 @@ def parse_metric(text: str) -> Labels:
     return labels_from(labels)
 
 
-_UNSIGNED = r"(?:Inf|inf|NaN|nan|\d*\.?\d+(?:[eE][-+]?\d+)?)"
+# PromQL's number tokens: Inf and NaN in any case, `5.` and `.5` as well as `5.5`, exponents.
+_UNSIGNED = r"(?:(?i:inf|nan)|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
 _NUM = rf"[-+]?{_UNSIGNED}"
 _ITEM_RE = re.compile(
     rf"^(?:(?P<blank>_)(?:x(?P<bn>\d+))?|(?P<stale>stale)|(?P<a>{_NUM})(?:(?P<sign>[-+])(?P<b>{_UNSIGNED}))?(?:x(?P<n>\d+))?)$"
@@ -227,8 +228,12 @@ def expand_values(text: str, col: int = 1) -> list[float | None]:
 
 
 def _num(text: str) -> float:
-    if text.lower().lstrip("+-").startswith("0x"):
-        return float(int(text, 16))
+    """A number of a series value as promtool's parser reads it: Go's ParseInt with base 0
+    first, so digits with a leading 0 are octal (`010` is 8), else ParseFloat."""
+    digits = text.lstrip("+-")
+    if len(digits) > 1 and digits.startswith("0") and set(digits) <= set("01234567"):
+        value = float(int(digits, 8))
+        return -value if text.startswith("-") else value
     return go_float(text)
 
 

@@ -64,6 +64,7 @@ def _num(rng: random.Random, small: bool = False) -> str:
         return str(-rng.randint(1, 20))
     return rng.choice(
         ["0.1", "0.3", "1.7", "1e3", "2.5e-3", "33.3", "NaN", "Inf", "-Inf", "1e21", "-0.000001"]
+        + ["010", "07", "08", "INF", "nan", "5.", ".5"]  # octal, any-case Inf/NaN (promtool)
     )
 
 
