@@ -11,7 +11,8 @@ test_conformance.py) so both runners print what they computed.  Alert rules may 
 ``keep_firing_for``.  The files also take the shapes promtool accepts with fields left out or
 null (``shape_*`` below): no ``labels`` on an expected sample (scalar results), no or empty
 expectations, no ``interval``, ``eval_time``, ``evaluation_interval`` or ``name``, empty list
-items, an input series defined twice or left blank.  The two outputs must be identical,
+items, an input series defined twice or left blank; and a group whose series values are random
+pieces of the notation, valid or not (promtool's syntax errors, word for word).  The two outputs must be identical,
 failure block by failure block.
 
 promtool loads input series in map order, so the order it sums series in (and topk's choice
@@ -471,6 +472,24 @@ def shape_series(rng: random.Random, series: list[dict]) -> list[dict]:
     return series
 
 
+SOUP = ["1", "2.5", "+", "-", "x", "_", " ", " ", "stale", "Inf", "a", ".", "3x2", "0", "1e",
+        ",", "x3", "010", "NaN", "_x2", "5+1x3"]  # fmt: skip
+
+
+def gen_soup_group(rng: random.Random) -> dict:
+    """A test group whose one series has values made of random pieces of the notation, valid
+    or not: both runners must read them alike or reject them with the same message."""
+    values = "".join(rng.choice(SOUP) for _ in range(rng.randint(1, 6)))
+    return {
+        "interval": "1m",
+        "input_series": [{"series": "soup", "values": values}],
+        "promql_expr_test": [
+            {"expr": "soup", "eval_time": f"{rng.randint(0, 6)}m", "exp_samples": []},
+            {"expr": "count_over_time(soup[10m])", "eval_time": "10m", "exp_samples": []},
+        ],
+    }
+
+
 # ------------------------------------------------------------------------------ files
 
 
@@ -540,7 +559,9 @@ def gen_file(rng: random.Random, n_cases: int, rules_name: str) -> tuple[dict, d
     test_doc = {
         "rule_files": [rules_name],
         "evaluation_interval": rng.choice(["1m", "1m", "30s"]),
-        "tests": [group] + ([None] if rng.random() < 0.05 else []),
+        "tests": [group]
+        + ([None] if rng.random() < 0.05 else [])
+        + ([gen_soup_group(rng)] if rng.random() < 0.5 else []),
     }
     shape_omit(rng, test_doc, "evaluation_interval", 0.1)
     return test_doc, rules_doc
