@@ -3,7 +3,13 @@ import textwrap
 import pytest
 
 from monitoring.rules.template import TemplateError, expand_alert_template, parse_template
-from monitoring.rules.unittest import expand_values, main, parse_metric, run_test_file
+from monitoring.rules.unittest import (
+    SeriesError,
+    expand_values,
+    main,
+    parse_metric,
+    run_test_file,
+)
 from monitoring.rules.values import format_go_e
 from monitoring.tsdb.store import STALE_NAN, is_stale
 
@@ -99,8 +105,10 @@ def test_series_notation():
     (stale,) = expand_values("stale")
     assert is_stale(stale) and not is_stale(float("nan"))
     assert STALE_NAN != STALE_NAN
-    with pytest.raises(Exception):  # noqa: B017 - any parse error will do
+    # promtool's words and column: `x` is the repetition sign, not a number
+    with pytest.raises(SeriesError, match=r'^1:3: parse error: unexpected "x" in series values$'):
         expand_values("1+x")
+    assert expand_values("010 INF 5.") == [8, float("inf"), 5]  # octal, as Go's ParseInt
 
 
 def test_metric_parsing_and_value_printing():
