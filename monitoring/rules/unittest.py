@@ -15,6 +15,9 @@ The format: ``rule_files`` (relative to the test file, globs allowed), ``evaluat
 compared) and ``promql_expr_test`` (``expr``, ``eval_time``, ``exp_samples`` with ``labels``
 and ``value``, compared exactly).  As in promtool, rules are evaluated every
 ``evaluation_interval`` from 0 and only samples up to the current evaluation are visible.
+A field left out (or null) takes Go's zero value, as promtool decodes it: no ``labels`` is the
+empty label set (a scalar result), no ``value`` is 0, no ``interval`` loads every value at 0s
+(not at ``evaluation_interval``), an empty list item is an item with every field zero.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from monitoring.rules.gofmt import (
 )
 from monitoring.rules.group import RuleGroup
 from monitoring.rules.loader import RuleFileError, load_rule_files
+from monitoring.rules.series_syntax import series_syntax_error
 from monitoring.rules.values import Scalar, Vector
 from monitoring.tsdb.store import STALE_NAN, Labels, SampleStore, labels_from
 
@@ -60,6 +64,22 @@ GROUP_KEYS = {
 
 class TestFileError(Exception):
     pass
+
+
+class _TestFileLoader(yaml.BaseLoader):
+    """Every scalar as its text, as Go's yaml gives string fields ("yes" stays "yes"), except a
+    plain null (`null`, `~`, nothing), which Go decodes to the field's zero value."""
+
+
+_TestFileLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+_TestFileLoader.add_constructor("tag:yaml.org,2002:null", lambda loader, node: None)
+
+
+def _text(value: object) -> str:
+    """A string field's value: null is Go's zero value, the empty string."""
+    return "" if value is None else str(value)
 
 
 # ------------------------------------------------------------------------------ parsing
@@ -93,41 +113,16 @@ def parse_metric(text: str) -> Labels:
     return labels_from(labels)
 
 
-_UNSIGNED = r"(?:Inf|inf|NaN|nan|\d*\.?\d+(?:[eE][-+]?\d+)?)"
+# PromQL's number tokens: Inf and NaN in any case, `5.` and `.5` as well as `5.5`, exponents.
+_UNSIGNED = r"(?:(?i:inf|nan)|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
 _NUM = rf"[-+]?{_UNSIGNED}"
 _ITEM_RE = re.compile(
     rf"^(?:(?P<blank>_)(?:x(?P<bn>\d+))?|(?P<stale>stale)|(?P<a>{_NUM})(?:(?P<sign>[-+])(?P<b>{_UNSIGNED}))?(?:x(?P<n>\d+))?)$"
 )
-_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class SeriesError(TestFileError):
     """A series promtool's PromQL lexer rejects, with its message (printed unindented)."""
-
-
-def _lexer_error(item: str, col: int) -> str | None:
-    """promtool's message for an item its PromQL lexer rejects, ``col`` the item's column in
-    ``series values``: an identifier where a number belongs (``Infx2``, ``1+NaNx3``, ``abc``)
-    or a second operator (``1+-2x2``)."""
-    pos = 0
-    if item[:1] in "+-":
-        pos = 1
-    else:
-        m = re.match(_UNSIGNED, item)
-        if m and m.end() < len(item) and item[m.end()] in "+-":
-            pos = m.end() + 1
-            if item[pos : pos + 1] in ("+", "-"):
-                return f"1:{col + pos}: parse error: unexpected <op:{item[pos]}> in series values"
-    ident = _IDENT_RE.match(item, pos)
-    if ident is None:
-        return None
-    word = ident.group(0)
-    if pos == 0:
-        return (
-            f'1:{col}: parse error: unexpected identifier "{word}" in series values, '
-            'expected number or "stale"'
-        )
-    return f'1:{col + pos}: parse error: unexpected identifier "{word}" in series values'
 
 
 MISSING = None
@@ -136,16 +131,14 @@ MISSING = None
 def expand_values(text: str, col: int = 1) -> list[float | None]:
     """promtool's series notation: ``1+2x3`` -> 1 3 5 7, ``5x2`` -> 5 5 5, ``_x2``, ``stale``.
     ``col``: where ``text`` starts in promtool's ``series values`` line, for its messages."""
+    message = series_syntax_error(str(text), col)
+    if message:
+        raise SeriesError(message)
     out: list[float | None] = []
     for found in re.finditer(r"\S+", str(text)):
         item = found.group(0)
         m = _ITEM_RE.match(item)
-        # The lexer reads Infx2 / 1+NaNx2 as an identifier: promtool rejects what we'd read.
-        alpha_x = m and m.group("n") is not None and (m.group("b") or m.group("a"))[-1:].isalpha()
-        if not m or alpha_x:
-            message = _lexer_error(item, col + found.start())
-            if message:
-                raise SeriesError(message)
+        if not m:  # series_syntax_error accepted what this reads: a bug here, not in the file
             raise TestFileError(f"invalid series value {item!r} in {text!r}")
         if m.group("blank"):
             out.extend([MISSING] * (int(m.group("bn")) if m.group("bn") else 1))
@@ -154,8 +147,6 @@ def expand_values(text: str, col: int = 1) -> list[float | None]:
         else:
             start = _num(m.group("a"))
             if m.group("n") is None:
-                if m.group("b") is not None:
-                    raise TestFileError(f"invalid series value {item!r}")
                 out.append(start)
                 continue
             step = _num(m.group("b")) if m.group("b") else 0.0
@@ -169,8 +160,12 @@ def expand_values(text: str, col: int = 1) -> list[float | None]:
 
 
 def _num(text: str) -> float:
-    if text.lower().lstrip("+-").startswith("0x"):
-        return float(int(text, 16))
+    """A number of a series value as promtool's parser reads it: Go's ParseInt with base 0
+    first, so digits with a leading 0 are octal (`010` is 8), else ParseFloat."""
+    digits = text.lstrip("+-")
+    if len(digits) > 1 and digits.startswith("0") and set(digits) <= set("01234567"):
+        value = float(int(digits, 8))
+        return -value if text.startswith("-") else value
     return go_float(text)
 
 
@@ -196,20 +191,53 @@ class _Alert:
     annotations: Labels
 
 
+_LEADING_NUMBER = re.compile(
+    r"0[xX][0-9a-fA-F]+|(?i:inf|nan)(?![A-Za-z0-9_:])|\d*\.?\d+(?:[eE][-+]?\d+)?"
+)
+_LEADING_METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?|\{[^}]*\}")
+
+
+def _series_line(series: str, values: str) -> tuple[str, str] | None:
+    """promtool writes each input series as one line, `series values`, trimmed, and parses
+    that: a blank line ends the series (those after it are never loaded), and with `series`
+    blank the metric is read from the start of `values`."""
+    line = f"{series} {values}".strip()
+    if not line:
+        return None
+    if series.strip():
+        return series, values
+    if line[0] in "+-":
+        raise SeriesError(f"1:1: parse error: unexpected <op:{line[0]}> in series values")
+    number = _LEADING_NUMBER.match(line)
+    if number:
+        raise SeriesError(
+            f'1:1: parse error: unexpected number "{number.group(0)}" in series values'
+        )
+    metric = _LEADING_METRIC.match(line)
+    end = metric.end() if metric else len(line)
+    return line[:end], line[end:]
+
+
 def _series(group: dict, interval_ms: int) -> list[tuple[Labels, list[tuple[int, float]]]]:
-    out = []
+    """The input series; a label set defined twice keeps its last definition, as promtool's
+    loader keys definitions by label set."""
+    out: dict[Labels, list[tuple[int, float]]] = {}
     for item in group.get("input_series") or []:
+        item = item or {}  # `- ` is a series with no fields: a blank line
         if not isinstance(item, dict) or set(item) - {"series", "values"}:
             raise TestFileError(f"invalid input_series item {item!r}")
-        series = str(item.get("series", ""))
+        line = _series_line(str(item.get("series") or ""), str(item.get("values") or ""))
+        if line is None:
+            break
+        series, values = line
         labels = parse_metric(series)
         points = [
             (i * interval_ms, v)
-            for i, v in enumerate(expand_values(item.get("values", ""), len(series.strip()) + 2))
+            for i, v in enumerate(expand_values(values, len(series.strip()) + 2))
             if v is not MISSING
         ]
-        out.append((labels, points))
-    return out
+        out[labels] = points
+    return list(out.items())
 
 
 def _alert_list_string(alerts: list[_Alert]) -> str:
@@ -235,7 +263,9 @@ def _run_group(
     tg: dict, eval_interval_s: float, order: dict[str, int], rule_files: list[str]
 ) -> list[str]:
     _check_keys(tg, GROUP_KEYS, "main.testGroup")
-    interval_s = _duration(tg["interval"], "interval") if "interval" in tg else eval_interval_s
+    # promtool 2.42 does not default a group's interval to evaluation_interval: without one,
+    # every series value is loaded at 0s (the first wins) and the rules get no default interval.
+    interval_s = _duration(tg["interval"], "interval") if tg.get("interval") else 0.0
     name = tg.get("name") or ""
     interval_ms = int(round(interval_s * 1000))
     # promtool loads the series first: a bad one ends the group before the rules are read.
@@ -247,7 +277,9 @@ def _run_group(
         groups = load_rule_files(
             rule_files,
             default_interval_s=interval_s,
-            external_labels={str(k): str(v) for k, v in (tg.get("external_labels") or {}).items()},
+            external_labels={
+                str(k): _text(v) for k, v in (tg.get("external_labels") or {}).items()
+            },
             external_url=str(tg.get("external_url") or ""),
         )
     except RuleFileError as exc:
@@ -261,7 +293,7 @@ def _run_group(
     expr_tests = list(tg.get("promql_expr_test") or [])
     for t in alert_tests:
         _check_keys(t, {"eval_time", "alertname", "exp_alerts"}, "main.alertTestCase")
-        t["_ms"] = int(round(_duration(t.get("eval_time", 0), "eval_time") * 1000))
+        t["_ms"] = int(round(_duration(t.get("eval_time") or 0, "eval_time") * 1000))
         if not t.get("alertname"):
             where = f" (in TestGroup {name})" if name else ""
             return [
@@ -270,7 +302,7 @@ def _run_group(
             ]
     for t in expr_tests:
         _check_keys(t, {"expr", "eval_time", "exp_samples"}, "main.promqlTestCase")
-        t["_ms"] = int(round(_duration(t.get("eval_time", 0), "eval_time") * 1000))
+        t["_ms"] = int(round(_duration(t.get("eval_time") or 0, "eval_time") * 1000))
     max_t = max([t["_ms"] for t in alert_tests + expr_tests], default=0)
 
     pending = [(labels, list(points)) for labels, points in series]
@@ -330,11 +362,14 @@ def _check_alerts(groups: list[RuleGroup], tests: list[dict], test_name: str) ->
     for t in tests:
         exp = []
         for a in t.get("exp_alerts") or []:
+            a = a or {}  # `- ` expects an alert with no labels but alertname
             _check_keys(a, {"exp_labels", "exp_annotations"}, "main.alert")
-            lbl = {str(k): str(v) for k, v in (a.get("exp_labels") or {}).items()}
+            lbl = {str(k): _text(v) for k, v in (a.get("exp_labels") or {}).items()}
             lbl["alertname"] = t["alertname"]
-            ann = {str(k): str(v) for k, v in (a.get("exp_annotations") or {}).items()}
-            exp.append(_Alert(labels_from(lbl), tuple(sorted(ann.items()))))
+            ann = {str(k): _text(v) for k, v in (a.get("exp_annotations") or {}).items()}
+            # Empty values stay (promtool's labels.FromMap keeps them), so `a: ""` never
+            # matches an alert, whose labels have no empty values.
+            exp.append(_Alert(tuple(sorted(lbl.items())), tuple(sorted(ann.items()))))
         mine = got.get(t["alertname"], [])
         key = lambda a: (a.labels, a.annotations)  # noqa: E731
         exp.sort(key=key)
@@ -365,7 +400,7 @@ def yaml_float(text: str) -> float:
 
 
 def _check_expr(engine: Engine, t: dict) -> list[str]:
-    expr = str(t.get("expr", ""))
+    expr = _text(t.get("expr"))
     when = format_go_duration(t["_ms"])
     try:
         result = engine.instant(expr, t["_ms"])
@@ -379,14 +414,18 @@ def _check_expr(engine: Engine, t: dict) -> list[str]:
         return [f"    expr: {go_quote(expr)}, time: {when}, err: {exc}"]
     exp = []
     for s in t.get("exp_samples") or []:
+        s = s or {}
         _check_keys(s, {"labels", "value"}, "main.sample")
+        text = str(s.get("labels") or "")
         try:
-            labels = parse_metric(str(s.get("labels", "")))
+            # No labels (omitted or blank) is the empty label set, as promtool's ParseMetric
+            # reads it: how a scalar result (`time()`, `scalar(x) * 3`) is expected.
+            labels = parse_metric(text) if text.strip() else labels_from({})
         except TestFileError as exc:
             return [
-                f"    expr: {go_quote(expr)}, time: {when}, err: labels {s.get('labels')!r}: {exc}"
+                f"    expr: {go_quote(expr)}, time: {when}, err: labels {go_quote(text)}: {exc}"
             ]
-        value = s.get("value", 0)
+        value = s.get("value") or 0  # omitted or null: 0, as Go decodes it
         try:
             exp.append((labels, yaml_float(str(value))))
         except ValueError:
@@ -421,8 +460,7 @@ def _resolve(base: str, patterns: list[str]) -> list[str]:
 def run_test_file(path: str) -> list[str]:
     try:
         with open(path, encoding="utf-8") as fh:
-            # Every scalar as its text, as Go's yaml gives string fields ("yes" stays "yes").
-            data = yaml.load(fh, Loader=yaml.BaseLoader) or {}
+            data = yaml.load(fh, Loader=_TestFileLoader) or {}
         if not isinstance(data, dict):
             raise TestFileError("test file must be a mapping")
         _check_keys(data, TOP_KEYS, "main.unitTestFile")
@@ -439,7 +477,8 @@ def run_test_file(path: str) -> list[str]:
         rule_files = _resolve(os.path.dirname(os.path.abspath(path)), data.get("rule_files") or [])
         errs = []
         for tg in data.get("tests") or []:
-            errs.extend(_run_group(tg, eval_interval_s, order, rule_files))
+            # An empty item (`- `) is a test group with every field zero, as Go decodes it.
+            errs.extend(_run_group(tg or {}, eval_interval_s, order, rule_files))
         return errs
     except (OSError, yaml.YAMLError, TestFileError, QueryError) as exc:
         return [f"    {exc}"]

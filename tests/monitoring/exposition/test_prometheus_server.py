@@ -50,12 +50,14 @@ def rule_files() -> list[Path]:
 
 
 def alert_operands() -> list[str]:
-    """The measured side of each of the spec's alert rules (`error_rate` of `error_rate > 5`)."""
+    """The measured side of each of the spec's alert rules (`error_rate` of `error_rate > 5`,
+    and of `error_rate > 5 and on () <traffic guard>`)."""
     document = yaml.safe_load((PROM_DIR / "alert_rules.yml").read_text())
     operands = []
     for group in document["groups"]:
         for rule in group["rules"]:
-            match = re.fullmatch(r"\s*(.+?)\s*[<>]=?\s*[-\d.]+\s*", rule["expr"])
+            condition = re.split(r"\s+and on\b", rule["expr"])[0]
+            match = re.fullmatch(r"\s*(.+?)\s*[<>]=?\s*[-\d.]+\s*", condition)
             assert match, f"unexpected alert expression shape: {rule['expr']}"
             operands.append(match.group(1))
     return operands

@@ -69,8 +69,10 @@ def test_check_config_reports_every_problem_in_every_file(prom_dir, tmp_path):
         thresholds.read_text().replace("blocked_clients: 10", "blocked_clients: ten")
     )
     rules = prom_dir / "threshold_rules.yml"
+    text = rules.read_text()
+    rule_line = text[: text.index("expr: redis_blocked_clients")].count("\n") + 1
     rules.write_text(
-        rules.read_text().replace("expr: redis_blocked_clients >", "expr: redis_blocked_clients >>")
+        text.replace("expr: redis_blocked_clients >", "expr: redis_blocked_clients >>")
     )
     result = _monitor("check-config", "--config", str(config), tmp_path=tmp_path)
     assert result.returncode == 1
@@ -80,7 +82,9 @@ def test_check_config_reports_every_problem_in_every_file(prom_dir, tmp_path):
         in lines
     )
     assert f"{thresholds}:19: redis.blocked_clients: expected a number, got 'ten'" in lines
-    assert any(line.startswith(f"{rules}:57: rule 'RedisBlockedClients'") for line in lines), lines
+    assert any(
+        line.startswith(f"{rules}:{rule_line}: rule 'RedisBlockedClients'") for line in lines
+    ), lines
     assert all(line.split(":")[1].isdigit() for line in lines), lines
 
 

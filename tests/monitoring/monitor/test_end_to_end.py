@@ -90,11 +90,13 @@ def _set_threshold(prom, fault: Fault, percent: float) -> None:
     text = re.sub(pattern, f"{fault.threshold}: {percent:g}", thresholds.read_text())
     thresholds.write_text(text)
     rules_render(prometheus_dir=prom)
-    # The fault must show within seconds: shorten the alert's `for` (and only its).
+    # The fault must show within seconds: shorten the alert's `for` and `keep_firing_for`
+    # (and only its).
     rules = prom / "alert_rules.yml"
     text = rules.read_text()
     start = text.index(f"- alert: {fault.alertname}")
     head, rule = text[:start], text[start:]
+    rule = rule.replace("keep_firing_for: 2m", f"keep_firing_for: {EVAL_S}s", 1)
     rules.write_text(head + rule.replace("for: 5m", f"for: {FOR_S}s", 1))
 
 

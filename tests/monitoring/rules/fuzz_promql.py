@@ -6,9 +6,14 @@ Each generated file has random ``input_series`` (counters with resets, gauges, g
 ``stale`` markers, ``x`` repeats, classic histograms with ``le`` buckets) and a rules file of
 recording and alerting rules (``for``, templated labels and annotations); its tests are
 ``promql_expr_test`` cases over random expressions from a typed PromQL grammar and
-``alert_rule_test`` cases, all with deliberately wrong expectations ("spoiled", as in
-test_conformance.py) so both runners print what they computed.  The two outputs must be
-identical, failure block by failure block.
+``alert_rule_test`` cases, mostly with deliberately wrong expectations ("spoiled", as in
+test_conformance.py) so both runners print what they computed.  Alert rules may have
+``keep_firing_for``.  The files also take the shapes promtool accepts with fields left out or
+null (``shape_*`` below): no ``labels`` on an expected sample (scalar results), no or empty
+expectations, no ``interval``, ``eval_time``, ``evaluation_interval`` or ``name``, empty list
+items, an input series defined twice or left blank; and a group whose series values are random
+pieces of the notation, valid or not (promtool's syntax errors, word for word).  The two outputs must be identical,
+failure block by failure block.
 
 promtool loads input series in map order, so the order it sums series in (and topk's choice
 among ties, the order of the two series named in a many-to-many error) changes from run to
@@ -60,6 +65,7 @@ def _num(rng: random.Random, small: bool = False) -> str:
         return str(-rng.randint(1, 20))
     return rng.choice(
         ["0.1", "0.3", "1.7", "1e3", "2.5e-3", "33.3", "NaN", "Inf", "-Inf", "1e21", "-0.000001"]
+        + ["010", "07", "08", "INF", "nan", "5.", ".5"]  # octal, any-case Inf/NaN (promtool)
     )
 
 
@@ -408,6 +414,82 @@ def gen_annotation(rng: random.Random) -> str:
     return " ".join(rng.sample(ANNOTATION_PIECES, rng.randint(1, 3)))
 
 
+# ------------------------------------------------------------------------------ shapes
+# Test-file shapes promtool reads with fields left out or null (Go's zero values). Spoiled
+# expectations stay the most common, so both runners keep printing what they computed.
+
+SPOILED_SAMPLE = {"labels": '{spoiled="yes"}', "value": -42.5}
+SPOILED_ALERT = {"exp_labels": {"spoiled": "yes"}}
+
+
+def shape_omit(rng: random.Random, item: dict, key: str, p: float = 0.05) -> dict:
+    """Leave `key` out (or null) now and then."""
+    r = rng.random()
+    if r < p:
+        del item[key]
+    elif r < p * 1.5:
+        item[key] = None
+    return item
+
+
+def shape_exp_samples(rng: random.Random, scalar: bool) -> dict:
+    r = rng.random()
+    if r < 0.55:
+        return {"exp_samples": [dict(SPOILED_SAMPLE)]}
+    if r < 0.7 or (scalar and r < 0.8):
+        # no labels: the empty label set, how a scalar result is expected
+        sample = rng.choice([{"value": -42.5}, {"labels": "", "value": 7}, {"labels": None}])
+        return {"exp_samples": [sample]}
+    return rng.choice([{}, {"exp_samples": []}, {"exp_samples": None}, {"exp_samples": [None]}])
+
+
+def shape_exp_alerts(rng: random.Random) -> dict:
+    r = rng.random()
+    if r < 0.55:
+        return {"exp_alerts": [dict(SPOILED_ALERT)]}
+    return rng.choice(
+        [
+            {},
+            {"exp_alerts": []},
+            {"exp_alerts": None},
+            {"exp_alerts": [None]},
+            {"exp_alerts": [{"exp_labels": None, "exp_annotations": None}]},
+            {"exp_alerts": [{"exp_labels": {"severity": "page"}}]},
+        ]
+    )
+
+
+def shape_series(rng: random.Random, series: list[dict]) -> list[dict]:
+    """Now and then a series defined twice (the last definition counts), one without values,
+    or a blank entry (which ends the list)."""
+    if series and rng.random() < 0.1:
+        twice = rng.choice(series)
+        series.insert(rng.randint(0, len(series)), {"series": twice["series"], "values": "5x30"})
+    if series and rng.random() < 0.05:
+        del rng.choice(series)["values"]
+    if rng.random() < 0.04:
+        series.insert(rng.randint(0, len(series)), rng.choice([None, {"series": "", "values": ""}]))
+    return series
+
+
+SOUP = ["1", "2.5", "+", "-", "x", "_", " ", " ", "stale", "Inf", "a", ".", "3x2", "0", "1e",
+        ",", "x3", "010", "NaN", "_x2", "5+1x3"]  # fmt: skip
+
+
+def gen_soup_group(rng: random.Random) -> dict:
+    """A test group whose one series has values made of random pieces of the notation, valid
+    or not: both runners must read them alike or reject them with the same message."""
+    values = "".join(rng.choice(SOUP) for _ in range(rng.randint(1, 6)))
+    return {
+        "interval": "1m",
+        "input_series": [{"series": "soup", "values": values}],
+        "promql_expr_test": [
+            {"expr": "soup", "eval_time": f"{rng.randint(0, 6)}m", "exp_samples": []},
+            {"expr": "count_over_time(soup[10m])", "eval_time": "10m", "exp_samples": []},
+        ],
+    }
+
+
 # ------------------------------------------------------------------------------ files
 
 
@@ -429,6 +511,8 @@ def gen_file(rng: random.Random, n_cases: int, rules_name: str) -> tuple[dict, d
         rule: dict = {"alert": name, "expr": expr}
         if rng.random() < 0.7:
             rule["for"] = rng.choice(["1m", "2m", "3m", "90s", "0s"])
+        if rng.random() < 0.4:
+            rule["keep_firing_for"] = rng.choice(["30s", "1m", "2m", "90s", "5m"])
         if rng.random() < 0.5:
             rule["labels"] = {
                 "severity": rng.choice(
@@ -453,36 +537,33 @@ def gen_file(rng: random.Random, n_cases: int, rules_name: str) -> tuple[dict, d
     alert_tests = []
     for _ in range(n_cases):
         if rng.random() < 0.2:
-            alert_tests.append(
-                {
-                    "eval_time": when(),
-                    "alertname": rng.choice(alerts),
-                    "exp_alerts": [{"exp_labels": {"spoiled": "yes"}}],
-                }
-            )
+            case: dict = {"eval_time": when(), "alertname": rng.choice(alerts)}
+            case.update(shape_exp_alerts(rng))
+            alert_tests.append(shape_omit(rng, case, "eval_time"))
         else:
-            expr = (
-                g.vector(rng.choice([0, 1, 1, 2, 2, 3, 4])) if rng.random() < 0.9 else g.scalar(2)
-            )
-            expr_tests.append(
-                {
-                    "expr": expr,
-                    "eval_time": when(),
-                    "exp_samples": [{"labels": '{spoiled="yes"}', "value": -42.5}],
-                }
-            )
-    group: dict = {"interval": interval, "input_series": gen_series(rng, steps)}
+            scalar = rng.random() < 0.15
+            expr = g.scalar(2) if scalar else g.vector(rng.choice([0, 1, 1, 2, 2, 3, 4]))
+            case = {"expr": expr, "eval_time": when()}
+            case.update(shape_exp_samples(rng, scalar))
+            expr_tests.append(shape_omit(rng, case, "eval_time"))
+    group: dict = {"interval": interval, "input_series": shape_series(rng, gen_series(rng, steps))}
     if rng.random() < 0.5:
         group["external_labels"] = {"region": "eu"}
+    if rng.random() < 0.3:
+        group["name"] = rng.choice(["fuzzed", "with: colon", None])
     if alert_tests:
         group["alert_rule_test"] = alert_tests
     if expr_tests:
         group["promql_expr_test"] = expr_tests
+    shape_omit(rng, group, "interval", 0.08)
     test_doc = {
         "rule_files": [rules_name],
         "evaluation_interval": rng.choice(["1m", "1m", "30s"]),
-        "tests": [group],
+        "tests": [group]
+        + ([None] if rng.random() < 0.05 else [])
+        + ([gen_soup_group(rng)] if rng.random() < 0.5 else []),
     }
+    shape_omit(rng, test_doc, "evaluation_interval", 0.1)
     return test_doc, rules_doc
 
 

@@ -61,9 +61,9 @@ def _spoil(path: Path, out_dir: Path) -> Path:
     data = yaml.safe_load(path.read_text())
     data["rule_files"] = [str((path.parent / f).resolve()) for f in data.get("rule_files") or []]
     for group in data.get("tests") or []:
-        for case in group.get("promql_expr_test") or []:
+        for case in (group or {}).get("promql_expr_test") or []:
             case["exp_samples"] = [{"labels": '{spoiled="yes"}', "value": -42.5}]
-        for case in group.get("alert_rule_test") or []:
+        for case in (group or {}).get("alert_rule_test") or []:
             case["exp_alerts"] = [{"exp_labels": {"spoiled": "yes"}}]
     spoiled = out_dir / path.name
     spoiled.write_text(yaml.safe_dump(data, sort_keys=False))

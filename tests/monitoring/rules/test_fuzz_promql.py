@@ -1,5 +1,6 @@
 """The differential fuzzer as a guard: random promtool-format rule tests (series, expressions,
-alerts with templates) give byte-identical failure reports under promtool 2.42 and our runner.
+alerts with templates and keep_firing_for, test-file shapes with fields left out, malformed
+series values) give byte-identical reports under promtool 2.42 and our runner.
 Run it by hand for more seeds: python -m tests.monitoring.rules.fuzz_promql --seed 1 --seeds 20"""
 
 import pytest
