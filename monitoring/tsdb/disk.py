@@ -1,0 +1,452 @@
+"""The sample store persisted on local disk: ``open_store(directory, retention_seconds)``.
+
+``DiskStore`` is a ``SampleStore`` (same reads, same writes, all samples of the retention
+window in memory) that also logs every write to a write-ahead log (``wal``) and, every
+``block_range`` of data, compacts what it logged into a block file (``block``). Opening a
+directory loads the blocks, replays the log after them and resumes where the last process
+stopped, killed or not: samples, staleness markers, series refs (so creation order) and which
+series each scrape target exported last (so a series gone while the monitor was down still
+gets its staleness marker at the next scrape).
+
+    directory/lock              flock'ed while a process has the store open
+    directory/wal/00000042      log segments (see wal.py); record types below
+    directory/blocks/00000042.block   compacted samples of every segment before 42
+
+Log records (``encoding.frame``):
+
+    SERIES   refs and label sets of series seen for the first time (``labels_encode``)
+    SAMPLES  one write: t (i64 ms), flags (u8: 1 a scrape replacing its source's series,
+             2 the source went away, 4 has a source), source length (u16), n (u32), m (u32),
+             source (utf-8), n refs (u32), n values (f64), m refs given a staleness marker
+    MEMBERS  a source and the refs it exported last (written after each cut)
+
+A compaction cuts the log (starts a new segment, beginning with the SERIES of every live series
+and the MEMBERS of every source), writes every sample logged before the cut into one block and
+then deletes the segments before the cut. ``gc`` compacts when the head spans ``block_range``
+(or the log passed ``wal_max_bytes``) and deletes blocks wholly older than the retention.
+
+Damage never stops the store from opening: a log tail that is torn or fails its checksum is
+cut off (see wal.py), a block that cannot be read is renamed ``*.corrupt`` and skipped, each
+with a warning.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import struct
+import threading
+import time
+from array import array
+from bisect import bisect_right
+from pathlib import Path
+
+import numpy as np
+
+from monitoring.tsdb.block import SUFFIX, BlockMeta, block_read, block_write
+from monitoring.tsdb.encoding import frame, labels_decode, labels_encode
+from monitoring.tsdb.store import _OFFSET_MAX, STALE_NAN_BITS, Labels, SampleStore, _Series
+from monitoring.tsdb.wal import WriteAheadLog
+
+__all__ = ["DiskStore", "StoreLockedError", "open_store"]
+
+logger = logging.getLogger(__name__)
+
+SERIES, SAMPLES, MEMBERS = 1, 2, 3
+HAS_SOURCE = 4
+_SAMPLES = struct.Struct("<qBHII")
+_MEMBERS = struct.Struct("<HI")
+BLOCK_RANGE_MS = 2 * 3600_000
+WAL_MAX_BYTES = 256 * 1024 * 1024
+COMPRESS_FROM = 4096  # bytes: smaller records are written as they are
+
+
+class StoreLockedError(RuntimeError):
+    """Another process has this store directory open."""
+
+
+def open_store(
+    directory: str | Path, retention_seconds: float, *, now_ms: int | None = None, **options
+) -> DiskStore:
+    """Open (or create) the store in ``directory``, loading what it holds."""
+    return DiskStore(directory, retention_seconds, now_ms=now_ms, **options)
+
+
+class DiskStore(SampleStore):
+    def __init__(
+        self,
+        directory: str | Path,
+        retention_seconds: float,
+        *,
+        now_ms: int | None = None,
+        block_range_ms: int = BLOCK_RANGE_MS,
+        wal_max_bytes: int = WAL_MAX_BYTES,
+        segment_bytes: int | None = None,
+    ):
+        super().__init__(retention_seconds)
+        self.path = Path(directory)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.blocks_dir = self.path / "blocks"
+        self.blocks_dir.mkdir(exist_ok=True)
+        self._lock_file = _lock(self.path / "lock")
+        wal_options = {"segment_bytes": segment_bytes} if segment_bytes else {}
+        self.wal = WriteAheadLog(self.path / "wal", **wal_options)
+        self.block_range_ms = block_range_ms
+        self.wal_max_bytes = wal_max_bytes
+        self.blocks: list[BlockMeta] = []
+        self._head_since: int | None = None  # ms of the first sample logged since the cut
+        self._wal_bytes = 0
+        self._write_failed = False
+        self._compact_lock = threading.Lock()
+        started = time.perf_counter()
+        self._load(int(time.time() * 1000) if now_ms is None else now_ms)
+        self.wal.open_segment()
+        self._journaled = True
+        stats = self.stats()
+        logger.info(
+            "sample store %s: %d series, %d samples from %d blocks and the log in %.2f s",
+            self.path,
+            stats["series"],
+            stats["samples"],
+            len(self.blocks),
+            time.perf_counter() - started,
+        )
+
+    # -- writing ----------------------------------------------------------------------------------
+    def _log_batch(
+        self,
+        source: str | None,
+        t_ms: int,
+        new: list[_Series],
+        refs: array,
+        values: array,
+        stale: array,
+        flags: int,
+    ) -> None:
+        parts = []
+        if new:
+            parts.append(frame(SERIES, labels_encode([s.id for s in new], [s.labels for s in new])))
+        name = b"" if source is None else source.encode()
+        if source is not None:
+            flags |= HAS_SOURCE
+        payload = b"".join(
+            (
+                _SAMPLES.pack(t_ms, flags, len(name), len(refs), len(stale)),
+                name,
+                refs.tobytes(),
+                values.tobytes(),
+                stale.tobytes(),
+            )
+        )
+        level = 1 if len(payload) >= COMPRESS_FROM else None
+        parts.append(frame(SAMPLES, payload, compress_level=level))
+        self._write(b"".join(parts))
+        if self._head_since is None and (refs or stale):
+            self._head_since = t_ms
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.wal.write(data)
+        except OSError:
+            # A full or failing disk must not stop scraping: the samples stay in memory.
+            if not self._write_failed:
+                logger.exception("cannot write the sample store's log in %s", self.wal.dir)
+            self._write_failed = True
+            return
+        if self._write_failed:
+            logger.info("writing the sample store's log in %s again", self.wal.dir)
+            self._write_failed = False
+        self._wal_bytes += len(data)
+
+    # -- compaction and retention -------------------------------------------------------------------
+    def gc(self, now_ms: int) -> int:
+        removed = super().gc(now_ms)
+        with self._lock:
+            due = (
+                self._head_since is not None and now_ms - self._head_since >= self.block_range_ms
+            ) or self._wal_bytes >= self.wal_max_bytes
+        if due:
+            self.compact()
+        self._delete_expired(now_ms)
+        return removed
+
+    def compact(self) -> BlockMeta | None:
+        """Write every sample logged so far into a block and drop the log segments it covers.
+
+        The cut (new segment, snapshot of series and sources) happens under the store's lock,
+        so the block holds exactly what the segments before the cut hold; the encoding and
+        writing happen outside it, while scrapes go on."""
+        with self._compact_lock:
+            with self._lock:
+                pieces = []
+                for s in self._series.values():
+                    lo = 0 if s.flushed_t is None else bisect_right(s.offsets, s.flushed_t - s.base)
+                    if lo < len(s.offsets):
+                        pieces.append((s, s.flushed_t, s.base, s.offsets[lo:], s.values[lo:]))
+                if not pieces:
+                    return None
+                cut = self.wal.open_segment()
+                self._wal_bytes = 0
+                self._head_since = None
+                self._write(self._snapshot())
+                for s, _old, base, offsets, _values in pieces:
+                    s.flushed_t = base + offsets[-1]
+            pieces.sort(key=lambda p: p[0].id)
+            try:
+                meta = self._block_from(pieces, cut)
+            except OSError:
+                logger.exception("cannot write a block in %s; keeping the log", self.blocks_dir)
+                with self._lock:
+                    for s, old, *_ in pieces:
+                        s.flushed_t = old
+                return None
+            self.blocks.append(meta)
+            self.wal.remove_before(cut)
+            logger.info(
+                "compacted %d samples of %d series into %s (%d bytes)",
+                meta.samples,
+                meta.series,
+                meta.path.name,
+                meta.path.stat().st_size,
+            )
+            return meta
+
+    def _snapshot(self) -> bytes:
+        """SERIES of every live series and MEMBERS of every source: what the log after a cut
+        needs to stand on its own."""
+        live = sorted(self._series.values(), key=lambda s: s.id)
+        parts = [
+            frame(
+                SERIES,
+                labels_encode([s.id for s in live], [s.labels for s in live]),
+                compress_level=1,
+            )
+        ]
+        for source, keys in self._source_series.items():
+            refs = array("I", sorted(self._series[k].id for k in keys if k in self._series))
+            name = source.encode()
+            parts.append(
+                frame(MEMBERS, _MEMBERS.pack(len(name), len(refs)) + name + refs.tobytes())
+            )
+        return b"".join(parts)
+
+    def _block_from(self, pieces: list, cut: int) -> BlockMeta:
+        counts = np.fromiter((len(p[3]) for p in pieces), np.int64, len(pieces))
+        t = np.concatenate([p[2] + np.frombuffer(p[3], np.int32).astype(np.int64) for p in pieces])
+        v = np.concatenate([np.frombuffer(p[4], np.float64) for p in pieces])
+        return block_write(
+            self.blocks_dir,
+            wal_cut=cut,
+            refs=np.fromiter((p[0].id for p in pieces), np.uint32, len(pieces)),
+            labels=[p[0].labels for p in pieces],
+            counts=counts,
+            t=t,
+            v=v,
+        )
+
+    def _delete_expired(self, now_ms: int) -> None:
+        cutoff = now_ms - self.retention_ms
+        for meta in [b for b in self.blocks if b.max_t < cutoff]:
+            meta.path.unlink(missing_ok=True)
+            self.blocks.remove(meta)
+            logger.info("deleted block %s: past the retention", meta.path.name)
+        for path in self.blocks_dir.glob("*.corrupt"):
+            if path.stat().st_mtime * 1000 < cutoff:
+                path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        with self._lock:
+            self._journaled = False
+            self.wal.close()
+        os.close(self._lock_file)
+
+    # -- loading ------------------------------------------------------------------------------------
+    def _load(self, now_ms: int) -> None:
+        cutoff = now_ms - self.retention_ms
+        by_ref: dict[int, _Series] = {}
+        by_key: dict[Labels, _Series] = {}
+        highest = 0
+        wal_floor = 0
+        for tmp in self.blocks_dir.glob("*.tmp"):
+            tmp.unlink()  # a block whose writing was interrupted; its log is still there
+        for path in sorted(self.blocks_dir.glob(f"*{SUFFIX}")):
+            try:
+                block = block_read(path)
+            except (ValueError, KeyError, OSError, struct.error) as exc:
+                logger.warning("block %s cannot be read (%s); skipping it", path, exc)
+                path.rename(path.with_suffix(".corrupt"))
+                continue
+            wal_floor = max(wal_floor, block.meta.wal_cut)
+            highest = max(highest, int(block.refs.max(initial=0)))
+            if block.meta.max_t < cutoff:
+                path.unlink()
+                continue
+            self.blocks.append(block.meta)
+            labels = dict(zip(block.refs.tolist(), block.labels, strict=True))
+            self._absorb(
+                by_ref, by_key, labels, block.refs, block.counts, block.t, block.v, cutoff, True
+            )
+        self.wal.remove_before(wal_floor)
+        highest = max(highest, self._replay(by_ref, by_key, wal_floor, cutoff))
+        self._next_id = highest
+        for series in by_key.values():
+            self._adopt(series)
+
+    def _replay(
+        self, by_ref: dict[int, _Series], by_key: dict[Labels, _Series], first: int, cutoff: int
+    ) -> int:
+        """Read the log from segment ``first``; returns the highest series ref it names."""
+        labels: dict[int, Labels] = {}
+        refs, values, times, lengths = [], [], [], []
+        members: dict[str, np.ndarray] = {}
+        stale_bits = np.uint64(STALE_NAN_BITS)
+        for segment, offset, kind, payload in self.wal.records({SERIES, SAMPLES, MEMBERS}, first):
+            try:
+                if kind == SERIES:
+                    found, sets = labels_decode(payload)
+                    labels.update(zip(found.tolist(), sets, strict=True))
+                elif kind == MEMBERS:
+                    size, n = _MEMBERS.unpack_from(payload)
+                    at = _MEMBERS.size
+                    name = payload[at : at + size].decode()
+                    members[name] = _array(payload, at + size, np.uint32, n)
+                else:
+                    t, flags, size, n, m = _SAMPLES.unpack_from(payload)
+                    at = _SAMPLES.size + size
+                    name = payload[_SAMPLES.size : at].decode()
+                    got = _array(payload, at, np.uint32, n)
+                    vals = _array(payload, at + 4 * n, np.float64, n)
+                    gone = _array(payload, at + 12 * n, np.uint32, m)
+                    if at + 12 * n + 4 * m != len(payload):
+                        raise ValueError("record longer than its counts")
+                    refs += [got, gone]
+                    values += [vals, np.full(m, stale_bits).view(np.float64)]
+                    times.append(t)
+                    lengths.append(n + m)
+                    if self._head_since is None and n + m:
+                        self._head_since = t
+                    if flags & HAS_SOURCE and flags & self.SCRAPE:
+                        members[name] = got
+                    elif flags & HAS_SOURCE and flags & self.SOURCE_GONE:
+                        members.pop(name, None)
+            except (ValueError, struct.error, UnicodeDecodeError) as exc:
+                self.wal.cut_off(segment, offset, f"undecodable record ({exc})")
+                break
+        if refs:
+            r = np.concatenate(refs)
+            v = np.concatenate(values)
+            t = np.repeat(np.asarray(times, np.int64), lengths)
+            keep = t >= cutoff
+            order = np.argsort(r[keep], kind="stable")  # by series, in logged order within one
+            r, t, v = r[keep][order], t[keep][order], v[keep][order]
+            found, counts = np.unique(r, return_counts=True)
+            unknown = [ref for ref in found.tolist() if ref not in labels and ref not in by_ref]
+            if unknown:
+                logger.warning(
+                    "write-ahead log: %d series without a series record; their samples are lost",
+                    len(unknown),
+                )
+            self._absorb(by_ref, by_key, labels, found, counts, t, v, cutoff, False)
+        for name, member_refs in members.items():
+            self._source_series[name] = {
+                by_ref[ref].labels for ref in member_refs.tolist() if ref in by_ref
+            }
+        return max(labels, default=0)
+
+    def _absorb(
+        self,
+        by_ref: dict[int, _Series],
+        by_key: dict[Labels, _Series],
+        labels: dict[int, Labels],
+        refs: np.ndarray,
+        counts: np.ndarray,
+        t: np.ndarray,
+        v: np.ndarray,
+        cutoff: int,
+        from_block: bool,
+    ) -> None:
+        """Append columns of several series (each one's samples contiguous, ``counts`` long)
+        to the series they belong to: one numpy pass for the offsets, then two buffer copies
+        per series."""
+        counts = counts.astype(np.int64)
+        if len(t) and t.min() < cutoff:
+            keep = t >= cutoff
+            owner = np.repeat(np.arange(len(counts)), counts)
+            counts = np.bincount(owner[keep], minlength=len(counts)).astype(np.int64)
+            t, v = t[keep], v[keep]
+        ends = np.cumsum(counts).tolist()
+        bases = np.zeros(len(counts), np.int64)
+        targets: list[_Series | None] = []
+        start = 0
+        for i, (ref, end) in enumerate(zip(refs.tolist(), ends, strict=True)):
+            series = by_ref.get(ref)
+            if series is None and end > start and ref in labels:
+                key = labels[ref]
+                series = by_key.get(key)
+                if series is None:
+                    series = by_key[key] = _Series(key, int(t[start]), ref)
+                else:  # the same labels under a newer ref: a series dropped and seen again
+                    series.id = max(series.id, ref)
+                by_ref[ref] = series
+            targets.append(series if end > start else None)
+            if series is not None:
+                bases[i] = series.base
+            start = end
+        offsets = t - np.repeat(bases, counts)
+        outside = (offsets > _OFFSET_MAX) | (offsets < -_OFFSET_MAX)
+        if outside.any():
+            logger.warning(
+                "dropping %d samples too far from their series' start", int(outside.sum())
+            )
+            offsets[outside] = 0
+        off_bytes = memoryview(offsets.astype(np.int32).tobytes())
+        val_bytes = memoryview(np.ascontiguousarray(v, np.float64).tobytes())
+        start = 0
+        for series, end in zip(targets, ends, strict=True):
+            a = start
+            start = end
+            if series is None:
+                continue
+            last = series.last_t()
+            if last is not None and t[a] <= last:  # never go back in time within a series
+                a += int(np.searchsorted(t[a:end], last, side="right"))
+            mask = outside[a:end]
+            if mask.any():
+                keep_idx = np.flatnonzero(~mask) + a
+                series.offsets.frombytes(offsets[keep_idx].astype(np.int32).tobytes())
+                series.values.frombytes(np.ascontiguousarray(v[keep_idx], np.float64).tobytes())
+            else:
+                series.offsets.frombytes(off_bytes[4 * a : 4 * end])
+                series.values.frombytes(val_bytes[8 * a : 8 * end])
+            if from_block and len(series.offsets):
+                series.flushed_t = series.last_t()
+
+    def _adopt(self, series: _Series) -> None:
+        """Make a loaded series part of the store, with what appends would have tracked."""
+        if not len(series.offsets):
+            return
+        v = np.frombuffer(series.values, np.float64)
+        series.nans = int(np.count_nonzero(np.isnan(v)))
+        drops = np.flatnonzero(v[1:] < v[:-1])
+        series.last_drop = series.base + series.offsets[int(drops[-1]) + 1] if len(drops) else None
+        self._series[series.labels] = series
+        for name, val in series.labels:
+            self._postings.setdefault(name, {}).setdefault(val, set()).add(series.labels)
+
+
+def _array(payload: bytes, at: int, dtype, count: int) -> np.ndarray:
+    size = np.dtype(dtype).itemsize * count
+    if at + size > len(payload):
+        raise ValueError("record shorter than its counts")
+    return np.frombuffer(payload, dtype, count, at)
+
+
+def _lock(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreLockedError(f"{path.parent} is in use by another process") from None
+    return fd
