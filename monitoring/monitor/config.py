@@ -17,6 +17,7 @@ from pathlib import Path
 
 from yaml.nodes import Node
 
+from config.settings.env import BASE_DIR
 from monitoring.monitor.yamlnodes import ConfigError, Reader, parse_duration_ms
 
 __all__ = [
@@ -93,6 +94,8 @@ class MonitorSettings:
     # Sent to loopback targets whose job configures no authorization: the embedded default,
     # where the monitor scrapes the token-protected app running beside it.
     scrape_token: str = ""
+    # Where `monitor run` keeps its samples (write-ahead log and blocks, monitoring.tsdb.disk).
+    data_dir: Path | None = None
 
     @property
     def loopback(self) -> bool:
@@ -101,7 +104,7 @@ class MonitorSettings:
 
 def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
     """MONITOR_LISTEN (127.0.0.1:9091), MONITOR_RETENTION (6h), MONITOR_TOKEN (MONITORING_TOKEN),
-    MONITOR_SCRAPE_TOKEN (MONITORING_TOKEN).
+    MONITOR_SCRAPE_TOKEN (MONITORING_TOKEN), MONITOR_DATA_DIR ($VAR_DIR/monitor/data).
 
     Raises ConfigError for a malformed value, and when the API would be reachable from other
     machines without a token.
@@ -121,7 +124,11 @@ def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
         retention_ms = 6 * 3600_000
     token = env.get("MONITOR_TOKEN", "") or env.get("MONITORING_TOKEN", "")
     scrape_token = env.get("MONITOR_SCRAPE_TOKEN", "") or env.get("MONITORING_TOKEN", "")
-    result = MonitorSettings(host, int(port_text), retention_ms, token, scrape_token)
+    data_dir = Path(
+        env.get("MONITOR_DATA_DIR", "")
+        or Path(env.get("VAR_DIR", "") or BASE_DIR / "var") / "monitor" / "data"
+    )
+    result = MonitorSettings(host, int(port_text), retention_ms, token, scrape_token, data_dir)
     if not result.loopback and not token:
         errors.append(
             f"MONITOR_LISTEN={listen!r} is not a loopback address: set MONITOR_TOKEN "

@@ -39,6 +39,7 @@ from monitoring.rules.engine import Engine
 from monitoring.rules.group import RuleGroup
 from monitoring.rules.loader import RuleFileError, load_rule_files
 from monitoring.rules.values import format_go_duration, format_go_e
+from monitoring.tsdb.disk import open_store
 from monitoring.tsdb.store import SampleStore
 
 __all__ = ["Monitor", "config_and_rules_load"]
@@ -126,12 +127,19 @@ class Monitor:
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], int] = now_ms,
         persist: bool = True,
+        data_dir: Path | None = None,
     ):
         self.config_path = Path(config_path)
         self.settings = settings
         self.clock = clock
         self.persist = persist
-        self.store = SampleStore(retention_seconds=settings.retention_ms / 1000)
+        # With a data_dir (`monitor run`) samples survive a restart; without, memory only.
+        retention_s = settings.retention_ms / 1000
+        self.store = (
+            open_store(data_dir, retention_s, now_ms=clock())
+            if data_dir
+            else SampleStore(retention_seconds=retention_s)
+        )
         self.config, self.groups = config_and_rules_load(self.config_path)
         # A subquery without a step (x[5m:]) takes the global evaluation interval, as in
         # Prometheus.
@@ -341,6 +349,7 @@ class Monitor:
         self.ready = False
         self._stop_loops()
         self.scraper.close()
+        self.store.close()
 
     # -- what the API shows -----------------------------------------------------------------------
     def targets_json(self) -> list[dict]:

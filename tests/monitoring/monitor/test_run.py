@@ -140,11 +140,13 @@ class MonitorProcess:
 
 
 @pytest.fixture
-def run(database):
+def run(database, tmp_path):
     started: list[MonitorProcess] = []
+    # Each test's monitors keep their samples apart from other tests' (restarts share them).
+    env = {**database, "MONITOR_DATA_DIR": str(tmp_path / "data")}
 
     def start(config: Path) -> MonitorProcess:
-        process = MonitorProcess(config, database)
+        process = MonitorProcess(config, env)
         started.append(process)
         return process
 
@@ -293,7 +295,11 @@ def test_without_its_database_the_monitor_still_scrapes_evaluates_and_answers(se
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead = sock.getsockname()[1]  # nothing listens here once the socket is closed
-    env = {**database, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{dead}/nowhere"}
+    env = {
+        **database,
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{dead}/nowhere",
+        "MONITOR_DATA_DIR": str(setup / "data"),
+    }
     monitor = MonitorProcess(setup / "prometheus.yml", env)
     try:
         assert monitor.wait_for(lambda: _state(monitor, "firing"), timeout=6)
