@@ -5,8 +5,9 @@ A block holds every sample the store accepted between two compaction cuts, serie
 
     META        JSON: version, min_t, max_t (ms), wal_cut, series, samples, ts_width
     LABELS      the series' refs and label sets (``encoding.labels_encode``), deflated
-    INDEX       per series: sample count (u32) then first timestamp (i64), deflated
+    INDEX       per series: sample count (u32), deflated
     TIMESTAMPS  delta-of-delta column (``encoding.timestamps_encode``)
+    JUMPS       the timestamps' values at each series' first two samples, deflated
     VALUES      XOR column (``encoding.values_encode``)
     END         empty: the file is whole
 
@@ -40,7 +41,7 @@ from monitoring.tsdb.store import Labels
 __all__ = ["Block", "BlockMeta", "block_read", "block_write"]
 
 MAGIC = b"PPBLOCK1"
-META, LABELS, INDEX, TIMESTAMPS, VALUES, END = range(1, 7)
+META, LABELS, INDEX, TIMESTAMPS, VALUES, END, JUMPS = range(1, 8)
 SUFFIX = ".block"
 
 
@@ -75,8 +76,7 @@ def block_write(
     v: np.ndarray,
 ) -> BlockMeta:
     counts = counts.astype(np.int64)
-    starts = np.cumsum(counts) - counts
-    width, ts_data = timestamps_encode(t, counts)
+    width, ts_data, jumps = timestamps_encode(t, counts)
     meta = {
         "version": 1,
         "min_t": int(t.min()),
@@ -86,14 +86,15 @@ def block_write(
         "samples": len(t),
         "ts_width": width,
     }
-    index = counts.astype(np.uint32).tobytes() + t[starts].astype(np.int64).tobytes()
+    index = counts.astype(np.uint32).tobytes()
     parts = [
         MAGIC,
         frame(META, json.dumps(meta).encode()),
         frame(LABELS, labels_encode(refs.tolist(), labels), compress_level=6),
         frame(INDEX, index, compress_level=6),
         frame(TIMESTAMPS, ts_data),
-        frame(VALUES, values_encode(v, counts)),
+        frame(JUMPS, jumps),
+        frame(VALUES, values_encode(v)),
         frame(END, b""),
     ]
     path = Path(directory) / f"{wal_cut:08d}{SUFFIX}"
@@ -120,7 +121,7 @@ def block_read(path: Path) -> Block:
         raise ValueError("not a block file (bad magic)")
     parts: dict[int, bytes] = {}
     try:
-        for _offset, kind, payload in frames(data, set(range(1, 7)), len(MAGIC)):
+        for _offset, kind, payload in frames(data, set(range(1, 8)), len(MAGIC)):
             parts[kind] = payload
     except FrameError as exc:
         raise ValueError(str(exc)) from None
@@ -131,12 +132,11 @@ def block_read(path: Path) -> Block:
     refs, labels = labels_decode(parts[LABELS])
     n = meta.series
     index = parts[INDEX]
-    if len(refs) != n or len(index) != 12 * n:
+    if len(refs) != n or len(index) != 4 * n:
         raise ValueError("index does not match the series count")
     counts = np.frombuffer(index, np.uint32, n).astype(np.int64)
-    first = np.frombuffer(index, np.int64, n, 4 * n)
-    if int(counts.sum()) != meta.samples:
+    if int(counts.sum()) != meta.samples or not counts.all():
         raise ValueError("index does not match the sample count")
-    t = timestamps_decode(parts[TIMESTAMPS], meta_json["ts_width"], first, counts)
-    v = values_decode(parts[VALUES], counts)
+    t = timestamps_decode(parts[TIMESTAMPS], meta_json["ts_width"], parts[JUMPS], counts)
+    v = values_decode(parts[VALUES], meta.samples)
     return Block(meta, refs, labels, counts, t, v)

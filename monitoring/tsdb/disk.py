@@ -59,7 +59,6 @@ _SAMPLES = struct.Struct("<qBHII")
 _MEMBERS = struct.Struct("<HI")
 BLOCK_RANGE_MS = 2 * 3600_000
 WAL_MAX_BYTES = 256 * 1024 * 1024
-COMPRESS_FROM = 4096  # bytes: smaller records are written as they are
 
 
 class StoreLockedError(RuntimeError):
@@ -139,8 +138,7 @@ class DiskStore(SampleStore):
                 stale.tobytes(),
             )
         )
-        level = 1 if len(payload) >= COMPRESS_FROM else None
-        parts.append(frame(SAMPLES, payload, compress_level=level))
+        parts.append(frame(SAMPLES, payload))
         self._write(b"".join(parts))
         if self._head_since is None and (refs or stale):
             self._head_since = t_ms
@@ -367,19 +365,15 @@ class DiskStore(SampleStore):
         from_block: bool,
     ) -> None:
         """Append columns of several series (each one's samples contiguous, ``counts`` long)
-        to the series they belong to: one numpy pass for the offsets, then two buffer copies
-        per series."""
+        to the series they belong to: a few numpy passes over the columns (offsets, NaN counts,
+        counter drops), then two buffer copies per series."""
         counts = counts.astype(np.int64)
         if len(t) and t.min() < cutoff:
-            keep = t >= cutoff
-            owner = np.repeat(np.arange(len(counts)), counts)
-            counts = np.bincount(owner[keep], minlength=len(counts)).astype(np.int64)
-            t, v = t[keep], v[keep]
-        ends = np.cumsum(counts).tolist()
-        bases = np.zeros(len(counts), np.int64)
+            t, v, counts = _only(t >= cutoff, t, v, counts)
         targets: list[_Series | None] = []
+        bases = np.zeros(len(counts), np.int64)
         start = 0
-        for i, (ref, end) in enumerate(zip(refs.tolist(), ends, strict=True)):
+        for i, (ref, end) in enumerate(zip(refs.tolist(), np.cumsum(counts).tolist(), strict=True)):
             series = by_ref.get(ref)
             if series is None and end > start and ref in labels:
                 key = labels[ref]
@@ -389,50 +383,60 @@ class DiskStore(SampleStore):
                 else:  # the same labels under a newer ref: a series dropped and seen again
                     series.id = max(series.id, ref)
                 by_ref[ref] = series
-            targets.append(series if end > start else None)
             if series is not None:
                 bases[i] = series.base
+            targets.append(series)
             start = end
         offsets = t - np.repeat(bases, counts)
         outside = (offsets > _OFFSET_MAX) | (offsets < -_OFFSET_MAX)
-        if outside.any():
-            logger.warning(
-                "dropping %d samples too far from their series' start", int(outside.sum())
-            )
-            offsets[outside] = 0
-        off_bytes = memoryview(offsets.astype(np.int32).tobytes())
-        val_bytes = memoryview(np.ascontiguousarray(v, np.float64).tobytes())
+        if outside.any():  # a retention longer than 24 days: the 32-bit offsets cannot hold it
+            logger.warning("dropping %d samples too far from their series' start", outside.sum())
+            offsets, v, counts = _only(~outside, offsets, v, counts)
+        nonempty = counts > 0
+        starts = (np.cumsum(counts) - counts)[nonempty]
+        nans = np.zeros(len(counts), np.int64)
+        last_drop = np.full(len(counts), -1, np.int64)
+        if len(starts):
+            nans[nonempty] = np.add.reduceat(np.isnan(v), starts)
+            drop = np.zeros(len(v), bool)
+            np.less(v[1:], v[:-1], out=drop[1:])
+            drop[starts] = False  # compared with the series before
+            where = np.where(drop, np.arange(len(v)), -1)
+            last_drop[nonempty] = np.maximum.reduceat(where, starts)
+        off_bytes = memoryview(offsets.astype(np.int32)).cast("B")
+        val_bytes = memoryview(np.ascontiguousarray(v, np.float64)).cast("B")
         start = 0
-        for series, end in zip(targets, ends, strict=True):
-            a = start
-            start = end
-            if series is None:
+        for i, (series, end) in enumerate(zip(targets, np.cumsum(counts).tolist(), strict=True)):
+            a, start = start, end
+            if series is None or a == end:
                 continue
-            last = series.last_t()
-            if last is not None and t[a] <= last:  # never go back in time within a series
-                a += int(np.searchsorted(t[a:end], last, side="right"))
-            mask = outside[a:end]
-            if mask.any():
-                keep_idx = np.flatnonzero(~mask) + a
-                series.offsets.frombytes(offsets[keep_idx].astype(np.int32).tobytes())
-                series.values.frombytes(np.ascontiguousarray(v[keep_idx], np.float64).tobytes())
-            else:
-                series.offsets.frombytes(off_bytes[4 * a : 4 * end])
-                series.values.frombytes(val_bytes[8 * a : 8 * end])
-            if from_block and len(series.offsets):
+            if len(series.offsets):
+                if series.base + offsets[a] <= series.last_t():  # never back in time
+                    continue  # (only after damage: two pieces overlapping)
+                if v[a] < series.values[-1]:
+                    series.last_drop = series.base + int(offsets[a])
+            series.offsets.frombytes(off_bytes[4 * a : 4 * end])
+            series.values.frombytes(val_bytes[8 * a : 8 * end])
+            series.nans += int(nans[i])
+            if last_drop[i] >= 0:
+                series.last_drop = series.base + int(offsets[last_drop[i]])
+            if from_block:
                 series.flushed_t = series.last_t()
 
     def _adopt(self, series: _Series) -> None:
-        """Make a loaded series part of the store, with what appends would have tracked."""
+        """Make a loaded series part of the store."""
         if not len(series.offsets):
             return
-        v = np.frombuffer(series.values, np.float64)
-        series.nans = int(np.count_nonzero(np.isnan(v)))
-        drops = np.flatnonzero(v[1:] < v[:-1])
-        series.last_drop = series.base + series.offsets[int(drops[-1]) + 1] if len(drops) else None
         self._series[series.labels] = series
         for name, val in series.labels:
             self._postings.setdefault(name, {}).setdefault(val, set()).add(series.labels)
+
+
+def _only(keep: np.ndarray, a: np.ndarray, b: np.ndarray, counts: np.ndarray):
+    """Columns ``a`` and ``b`` (series after series, ``counts`` long) without the samples
+    ``keep`` leaves out, and the new counts."""
+    owner = np.repeat(np.arange(len(counts)), counts)
+    return a[keep], b[keep], np.bincount(owner[keep], minlength=len(counts)).astype(np.int64)
 
 
 def _array(payload: bytes, at: int, dtype, count: int) -> np.ndarray:

@@ -6,12 +6,13 @@
 - Label sets: a symbol table (every distinct string once) plus, per series, its ref, its
   number of pairs and the pairs as symbol numbers.
 - Columns of many series at once, each series' samples contiguous (``counts`` says how many):
-  timestamps as delta-of-delta (the first delta, then how much each interval differs from the
-  one before: 0 for a steady scrape), zig-zagged into the narrowest unsigned integer that holds
-  them; values as the XOR of each float's bits with the previous one's (0 when unchanged, few
-  set bits when a counter moves). Both are byte-shuffled (all first bytes, then all second
-  bytes, ...) so zlib sees long runs of zeros. Decoding is a few numpy passes over the whole
-  column (prefix sums, prefix XOR), never a Python loop per sample.
+  timestamps as delta-of-delta (how much each interval differs from the one before: 0 for a
+  steady scrape) in the narrowest signed integer that holds them, the jumps where one series
+  ends and the next begins kept apart; values as the XOR of each float's bits with the
+  previous one's (0 when unchanged, few set bits when a counter moves). Both are
+  byte-shuffled (all first bytes, then all second bytes, ...) so zlib sees long runs of
+  zeros. Decoding is two prefix sums, or one prefix XOR, over the whole column: never a
+  Python loop per sample, nor per series.
 """
 
 from __future__ import annotations
@@ -159,54 +160,54 @@ def _unshuffled(data: bytes, dtype, count: int) -> np.ndarray:
     return np.ascontiguousarray(raw.reshape(width, count).T).view(dtype).ravel()
 
 
-_WIDTHS = (np.uint8, np.uint16, np.uint32, np.uint64)
+_WIDTHS = (np.int8, np.int16, np.int32, np.int64)
 
 
-def timestamps_encode(t: np.ndarray, counts: np.ndarray) -> tuple[int, bytes]:
-    """``(width in bytes, data)`` for the int64 timestamps ``t`` (first ones kept elsewhere)."""
-    if not len(t):
-        return 1, _shuffled(np.zeros(0, np.uint8))
+def _boundaries(counts: np.ndarray) -> np.ndarray:
+    """Each series' first two positions: where a column-wide delta-of-delta jumps."""
     starts = starts_of(counts)
-    delta = np.diff(t, prepend=t[:1])
-    delta[starts] = 0
+    at = np.unique(np.concatenate([starts, starts + 1]))
+    return at[at < int(counts.sum())]
+
+
+def timestamps_encode(t: np.ndarray, counts: np.ndarray) -> tuple[int, bytes, bytes]:
+    """``(width in bytes, column, jumps)`` for int64 timestamps, every series' after the other.
+
+    The column is the delta-of-delta of the whole column, so decoding is two prefix sums; the
+    values at each series' first two positions (where time jumps back to the next series'
+    start) are kept apart, as ``jumps``, so the column stays narrow."""
+    delta = np.diff(t, prepend=0)
     dod = np.diff(delta, prepend=0)
-    dod[starts] = 0
-    zigzag = ((dod << 1) ^ (dod >> 63)).view(np.uint64)
-    top = int(zigzag.max())
-    dtype = next(w for w in _WIDTHS if top <= np.iinfo(w).max)
-    return np.dtype(dtype).itemsize, _shuffled(zigzag.astype(dtype))
+    at = _boundaries(counts)
+    jumps = dod[at].astype(np.int64).tobytes()
+    dod[at] = 0
+    low, high = (int(dod.min()), int(dod.max())) if len(dod) else (0, 0)
+    dtype = next(w for w in _WIDTHS if np.iinfo(w).min <= low and high <= np.iinfo(w).max)
+    return np.dtype(dtype).itemsize, _shuffled(dod.astype(dtype)), zlib.compress(jumps)
 
 
-def timestamps_decode(data: bytes, width: int, first: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """The int64 timestamps back from ``timestamps_encode`` and each series' first one."""
+def timestamps_decode(data: bytes, width: int, jumps: bytes, counts: np.ndarray) -> np.ndarray:
+    """The int64 timestamps back from ``timestamps_encode``."""
     n = int(counts.sum())
-    zigzag = _unshuffled(data, {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[width], n)
-    zigzag = zigzag.astype(np.uint64)
-    dod = ((zigzag >> np.uint64(1)) ^ (np.uint64(0) - (zigzag & np.uint64(1)))).view(np.int64)
-    return _segmented_cumsum(_segmented_cumsum(dod, counts), counts) + np.repeat(first, counts)
+    dod = _unshuffled(data, {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}[width], n)
+    dod = dod.astype(np.int64)
+    at = _boundaries(counts)
+    jump = np.frombuffer(zlib.decompress(jumps), np.int64)
+    if len(jump) != len(at):
+        raise ValueError("timestamp jumps do not match the series counts")
+    dod[at] = jump
+    return np.cumsum(np.cumsum(dod, out=dod), out=dod)
 
 
-def _segmented_cumsum(x: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Prefix sums restarting at every series; each series' first element must be 0."""
-    total = np.cumsum(x)
-    return total - np.repeat(total[starts_of(counts)], counts[counts > 0])
-
-
-def values_encode(v: np.ndarray, counts: np.ndarray) -> bytes:
+def values_encode(v: np.ndarray) -> bytes:
+    """Each float's bits XOR the previous float's, across the whole column."""
     bits = v.view(np.uint64)
     xor = bits.copy()
     xor[1:] ^= bits[:-1]
-    starts = starts_of(counts)
-    xor[starts] = bits[starts]
     return _shuffled(xor)
 
 
-def values_decode(data: bytes, counts: np.ndarray) -> np.ndarray:
+def values_decode(data: bytes, n: int) -> np.ndarray:
     """float64 values, bit for bit (NaN payloads, so staleness markers, included)."""
-    xor = _unshuffled(data, np.uint64, int(counts.sum()))
-    if not len(xor):
-        return xor.view(np.float64)
-    prefix = np.bitwise_xor.accumulate(xor)
-    starts = starts_of(counts)
-    before = prefix[starts] ^ xor[starts]  # the prefix just before each series began
-    return (prefix ^ np.repeat(before, counts[counts > 0])).view(np.float64)
+    xor = _unshuffled(data, np.uint64, n)
+    return np.bitwise_xor.accumulate(xor, out=xor).view(np.float64)
