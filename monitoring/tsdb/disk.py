@@ -32,6 +32,7 @@ with a warning.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import logging
 import os
@@ -40,12 +41,14 @@ import threading
 import time
 from array import array
 from bisect import bisect_right
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from monitoring.tsdb.block import SUFFIX, BlockMeta, block_read, block_write
-from monitoring.tsdb.encoding import frame, labels_decode, labels_encode
+from monitoring.tsdb.encoding import LabelTable, frame, labels_encode
 from monitoring.tsdb.store import _OFFSET_MAX, STALE_NAN_BITS, Labels, SampleStore, _Series
 from monitoring.tsdb.wal import WriteAheadLog
 
@@ -262,48 +265,58 @@ class DiskStore(SampleStore):
     # -- loading ------------------------------------------------------------------------------------
     def _load(self, now_ms: int) -> None:
         cutoff = now_ms - self.retention_ms
-        by_ref: dict[int, _Series] = {}
-        by_key: dict[Labels, _Series] = {}
-        highest = 0
+        loader = _Loader(cutoff)
         wal_floor = 0
         for tmp in self.blocks_dir.glob("*.tmp"):
             tmp.unlink()  # a block whose writing was interrupted; its log is still there
         for path in sorted(self.blocks_dir.glob(f"*{SUFFIX}")):
             try:
                 block = block_read(path)
+                wal_floor = max(wal_floor, block.meta.wal_cut)
+                loader.highest = max(loader.highest, int(block.table.refs.max(initial=0)))
+                if block.meta.max_t < cutoff:
+                    path.unlink()
+                    continue
+                # Decode the next group in a second thread (zlib and numpy let go of the GIL)
+                # while this one is added to the series.
+                with ThreadPoolExecutor(1) as ahead:
+                    groups = block.groups()
+                    upcoming = ahead.submit(next, groups, None)
+                    while (group := upcoming.result()) is not None:
+                        upcoming = ahead.submit(next, groups, None)
+                        loader.absorb(
+                            lambda _ref, i, g=group, table=block.table: table.labels(g.first + i),
+                            group.refs,
+                            group.counts,
+                            group.t,
+                            group.v,
+                            True,
+                        )
             except (ValueError, KeyError, OSError, struct.error) as exc:
                 logger.warning("block %s cannot be read (%s); skipping it", path, exc)
                 path.rename(path.with_suffix(".corrupt"))
                 continue
-            wal_floor = max(wal_floor, block.meta.wal_cut)
-            highest = max(highest, int(block.refs.max(initial=0)))
-            if block.meta.max_t < cutoff:
-                path.unlink()
-                continue
             self.blocks.append(block.meta)
-            labels = dict(zip(block.refs.tolist(), block.labels, strict=True))
-            self._absorb(
-                by_ref, by_key, labels, block.refs, block.counts, block.t, block.v, cutoff, True
-            )
         self.wal.remove_before(wal_floor)
-        highest = max(highest, self._replay(by_ref, by_key, wal_floor, cutoff))
-        self._next_id = highest
-        for series in by_key.values():
-            self._adopt(series)
+        self._replay(loader, wal_floor)
+        self._next_id = loader.highest
+        for series in loader.by_key.values():
+            if len(series.offsets):
+                self._series[series.labels] = series
+                for name, val in series.labels:
+                    self._postings.setdefault(name, {}).setdefault(val, set()).add(series.labels)
+        _release_freed_memory()
 
-    def _replay(
-        self, by_ref: dict[int, _Series], by_key: dict[Labels, _Series], first: int, cutoff: int
-    ) -> int:
-        """Read the log from segment ``first``; returns the highest series ref it names."""
-        labels: dict[int, Labels] = {}
-        refs, values, times, lengths = [], [], [], []
+    def _replay(self, loader: _Loader, first: int) -> None:
+        """Read the log from segment ``first``, a chunk of samples at a time."""
+        tables: dict[int, tuple[LabelTable, int]] = {}
+        chunk = _Chunk()
         members: dict[str, np.ndarray] = {}
-        stale_bits = np.uint64(STALE_NAN_BITS)
         for segment, offset, kind, payload in self.wal.records({SERIES, SAMPLES, MEMBERS}, first):
             try:
                 if kind == SERIES:
-                    found, sets = labels_decode(payload)
-                    labels.update(zip(found.tolist(), sets, strict=True))
+                    table = LabelTable(payload)
+                    tables.update((ref, (table, i)) for i, ref in enumerate(table.refs.tolist()))
                 elif kind == MEMBERS:
                     size, n = _MEMBERS.unpack_from(payload)
                     at = _MEMBERS.size
@@ -314,122 +327,198 @@ class DiskStore(SampleStore):
                     at = _SAMPLES.size + size
                     name = payload[_SAMPLES.size : at].decode()
                     got = _array(payload, at, np.uint32, n)
-                    vals = _array(payload, at + 4 * n, np.float64, n)
-                    gone = _array(payload, at + 12 * n, np.uint32, m)
                     if at + 12 * n + 4 * m != len(payload):
-                        raise ValueError("record longer than its counts")
-                    refs += [got, gone]
-                    values += [vals, np.full(m, stale_bits).view(np.float64)]
-                    times.append(t)
-                    lengths.append(n + m)
+                        raise ValueError("record length does not match its counts")
+                    chunk.add(t, got, _array(payload, at + 4 * n, np.float64, n))
+                    chunk.add(t, _array(payload, at + 12 * n, np.uint32, m), None)
                     if self._head_since is None and n + m:
                         self._head_since = t
                     if flags & HAS_SOURCE and flags & self.SCRAPE:
                         members[name] = got
                     elif flags & HAS_SOURCE and flags & self.SOURCE_GONE:
                         members.pop(name, None)
+                if chunk.size >= _CHUNK_SAMPLES:
+                    chunk.flush(loader, tables)
             except (ValueError, struct.error, UnicodeDecodeError) as exc:
                 self.wal.cut_off(segment, offset, f"undecodable record ({exc})")
                 break
-        if refs:
-            r = np.concatenate(refs)
-            v = np.concatenate(values)
-            t = np.repeat(np.asarray(times, np.int64), lengths)
-            keep = t >= cutoff
-            order = np.argsort(r[keep], kind="stable")  # by series, in logged order within one
-            r, t, v = r[keep][order], t[keep][order], v[keep][order]
-            found, counts = np.unique(r, return_counts=True)
-            unknown = [ref for ref in found.tolist() if ref not in labels and ref not in by_ref]
-            if unknown:
-                logger.warning(
-                    "write-ahead log: %d series without a series record; their samples are lost",
-                    len(unknown),
-                )
-            self._absorb(by_ref, by_key, labels, found, counts, t, v, cutoff, False)
+        chunk.flush(loader, tables)
+        if chunk.unknown:
+            logger.warning(
+                "write-ahead log: %d series without a series record; their samples are lost",
+                len(chunk.unknown),
+            )
+        loader.highest = max(loader.highest, max(tables, default=0))
         for name, member_refs in members.items():
             self._source_series[name] = {
-                by_ref[ref].labels for ref in member_refs.tolist() if ref in by_ref
+                loader.by_ref[ref].labels for ref in member_refs.tolist() if ref in loader.by_ref
             }
-        return max(labels, default=0)
 
-    def _absorb(
+
+_CHUNK_SAMPLES = 1 << 20
+_STALE_BITS = np.uint64(STALE_NAN_BITS)
+
+
+class _Chunk:
+    """Log samples gathered until there are enough to add them to the series in one go."""
+
+    def __init__(self) -> None:
+        self.refs: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []
+        self.times: list[int] = []
+        self.lengths: list[int] = []
+        self.size = 0
+        self.unknown: set[int] = set()
+
+    def add(self, t: int, refs: np.ndarray, values: np.ndarray | None) -> None:
+        """Samples at ``t``; ``values`` None: staleness markers."""
+        if not len(refs):
+            return
+        if values is None:
+            values = np.full(len(refs), _STALE_BITS).view(np.float64)
+        self.refs.append(refs)
+        self.values.append(values)
+        self.times.append(t)
+        self.lengths.append(len(refs))
+        self.size += len(refs)
+
+    def flush(self, loader: _Loader, tables: dict[int, tuple[LabelTable, int]]) -> None:
+        if not self.size:
+            return
+        r = np.concatenate(self.refs)
+        order = np.argsort(r, kind="stable")  # by series, in logged order within each
+        r = r[order]
+        v = np.concatenate(self.values)[order]
+        t = np.repeat(np.asarray(self.times, np.int64), self.lengths)[order]
+        self.__init__()  # let the records' bytes go
+        starts = np.flatnonzero(np.diff(r, prepend=np.int64(-1)))
+        refs = r[starts]
+        counts = np.diff(starts, append=len(r))
+
+        def labels_of(ref: int, _i: int) -> Labels | None:
+            found = tables.get(ref)
+            if found is None:
+                self.unknown.add(ref)
+                return None
+            return found[0].labels(found[1])
+
+        loader.absorb(labels_of, refs, counts, t, v, False)
+
+
+def _release_freed_memory() -> None:
+    """Give the loading's freed scratch memory back to the system (glibc keeps it otherwise)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class _Loader:
+    """Builds the series of a store being opened from columns of blocks and the log."""
+
+    def __init__(self, cutoff: int):
+        self.cutoff = cutoff
+        self.by_ref: dict[int, _Series] = {}
+        self.by_key: dict[Labels, _Series] = {}
+        self.highest = 0
+
+    def absorb(
         self,
-        by_ref: dict[int, _Series],
-        by_key: dict[Labels, _Series],
-        labels: dict[int, Labels],
+        labels_of: Callable[[int, int], Labels | None],
         refs: np.ndarray,
         counts: np.ndarray,
         t: np.ndarray,
         v: np.ndarray,
-        cutoff: int,
         from_block: bool,
     ) -> None:
         """Append columns of several series (each one's samples contiguous, ``counts`` long)
         to the series they belong to: a few numpy passes over the columns (offsets, NaN counts,
-        counter drops), then two buffer copies per series."""
+        counter drops), then two buffer copies per series. ``labels_of(ref, i)`` gives the
+        label set of ``refs[i]`` (None when unknown)."""
         counts = counts.astype(np.int64)
-        if len(t) and t.min() < cutoff:
-            t, v, counts = _only(t >= cutoff, t, v, counts)
-        targets: list[_Series | None] = []
-        bases = np.zeros(len(counts), np.int64)
-        start = 0
-        for i, (ref, end) in enumerate(zip(refs.tolist(), np.cumsum(counts).tolist(), strict=True)):
-            series = by_ref.get(ref)
-            if series is None and end > start and ref in labels:
-                key = labels[ref]
-                series = by_key.get(key)
-                if series is None:
-                    series = by_key[key] = _Series(key, int(t[start]), ref)
-                else:  # the same labels under a newer ref: a series dropped and seen again
-                    series.id = max(series.id, ref)
-                by_ref[ref] = series
-            if series is not None:
-                bases[i] = series.base
-            targets.append(series)
-            start = end
+        if len(t) and t.min() < self.cutoff:
+            t, v, counts = _only(t >= self.cutoff, t, v, counts)
+        ends = np.cumsum(counts)
+        starts = ends - counts
+        targets = self._targets(labels_of, refs.tolist(), counts.tolist(), t, starts)
+        bases = np.fromiter((s.base if s else 0 for s in targets), np.int64, len(targets))
         offsets = t - np.repeat(bases, counts)
         outside = (offsets > _OFFSET_MAX) | (offsets < -_OFFSET_MAX)
         if outside.any():  # a retention longer than 24 days: the 32-bit offsets cannot hold it
             logger.warning("dropping %d samples too far from their series' start", outside.sum())
             offsets, v, counts = _only(~outside, offsets, v, counts)
+            ends = np.cumsum(counts)
+            starts = ends - counts
+        if not len(v):
+            return
+        # Per series, at once: its NaNs, and its last drop in value (a counter reset).
         nonempty = counts > 0
-        starts = (np.cumsum(counts) - counts)[nonempty]
         nans = np.zeros(len(counts), np.int64)
+        nans[nonempty] = np.add.reduceat(np.isnan(v), starts[nonempty])
+        drop = np.zeros(len(v), bool)
+        np.less(v[1:], v[:-1], out=drop[1:])
+        drop[starts[nonempty]] = False  # that compared with the series before
+        drops = np.flatnonzero(drop)
         last_drop = np.full(len(counts), -1, np.int64)
-        if len(starts):
-            nans[nonempty] = np.add.reduceat(np.isnan(v), starts)
-            drop = np.zeros(len(v), bool)
-            np.less(v[1:], v[:-1], out=drop[1:])
-            drop[starts] = False  # compared with the series before
-            where = np.where(drop, np.arange(len(v)), -1)
-            last_drop[nonempty] = np.maximum.reduceat(where, starts)
+        if len(drops):  # each series' last drop: the last one before its end, if in it
+            before = np.searchsorted(drops, ends)
+            found = drops[(before - 1).clip(0)]
+            hit = (before > 0) & (found >= starts)
+            last_drop[hit] = offsets[found[hit]]
+        first = starts.clip(max=len(v) - 1)
         off_bytes = memoryview(offsets.astype(np.int32)).cast("B")
         val_bytes = memoryview(np.ascontiguousarray(v, np.float64)).cast("B")
-        start = 0
-        for i, (series, end) in enumerate(zip(targets, np.cumsum(counts).tolist(), strict=True)):
-            a, start = start, end
+        rows = zip(
+            targets,
+            starts.tolist(),
+            ends.tolist(),
+            offsets[first].tolist(),
+            v[first].tolist(),
+            offsets[(ends - 1).clip(0)].tolist(),
+            nans.tolist(),
+            last_drop.tolist(),
+            strict=True,
+        )
+        for series, a, end, first_off, first_v, last_off, n_nan, drop_off in rows:
             if series is None or a == end:
                 continue
-            if len(series.offsets):
-                if series.base + offsets[a] <= series.last_t():  # never back in time
-                    continue  # (only after damage: two pieces overlapping)
-                if v[a] < series.values[-1]:
-                    series.last_drop = series.base + int(offsets[a])
+            if series.offsets:
+                if first_off <= series.offsets[-1]:  # never back in time: only after damage
+                    continue  # (two pieces overlapping)
+                if first_v < series.values[-1]:
+                    series.last_drop = series.base + first_off
             series.offsets.frombytes(off_bytes[4 * a : 4 * end])
             series.values.frombytes(val_bytes[8 * a : 8 * end])
-            series.nans += int(nans[i])
-            if last_drop[i] >= 0:
-                series.last_drop = series.base + int(offsets[last_drop[i]])
+            series.nans += n_nan
+            if drop_off >= 0:
+                series.last_drop = series.base + drop_off
             if from_block:
-                series.flushed_t = series.last_t()
+                series.flushed_t = series.base + last_off
 
-    def _adopt(self, series: _Series) -> None:
-        """Make a loaded series part of the store."""
-        if not len(series.offsets):
-            return
-        self._series[series.labels] = series
-        for name, val in series.labels:
-            self._postings.setdefault(name, {}).setdefault(val, set()).add(series.labels)
+    def _targets(
+        self,
+        labels_of: Callable[[int, int], Labels | None],
+        refs: list[int],
+        counts: list[int],
+        t: np.ndarray,
+        starts: np.ndarray,
+    ) -> list[_Series | None]:
+        """The series each ref's samples go to, made on first sight (None: no label set)."""
+        by_ref, by_key = self.by_ref, self.by_key
+        targets: list[_Series | None] = []
+        for i, (ref, count) in enumerate(zip(refs, counts, strict=True)):
+            series = by_ref.get(ref)
+            if series is None and count:
+                key = labels_of(ref, i)
+                if key is not None:
+                    series = by_key.get(key)
+                    if series is None:
+                        series = by_key[key] = _Series(key, int(t[starts[i]]), ref)
+                    else:  # the same labels under a newer ref: a series dropped and seen again
+                        series.id = max(series.id, ref)
+                    by_ref[ref] = series
+            targets.append(series)
+        return targets
 
 
 def _only(keep: np.ndarray, a: np.ndarray, b: np.ndarray, counts: np.ndarray):

@@ -100,29 +100,35 @@ def labels_encode(refs: Sequence[int], label_sets: Sequence[Labels]) -> bytes:
     )
 
 
-def labels_decode(data: bytes) -> tuple[np.ndarray, list[Labels]]:
-    """``(refs, label sets)``; ValueError when the bytes do not hold what they claim."""
-    n_symbols, n_series, n_pairs = _COUNTS.unpack_from(data, 0)
-    at = _COUNTS.size
-    lengths, at = _take(data, at, np.uint32, n_symbols)
-    refs, at = _take(data, at, np.uint32, n_series)
-    sizes, at = _take(data, at, np.uint16, n_series)
-    pairs, at = _take(data, at, np.uint32, n_pairs)
-    text = data[at:]
-    ends = np.cumsum(lengths, dtype=np.int64).tolist()
-    if (ends[-1] if ends else 0) != len(text) or int(sizes.sum()) * 2 != n_pairs:
-        raise ValueError("label table sizes do not add up")
-    if n_pairs and int(pairs.max()) >= n_symbols:
-        raise ValueError("label table refers to a missing symbol")
-    symbols = _split(text, ends)
-    flat = [symbols[i] for i in pairs.tolist()]
-    out: list[Labels] = []
-    at = 0
-    for size in sizes.tolist():
-        end = at + 2 * size
-        out.append(tuple(zip(flat[at:end:2], flat[at + 1 : end : 2], strict=True)))
-        at = end
-    return refs, out
+class LabelTable:
+    """A decoded ``labels_encode``: ``refs`` at once, each label set only when asked for (a
+    store reopening mostly meets series it already knows)."""
+
+    def __init__(self, data: bytes):
+        n_symbols, n_series, n_pairs = _COUNTS.unpack_from(data, 0)
+        at = _COUNTS.size
+        lengths, at = _take(data, at, np.uint32, n_symbols)
+        self.refs, at = _take(data, at, np.uint32, n_series)
+        sizes, at = _take(data, at, np.uint16, n_series)
+        pairs, at = _take(data, at, np.uint32, n_pairs)
+        text = data[at:]
+        ends = np.cumsum(lengths, dtype=np.int64).tolist()
+        if (ends[-1] if ends else 0) != len(text) or int(sizes.sum()) * 2 != n_pairs:
+            raise ValueError("label table sizes do not add up")
+        if n_pairs and int(pairs.max()) >= n_symbols:
+            raise ValueError("label table refers to a missing symbol")
+        self._symbols = _split(text, ends)
+        self._pairs = pairs
+        self._ends = np.cumsum(sizes.astype(np.int64) * 2).tolist()
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def labels(self, i: int) -> Labels:
+        end = self._ends[i]
+        start = self._ends[i - 1] if i else 0
+        flat = [self._symbols[k] for k in self._pairs[start:end].tolist()]
+        return tuple(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _split(text: bytes, ends: list[int]) -> list[str]:
