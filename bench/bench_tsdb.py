@@ -9,8 +9,9 @@ timestamp per scrape with a few ms of jitter):
    and the last ~2 h stay in the write-ahead log, the most a restart replays). Then a new
    process opens the directory and evaluates `sum(rate(bench_requests_total[5m]))` at the last
    scrape; the answer must equal the one the writing process got, bit for bit.
-   Measured: process start -> first correct evaluation (goal <= 5 s at 10,000 series), RSS
-   after it (goal < 300 MB); then everything compacted: bytes per sample on disk (goal <= 4).
+   Measured: process start -> first correct evaluation (median of 3 restarts; goal <= 5 s at
+   10,000 series), RSS after it (goal < 300 MB); then everything compacted: bytes per sample
+   on disk (goal <= 4).
 2. Prometheus 2.42 (Debian's package), when installed: the same samples as OpenMetrics,
    `promtool tsdb create-blocks-from openmetrics`, bytes per sample of its blocks, then
    `prometheus` started on them: process start -> the same query answered (within 1e-9
@@ -234,8 +235,12 @@ def bench(series: int, hours: float, prometheus: bool) -> bool:
     with tempfile.TemporaryDirectory(prefix="bench-tsdb-") as tmp_name:
         tmp = Path(tmp_name)
         ingest_us, expected = ours_write(tmp / "ours", labels, values, stamps)
-        restart_s, child = ours_restart(tmp / "ours", int(stamps[-1]))
-        assert child["value"] == expected, (child["value"], expected)
+        # Three restarts, the median counts: other work on the machine moves single runs.
+        runs = sorted(
+            (ours_restart(tmp / "ours", int(stamps[-1])) for _ in range(3)), key=lambda r: r[0]
+        )
+        restart_s, child = runs[1]
+        assert all(c["value"] == expected for _, c in runs), (runs, expected)
         as_left, compacted = ours_bytes(tmp / "ours", int(stamps[-1]))
         prom = None
         if prometheus and shutil.which("promtool") and shutil.which("prometheus"):
@@ -283,7 +288,10 @@ def main() -> int:
     parser.add_argument("--hours", type=float, default=6.0)
     parser.add_argument("--no-prometheus", action="store_true")
     args = parser.parse_args()
-    print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
+    print(
+        f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f} at the start"
+    )
     results = [bench(int(n), args.hours, not args.no_prometheus) for n in args.series.split(",")]
     return 0 if all(results) else 1
 
