@@ -58,3 +58,15 @@ def test_increase_over_samples_scraped_before_a_sigkill(tmp_path, database):  # 
         assert float(now["value"][1]) >= 100
     finally:
         assert second.stop() == 0
+
+
+def test_an_unusable_data_directory_leaves_the_monitor_running_in_memory(tmp_path, database):  # noqa: F811
+    (tmp_path / "prometheus.yml").write_text("scrape_configs: []\n")
+    (tmp_path / "data").write_text("a file where the directory should be\n")
+    env = {**database, "MONITOR_DATA_DIR": str(tmp_path / "data")}
+    monitor = MonitorProcess(tmp_path / "prometheus.yml", env)
+    try:
+        assert monitor.wait_for(lambda: monitor.logged("cannot open the sample store"), 10)
+        assert monitor.client.get("/-/ready").status_code == 200
+    finally:
+        assert monitor.stop() == 0

@@ -93,7 +93,17 @@ class Command(BaseCommand):
         try:
             settings = settings_from_env()
             data_dir = settings.data_dir if durable else None
-            return Monitor(config_path=Path(config), settings=settings, data_dir=data_dir, **kwargs)
+            try:
+                return Monitor(
+                    config_path=Path(config), settings=settings, data_dir=data_dir, **kwargs
+                )
+            except OSError as exc:  # an unwritable data directory: run, but without history
+                logger.error(
+                    "cannot open the sample store in %s (%s); keeping samples in memory only",
+                    data_dir,
+                    exc,
+                )
+                return Monitor(config_path=Path(config), settings=settings, **kwargs)
         except ConfigError as exc:
             for line in exc.errors:
                 self.stderr.write(line)
