@@ -363,12 +363,14 @@ class _Chunk:
     """Log samples gathered until there are enough to add them to the series in one go."""
 
     def __init__(self) -> None:
-        self.refs: list[np.ndarray] = []
-        self.values: list[np.ndarray] = []
-        self.times: list[int] = []
-        self.lengths: list[int] = []
-        self.size = 0
         self.unknown: set[int] = set()
+        self._clear()
+
+    def _clear(self) -> None:
+        # Writes grouped by their exact list of refs (a steady target logs the same list at
+        # every scrape): each group's values, and the times of its writes, in logged order.
+        self.groups: dict[bytes, tuple[np.ndarray, list[np.ndarray], list[int]]] = {}
+        self.size = 0
 
     def add(self, t: int, refs: np.ndarray, values: np.ndarray | None) -> None:
         """Samples at ``t``; ``values`` None: staleness markers."""
@@ -376,24 +378,19 @@ class _Chunk:
             return
         if values is None:
             values = np.full(len(refs), _STALE_BITS).view(np.float64)
-        self.refs.append(refs)
-        self.values.append(values)
-        self.times.append(t)
-        self.lengths.append(len(refs))
+        key = refs.tobytes()
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = (refs, [], [])
+        group[1].append(values)
+        group[2].append(t)
         self.size += len(refs)
 
     def flush(self, loader: _Loader, tables: dict[int, tuple[LabelTable, int]]) -> None:
         if not self.size:
             return
-        r = np.concatenate(self.refs)
-        order = np.argsort(r, kind="stable")  # by series, in logged order within each
-        r = r[order]
-        v = np.concatenate(self.values)[order]
-        t = np.repeat(np.asarray(self.times, np.int64), self.lengths)[order]
-        self.__init__()  # let the records' bytes go
-        starts = np.flatnonzero(np.diff(r, prepend=np.int64(-1)))
-        refs = r[starts]
-        counts = np.diff(starts, append=len(r))
+        groups = list(self.groups.values())
+        self._clear()  # let the records' bytes go
 
         def labels_of(ref: int, _i: int) -> Labels | None:
             found = tables.get(ref)
@@ -402,7 +399,28 @@ class _Chunk:
                 return None
             return found[0].labels(found[1])
 
-        loader.absorb(labels_of, refs, counts, t, v, False)
+        every = np.concatenate([refs for refs, _, _ in groups])
+        if len(np.unique(every)) == len(every):
+            # No series in two groups: each group is a matrix (writes x series), and its
+            # transpose has each series' samples in logged order. No sorting.
+            for refs, values, times in groups:
+                v = np.ascontiguousarray(np.vstack(values).T).ravel()
+                t = np.tile(np.asarray(times, np.int64), len(refs))
+                counts = np.full(len(refs), len(times), np.int64)
+                loader.absorb(labels_of, refs, counts, t, v, False)
+            return
+        # Series in several groups (one appeared or went stale): sort by series, then time
+        # (within a series, the logged order: the store only takes increasing times).
+        r = np.concatenate([np.tile(refs, len(times)) for refs, _, times in groups])
+        t = np.concatenate(
+            [np.repeat(np.asarray(times, np.int64), len(refs)) for refs, _, times in groups]
+        )
+        v = np.concatenate([np.concatenate(values) for _, values, _ in groups])
+        order = np.lexsort((t, r))
+        r, t, v = r[order], t[order], v[order]
+        starts = np.flatnonzero(np.diff(r, prepend=np.int64(-1)))
+        counts = np.diff(starts, append=len(r))
+        loader.absorb(labels_of, r[starts], counts, t, v, False)
 
 
 def _release_freed_memory() -> None:

@@ -260,3 +260,39 @@ def test_stale_markers_survive_compaction_bit_for_bit(tmp_path):
     assert not is_stale(x.values[0]) and x.values[0] != x.values[0]
     assert is_stale(x.values[1])
     again.close()
+
+
+def test_series_that_come_and_go_replay_in_order(tmp_path):
+    """Scrapes whose series lists differ (a series appears, vanishes, returns) replay through
+    the sorting path, steady ones through the transposing one: both as written."""
+    memory = SampleStore(HOUR)
+    disk = open_store(tmp_path, HOUR, now_ms=T0)
+    for k in range(60):
+        batch = [(_lbl("steady", i=str(i)), float(k + i)) for i in range(5)]
+        if k % 7 < 4:
+            batch.append((_lbl("flapping"), float(k)))
+        if k >= 30:
+            batch.insert(0, (_lbl("late"), 1.0))
+        for store in (memory, disk):
+            store.append_scrape("job|a", batch, T0 + k * 1000)
+            store.append_scrape("job|b", [(_lbl("other"), float(k))], T0 + k * 1000 + 1)
+    disk.close()
+    again = open_store(tmp_path, HOUR, now_ms=T0 + 60_000)
+    assert _everything(again) == _everything(memory)
+    assert _raw_meta(again) == _raw_meta(memory)
+    again.close()
+
+
+def test_steady_targets_replay_through_the_transposing_path(tmp_path):
+    memory = SampleStore(HOUR)
+    disk = open_store(tmp_path, HOUR, now_ms=T0)
+    for k in range(40):
+        for store in (memory, disk):
+            a = [(_lbl("a", i=str(i)), float(k * i)) for i in range(4)]
+            store.append_scrape("job|a", a, T0 + k * 1000)
+            store.append_scrape("job|b", [(_lbl("b"), -float(k))], T0 + k * 1000 + 3)
+    disk.close()
+    again = open_store(tmp_path, HOUR, now_ms=T0 + 40_000)
+    assert _everything(again) == _everything(memory)
+    assert _raw_meta(again) == _raw_meta(memory)
+    again.close()
