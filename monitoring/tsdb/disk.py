@@ -39,6 +39,7 @@ import os
 import struct
 import threading
 import time
+import zlib
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable
@@ -103,6 +104,7 @@ class DiskStore(SampleStore):
         self._compact_lock = threading.Lock()
         started = time.perf_counter()
         self._load(int(time.time() * 1000) if now_ms is None else now_ms)
+        self._wal_bytes = sum(self.wal.path(n).stat().st_size for n in self.wal.segments())
         self.wal.open_segment()
         self._journaled = True
         stats = self.stats()
@@ -292,7 +294,7 @@ class DiskStore(SampleStore):
                             group.v,
                             True,
                         )
-            except (ValueError, KeyError, OSError, struct.error) as exc:
+            except (ValueError, KeyError, IndexError, OSError, struct.error, zlib.error) as exc:
                 logger.warning("block %s cannot be read (%s); skipping it", path, exc)
                 path.rename(path.with_suffix(".corrupt"))
                 continue
