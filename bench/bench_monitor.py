@@ -113,19 +113,18 @@ def bench_scrape(series: int, rounds: int, tmp: Path) -> tuple[float, float, flo
         now[0] += 15_000
         return now[0]
 
-    scraper = Scraper(store, config_load(tmp / "scrape.yml"), clock=clock)
-    (target,) = scraper.targets()
     parse_only = timed(lambda: sum(1 for _ in text_string_to_metric_families(text)), rounds)
-    full = timed(lambda: scraper.scrape(target), rounds)
-    assert target.health == "up" and store.stats()["series"] >= series, store.stats()
-    scraper.close()
+    took = []
+    for into in (store, durable):
+        scraper = Scraper(into, config_load(tmp / "scrape.yml"), clock=clock)
+        (target,) = scraper.targets()
+        took.append(timed(lambda s=scraper, t=target: s.scrape(t), rounds))
+        assert target.health == "up" and into.stats()["series"] >= series, into.stats()
+        scraper.close()
+    durable.close()
     server.shutdown()
     server.server_close()
-    durable_scraper = Scraper(durable, config_load(tmp / "scrape.yml"), clock=clock)
-    (durable_target,) = durable_scraper.targets()
-    full_durable = timed(lambda: durable_scraper.scrape(durable_target), rounds)
-    durable_scraper.close()
-    durable.close()
+    full, full_durable = took
     return statistics.median(parse_only), statistics.median(full), statistics.median(full_durable)
 
 
