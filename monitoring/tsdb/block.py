@@ -1,11 +1,10 @@
 """Compacted blocks: one immutable file per compaction, columnar and compressed.
 
 A block holds every sample the store accepted between two compaction cuts, series by series
-(ordered by series ref), in groups of consecutive series of about ``GROUP_SAMPLES`` samples so
-that a reader decodes (and holds) one group at a time. The file is ``MAGIC`` then frames
+(ordered by series ref), in groups of consecutive series (about a million samples each) so
+that a writer and a reader hold one group at a time. The file is ``MAGIC`` then frames
 (``encoding.frame``):
 
-    META        JSON: version, min_t, max_t (ms), wal_cut, series, samples
     LABELS      the series' refs and label sets (``encoding.labels_encode``), deflated
     then per group:
     COUNTS      how many series the group has (u32), then each one's sample count (u32)
@@ -13,6 +12,7 @@ that a reader decodes (and holds) one group at a time. The file is ``MAGIC`` the
     JUMPS       the timestamps' values at each series' first two samples, deflated
     VALUES      XOR column (``encoding.values_encode``)
     and last:
+    META        JSON: version, min_t, max_t (ms), wal_cut, series, samples
     END         empty: the file is whole
 
 ``wal_cut`` is the first write-ahead-log segment *not* in the block: segments before it are
@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +48,6 @@ __all__ = ["Block", "BlockMeta", "Group", "block_read", "block_write"]
 
 MAGIC = b"PPBLOCK1"
 META, LABELS, COUNTS, TIMESTAMPS, JUMPS, VALUES, END = range(1, 8)
-GROUP_SAMPLES = 1 << 20
 SUFFIX = ".block"
 
 
@@ -102,46 +101,36 @@ def block_write(
     wal_cut: int,
     refs: np.ndarray,
     labels: list[Labels],
-    counts: np.ndarray,
-    t: np.ndarray,
-    v: np.ndarray,
+    groups: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
 ) -> BlockMeta:
-    counts = counts.astype(np.int64)
-    meta = {
-        "version": 1,
-        "min_t": int(t.min()),
-        "max_t": int(t.max()),
-        "wal_cut": wal_cut,
-        "series": len(refs),
-        "samples": len(t),
-    }
-    parts = [
-        MAGIC,
-        frame(META, json.dumps(meta).encode()),
-        frame(LABELS, labels_encode(refs.tolist(), labels), compress_level=6),
-    ]
-    ends = np.cumsum(counts)
-    first = 0
-    while first < len(counts):
-        start = int(ends[first - 1]) if first else 0
-        # Whole series, at least one, up to about GROUP_SAMPLES samples.
-        last = max(first + 1, int(np.searchsorted(ends, start + GROUP_SAMPLES, side="right")))
-        end = int(ends[last - 1])
-        group = counts[first:last]
-        width, ts_data, jumps = timestamps_encode(t[start:end], group)
-        parts += [
-            frame(COUNTS, struct.pack("<I", len(group)) + group.astype(np.uint32).tobytes()),
-            frame(TIMESTAMPS, bytes([width]) + ts_data),
-            frame(JUMPS, jumps),
-            frame(VALUES, values_encode(v[start:end])),
-        ]
-        first = last
-    parts.append(frame(END, b""))
+    """Write a block of the series ``refs``/``labels`` (ascending refs) from ``groups`` of
+    ``(counts, t, v)`` columns, produced one at a time so only one is held in memory."""
+    meta = {"version": 1, "min_t": None, "max_t": None, "wal_cut": wal_cut}
+    series = samples = 0
     path = Path(directory) / f"{wal_cut:08d}{SUFFIX}"
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as f:
-        for part in parts:
-            f.write(part)
+        f.write(MAGIC)
+        f.write(frame(LABELS, labels_encode(refs.tolist(), labels), compress_level=6))
+        for counts, t, v in groups:
+            counts = counts.astype(np.int64)
+            width, ts_data, jumps = timestamps_encode(t, counts)
+            f.write(
+                frame(COUNTS, struct.pack("<I", len(counts)) + counts.astype(np.uint32).tobytes())
+            )
+            f.write(frame(TIMESTAMPS, bytes([width]) + ts_data))
+            f.write(frame(JUMPS, jumps))
+            f.write(frame(VALUES, values_encode(v)))
+            low, high = int(t.min()), int(t.max())
+            meta["min_t"] = low if meta["min_t"] is None else min(meta["min_t"], low)
+            meta["max_t"] = high if meta["max_t"] is None else max(meta["max_t"], high)
+            series += len(counts)
+            samples += len(t)
+        if series != len(refs):
+            raise ValueError(f"groups hold {series} series, the block {len(refs)}")
+        meta.update(series=series, samples=samples)
+        f.write(frame(META, json.dumps(meta).encode()))
+        f.write(frame(END, b""))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

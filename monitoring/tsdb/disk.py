@@ -42,7 +42,7 @@ import time
 import zlib
 from array import array
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -182,26 +182,35 @@ class DiskStore(SampleStore):
         writing happen outside it, while scrapes go on."""
         with self._compact_lock:
             with self._lock:
-                pieces = []
+                # Each series' arrays and the bounds to write, not copies: appends only add
+                # past `hi`, and gc or a rebase replace the arrays rather than change them.
+                todo = []
                 for s in self._series.values():
                     lo = 0 if s.flushed_t is None else bisect_right(s.offsets, s.flushed_t - s.base)
-                    if lo < len(s.offsets):
-                        pieces.append((s, s.flushed_t, s.base, s.offsets[lo:], s.values[lo:]))
-                if not pieces:
+                    hi = len(s.offsets)
+                    if lo < hi:
+                        todo.append((s, s.flushed_t, s.base, s.offsets, s.values, lo, hi))
+                if not todo:
                     return None
                 cut = self.wal.open_segment()
                 self._wal_bytes = 0
                 self._head_since = None
                 self._write(self._snapshot())
-                for s, _old, base, offsets, _values in pieces:
-                    s.flushed_t = base + offsets[-1]
-            pieces.sort(key=lambda p: p[0].id)
+                for s, _old, base, offsets, _values, _lo, hi in todo:
+                    s.flushed_t = base + offsets[hi - 1]
+            todo.sort(key=lambda item: item[0].id)
             try:
-                meta = self._block_from(pieces, cut)
+                meta = block_write(
+                    self.blocks_dir,
+                    wal_cut=cut,
+                    refs=np.fromiter((item[0].id for item in todo), np.uint32, len(todo)),
+                    labels=[item[0].labels for item in todo],
+                    groups=_groups(todo),
+                )
             except OSError:
                 logger.exception("cannot write a block in %s; keeping the log", self.blocks_dir)
                 with self._lock:
-                    for s, old, *_ in pieces:
+                    for s, old, *_ in todo:
                         s.flushed_t = old
                 return None
             self.blocks.append(meta)
@@ -233,20 +242,6 @@ class DiskStore(SampleStore):
                 frame(MEMBERS, _MEMBERS.pack(len(name), len(refs)) + name + refs.tobytes())
             )
         return b"".join(parts)
-
-    def _block_from(self, pieces: list, cut: int) -> BlockMeta:
-        counts = np.fromiter((len(p[3]) for p in pieces), np.int64, len(pieces))
-        t = np.concatenate([p[2] + np.frombuffer(p[3], np.int32).astype(np.int64) for p in pieces])
-        v = np.concatenate([np.frombuffer(p[4], np.float64) for p in pieces])
-        return block_write(
-            self.blocks_dir,
-            wal_cut=cut,
-            refs=np.fromiter((p[0].id for p in pieces), np.uint32, len(pieces)),
-            labels=[p[0].labels for p in pieces],
-            counts=counts,
-            t=t,
-            v=v,
-        )
 
     def _delete_expired(self, now_ms: int) -> None:
         cutoff = now_ms - self.retention_ms
@@ -539,6 +534,34 @@ class _Loader:
                     by_ref[ref] = series
             targets.append(series)
         return targets
+
+
+GROUP_SAMPLES = 1 << 20  # samples per block group: what compaction and loading hold at once
+
+
+def _groups(todo: list) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Block groups of consecutive series, about GROUP_SAMPLES samples each, copied from the
+    series' arrays one group at a time (slicing an array copies it; a numpy view of a live
+    array would stop appends to it)."""
+    start = 0
+    while start < len(todo):
+        end, size = start, 0
+        while end < len(todo) and (size < GROUP_SAMPLES or end == start):
+            size += todo[end][6] - todo[end][5]
+            end += 1
+        batch = todo[start:end]
+        counts = np.fromiter((hi - lo for *_, lo, hi in batch), np.int64, len(batch))
+        t = np.concatenate(
+            [
+                base + np.frombuffer(offsets[lo:hi], np.int32).astype(np.int64)
+                for _s, _old, base, offsets, _values, lo, hi in batch
+            ]
+        )
+        v = np.concatenate(
+            [np.frombuffer(values[lo:hi], np.float64) for *_, values, lo, hi in batch]
+        )
+        yield counts, t, v
+        start = end
 
 
 def _only(keep: np.ndarray, a: np.ndarray, b: np.ndarray, counts: np.ndarray):
