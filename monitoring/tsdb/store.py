@@ -30,6 +30,8 @@ Public surface (stable; the scraper, the rule engine and the HTTP API build on i
   - ``gc(now_ms)``: drop samples older than the retention (in batches: up to retention/16
     late), and series left empty.
   - ``stats() -> dict``: series and sample counts.
+  - ``close()``: nothing here; ``monitoring.tsdb.disk.DiskStore`` (same surface, persisted)
+    syncs and releases its directory.
 
 Memory: a series keeps its timestamps as 32-bit offsets from a per-series base plus float64
 values, 12 bytes a sample; 10,000 series x 6 h at 15 s stays well under 300 MB.
