@@ -1,9 +1,11 @@
 """The monitor's own costs around the engine (bench/bench_rules.py measures the engine itself).
 
 1. Scrape ingest: one scrape of an exposition with N series (default 10,000) from a real local
-   HTTP server: fetch, parse (prometheus_client's text parser), target labels, append to the
-   store. Printed beside the parser alone, the part we do not own. Goal: a 10,000-series scrape
-   takes under 1 s, a small fraction of a 15 s scrape interval.
+   HTTP server: fetch, parse (our line splitter and per-target series cache), target labels,
+   append to the store (in memory, and again into the durable store `monitor run` uses, its
+   write-ahead log included). Printed beside prometheus_client's text parser alone, which
+   the scrape used until issue 9. Goals: a 10,000-series scrape takes under 1 s, a small
+   fraction of a 15 s scrape interval, and no longer than that parser alone.
 2. The HTTP API's overhead: `/api/v1/query_range` over 1 h at 15 s for 100 series through the
    monitor's HTTP server (request, JSON) against the same query called on the engine directly.
    Goal: the whole request under 50 ms (issue 5's query_range goal, measured end to end), as
@@ -49,6 +51,7 @@ from monitoring.monitor.api import api_server_start  # noqa: E402
 from monitoring.monitor.config import config_load, settings_from_env  # noqa: E402
 from monitoring.monitor.runtime import Monitor  # noqa: E402
 from monitoring.monitor.scrape import Scraper  # noqa: E402
+from monitoring.tsdb.disk import open_store  # noqa: E402
 from monitoring.tsdb.store import SampleStore, labels_from  # noqa: E402
 
 SCRAPE_GOAL_MS, QUERY_RANGE_GOAL_MS = 1000, 50
@@ -99,7 +102,7 @@ def timed(fn, rounds: int) -> list[float]:
     return out
 
 
-def bench_scrape(series: int, rounds: int, tmp: Path) -> tuple[float, float]:
+def bench_scrape(series: int, rounds: int, tmp: Path) -> tuple[float, float, float]:
     text = exposition(series)
     _Handler.body = text.encode()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -109,21 +112,26 @@ def bench_scrape(series: int, rounds: int, tmp: Path) -> tuple[float, float]:
         f"    static_configs: [{{targets: ['127.0.0.1:{server.server_address[1]}']}}]\n"
     )
     store = SampleStore()
+    durable = open_store(tmp / "data", 6 * 3600)
     now = [1_700_000_000_000]
 
     def clock() -> int:
         now[0] += 15_000
         return now[0]
 
-    scraper = Scraper(store, config_load(tmp / "scrape.yml"), clock=clock)
-    (target,) = scraper.targets()
     parse_only = timed(lambda: sum(1 for _ in text_string_to_metric_families(text)), rounds)
-    full = timed(lambda: scraper.scrape(target), rounds)
-    assert target.health == "up" and store.stats()["series"] >= series, store.stats()
-    scraper.close()
+    took = []
+    for into in (store, durable):
+        scraper = Scraper(into, config_load(tmp / "scrape.yml"), clock=clock)
+        (target,) = scraper.targets()
+        took.append(timed(lambda s=scraper, t=target: s.scrape(t), rounds))
+        assert target.health == "up" and into.stats()["series"] >= series, into.stats()
+        scraper.close()
+    durable.close()
     server.shutdown()
     server.server_close()
-    return statistics.median(parse_only), statistics.median(full)
+    full, full_durable = took
+    return statistics.median(parse_only), statistics.median(full), statistics.median(full_durable)
 
 
 # The dashboard: a separate process with a kept-alive connection, timing request + JSON parse.
@@ -194,20 +202,23 @@ def main() -> int:
     args = parser.parse_args()
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
-        parse_ms, scrape_ms = bench_scrape(args.series, args.rounds, Path(tmp))
+        parse_ms, scrape_ms, durable_ms = bench_scrape(args.series, args.rounds, Path(tmp))
         direct_ms, api_ms, same_process_ms, small_ms = bench_query_range(args.rounds, Path(tmp))
     print(f"\n| scrape of {args.series} series (median of {args.rounds}) | ms |\n|---|---|")
     print(f"| prometheus_client text parser alone | {parse_ms:.1f} |")
     print(f"| our scrape: HTTP + parse + labels + store | {scrape_ms:.1f} |")
+    print(f"| the same into the durable store (write-ahead log included) | {durable_ms:.1f} |")
     print("\n| query_range 1 h / 15 s, 100 series, rate(x[5m]) | ms |\n|---|---|")
     print(f"| engine called directly | {direct_ms:.1f} |")
     print(f"| through the monitor's HTTP API (JSON), client in its own process | {api_ms:.1f} |")
     print(f"| the same, client in the monitor's process | {same_process_ms:.1f} |")
     print(f"| a small answer (one sample) through the API | {small_ms:.1f} |")
-    ok = scrape_ms < SCRAPE_GOAL_MS and api_ms < QUERY_RANGE_GOAL_MS
+    slowest = max(scrape_ms, durable_ms)
+    ok = slowest < SCRAPE_GOAL_MS and slowest <= parse_ms and api_ms < QUERY_RANGE_GOAL_MS
     ok &= small_ms < SMALL_ANSWER_GOAL_MS
     print(
-        f"\nscrape {scrape_ms:.0f} ms (goal < {SCRAPE_GOAL_MS} ms), "
+        f"\nscrape {slowest:.0f} ms (goal < {SCRAPE_GOAL_MS} ms and <= the parser alone, "
+        f"{parse_ms:.0f} ms), "
         f"query_range via API {api_ms:.1f} ms (goal < {QUERY_RANGE_GOAL_MS} ms), "
         f"small answer {small_ms:.1f} ms (goal < {SMALL_ANSWER_GOAL_MS} ms): "
         + ("goals met" if ok else "missed")

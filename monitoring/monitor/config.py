@@ -100,6 +100,8 @@ class MonitorSettings:
     state_path: Path = field(default_factory=lambda: default_state_path({}))
     # MONITOR_APP_TARGET: where the app's job scrapes instead of prometheus.yml's targets.
     app_target: str = ""
+    # Where `monitor run` keeps its samples (write-ahead log and blocks, monitoring.tsdb.disk).
+    data_dir: Path | None = None
 
     @property
     def loopback(self) -> bool:
@@ -109,15 +111,20 @@ class MonitorSettings:
 _REPO = Path(__file__).resolve().parents[2]
 
 
+def default_var_dir(env: dict[str, str]) -> Path:
+    """VAR_DIR, defaulting to the checkout's var/ as the app's does."""
+    return Path(env.get("VAR_DIR", "") or _REPO / "var")
+
+
 def default_state_path(env: dict[str, str]) -> Path:
-    """$VAR_DIR/monitor/state.sqlite3 (VAR_DIR defaults to the checkout's var/, as the app's)."""
-    return Path(env.get("VAR_DIR", "") or _REPO / "var") / "monitor" / "state.sqlite3"
+    """$VAR_DIR/monitor/state.sqlite3."""
+    return default_var_dir(env) / "monitor" / "state.sqlite3"
 
 
 def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
     """MONITOR_LISTEN (127.0.0.1:9091), MONITOR_RETENTION (6h), MONITOR_TOKEN (MONITORING_TOKEN),
     MONITOR_SCRAPE_TOKEN (MONITORING_TOKEN), MONITOR_STATE_PATH ($VAR_DIR/monitor/state.sqlite3),
-    MONITOR_APP_TARGET (unset).
+    MONITOR_DATA_DIR ($VAR_DIR/monitor/data), MONITOR_APP_TARGET (unset).
 
     Raises ConfigError for a malformed value, and when the API would be reachable from other
     machines without a token.
@@ -142,6 +149,7 @@ def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
     if app_target and not _TARGET.match(app_target):
         errors.append(f"MONITOR_APP_TARGET={app_target!r}: expected host:port")
         app_target = ""
+    data_dir = Path(env.get("MONITOR_DATA_DIR", "") or default_var_dir(env) / "monitor" / "data")
     result = MonitorSettings(
         host,
         int(port_text),
@@ -150,6 +158,7 @@ def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
         scrape_token,
         state_path=state_path,
         app_target=app_target,
+        data_dir=data_dir,
     )
     if not result.loopback and not token:
         errors.append(

@@ -44,6 +44,7 @@ from monitoring.rules.engine import Engine
 from monitoring.rules.group import RuleGroup
 from monitoring.rules.loader import RuleFileError, load_rule_files
 from monitoring.thresholds import thresholds_load
+from monitoring.tsdb.disk import open_store
 from monitoring.tsdb.store import SampleStore
 
 __all__ = ["Monitor", "config_and_rules_load", "config_and_rules_load_partial"]
@@ -142,12 +143,19 @@ class Monitor:
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], int] = now_ms,
         persist: bool = True,
+        data_dir: Path | None = None,
     ):
         self.config_path = Path(config_path)
         self.settings = settings
         self.clock = clock
         self.state = _state_open(settings.state_path) if persist else None
-        self.store = SampleStore(retention_seconds=settings.retention_ms / 1000)
+        # With a data_dir (`monitor run`) samples survive a restart; without, memory only.
+        retention_s = settings.retention_ms / 1000
+        self.store = (
+            open_store(data_dir, retention_s, now_ms=clock())
+            if data_dir
+            else SampleStore(retention_seconds=retention_s)
+        )
         # Configuration state, as Prometheus reports it (/api/v1/status/runtimeinfo and the
         # prometheus_config_last_reload_* metrics): the problems of the configuration on disk
         # as last read (empty: all of it runs), whether that read was taken whole, and when a
@@ -298,9 +306,9 @@ class Monitor:
 
     def _group_loop(self, group: RuleGroup, stop: threading.Event) -> None:
         interval = group.interval_s
-        # Let the first scrapes land before the first evaluation. Prometheus reads its rules'
-        # data from a TSDB that outlives a restart; ours starts empty, and an evaluation before
-        # the first scrape would resolve every restored alert (and page again `for` later).
+        # Let the first scrapes land before the first evaluation, so a restored alert is judged
+        # on fresh samples too (the store outlives a restart only when it is on disk: `monitor
+        # once` and tests keep theirs in memory).
         started = time.monotonic()
         budget = self.scraper.first_scrapes_budget_s()
         while not self.scraper.first_scrapes_done() and time.monotonic() - started < budget:
@@ -392,6 +400,7 @@ class Monitor:
         self.scraper.close()
         if self.state is not None:
             self.state.close()
+        self.store.close()
 
     # -- what the API reads (its JSON is monitoring.monitor.api_json's) ----------------------
     @property

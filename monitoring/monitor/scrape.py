@@ -12,6 +12,7 @@ Sample timestamps in the exposition are ignored: every sample gets the scrape's 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -20,17 +21,18 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.monitor.config import MonitorConfig, ScrapeConfig, Target, is_loopback_address
-from monitoring.tsdb.store import SampleStore
+from monitoring.tsdb.store import Labels, SampleStore, labels_from
 
 __all__ = [
     "SELF_JOB",
     "Scraper",
     "TargetState",
+    "exposition_lines",
     "exposition_parse",
     "labels_attach",
+    "series_parse",
     "with_self_scrape",
 ]
 
@@ -44,29 +46,109 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+_LABEL_PAIR = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(?:,|\Z)', re.S)
+_ESCAPED = re.compile(r"\\(.)", re.S)
+_UNESCAPE = {"\\": "\\", "n": "\n", '"': '"'}
+_TYPES = {"counter", "gauge", "histogram", "summary", "untyped"}
+_FAMILY_SUFFIXES = ("_bucket", "_sum", "_count", "_total", "_created")
+
+
+def _unescape(text: str) -> str:
+    if "\\" not in text:
+        return text
+    return _ESCAPED.sub(lambda m: _UNESCAPE.get(m[1], "\\" + m[1]), text)
+
+
+def series_parse(series: str) -> dict[str, str]:
+    """The part of a sample line before its value, `name{label="value",…}`, as labels with
+    `__name__`; ValueError when it is not valid text format."""
+    brace = series.find("{")
+    name, inner = (series, "") if brace < 0 else (series[:brace], series[brace + 1 : -1])
+    if brace >= 0 and not series.endswith("}"):
+        raise ValueError(f"invalid sample {series!r}")
+    if not _METRIC_NAME.match(name):
+        raise ValueError(f"invalid metric name {name!r}")
+    labels = {"__name__": name}
+    inner = inner.strip()
+    at = 0
+    while at < len(inner):
+        pair = _LABEL_PAIR.match(inner, at)
+        if pair is None:
+            raise ValueError(f"invalid labels in {series!r}")
+        if pair[1] in labels:
+            raise ValueError(f"duplicate label {pair[1]!r} in {series!r}")
+        labels[pair[1]] = _unescape(pair[2])
+        at = pair.end()
+    return labels
+
+
+def exposition_lines(text: str, metadata: dict[str, dict] | None = None) -> list[tuple[str, str]]:
+    """``(series, value)`` text of every sample line of a text-format exposition, in order.
+
+    Only the lines are split here (each series is parsed once by whoever caches it, as
+    Prometheus' scrape cache does). `metadata`, when given, receives each family's
+    `{"type", "help", "unit"}` under the name its TYPE (or HELP) line used, and "unknown" for
+    samples of no family. Raises ValueError for a line that is not valid text format."""
+    out: list[tuple[str, str]] = []
+    types: dict[str, str] = {}
+    helps: dict[str, str] = {}
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line or line[0] in " \t":
+            line = line.strip()
+            if not line:
+                continue
+        if line[0] == "#":
+            parts = line.split(None, 3)
+            if len(parts) >= 3 and parts[1] == "TYPE":
+                kind = parts[3].strip() if len(parts) > 3 else ""
+                if kind not in _TYPES:
+                    raise ValueError(f"line {number}: invalid metric type {kind!r}")
+                types[parts[2]] = kind
+            elif len(parts) >= 3 and parts[1] == "HELP":
+                helps[parts[2]] = _unescape(parts[3]) if len(parts) > 3 else ""
+            continue
+        close = line.rfind("}")
+        if close >= 0:
+            series, fields = line[: close + 1], line[close + 1 :].split()
+        else:
+            series, _, rest = line.partition(" ")
+            if "\t" in series:
+                series, _, more = series.partition("\t")
+                rest = more + " " + rest
+            fields = rest.split()
+        if not 1 <= len(fields) <= 2:
+            raise ValueError(f"line {number}: expected a value (and a timestamp): {line!r}")
+        out.append((series, fields[0]))
+    if metadata is not None:
+        _metadata_of(out, types, helps, metadata)
+    return out
+
+
+def _metadata_of(lines, types: dict[str, str], helps: dict[str, str], metadata: dict) -> None:
+    for name in types.keys() | helps.keys():
+        kind = types.get(name, "unknown")
+        metadata[name] = {
+            "type": "unknown" if kind == "untyped" else kind,
+            "help": helps.get(name, ""),
+            "unit": "",
+        }
+    for name in {series.partition("{")[0] for series, _ in lines}:
+        if name in metadata or any(
+            name.endswith(suffix) and name[: -len(suffix)] in types for suffix in _FAMILY_SUFFIXES
+        ):
+            continue
+        metadata[name] = {"type": "unknown", "help": "", "unit": ""}
+
+
 def exposition_parse(text: str, metadata: dict[str, dict] | None = None) -> list[Sample]:
     """Every sample of a text-format exposition as (labels with __name__, value).
 
-    `metadata`, when given, receives each family's `{"type", "help", "unit"}` under the name
-    its TYPE line used (prometheus_client drops a counter's `_total`; Prometheus keeps it).
-    Raises ValueError when the text is not valid exposition format (the scrape then fails).
-    """
-    samples: list[Sample] = []
-    try:
-        for family in text_string_to_metric_families(text):
-            if metadata is not None:
-                name = family.name
-                if family.type == "counter" and any(
-                    sample.name == name + "_total" for sample in family.samples
-                ):
-                    name += "_total"
-                metadata[name] = {"type": family.type, "help": family.documentation, "unit": ""}
-            for sample in family.samples:
-                labels = {"__name__": sample.name, **sample.labels}
-                samples.append((labels, float(sample.value)))
-    except (ValueError, IndexError, KeyError, TypeError) as exc:
-        raise ValueError(f"invalid exposition: {exc}") from None
-    return samples
+    `metadata`: see `exposition_lines`. Raises ValueError when the text is not valid
+    exposition format (the scrape then fails)."""
+    return [
+        (series_parse(series), float(value)) for series, value in exposition_lines(text, metadata)
+    ]
 
 
 def labels_attach(
@@ -101,6 +183,9 @@ class TargetState:
     last_duration_s: float = 0.0
     last_samples: int = 0
     metadata: dict[str, dict] = field(default_factory=dict)
+    # A sample line's series text -> its final label set (target labels attached), so a
+    # scrape parses only the series it has not seen before, as Prometheus' scrape cache.
+    series_cache: dict[str, Labels] = field(default_factory=dict, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -172,26 +257,23 @@ class Scraper:
         """Scrape one target now and append the result (or its failure) to the store."""
         t_ms = self.clock()
         started = time.perf_counter()
-        samples: list[Sample] = []
+        samples: list[tuple[Labels | dict[str, str], float]] = []
         error = ""
         try:
             samples = self._fetch(state)
         except (httpx.HTTPError, ValueError, UnicodeDecodeError) as exc:
-            error = _describe(exc)
+            samples, error = [], _describe(exc)
         duration = time.perf_counter() - started
         healthy = not error
-        attached = [
-            (labels_attach(labels, state.labels, honor_labels=state.job.honor_labels), value)
-            for labels, value in samples
-        ]
         report = {
             "up": 1.0 if healthy else 0.0,
             "scrape_duration_seconds": duration,
             "scrape_samples_scraped": float(len(samples)),
             "scrape_samples_post_metric_relabeling": float(len(samples)),
         }
-        attached.extend(({"__name__": n, **state.labels}, v) for n, v in report.items())
-        self.store.append_scrape(state.source, attached, t_ms)
+        scraped = len(samples)
+        samples.extend(({"__name__": n, **state.labels}, v) for n, v in report.items())
+        self.store.append_scrape(state.source, samples, t_ms)
         with state.lock:
             if state.health != ("up" if healthy else "down"):  # log changes, and the first
                 log = logger.info if healthy else logger.warning
@@ -205,9 +287,9 @@ class Scraper:
             state.last_error = error
             state.last_scrape = datetime.fromtimestamp(t_ms / 1000, tz=UTC)
             state.last_duration_s = duration
-            state.last_samples = len(samples)
+            state.last_samples = scraped
 
-    def _fetch(self, state: TargetState) -> list[Sample]:
+    def _fetch(self, state: TargetState) -> list[tuple[Labels | dict[str, str], float]]:
         headers = {"Accept": ACCEPT, "User-Agent": "pasargad-monitor"}
         token = state.job.bearer_token
         if not token and is_loopback_address(state.target.address):
@@ -224,7 +306,11 @@ class Scraper:
                 f"server returned HTTP status {response.status_code} {response.reason_phrase}"
             )
         metadata: dict[str, dict] = {}
-        samples = exposition_parse(response.text, metadata)
+        try:
+            lines = exposition_lines(response.text, metadata)
+            samples = _samples(state, lines)
+        except ValueError as exc:
+            raise ValueError(f"invalid exposition: {exc}") from None
         state.metadata = metadata
         return samples
 
@@ -310,6 +396,23 @@ class Scraper:
     def close(self) -> None:
         self.stop()
         self._client.close()
+
+
+def _samples(state: TargetState, lines: list[tuple[str, str]]) -> list[tuple[Labels, float]]:
+    """The lines' samples with their final label sets, from the target's series cache."""
+    cache = state.series_cache
+    get = cache.get
+
+    def labels_of(series: str) -> Labels:
+        labels = series_parse(series)
+        attached = labels_attach(labels, state.labels, honor_labels=state.job.honor_labels)
+        found = cache[series] = labels_from(attached)
+        return found
+
+    samples = [(get(series) or labels_of(series), float(value)) for series, value in lines]
+    if len(cache) > 2 * len(lines) + 1000:  # series churn: keep only what this scrape had
+        state.series_cache = {series: cache[series] for series, _ in lines}
+    return samples
 
 
 def _describe(exc: BaseException) -> str:

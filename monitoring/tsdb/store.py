@@ -30,6 +30,8 @@ Public surface (stable; the scraper, the rule engine and the HTTP API build on i
   - ``gc(now_ms)``: drop samples older than the retention (in batches: up to retention/16
     late), and series left empty.
   - ``stats() -> dict``: series and sample counts.
+  - ``close()``: nothing here; ``monitoring.tsdb.disk.DiskStore`` (same surface, persisted)
+    syncs and releases its directory.
 
 Memory: a series keeps its timestamps as 32-bit offsets from a per-series base plus float64
 values, 12 bytes a sample; 10,000 series x 6 h at 15 s stays well under 300 MB.
@@ -128,6 +130,8 @@ class _Series:
     # last went down (a counter reset, for a counter).
     nans: int = 0
     last_drop: int | None = None
+    # Persistence only (monitoring.tsdb.disk): the last timestamp already written to a block.
+    flushed_t: int | None = None
 
     def last_t(self) -> int | None:
         return self.base + self.offsets[-1] if self.offsets else None
@@ -174,41 +178,94 @@ class SampleStore:
         )
 
     # -- writing -----------------------------------------------------------------------------
+    # A persistent store (monitoring.tsdb.disk) sets `_journaled` and overrides `_log_batch`,
+    # which every write calls under the lock with what it added, in the order it added it.
+    _journaled = False
+    SCRAPE, SOURCE_GONE = 1, 2  # _log_batch flags
+
+    def _log_batch(
+        self,
+        source: str | None,
+        t_ms: int,
+        new: list[_Series],
+        refs: array,
+        values: array,
+        stale: array,
+        flags: int,
+    ) -> None:
+        """Persist one write: new series, accepted samples (refs = series ids) and the series
+        given a staleness marker. Nothing to do in memory."""
+
+    def _series_for(self, key: Labels, t_ms: int, new: list[_Series]) -> _Series:
+        series = self._series.get(key)
+        if series is None:
+            self._next_id += 1
+            series = self._series[key] = _Series(key, t_ms, self._next_id)
+            for name, val in key:
+                self._postings.setdefault(name, {}).setdefault(val, set()).add(key)
+            new.append(series)
+        return series
+
     def append(self, labels: Labels | Mapping[str, str], t_ms: int, value: float) -> bool:
         key = labels if isinstance(labels, tuple) else labels_from(labels)
+        t_ms, value = int(t_ms), float(value)
         with self._lock:
-            series = self._series.get(key)
-            if series is None:
-                self._next_id += 1
-                series = self._series[key] = _Series(key, int(t_ms), self._next_id)
-                for name, val in key:
-                    self._postings.setdefault(name, {}).setdefault(val, set()).add(key)
-            appended = series.append(int(t_ms), float(value))
-            self.samples_appended += appended
-            return appended
+            new: list[_Series] = []
+            series = self._series_for(key, t_ms, new)
+            if not series.append(t_ms, value):
+                return False
+            self.samples_appended += 1
+            if self._journaled:
+                self._log_batch(
+                    None, t_ms, new, array("I", [series.id]), array("d", [value]), array("I"), 0
+                )
+            return True
 
     def append_scrape(
         self, source: str, samples: Iterable[tuple[Labels | Mapping[str, str], float]], t_ms: int
     ) -> None:
+        t_ms = int(t_ms)
         with self._lock:
             seen: set[Labels] = set()
+            new: list[_Series] = []
+            refs, values = array("I"), array("d")
+            journaled = self._journaled
+            appended = 0
             for labels, value in samples:
                 key = labels if isinstance(labels, tuple) else labels_from(labels)
                 seen.add(key)
-                self.append(key, t_ms, value)
+                value = float(value)
+                series = self._series_for(key, t_ms, new)
+                if series.append(t_ms, value):
+                    appended += 1
+                    if journaled:
+                        refs.append(series.id)
+                        values.append(value)
+            self.samples_appended += appended
+            stale = array("I")
             for gone in self._source_series.get(source, set()) - seen:
-                self._mark_stale(gone, t_ms)
+                self._mark_stale(gone, t_ms, stale)
             self._source_series[source] = seen
+            if journaled:
+                self._log_batch(source, t_ms, new, refs, values, stale, self.SCRAPE)
 
     def mark_source_stale(self, source: str, t_ms: int) -> None:
+        t_ms = int(t_ms)
         with self._lock:
+            stale = array("I")
             for key in self._source_series.pop(source, set()):
-                self._mark_stale(key, t_ms)
+                self._mark_stale(key, t_ms, stale)
+            if self._journaled:
+                self._log_batch(source, t_ms, [], array("I"), array("d"), stale, self.SOURCE_GONE)
 
-    def _mark_stale(self, key: Labels, t_ms: int) -> None:
+    def _mark_stale(self, key: Labels, t_ms: int, marked: array) -> None:
         series = self._series.get(key)
         if series is not None and series.values and not is_stale(series.values[-1]):
-            series.append(t_ms, STALE_NAN)
+            if series.append(t_ms, STALE_NAN):
+                marked.append(series.id)
+
+    def close(self) -> None:
+        """Release what the store holds on disk (nothing in memory)."""
 
     def gc(self, now_ms: int) -> int:
         """Drop samples older than the retention; returns how many series were removed.

@@ -175,11 +175,13 @@ class MonitorProcess:
 
 
 @pytest.fixture
-def run(database):
+def run(database, tmp_path):
     started: list[MonitorProcess] = []
+    # Each test's monitors keep their samples apart from other tests' (restarts share them).
+    env = {**database, "MONITOR_DATA_DIR": str(tmp_path / "data")}
 
     def start(config: Path) -> MonitorProcess:
-        process = MonitorProcess(config, database)
+        process = MonitorProcess(config, env)
         started.append(process)
         return process
 

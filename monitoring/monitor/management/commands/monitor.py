@@ -24,6 +24,7 @@ from monitoring.monitor.checks import config_check
 from monitoring.monitor.config import ConfigError, settings_from_env
 from monitoring.monitor.runtime import Monitor
 from monitoring.monitor.thresholds import rules_render
+from monitoring.tsdb.disk import StoreLockedError
 
 logger = logging.getLogger("monitoring.monitor")
 
@@ -87,18 +88,34 @@ class Command(BaseCommand):
 
         return main(files)
 
-    def _monitor(self, config: str, **kwargs):
-        # A broken prometheus.yml, rule file or thresholds.yml does not stop the monitor (it
-        # runs on what loads and reports the rest); only unusable MONITOR_* settings do.
+    def _monitor(self, config: str, *, durable: bool = False, **kwargs):
+        """The monitor; `durable` keeps its samples in MONITOR_DATA_DIR across restarts.
+
+        A broken prometheus.yml, rule file or thresholds.yml does not stop the monitor (it
+        runs on what loads and reports the rest); only unusable MONITOR_* settings do."""
         try:
-            return Monitor(config_path=Path(config), settings=settings_from_env(), **kwargs)
+            settings = settings_from_env()
+            data_dir = settings.data_dir if durable else None
+            try:
+                return Monitor(
+                    config_path=Path(config), settings=settings, data_dir=data_dir, **kwargs
+                )
+            except OSError as exc:  # an unwritable data directory: run, but without history
+                logger.error(
+                    "cannot open the sample store in %s (%s); keeping samples in memory only",
+                    data_dir,
+                    exc,
+                )
+                return Monitor(config_path=Path(config), settings=settings, **kwargs)
         except ConfigError as exc:
             for line in exc.errors:
                 self.stderr.write(line)
-            return None
+        except StoreLockedError as exc:
+            self.stderr.write(f"MONITOR_DATA_DIR: {exc}")
+        return None
 
     def handle_run(self, *, config: str, **_) -> int:
-        monitor = self._monitor(config)
+        monitor = self._monitor(config, durable=True)
         if monitor is None:
             return 1
         settings = monitor.settings
