@@ -146,7 +146,14 @@ def runbook_link(annotations: Mapping[str, str], base_url: str) -> str:
     return urljoin(base_url.rstrip("/") + "/", url.lstrip("/"))
 
 
-def test_notification(receiver: str, *, now_ms: int | None = None) -> Notification:
+def test_notification(
+    receiver: str,
+    *,
+    now_ms: int | None = None,
+    external_url: str = "",
+    dashboard_url: str = "",
+    runbook_base_url: str = "",
+) -> Notification:
     """A harmless firing alert that names itself a test, for `monitor notify-test`."""
     now_ms = round(time.time() * 1000) if now_ms is None else now_ms
     alert = NotifiedAlert(
@@ -159,6 +166,7 @@ def test_notification(receiver: str, *, now_ms: int | None = None) -> Notificati
         annotations={
             "summary": "Test notification from the Pasargad monitor",
             "description": "Sent by `manage.py monitor notify-test`; no action needed.",
+            "runbook_url": "docs/notify-channels.md",
         },
         starts_at_ms=now_ms,
     )
@@ -167,4 +175,7 @@ def test_notification(receiver: str, *, now_ms: int | None = None) -> Notificati
         group_key=f"notify-test/{receiver}/{now_ms}",
         alerts=(alert,),
         group_labels={"alertname": "NotificationTest"},
+        external_url=external_url,
+        dashboard_url=dashboard_url,
+        runbook_base_url=runbook_base_url,
     )
