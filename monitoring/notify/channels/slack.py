@@ -36,7 +36,8 @@ def slack_payload(notification: Notification, *, now_ms: int, channel: str = "")
     for index, alert in enumerate(shown):
         if index:
             blocks.append({"type": "divider"})
-        blocks.extend(_alert_blocks(alert_view(alert, notification, now_ms), notification))
+        view = alert_view(alert, notification, now_ms)
+        blocks.extend(_alert_blocks(view, notification, index))
     more = len(notification.alerts) - len(shown) + notification.truncated_alerts
     if more:
         blocks.append(_context(f"…and {more} more alert{'s' if more > 1 else ''}"))
@@ -49,7 +50,7 @@ def slack_payload(notification: Notification, *, now_ms: int, channel: str = "")
     return payload
 
 
-def _alert_blocks(view: AlertView, notification: Notification) -> list[dict]:
+def _alert_blocks(view: AlertView, notification: Notification, index: int) -> list[dict]:
     status = "Resolved" if view.status == "resolved" else "Firing"
     text = f"*{_esc(view.name)}* ({status}): {_esc(view.summary)}"
     if view.description:
@@ -84,7 +85,7 @@ def _alert_blocks(view: AlertView, notification: Notification) -> list[dict]:
             "type": "button",
             "text": {"type": "plain_text", "text": name},
             "url": url,
-            "action_id": f"{name.lower()}-{view.name}"[:255],
+            "action_id": f"{name.lower()}-{index}",  # unique in the message
         }
         for name, url in links
         if url.startswith(("http://", "https://"))

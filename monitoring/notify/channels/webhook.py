@@ -14,9 +14,9 @@ import httpx
 
 from monitoring.notify.channels._http import http_client, http_send
 from monitoring.notify.notification import Delivery, Notification, NotifiedAlert
-from monitoring.rules.gofmt import rfc3339_or_zero
+from monitoring.rules.gofmt import parse_rfc3339_ms, rfc3339_or_zero
 
-__all__ = ["WebhookChannel", "webhook_body"]
+__all__ = ["WebhookChannel", "notification_from_webhook", "webhook_body"]
 
 
 def webhook_body(notification: Notification) -> dict:
@@ -47,6 +47,54 @@ def _alert(alert: NotifiedAlert) -> dict:
         "generatorURL": alert.generator_url,
         "fingerprint": alert.fingerprint,
     }
+
+
+def notification_from_webhook(document: dict) -> Notification:
+    """The inverse of ``webhook_body``: what real Alertmanager (or another of our monitors)
+    posts to a webhook receiver, as a ``Notification``. ``ValueError`` names the first problem.
+
+    The wire has no ``sequence`` and no values: the parsed notification's key equals the
+    sender's for sequence 0, so an Alertmanager repeat of the same states has the same key."""
+    try:
+        if document.get("version") != "4":
+            raise ValueError(f'version {document.get("version")!r}, expected "4"')
+        alerts = tuple(
+            NotifiedAlert(
+                labels=_strings(a["labels"], "labels"),
+                annotations=_strings(a.get("annotations") or {}, "annotations"),
+                status=_status(a["status"]),
+                starts_at_ms=parse_rfc3339_ms(a["startsAt"]) or 0,
+                ends_at_ms=parse_rfc3339_ms(a["endsAt"]) if a["status"] == "resolved" else None,
+                generator_url=str(a.get("generatorURL") or ""),
+            )
+            for a in document["alerts"]
+        )
+        return Notification(
+            receiver=str(document["receiver"]),
+            group_key=str(document["groupKey"]),
+            alerts=alerts,
+            group_labels=_strings(document.get("groupLabels") or {}, "groupLabels"),
+            external_url=str(document.get("externalURL") or ""),
+            truncated_alerts=int(document.get("truncatedAlerts") or 0),
+        )
+    except KeyError as exc:
+        raise ValueError(f"missing field {exc.args[0]!r}") from None
+    except (TypeError, AttributeError) as exc:
+        raise ValueError(f"malformed webhook document: {exc}") from None
+
+
+def _strings(mapping: dict, what: str) -> dict[str, str]:
+    if not isinstance(mapping, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+    ):
+        raise ValueError(f"{what} must map strings to strings")
+    return dict(mapping)
+
+
+def _status(value: str) -> str:
+    if value not in ("firing", "resolved"):
+        raise ValueError(f"alert status {value!r}, expected firing or resolved")
+    return value
 
 
 class WebhookChannel:

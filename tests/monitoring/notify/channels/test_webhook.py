@@ -1,6 +1,10 @@
 import json
+from dataclasses import replace
+
+import pytest
 
 from monitoring.notify.channels import WebhookChannel
+from monitoring.notify.channels.webhook import notification_from_webhook, webhook_body
 from tests.monitoring.notify.channels.sample import notification, payment_alert, resolved
 
 
@@ -71,3 +75,20 @@ def test_the_same_notification_sent_twice_carries_the_same_key(receiver):
         channel.close()
     keys = [json.loads(r.body)["idempotencyKey"] for r in receiver.requests]
     assert len(keys) == 2 and keys[0] == keys[1]
+
+
+def test_a_posted_document_reads_back_as_the_same_notification():
+    sent = notification(payment_alert("web-1"), resolved(payment_alert("web-2")))
+    document = json.loads(json.dumps(webhook_body(sent)))
+    parsed = notification_from_webhook(document)
+    assert webhook_body(parsed) == document  # the same key: receiver, group and states agree
+    assert parsed.alerts == tuple(replace(a, value=None) for a in sent.alerts)
+    for broken, problem in [
+        ({**document, "version": "3"}, "version '3'"),
+        ({k: v for k, v in document.items() if k != "groupKey"}, "missing field 'groupKey'"),
+        ({**document, "alerts": [{**document["alerts"][0], "status": "x"}]}, "status 'x'"),
+        ({**document, "alerts": [{**document["alerts"][0], "startsAt": "now"}]}, "RFC 3339"),
+        ({**document, "commonLabels": 1, "groupLabels": {"a": 1}}, "groupLabels must map"),
+    ]:
+        with pytest.raises(ValueError, match=problem):
+            notification_from_webhook(broken)
