@@ -7,7 +7,7 @@ mail to files while alerts must reach a server.
 Headers: ``Message-ID`` is built from the notification's idempotency key, so a repeat after a
 crash carries the same id and mail systems (and people's clients) can drop it;
 ``In-Reply-To``/``References`` name one id per alert group, so a group's firing and resolved
-mails thread together; ``X-Alertmanager-Idempotency-Key`` and ``X-Alert-Status`` for filters.
+mails thread together; ``X-Idempotency-Key`` and ``X-Alert-Status`` for filters.
 
 SMTP's own classes: a 4xx reply is transient (retry), a 5xx one permanent; no answer at all
 (refused, reset, timed out) is retried.
@@ -76,7 +76,7 @@ def email_message(
             "Message-ID": f"<{n.idempotency_key}@{domain}>",
             "In-Reply-To": f"<group-{thread}@{domain}>",
             "References": f"<group-{thread}@{domain}>",
-            "X-Alertmanager-Idempotency-Key": n.idempotency_key,
+            "X-Idempotency-Key": n.idempotency_key,
             "X-Alert-Status": n.status,
             **(headers or {}),
         },

@@ -84,7 +84,7 @@ def sms_body(notification: Notification) -> str:
     if _fits(body):
         return body
     # Cut the summary first, a word boundary when there is one, then the head itself.
-    for cut in range(len(summary), -1, -1):
+    for cut in range(min(len(summary), SEGMENT_GSM7), -1, -1):  # no summary fits in more
         shortened = summary[:cut].rstrip()
         space = shortened.rfind(" ")
         if space > cut // 2:
@@ -92,7 +92,7 @@ def sms_body(notification: Notification) -> str:
         candidate = f"{head}: {shortened}{_ELLIPSIS}{tail}" if shortened else head + tail
         if _fits(candidate):
             return candidate
-    for cut in range(len(head), 0, -1):
+    for cut in range(min(len(head), SEGMENT_GSM7), 0, -1):
         candidate = head[:cut] + _ELLIPSIS
         if _fits(candidate):
             return candidate

@@ -30,7 +30,7 @@ def test_sends_text_and_html_parts_with_the_idempotency_message_id(smtp):
     assert message["Subject"] == "[FIRING:2] HighPaymentFailureRate (critical)"
     assert message["From"] == "Pasargad monitor <alerts@pasargadprints.com>"
     assert message["Message-ID"] == f"<{n.idempotency_key}@pasargadprints.com>"
-    assert message["X-Alertmanager-Idempotency-Key"] == n.idempotency_key
+    assert message["X-Idempotency-Key"] == n.idempotency_key
     assert message["X-Alert-Status"] == "firing"
     assert message["In-Reply-To"] == message["References"]
     assert message["References"].startswith("<group-")

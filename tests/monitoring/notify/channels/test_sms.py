@@ -81,3 +81,9 @@ def test_without_a_number_the_failure_is_permanent(receiver):
     delivery = _channel(receiver.url, []).send(notification())
     assert delivery.outcome == "permanent" and "no recipient" in delivery.reason
     assert receiver.requests == []
+
+
+def test_a_huge_summary_is_cut_quickly():
+    alert = payment_alert(annotations={"summary": "x" * 1_000_000})
+    body = sms_body(notification(alert))  # would take minutes if every length were tried
+    assert body.endswith("x...") and sms_length(body) == ("gsm7", 160)
