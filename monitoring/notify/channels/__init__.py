@@ -1,13 +1,13 @@
 """Notification channels: each sends one ``Notification`` once and answers a ``Delivery``.
 
-A channel is any object with ``kind`` and ``send(notification) -> Delivery`` (``Channel``); it
-never retries, waits or deduplicates (pipeline stages do). HTTP channels take an httpx transport
-and a timeout, email an SMTP host and port, dashboard the state store: tests give them real
-local servers.
+A channel is any object with ``kind``, ``send(notification) -> Delivery`` and ``close()``
+(``Channel``); it never retries, waits or deduplicates (pipeline stages do). HTTP channels take
+an httpx transport and a timeout, email an SMTP host and port, dashboard the state store: tests
+give them real local servers.
 
 ``channel_from_env(kind)`` builds one from the deployment's environment, for
-``manage.py monitor notify-test``; the receivers of the notifier's configuration build theirs
-from it.
+``manage.py monitor notify-test``; the notifier's configuration builds its receivers' channels
+with the same constructors.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ class Channel(Protocol):
     kind: str
 
     def send(self, notification: Notification) -> Delivery: ...
+
+    def close(self) -> None:
+        """Release what the channel holds (an HTTP connection pool); sending after is an error."""
 
 
 class ChannelConfigError(ValueError):

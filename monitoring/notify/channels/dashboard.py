@@ -39,3 +39,6 @@ class DashboardChannel:
         except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full
             return Delivery.retryable(f"dashboard: {exc}")
         return Delivery.ok()
+
+    def close(self) -> None:
+        pass  # the state store belongs to the monitor, which closes it

@@ -154,6 +154,9 @@ class EmailChannel:
             return Delivery.retryable("email: the SMTP backend sent nothing")
         return Delivery.ok()
 
+    def close(self) -> None:
+        pass  # each send opens and closes its own SMTP connection
+
 
 def _replies(recipients: dict) -> str:
     return "; ".join(

@@ -109,7 +109,10 @@ class Command(BaseCommand):
             dashboard_url=os.environ.get("NOTIFY_DASHBOARD_URL", ""),
             runbook_base_url=os.environ.get("RUNBOOK_BASE_URL", ""),
         )
-        delivery = sender.send(notification)
+        try:
+            delivery = sender.send(notification)
+        finally:
+            sender.close()
         if not delivery.delivered:
             self.stderr.write(f"notify-test {channel}: {delivery.outcome}: {delivery.reason}")
             return 1
