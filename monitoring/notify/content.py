@@ -33,6 +33,7 @@ __all__ = [
     "runbook_link",
     "test_notification",
     "title",
+    "web_url",
     "worst_severity",
 ]
 
@@ -60,6 +61,15 @@ class AlertView:
     labels: tuple[tuple[str, str], ...]  # the others, sorted
     runbook_url: str
     generator_url: str
+
+    @property
+    def runbook_href(self) -> str:
+        """The runbook as a link target: only an absolute web URL (else "": show it as text)."""
+        return web_url(self.runbook_url)
+
+    @property
+    def query_href(self) -> str:
+        return web_url(self.generator_url)
 
 
 def alert_view(alert: NotifiedAlert, notification: Notification, now_ms: int) -> AlertView:
@@ -135,6 +145,12 @@ def _ago(seconds: int) -> str:
     if hours:
         return f"{hours}h {minutes % 60}m ago"
     return f"{minutes}m ago"
+
+
+def web_url(url: str) -> str:
+    """`url` when it is an absolute http(s) URL, else "": what may become a link or button
+    (Slack refuses others; a `javascript:` annotation must never become an email link)."""
+    return url if urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc else ""
 
 
 def runbook_link(annotations: Mapping[str, str], base_url: str) -> str:

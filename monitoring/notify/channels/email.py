@@ -24,7 +24,7 @@ from pathlib import Path
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.template import Context, Engine
 
-from monitoring.notify.content import RESOLVED_COLOUR, alert_view, colour, title
+from monitoring.notify.content import RESOLVED_COLOUR, alert_view, colour, title, web_url
 from monitoring.notify.notification import Delivery, Notification
 
 __all__ = ["MAX_ALERTS", "EmailChannel", "email_message"]
@@ -61,8 +61,8 @@ def email_message(
         "more": len(n.alerts) - len(shown) + n.truncated_alerts,
         "colour": colour(n),
         "resolved_colour": RESOLVED_COLOUR,
-        "dashboard_url": n.dashboard_url,
-        "silence_url": n.silence_url,
+        "dashboard_url": web_url(n.dashboard_url),
+        "silence_url": web_url(n.silence_url),
         "receiver": n.receiver,
         "key": n.idempotency_key,
     }

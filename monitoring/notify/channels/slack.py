@@ -19,7 +19,7 @@ import time
 import httpx
 
 from monitoring.notify.channels._http import http_client, http_send
-from monitoring.notify.content import AlertView, alert_view, colour, title
+from monitoring.notify.content import AlertView, alert_view, colour, title, web_url
 from monitoring.notify.notification import Delivery, Notification
 
 __all__ = ["MAX_ALERTS", "SlackChannel", "slack_payload"]
@@ -75,10 +75,10 @@ def _alert_blocks(view: AlertView, notification: Notification, index: int) -> li
     blocks = [section]
     notes = [f"`{_esc(k)}={_esc(v)}`" for k, v in view.labels]
     links = [
-        ("Runbook", view.runbook_url),
-        ("Query", view.generator_url),
-        ("Dashboard", notification.dashboard_url),
-        ("Silence", notification.silence_url),
+        ("Runbook", view.runbook_href),
+        ("Query", view.query_href),
+        ("Dashboard", web_url(notification.dashboard_url)),
+        ("Silence", web_url(notification.silence_url)),
     ]
     buttons = [
         {
@@ -88,9 +88,9 @@ def _alert_blocks(view: AlertView, notification: Notification, index: int) -> li
             "action_id": f"{name.lower()}-{index}",  # unique in the message
         }
         for name, url in links
-        if url.startswith(("http://", "https://"))
+        if url
     ]
-    if view.runbook_url and not view.runbook_url.startswith(("http://", "https://")):
+    if view.runbook_url and not view.runbook_href:
         notes.append(f"runbook: `{_esc(view.runbook_url)}`")
     if notes:
         blocks.append(_context(" ".join(notes)))

@@ -1,3 +1,4 @@
+from dataclasses import replace
 from email import message_from_bytes, policy
 
 import pytest
@@ -90,3 +91,17 @@ def test_a_server_down_or_hung_is_retryable():
 def test_without_a_recipient_the_failure_is_permanent(smtp):
     channel = EmailChannel(host="127.0.0.1", port=smtp.port, from_addr="a@b.c", to=[])
     assert channel.send(notification()).outcome == "permanent"
+
+
+def test_only_web_urls_become_links(smtp):
+    hostile = payment_alert(
+        annotations={"summary": "s", "runbook_url": "javascript:alert(1)"},
+        generator_url="file:///etc/passwd",
+    )
+    n = replace(notification(hostile), dashboard_url="javascript:x", runbook_base_url="")
+    assert _channel(smtp.port).send(n).delivered
+    message = message_from_bytes(smtp.messages[0][2], policy=policy.default)
+    html = message.get_body(("html",)).get_content()
+    assert 'href="javascript' not in html and 'href="file' not in html
+    assert "Runbook: <code>javascript:alert(1)</code>" in html  # named, not linked
+    assert 'href="http://alertmanager.example:9093/#/silences/new' in html
