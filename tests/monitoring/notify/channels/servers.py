@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 from tests.faults import closed_port
 
@@ -63,14 +64,22 @@ class _Handler(BaseHTTPRequestHandler):
 class SmtpServer:
     """aiosmtpd on 127.0.0.1: keeps every message; `rcpt_reply`/`data_reply` make it refuse."""
 
-    def __init__(self) -> None:
+    def __init__(self, login: tuple[str, str] | None = None) -> None:
         self.messages: list[tuple[str, list[str], bytes]] = []  # (mail from, rcpt tos, data)
         self.rcpt_reply: str | None = None
         self.data_reply: str | None = None
+        self.login = login  # (user, password) required with AUTH (plain text: a test server)
+        auth = {}
+        if login:
+            auth = {"auth_required": True, "auth_require_tls": False, "authenticator": self._auth}
         # aiosmtpd's Controller connects to its own port once started: it needs a real number.
-        self.controller = Controller(self, hostname="127.0.0.1", port=closed_port())
+        self.controller = Controller(self, hostname="127.0.0.1", port=closed_port(), **auth)
         self.controller.start()
         self.port = self.controller.port
+
+    def _auth(self, server, session, envelope, mechanism, data) -> AuthResult:
+        ok = (data.login.decode(), data.password.decode()) == self.login
+        return AuthResult(success=ok, handled=False)  # aiosmtpd answers 235 or 535
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.rcpt_reply:

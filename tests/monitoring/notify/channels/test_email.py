@@ -6,6 +6,7 @@ import pytest
 from monitoring.notify.channels import EmailChannel
 from tests.faults import closed_port, hung_server
 from tests.monitoring.notify.channels.sample import notification, payment_alert, resolved
+from tests.monitoring.notify.channels.servers import SmtpServer
 
 
 def _channel(port: int, **kwargs) -> EmailChannel:
@@ -105,3 +106,23 @@ def test_only_web_urls_become_links(smtp):
     assert 'href="javascript' not in html and 'href="file' not in html
     assert "Runbook: <code>javascript:alert(1)</code>" in html  # named, not linked
     assert 'href="http://alertmanager.example:9093/#/silences/new' in html
+
+
+# A test server on loopback: AUTH in plain text is what the warning is about, and intended.
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+def test_smtp_login_and_a_refused_login():
+    server = SmtpServer(login=("alerts", "s3cret"))
+    try:
+        assert (
+            _channel(server.port, username="alerts", password="s3cret")
+            .send(notification())
+            .delivered
+        )
+        assert len(server.messages) == 1
+        refused = _channel(server.port, username="alerts", password="wrong").send(notification())
+        assert refused.outcome == "permanent" and "SMTP 535" in refused.reason
+        anonymous = _channel(server.port).send(notification())  # server requires AUTH
+        assert anonymous.outcome == "permanent" and "530" in anonymous.reason
+        assert len(server.messages) == 1
+    finally:
+        server.close()
