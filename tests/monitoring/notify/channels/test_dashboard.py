@@ -19,7 +19,7 @@ def test_records_one_row_per_notification_and_drops_a_repeat(tmp_path):
     assert first.idempotency_key == firing.idempotency_key
     assert (first.status, first.severity, first.receiver) == ("firing", "critical", "oncall")
     assert first.title == "[FIRING:1] HighPaymentFailureRate (critical web-1)"
-    assert first.body == webhook_body(firing)
+    assert first.body == {**webhook_body(firing), "values": {firing.alerts[0].fingerprint: 23.456}}
     assert latest.status == "resolved" and latest.id > first.id
     assert reopened.dashboard_notifications(after_id=first.id) == [latest]
     reopened.close()
