@@ -8,7 +8,9 @@ down (watching that outage is its job). The file holds:
 - ``alert_transition``: an append-only row per state change. Ids come from one writer (a lock
   serialises every write of the process) and AUTOINCREMENT never reuses one, so they increase
   in commit order: a consumer (the notifier) remembers the last id it handled and asks for
-  ``alert_transitions_after(after_id=…)``.
+  ``alert_transitions_after(after_id=…)``;
+- ``dashboard_notification``: what the notifier's dashboard channel delivered (one row per
+  idempotency key), for the web dashboard to read.
 
 Only legal transitions are recorded (``LEGAL_TRANSITIONS``, also a CHECK in the schema). When
 the engine's view and the stored one belong to different episodes of an alert (state older
@@ -39,6 +41,7 @@ from monitoring.rules.alerting import FIRING, INACTIVE, PENDING, Alert
 
 __all__ = [
     "LEGAL_TRANSITIONS",
+    "DashboardNotification",
     "IllegalTransition",
     "MIGRATIONS",
     "StateStore",
@@ -98,6 +101,22 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX alert_transition_fingerprint ON alert_transition (fingerprint);
     """,
+    # The dashboard channel's records: one row per notification, the webhook v4 document as
+    # the body; the idempotency key is unique, so a repeated delivery is one row.
+    """
+    CREATE TABLE dashboard_notification (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        receiver TEXT NOT NULL,
+        group_key TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('firing', 'resolved')),
+        severity TEXT NOT NULL,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX dashboard_notification_created ON dashboard_notification (created_at_ms);
+    """,
 )
 
 
@@ -139,6 +158,21 @@ class Transition:
     def is_resolution(self) -> bool:
         """A firing alert stopped firing: the notifier sends the 'resolved' message."""
         return self.from_state == FIRING and self.to_state == INACTIVE
+
+
+@dataclass(frozen=True)
+class DashboardNotification:
+    """A notification as the dashboard channel recorded it (``body``: webhook v4 JSON)."""
+
+    id: int
+    idempotency_key: str
+    receiver: str
+    group_key: str
+    status: str
+    severity: str
+    title: str
+    body: dict
+    created_at_ms: int
 
 
 class _Unusable(sqlite3.DatabaseError):
@@ -452,6 +486,52 @@ class StateStore:
                 if (row.rule_group, row.alertname) not in keep
             ]
             return [self._end(db, row, evaluated_at_ms) for row in orphans]
+
+    # -- dashboard notifications --------------------------------------------------------------
+    def dashboard_notification_add(
+        self,
+        *,
+        idempotency_key: str,
+        receiver: str,
+        group_key: str,
+        status: str,
+        severity: str,
+        title: str,
+        body: dict,
+        created_at_ms: int,
+    ) -> bool:
+        """Record a notification for the dashboard; False when its key is already recorded
+        (a repeated delivery stays one row)."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO dashboard_notification (idempotency_key, receiver, group_key,"
+                " status, severity, title, body, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (idempotency_key) DO NOTHING",
+                (
+                    idempotency_key,
+                    receiver,
+                    group_key,
+                    status,
+                    severity,
+                    title,
+                    json.dumps(body, separators=(",", ":")),
+                    created_at_ms,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def dashboard_notifications(
+        self, *, after_id: int = 0, limit: int = 100
+    ) -> list[DashboardNotification]:
+        """The newest `limit` recorded notifications with an id above `after_id`, newest first."""
+        with self._lock:
+            cursor = self._db.execute(
+                "SELECT id, idempotency_key, receiver, group_key, status, severity, title, body,"
+                " created_at_ms FROM dashboard_notification WHERE id > ?"
+                " ORDER BY id DESC LIMIT ?",
+                (after_id, limit),
+            )
+            return [DashboardNotification(*row[:7], json.loads(row[7]), row[8]) for row in cursor]
 
 
 def _new_episode(row: StoredAlert, alert: Alert) -> bool:

@@ -7,7 +7,8 @@ Durations:
 - ``go_time_duration(ms)``: Go's ``time.Duration.String()`` (``1m0s``, ``1h2m3.5s``).
 Times:
 - ``rfc3339(t_ms)``: Go's RFC3339Nano as the API prints times; ``ZERO_TIME`` is Go's zero
-  ``time.Time`` ("never"); ``rfc3339_or_zero(t_ms)`` prints None as it.
+  ``time.Time`` ("never"); ``rfc3339_or_zero(t_ms)`` prints None as it;
+  ``parse_rfc3339_ms(text)`` reads one back (any offset, up to nanoseconds; zero time -> None).
 Floats:
 - ``format_value(v)``: ``strconv.FormatFloat(v, 'f', -1, 64)`` with ``+Inf``/``-Inf``/``NaN``
   (the API's sample values); ``format_values(values)`` for many at once.
@@ -221,6 +222,22 @@ def rfc3339_or_zero(t_ms: int | None) -> str:
     """``rfc3339``, or Go's zero time where Prometheus prints "never" (a rule not yet
     evaluated, a target not yet scraped)."""
     return ZERO_TIME if t_ms is None else rfc3339(t_ms)
+
+
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|z|[+-]\d\d:\d\d)\Z")
+
+
+def parse_rfc3339_ms(text: str) -> int | None:
+    """Go's JSON time (RFC3339Nano, as Alertmanager and Prometheus send) as Unix milliseconds,
+    truncated; Go's zero time as None. ValueError names what is wrong."""
+    match = _RFC3339.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"{text!r} is not an RFC 3339 time")
+    whole, fraction, zone = match.groups()
+    if whole == ZERO_TIME[:19]:
+        return None
+    at = datetime.fromisoformat(whole + ("+00:00" if zone in "Zz" else zone))
+    return int(at.timestamp()) * 1000 + int((fraction or "0").ljust(3, "0")[:3])
 
 
 def labels_string(labels: Iterable[tuple[str, str]] | Mapping[str, str]) -> str:

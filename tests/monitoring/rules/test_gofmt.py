@@ -12,6 +12,7 @@ from monitoring.rules.gofmt import (
     format_values,
     go_time_duration,
     parse_duration,
+    parse_rfc3339_ms,
     rfc3339,
     rfc3339_or_zero,
 )
@@ -125,3 +126,15 @@ def test_durations_parse_and_print_as_prometheus_and_go():
     assert [go_time_duration(ms) for ms in (0, 500, 60_000, 3_723_500, -1500)] == [
         "0s", "500ms", "1m0s", "1h2m3.5s", "-1.5s",
     ]  # fmt: skip
+
+
+def test_parse_rfc3339_ms_reads_what_go_writes():
+    assert parse_rfc3339_ms("2026-12-04T22:00:00Z") == 1_796_421_600_000
+    assert parse_rfc3339_ms("2026-12-04T22:00:00.123456789Z") == 1_796_421_600_123
+    assert parse_rfc3339_ms("2026-12-04T23:00:00.5+01:00") == 1_796_421_600_500
+    assert parse_rfc3339_ms("0001-01-01T00:00:00Z") is None
+    for t_ms in (0, 1, 1_796_421_600_010, 1_796_421_600_999):
+        assert parse_rfc3339_ms(rfc3339(t_ms)) == t_ms
+    for bad in ("2026-12-04", "2026-12-04T22:00:00", "2026-12-04T22:00:00.Z", 5):
+        with pytest.raises(ValueError):
+            parse_rfc3339_ms(bad)

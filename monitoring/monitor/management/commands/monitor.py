@@ -5,6 +5,8 @@ once           one scrape-and-evaluate cycle; prints what would fire
 check-config   validate prometheus.yml, its rule files and thresholds.yml (exit 1 on error)
 test-rules     run promtool-format rule unit tests (same as `promtool test rules`)
 render-rules   regenerate the rule files from templates/ and thresholds.yml
+notify-test    send a test notification through one channel (email, slack, sms, webhook,
+               dashboard), configured from the environment (docs/notify-channels.md)
 """
 
 from __future__ import annotations
@@ -47,6 +49,14 @@ class Command(BaseCommand):
             help="directory holding thresholds.yml and templates/",
         )
         render.add_argument("--check", action="store_true", help="only report stale files")
+        notify = sub.add_parser("notify-test")
+        notify.add_argument("channel", help="email, slack, sms, webhook or dashboard")
+        notify.add_argument(
+            "--to",
+            action="append",
+            help="recipient instead of the configured one (address, number, webhook URL);"
+            " repeatable",
+        )
         tests = sub.add_parser("test-rules")
         tests.add_argument("files", nargs="+", help="rule unit-test files in promtool's format")
 
@@ -82,6 +92,35 @@ class Command(BaseCommand):
         if not errors:
             self.stdout.write(f"{config}: OK")
         return 1 if errors else 0
+
+    def handle_notify_test(self, *, channel: str, to: list[str] | None, **_) -> int:
+        import os
+
+        from monitoring.notify.channels import ChannelConfigError, channel_from_env
+        from monitoring.notify.content import test_notification
+
+        try:
+            sender = channel_from_env(channel, to=to)
+        except (ChannelConfigError, ValueError) as exc:
+            self.stderr.write(f"notify-test {channel}: {exc}")
+            return 2
+        notification = test_notification(
+            f"notify-test-{channel}",
+            external_url=os.environ.get("NOTIFY_EXTERNAL_URL", ""),
+            dashboard_url=os.environ.get("NOTIFY_DASHBOARD_URL", ""),
+            runbook_base_url=os.environ.get("RUNBOOK_BASE_URL", ""),
+        )
+        try:
+            delivery = sender.send(notification)
+        finally:
+            sender.close()
+        if not delivery.delivered:
+            self.stderr.write(f"notify-test {channel}: {delivery.outcome}: {delivery.reason}")
+            return 1
+        self.stdout.write(
+            f"notify-test {channel}: delivered (idempotency key {notification.idempotency_key})"
+        )
+        return 0
 
     def handle_test_rules(self, *, files: list[str], **_) -> int:
         from monitoring.rules.unittest import main

@@ -1,0 +1,1 @@
+"""The notifier: Alertmanager's job inside the monitor (configuration, routing, stages, channels)."""
