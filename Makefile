@@ -5,7 +5,7 @@ PYTHON ?= python3
 PG_URL ?= postgres://postgres@127.0.0.1:5432/pasargad
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: up install test test-sqlite test-postgres lint simulate superuser bench
+.PHONY: up install test test-sqlite test-postgres lint simulate superuser bench mutation
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,7 @@ test-postgres: install
 
 bench: install
 	$(PY) bench/run_all.py
+
+# Mutation testing of the alerting rules, health checks and scraper (docs/mutation-testing.md).
+mutation: install
+	$(PY) scripts/mutation.py
