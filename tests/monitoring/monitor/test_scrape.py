@@ -2,6 +2,7 @@
 
 import math
 import socket
+import time
 
 import httpx
 import pytest
@@ -246,6 +247,27 @@ def test_exposition_parse_reads_histograms_and_special_values():
         ("h", None),
     ]
     assert math.isnan(samples[4][1]) and samples[5][1] == math.inf
+
+
+def test_exposition_parse_keeps_each_familys_metadata_under_its_type_line_name():
+    metadata: dict[str, dict] = {}
+    exposition_parse(BODY, metadata)
+    assert metadata == {
+        # a counter keeps its _total, as Prometheus' /api/v1/metadata shows it
+        "http_requests_total": {"type": "counter", "help": "Requests.", "unit": ""},
+        "temperature": {"type": "gauge", "help": "", "unit": ""},
+    }
+
+
+def test_without_a_clock_samples_get_the_wall_time_of_the_scrape(tmp_path, exporter):
+    store = SampleStore()
+    scraper = Scraper(store, _config(tmp_path, f"app={exporter.address}"))
+    before = time.time() * 1000
+    scraper.scrape_all()
+    after = time.time() * 1000
+    scraper.close()
+    (series,) = store.select([Matcher("__name__", "=", "up")], 0, 2**62)
+    assert before - 1 <= series.timestamps[0] <= after
 
 
 def test_labels_attach_follows_prometheus_for_clashes():

@@ -8,6 +8,7 @@ from monitoring.rules.alerting import (
     PENDING,
     AlertingRule,
     RecordingRule,
+    fingerprint,
     rfc3339,
 )
 from monitoring.rules.engine import Engine
@@ -102,6 +103,37 @@ def test_a_recurring_alert_reports_its_new_activation_in_alerts_for_state():
         {},
         {"ALERTS": 1.0, "ALERTS_FOR_STATE": 2 * MIN // 1000},
     ]
+
+
+def test_a_resolved_alert_is_kept_15_minutes_to_the_millisecond():
+    store, rule = SampleStore(), _rule(for_s=0)
+    engine = Engine(store)
+    _cpu(store, 0, 90)
+    rule.eval(0, engine)
+    _cpu(store, MIN, 10)
+    rule.eval(MIN, engine)
+    (alert,) = rule.alerts()
+    assert alert.state == INACTIVE and alert.resolved_at_ms == MIN
+    rule.eval(MIN + 15 * MIN, engine)  # exactly 15 minutes: still kept
+    assert rule.alerts() == [alert]
+    rule.eval(MIN + 15 * MIN + 1, engine)
+    assert rule.alerts() == []
+
+
+def test_fingerprints_are_16_hex_digits_of_the_whole_label_set():
+    a = labels_from({"alertname": "CpuHigh", "instance": "web1"})
+    same = labels_from({"instance": "web1", "alertname": "CpuHigh"})
+    other = labels_from({"alertname": "CpuHigh", "instance": "web2"})
+    assert fingerprint(a) == fingerprint(same)
+    assert len(fingerprint(a)) == 16 and int(fingerprint(a), 16) >= 0
+    assert fingerprint(a) != fingerprint(other) != fingerprint(())
+
+
+def test_a_rule_not_yet_evaluated_reports_go_zero_time_and_unknown_health():
+    api = _rule().api_dict()
+    assert api["lastEvaluation"] == "0001-01-01T00:00:00Z"
+    assert api["health"] == "unknown" and api["lastError"] == "" and api["alerts"] == []
+    assert api["state"] == INACTIVE and api["duration"] == 120
 
 
 def test_snapshot_restore_keeps_for_progress_across_restart():
