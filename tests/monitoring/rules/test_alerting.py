@@ -1,4 +1,5 @@
 import json
+import time
 
 import pytest
 
@@ -11,7 +12,7 @@ from monitoring.rules.alerting import (
     fingerprint,
     rfc3339,
 )
-from monitoring.rules.engine import Engine
+from monitoring.rules.engine import Engine, QueryError
 from monitoring.rules.group import RuleGroup
 from monitoring.tsdb.store import Matcher, SampleStore, labels_from
 
@@ -260,3 +261,72 @@ def test_api_times_with_milliseconds_print_as_go():
     rule = group.api_dict()["rules"][0]
     assert rule["alerts"][0]["activeAt"] == "2023-11-14T22:13:20.12Z"
     assert rule["lastEvaluation"] == group.api_dict()["lastEvaluation"] == "2023-11-14T22:13:20.12Z"
+
+
+def test_keep_firing_for_holds_a_firing_alert_that_lost_its_result_for_exactly_that_long():
+    store, rule = SampleStore(), _rule(for_s=0, keep_firing_for_s=120)
+    engine = Engine(store)
+    states = []
+    for minute, value in enumerate([90, 10, 10, 10]):
+        _cpu(store, minute * MIN, value)
+        rule.eval(minute * MIN, engine)
+        states.append([(a.state, a.keep_firing_since_ms) for a in rule.alerts()])
+    assert states == [
+        [(FIRING, None)],
+        [(FIRING, MIN)],  # lost at 1m: kept firing
+        [(FIRING, MIN)],  # 1 minute of the 2
+        [(INACTIVE, MIN)],  # 2 minutes: resolved
+    ]
+    assert rule.alerts()[0].resolved_at_ms == 3 * MIN
+
+
+def test_rule_api_shapes_before_and_after_evaluation():
+    rule = RecordingRule("instance:cpu:max", "max(cpu)")
+    assert rule.api_dict() == {
+        "name": "instance:cpu:max",
+        "query": "max(cpu)",
+        "labels": {},
+        "health": "unknown",
+        "lastError": "",
+        "evaluationTime": 0.0,
+        "lastEvaluation": "0001-01-01T00:00:00Z",
+        "type": "recording",
+    }
+    store = SampleStore()
+    _cpu(store, 0, 90, "a")
+    _cpu(store, 0, 95, "b")
+    broken = RecordingRule("broken", "abs(cpu) + on () abs(cpu)")  # many-to-many: fails
+    group = RuleGroup("g", "f", 60, [rule, broken])
+    started = time.perf_counter()
+    group.eval(0, Engine(store), store)
+    took = time.perf_counter() - started
+    assert rule.api_dict()["health"] == "ok" and rule.api_dict()["lastError"] == ""
+    assert 0 < rule.eval_duration_s <= took  # a part of the group's evaluation, never more
+    assert broken.api_dict()["health"] == "err"
+    assert broken.api_dict()["lastError"] == broken.last_error != ""
+
+
+def test_a_renamed_or_retyped_rule_does_not_inherit_alert_state():
+    old = _evaluated_group()
+    renamed = AlertingRule("CpuHot", "cpu > 85", for_s=120, labels={"severity": "warning"})
+    assert not renamed.same_definition(old.rules[0])
+    assert not RecordingRule("CpuHigh", "cpu > 85").same_definition(old.rules[0])
+    assert not RecordingRule("a", "cpu").same_definition(RecordingRule("b", "cpu"))
+    assert RecordingRule("a", "cpu").same_definition(RecordingRule("a", "cpu"))
+    group = RuleGroup("g", "f", 60, [renamed])
+    group.copy_state_from(old)
+    assert group.alerts() == []
+
+
+@pytest.mark.parametrize(("limit", "error"), [(0, None), (3, None), (2, 2), (1, 1)])
+def test_a_recording_rule_limit_counts_its_series(limit, error):
+    store = SampleStore()
+    for i in range(3):
+        _cpu(store, 0, i, f"w{i}")
+    rule = RecordingRule("r", "cpu")
+    if error is None:
+        assert len(rule.eval(0, Engine(store), limit=limit)) == 3
+        assert len(rule.eval(0, Engine(store))) == 3  # no limit by default
+    else:
+        with pytest.raises(QueryError, match=f"^exceeded limit of {error} with 3 series$"):
+            rule.eval(0, Engine(store), limit=limit)
