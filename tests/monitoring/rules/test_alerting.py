@@ -330,3 +330,32 @@ def test_a_recording_rule_limit_counts_its_series(limit, error):
     else:
         with pytest.raises(QueryError, match=f"^exceeded limit of {error} with 3 series$"):
             rule.eval(0, Engine(store), limit=limit)
+
+
+def test_alert_labels_and_annotations_are_templates_and_the_value_follows_each_evaluation():
+    store = SampleStore()
+    engine = Engine(store)
+    rule = AlertingRule(
+        "CpuHigh",
+        "cpu > 85",
+        for_s=120,
+        labels={"severity": "warning", "host": "{{ $labels.instance }}-cpu"},
+        annotations={"runbook": "{{ $externalURL }}/alerts?host={{ $labels.instance }}"},
+        external_url="http://monitor.example:9090",
+    )
+    for minute, value in enumerate([90, 97]):
+        _cpu(store, minute * MIN, value)
+        rule.eval(minute * MIN, engine)  # no limit by default, whatever the alert count
+    (alert,) = rule.alerts()
+    assert dict(alert.labels)["host"] == "web1-cpu" and dict(alert.labels)["severity"] == "warning"
+    assert alert.annotations == {"runbook": "http://monitor.example:9090/alerts?host=web1"}
+    assert alert.value == 97 and alert.active_at_ms == 0
+
+
+def test_an_alerting_rule_has_no_alert_limit_by_default():
+    store = SampleStore()
+    for i in range(3):
+        _cpu(store, 0, 99, f"w{i}")
+    rule = _rule(for_s=0)
+    assert len(rule.eval(0, Engine(store))) == 6  # ALERTS and ALERTS_FOR_STATE per alert
+    assert [a.state for a in rule.alerts()] == [FIRING] * 3
