@@ -1,11 +1,13 @@
-"""run_checks and the socket deadline on paths the endpoint tests do not reach (found by
-mutation testing, docs/mutation-testing.md): a check that fails unexpectedly, a deadline that
-is not reached."""
+"""run_checks, the socket deadline and the PostgreSQL check on paths the endpoint tests do not
+reach (found by mutation testing, docs/mutation-testing.md): a check that fails unexpectedly, a
+deadline that is not reached, a healthy PostgreSQL with the app's user and libpq options."""
 
 import logging
 import socket
 
-from monitoring.health.checks import DOWN, HealthCheck, _Deadline, run_checks
+from monitoring.health.checks import DOWN, DatabaseCheck, HealthCheck, _Deadline, run_checks
+from tests.monitoring.health.conftest import postgres_at
+from tests.services import require_postgres
 
 
 class BrokenCheck(HealthCheck):
@@ -41,3 +43,19 @@ def test_a_deadline_left_before_its_time_has_not_expired_and_leaves_the_socket_u
         assert deadline.expired is False
         theirs.sendall(b"y")  # the deadline's duplicate was closed, not shut down
         assert ours.recv(1) == b"y"
+
+
+def test_a_healthy_postgresql_answers_with_the_apps_user_and_libpq_options(health_settings):
+    require_postgres()
+    database = {
+        **postgres_at(5432),
+        "NAME": "pasargad_tests",
+        # passed on to libpq, as the app's own connection gets them; Django-only keys are not
+        "OPTIONS": {"sslmode": "disable", "target_session_attrs": "any", "pool": False},
+    }
+    health_settings.DATABASES = {**health_settings.DATABASES, "health_pg": database}
+    facts = DatabaseCheck(alias="health_pg").run(timeout=10)
+    assert facts["vendor"] == "postgresql" and facts["server_version"]
+    assert 1 <= facts["connections_used"] <= facts["connections_max"]
+    expected = round(100.0 * facts["connections_used"] / facts["connections_max"], 1)
+    assert facts["connections_percent"] == expected

@@ -294,7 +294,9 @@ def test_a_restart_keeps_counting_for_from_the_original_active_at(setup, run, da
     assert first.stop() == 0
     restarted_ms = time.time() * 1000
     second = run(setup / "prometheus.yml")
-    (restored,) = second.alerts()
+    alerts = second.alerts()
+    assert len(alerts) == 1, "".join(second.output)
+    (restored,) = alerts
     assert restored["state"] in ("pending", "firing")
     assert restored["activeAt"] == pending["activeAt"]
     (firing,) = second.wait_for(lambda: _state(second, "firing"), timeout=90)
