@@ -51,7 +51,11 @@ def test_a_healthy_postgresql_answers_with_the_apps_user_and_libpq_options(healt
         **postgres_at(5432),
         "NAME": "pasargad_tests",
         # passed on to libpq, as the app's own connection gets them; Django-only keys are not
-        "OPTIONS": {"sslmode": "disable", "target_session_attrs": "any", "pool": False},
+        "OPTIONS": {
+            "sslmode": "disable",
+            "target_session_attrs": "any",
+            "server_side_binding": True,
+        },
     }
     health_settings.DATABASES = {**health_settings.DATABASES, "health_pg": database}
     facts = DatabaseCheck(alias="health_pg").run(timeout=10)
