@@ -278,6 +278,12 @@ def test_keep_firing_for_holds_a_firing_alert_that_lost_its_result_for_exactly_t
         [(INACTIVE, MIN)],  # 2 minutes: resolved
     ]
     assert rule.alerts()[0].resolved_at_ms == 3 * MIN
+    # keep_firing_for holds firing alerts only: a pending one that loses its result is gone.
+    store, rule = SampleStore(), _rule(for_s=120, keep_firing_for_s=120)
+    _cpu(store, 0, 90)
+    assert len(rule.eval(0, Engine(store))) == 2
+    _cpu(store, MIN, 10)
+    assert rule.eval(MIN, Engine(store)) == [] and rule.alerts() == []
 
 
 def test_rule_api_shapes_before_and_after_evaluation():
