@@ -1,7 +1,9 @@
 """Scraping a real local HTTP exporter into the real sample store."""
 
+import logging
 import math
 import socket
+import time
 
 import httpx
 import pytest
@@ -246,6 +248,52 @@ def test_exposition_parse_reads_histograms_and_special_values():
         ("h", None),
     ]
     assert math.isnan(samples[4][1]) and samples[5][1] == math.inf
+
+
+def test_exposition_parse_keeps_each_familys_metadata_under_its_type_line_name():
+    metadata: dict[str, dict] = {}
+    exposition_parse(BODY, metadata)
+    assert metadata == {
+        # a counter keeps its _total, as Prometheus' /api/v1/metadata shows it
+        "http_requests_total": {"type": "counter", "help": "Requests.", "unit": ""},
+        "temperature": {"type": "gauge", "help": "", "unit": ""},
+    }
+
+
+def test_without_a_clock_samples_get_the_wall_time_of_the_scrape(tmp_path, exporter):
+    store = SampleStore()
+    scraper = Scraper(store, _config(tmp_path, f"app={exporter.address}"))
+    (target,) = scraper.targets()
+    assert (target.health, target.last_scrape, target.last_duration_s, target.last_samples) == (
+        "unknown",
+        None,
+        0.0,
+        0,
+    )
+    before, started = time.time() * 1000, time.perf_counter()
+    scraper.scrape_all()
+    took, after = time.perf_counter() - started, time.time() * 1000
+    scraper.close()
+    (series,) = store.select([Matcher("__name__", "=", "up")], 0, 2**62)
+    assert before - 1 <= series.timestamps[0] <= after
+    assert 0 < target.last_duration_s <= took  # a part of the scrape, never more
+
+
+def test_a_targets_health_is_logged_when_it_changes_only(tmp_path, exporter, caplog):
+    scraper = Scraper(SampleStore(), _config(tmp_path, f"app={exporter.address}"))
+    (target,) = scraper.targets()
+    with caplog.at_level(logging.INFO, logger="monitoring.monitor.scrape"):
+        for _ in range(3):
+            scraper.scrape(target)
+        exporter.status = 500
+        scraper.scrape(target)
+        scraper.scrape(target)
+    scraper.close()
+    url = f"http://{exporter.address}/metrics"
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", f"target {url} is up"),
+        ("WARNING", f"target {url} is down: server returned HTTP status 500 Internal Server Error"),
+    ]
 
 
 def test_labels_attach_follows_prometheus_for_clashes():

@@ -1,5 +1,9 @@
 import json
+import time
 
+import pytest
+
+from monitoring.monitor.api_json import rule_json
 from monitoring.rules.alerting import (
     FIRING,
     INACTIVE,
@@ -8,7 +12,7 @@ from monitoring.rules.alerting import (
     RecordingRule,
     fingerprint,
 )
-from monitoring.rules.engine import Engine
+from monitoring.rules.engine import Engine, QueryError
 from monitoring.rules.group import RuleGroup
 from monitoring.tsdb.store import Matcher, SampleStore, labels_from
 
@@ -100,6 +104,37 @@ def test_a_recurring_alert_reports_its_new_activation_in_alerts_for_state():
         {},
         {"ALERTS": 1.0, "ALERTS_FOR_STATE": 2 * MIN // 1000},
     ]
+
+
+def test_a_resolved_alert_is_kept_15_minutes_to_the_millisecond():
+    store, rule = SampleStore(), _rule(for_s=0)
+    engine = Engine(store)
+    _cpu(store, 0, 90)
+    rule.eval(0, engine)
+    _cpu(store, MIN, 10)
+    rule.eval(MIN, engine)
+    (alert,) = rule.alerts()
+    assert alert.state == INACTIVE and alert.resolved_at_ms == MIN
+    rule.eval(MIN + 15 * MIN, engine)  # exactly 15 minutes: still kept
+    assert rule.alerts() == [alert]
+    rule.eval(MIN + 15 * MIN + 1, engine)
+    assert rule.alerts() == []
+
+
+def test_fingerprints_are_16_hex_digits_of_the_whole_label_set():
+    a = labels_from({"alertname": "CpuHigh", "instance": "web1"})
+    same = labels_from({"instance": "web1", "alertname": "CpuHigh"})
+    other = labels_from({"alertname": "CpuHigh", "instance": "web2"})
+    assert fingerprint(a) == fingerprint(same)
+    assert len(fingerprint(a)) == 16 and int(fingerprint(a), 16) >= 0
+    assert fingerprint(a) != fingerprint(other) != fingerprint(())
+
+
+def test_a_rule_not_yet_evaluated_reports_go_zero_time_and_unknown_health():
+    api = rule_json(_rule())
+    assert api["lastEvaluation"] == "0001-01-01T00:00:00Z"
+    assert api["health"] == "unknown" and api["lastError"] == "" and api["alerts"] == []
+    assert api["state"] == INACTIVE and api["duration"] == 120
 
 
 def test_snapshot_restore_keeps_for_progress_across_restart():
@@ -223,3 +258,107 @@ def test_fingerprint_is_prometheus_label_set_fingerprint():
     assert fingerprint({**garland, "fear": "love is enough"}) != fingerprint(garland)
     # A name/value boundary cannot be moved without changing the hash (0xff separates them).
     assert fingerprint({"ab": "c"}) != fingerprint({"a": "bc"})
+
+
+def test_keep_firing_for_holds_a_firing_alert_that_lost_its_result_for_exactly_that_long():
+    store, rule = SampleStore(), _rule(for_s=0, keep_firing_for_s=120)
+    engine = Engine(store)
+    states = []
+    for minute, value in enumerate([90, 10, 10, 10]):
+        _cpu(store, minute * MIN, value)
+        rule.eval(minute * MIN, engine)
+        states.append([(a.state, a.keep_firing_since_ms) for a in rule.alerts()])
+    assert states == [
+        [(FIRING, None)],
+        [(FIRING, MIN)],  # lost at 1m: kept firing
+        [(FIRING, MIN)],  # 1 minute of the 2
+        [(INACTIVE, MIN)],  # 2 minutes: resolved
+    ]
+    assert rule.alerts()[0].resolved_at_ms == 3 * MIN
+    # keep_firing_for holds firing alerts only: a pending one that loses its result is gone.
+    store, rule = SampleStore(), _rule(for_s=120, keep_firing_for_s=120)
+    _cpu(store, 0, 90)
+    assert len(rule.eval(0, Engine(store))) == 2
+    _cpu(store, MIN, 10)
+    assert rule.eval(MIN, Engine(store)) == [] and rule.alerts() == []
+
+
+def test_rule_api_shapes_before_and_after_evaluation():
+    rule = RecordingRule("instance:cpu:max", "max(cpu)")
+    assert rule_json(rule) == {
+        "name": "instance:cpu:max",
+        "query": "max(cpu)",
+        "labels": {},
+        "health": "unknown",
+        "lastError": "",
+        "evaluationTime": 0.0,
+        "lastEvaluation": "0001-01-01T00:00:00Z",
+        "type": "recording",
+    }
+    store = SampleStore()
+    _cpu(store, 0, 90, "a")
+    _cpu(store, 0, 95, "b")
+    broken = RecordingRule("broken", "abs(cpu) + on () abs(cpu)")  # many-to-many: fails
+    group = RuleGroup("g", "f", 60, [rule, broken])
+    started = time.perf_counter()
+    group.eval(0, Engine(store), store)
+    took = time.perf_counter() - started
+    assert rule_json(rule)["health"] == "ok" and rule_json(rule)["lastError"] == ""
+    assert 0 < rule.eval_duration_s <= took  # a part of the group's evaluation, never more
+    assert rule_json(broken)["health"] == "err"
+    assert rule_json(broken)["lastError"] == broken.last_error != ""
+
+
+def test_a_renamed_or_retyped_rule_does_not_inherit_alert_state():
+    old = _evaluated_group()
+    renamed = AlertingRule("CpuHot", "cpu > 85", for_s=120, labels={"severity": "warning"})
+    assert not renamed.same_definition(old.rules[0])
+    assert not RecordingRule("CpuHigh", "cpu > 85").same_definition(old.rules[0])
+    assert not RecordingRule("a", "cpu").same_definition(RecordingRule("b", "cpu"))
+    assert RecordingRule("a", "cpu").same_definition(RecordingRule("a", "cpu"))
+    group = RuleGroup("g", "f", 60, [renamed])
+    group.copy_state_from(old)
+    assert group.alerts() == []
+
+
+@pytest.mark.parametrize(("limit", "error"), [(0, None), (3, None), (2, 2), (1, 1)])
+def test_a_recording_rule_limit_counts_its_series(limit, error):
+    store = SampleStore()
+    for i in range(3):
+        _cpu(store, 0, i, f"w{i}")
+    rule = RecordingRule("r", "cpu")
+    if error is None:
+        assert len(rule.eval(0, Engine(store), limit=limit)) == 3
+        assert len(rule.eval(0, Engine(store))) == 3  # no limit by default
+    else:
+        with pytest.raises(QueryError, match=f"^exceeded limit of {error} with 3 series$"):
+            rule.eval(0, Engine(store), limit=limit)
+
+
+def test_alert_labels_and_annotations_are_templates_and_the_value_follows_each_evaluation():
+    store = SampleStore()
+    engine = Engine(store)
+    rule = AlertingRule(
+        "CpuHigh",
+        "cpu > 85",
+        for_s=120,
+        labels={"severity": "warning", "host": "{{ $labels.instance }}-cpu"},
+        annotations={"runbook": "{{ $externalURL }}/alerts?host={{ $labels.instance }}"},
+        external_url="http://monitor.example:9090",
+    )
+    for minute, value in enumerate([90, 97]):
+        _cpu(store, minute * MIN, value)
+        rule.eval(minute * MIN, engine)  # no limit by default, whatever the alert count
+    (alert,) = rule.alerts()
+    assert dict(alert.labels)["host"] == "web1-cpu" and dict(alert.labels)["severity"] == "warning"
+    assert alert.annotations == {"runbook": "http://monitor.example:9090/alerts?host=web1"}
+    assert alert.value == 97 and alert.active_at_ms == 0
+
+
+def test_an_alerting_rule_has_no_alert_limit_by_default():
+    store = SampleStore()
+    for i in range(3):
+        _cpu(store, 0, 99, f"w{i}")
+    rule = _rule(for_s=0)
+    assert len(rule.eval(0, Engine(store))) == 6  # ALERTS and ALERTS_FOR_STATE per alert
+    assert [a.state for a in rule.alerts()] == [FIRING] * 3
