@@ -1,0 +1,154 @@
+"""Routing and inhibition as Alertmanager 0.25 does them (dispatch/route.go, inhibit/inhibit.go).
+
+`Route.build(config.route)` makes the tree; `route.match(labels)` returns the routes an alert
+takes, in tree order: depth first, a child that matches stops its later siblings unless it has
+`continue: true`, and a node none of whose children match is itself the match. Each route
+carries its options with the inherited ones filled in (receiver, group_by, timers); mute and
+active time intervals are not inherited, as in Alertmanager.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from monitoring.notify.config import Config, InhibitRule, RouteConfig
+from monitoring.notify.matchers import Matchers
+from monitoring.notify.timeintervals import TimeInterval, any_contains
+from monitoring.rules.gofmt import go_quote
+
+DEFAULT_GROUP_WAIT_MS = 30_000
+DEFAULT_GROUP_INTERVAL_MS = 300_000
+DEFAULT_REPEAT_INTERVAL_MS = 4 * 3_600_000
+
+Labels = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class RouteOptions:
+    receiver: str
+    group_by: frozenset[str] = frozenset()
+    group_by_all: bool = False
+    group_wait_ms: int = DEFAULT_GROUP_WAIT_MS
+    group_interval_ms: int = DEFAULT_GROUP_INTERVAL_MS
+    repeat_interval_ms: int = DEFAULT_REPEAT_INTERVAL_MS
+    mute_time_intervals: tuple[str, ...] = ()
+    active_time_intervals: tuple[str, ...] = ()
+
+
+@dataclass(eq=False)
+class Route:
+    options: RouteOptions
+    matchers: Matchers
+    continue_: bool = False
+    parent: Route | None = None
+    routes: list[Route] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, config: RouteConfig, parent: Route | None = None) -> Route:
+        base = parent.options if parent is not None else RouteOptions(receiver="")
+        group_by, group_by_all = base.group_by, base.group_by_all
+        if config.group_by is not None:
+            group_by, group_by_all = frozenset(config.group_by), False
+        elif config.group_by_all:
+            group_by_all = True
+        options = RouteOptions(
+            receiver=config.receiver or base.receiver,
+            group_by=group_by,
+            group_by_all=group_by_all,
+            group_wait_ms=_first(config.group_wait_ms, base.group_wait_ms),
+            group_interval_ms=_first(config.group_interval_ms, base.group_interval_ms),
+            repeat_interval_ms=_first(config.repeat_interval_ms, base.repeat_interval_ms),
+            mute_time_intervals=config.mute_time_intervals,
+            active_time_intervals=config.active_time_intervals,
+        )
+        route = cls(options, config.matchers, config.continue_, parent)
+        route.routes = [cls.build(child, route) for child in config.routes]
+        return route
+
+    def match(self, labels: Labels) -> list[Route]:
+        """The routes an alert with these labels takes (empty only if this one does not match)."""
+        if not self.matchers.matches(labels):
+            return []
+        found: list[Route] = []
+        for child in self.routes:
+            matched = child.match(labels)
+            found.extend(matched)
+            if matched and not child.continue_:
+                break
+        return found or [self]
+
+    def receivers(self, labels: Labels) -> list[str]:
+        """Receiver names in tree order, repeats kept, as `amtool config routes test` prints."""
+        return [route.options.receiver for route in self.match(labels)]
+
+    def key(self) -> str:
+        """Alertmanager's route key: the matchers of each ancestor, joined by '/'."""
+        own = str(self.matchers)
+        return f"{self.parent.key()}/{own}" if self.parent is not None else own
+
+    def group_labels(self, labels: Labels) -> dict[str, str]:
+        """The labels that pick the alert's group on this route (`...`: all of them)."""
+        if self.options.group_by_all:
+            return dict(labels)
+        return {name: value for name, value in labels.items() if name in self.options.group_by}
+
+    def group_key(self, labels: Labels) -> str:
+        """Alertmanager's aggregation-group key: `<route key>:{label="value", …}`."""
+        group = self.group_labels(labels)
+        body = ", ".join(f"{name}={go_quote(group[name])}" for name in sorted(group))
+        return f"{self.key()}:{{{body}}}"
+
+    def walk(self) -> Iterable[Route]:
+        yield self
+        for child in self.routes:
+            yield from child.walk()
+
+
+def _first(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def route_is_muted(
+    route: Route, when: datetime, intervals: Mapping[str, tuple[TimeInterval, ...]]
+) -> bool:
+    """Whether the route sends nothing at `when`: inside a mute interval, or outside all of its
+    active intervals (a route with no active intervals is always active)."""
+    if any(any_contains(intervals.get(name, ()), when) for name in route.options.mute_time_intervals):
+        return True
+    active = route.options.active_time_intervals
+    return bool(active) and not any(any_contains(intervals.get(n, ()), when) for n in active)
+
+
+class Inhibitor:
+    """Inhibition rules over a set of firing alerts (Alertmanager's `Inhibitor.Mutes`)."""
+
+    def __init__(self, rules: Iterable[InhibitRule]):
+        self.rules = tuple(rules)
+
+    @classmethod
+    def from_config(cls, config: Config) -> Inhibitor:
+        return cls(config.inhibit_rules)
+
+    def inhibited_by(self, labels: Labels, firing: Iterable[Labels]) -> Labels | None:
+        """The firing alert that inhibits an alert with `labels`, or None."""
+        firing = list(firing)
+        for rule in self.rules:
+            if not rule.target.matches(labels):
+                continue
+            # An alert matching both sides cannot be inhibited by one that also does: two
+            # alerts must not silence each other.
+            two_sided = rule.source.matches(labels)
+            for source in firing:
+                if not rule.source.matches(source):
+                    continue
+                if any(source.get(n, "") != labels.get(n, "") for n in rule.equal):
+                    continue
+                if two_sided and rule.target.matches(source):
+                    continue
+                return source
+        return None
+
+    def is_inhibited(self, labels: Labels, firing: Iterable[Labels]) -> bool:
+        return self.inhibited_by(labels, firing) is not None
