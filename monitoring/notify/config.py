@@ -214,7 +214,7 @@ class RouteConfig:
     group_interval_ms: int | None = None
     repeat_interval_ms: int | None = None
     routes: tuple[RouteConfig, ...] = ()
-    line: int = 0
+    line: int = field(default=0, compare=False)  # where it is written, for messages
 
 
 @dataclass(frozen=True)
@@ -320,7 +320,7 @@ def config_render(path: Path | str, env: Mapping[str, str] | None = None) -> str
     reader = Reader(path)
     reader.raise_if_errors()
     environment_apply(reader.root, os.environ if env is None else env)
-    return yaml.serialize(reader.root, Dumper=yaml.SafeDumper, sort_keys=False)
+    return yaml.serialize(reader.root, Dumper=yaml.SafeDumper)
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -519,7 +519,8 @@ class _Loader:
         ):
             if a in f and b in f:
                 self.r.error(f[b], f"global: at most one of {a} & {b} must be configured")
-        text = {key: self.text(f.get(key), f"global.{key}") for key in supported}
+        strings = supported - {"resolve_timeout", "http_config", "smtp_require_tls"}
+        text = {key: self.text(f.get(key), f"global.{key}") for key in strings}
         return GlobalConfig(
             resolve_timeout_ms=self.duration(f.get("resolve_timeout"), "global.resolve_timeout")
             or 300_000,

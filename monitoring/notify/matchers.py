@@ -56,8 +56,15 @@ class Matcher:
         return (self.name, self.value, _TYPE_ORDER[self.op])
 
 
+_LEADING_FLAGS = re.compile(r"\(\?([ims]+)\)")
+
+
 def compile_anchored(pattern: str) -> re.Pattern[str]:
-    """Alertmanager anchors every regex (`^(?:…)$`); callers use `fullmatch`."""
+    """Alertmanager anchors every regex (`^(?:…)$`); callers use `fullmatch`. Go scopes a
+    leading `(?i)` to the group it opens; Python wants it scoped, so `(?i)x` is `(?i:x)`."""
+    flags = _LEADING_FLAGS.match(pattern)
+    if flags:
+        pattern = f"(?{flags.group(1)}:{pattern[flags.end() :]})"
     try:
         return re.compile(f"(?:{pattern})")
     except re.error as exc:

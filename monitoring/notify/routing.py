@@ -115,7 +115,9 @@ def route_is_muted(
 ) -> bool:
     """Whether the route sends nothing at `when`: inside a mute interval, or outside all of its
     active intervals (a route with no active intervals is always active)."""
-    if any(any_contains(intervals.get(name, ()), when) for name in route.options.mute_time_intervals):
+    if any(
+        any_contains(intervals.get(name, ()), when) for name in route.options.mute_time_intervals
+    ):
         return True
     active = route.options.active_time_intervals
     return bool(active) and not any(any_contains(intervals.get(n, ()), when) for n in active)
