@@ -355,7 +355,9 @@ class _Loader:
     ) -> dict[str, Node]:
         out = self.r.mapping(node, where, allowed=supported | alertmanager_only)
         for key in sorted(alertmanager_only & set(out)):
-            self.r.error(node, f"{where}: field {key!r} is not supported by the notifier")
+            self.r.error(
+                self.key_node(node, key), f"{where}: field {key!r} is not supported by the notifier"
+            )
             del out[key]
         return out
 
