@@ -1,0 +1,42 @@
+"""The notifier: Alertmanager 0.25's configuration format and routing, held to `amtool`.
+
+The public surface (everything else is internal):
+
+config       `config_load(path, *, env=None) -> Config` (raises `ConfigError`, every problem
+             as `file:line: problem`); `config_render(path, env=None) -> str`, the copy real
+             Alertmanager reads. `Config` holds `global_`, `route` (a `RouteConfig` tree as
+             written), `receivers` (name → `Receiver` with `email_configs`, `slack_configs`,
+             `webhook_configs`; `WebhookConfig.channel` is "sms"/"dashboard" for our channels),
+             `inhibit_rules`, `time_intervals` (name → `TimeInterval`s) and `templates`.
+matchers     `parse_matchers(text)`, `parse_labels(args)`, `Matcher`, `Matchers` (`=`, `!=`,
+             `=~`, `!~`, anchored regexes, a missing label is "").
+routing      `Route.build(config.route)`; `route.match(labels) -> [Route]` (tree order, as
+             dispatch/route.go), `route.receivers(labels)`, `route.group_key(labels)`,
+             `route.options` (receiver, group_by/group_by_all, the three timers, mute/active
+             intervals); `route_is_muted(route, when, config.time_intervals)`;
+             `Inhibitor(config.inhibit_rules).is_inhibited(labels, firing_labels)`.
+timeintervals `TimeInterval.contains(datetime)`.
+
+Sending (channels), the pipeline, the outbox, silences and the API build on these.
+docs/notify.md describes the format, the environment and how routing is held to amtool.
+"""
+
+from monitoring.notify.config import Config, ConfigError, config_load, config_render
+from monitoring.notify.matchers import Matcher, Matchers, parse_labels, parse_matchers
+from monitoring.notify.routing import Inhibitor, Route, route_is_muted
+from monitoring.notify.timeintervals import TimeInterval
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "Inhibitor",
+    "Matcher",
+    "Matchers",
+    "Route",
+    "TimeInterval",
+    "config_load",
+    "config_render",
+    "parse_labels",
+    "parse_matchers",
+    "route_is_muted",
+]

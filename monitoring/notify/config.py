@@ -23,8 +23,6 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from monitoring.monitor.yamlnodes import ConfigError, Reader
-
-__all__ = ["ConfigError", "Config", "config_load", "config_render", "environment_apply"]
 from monitoring.notify.matchers import (
     EQUAL,
     REGEX,
@@ -45,6 +43,8 @@ from monitoring.notify.timeintervals import (
 )
 from monitoring.rules.expr import LABEL_NAME_RE
 from monitoring.rules.gofmt import parse_duration_ms
+
+__all__ = ["Config", "ConfigError", "config_load", "config_render", "environment_apply"]
 
 # The app's Alertmanager receiver. A webhook under it names one of our channels beside
 # Alertmanager's format: real Alertmanager posts there (the app delivers), the embedded

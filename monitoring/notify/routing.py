@@ -16,7 +16,7 @@ from datetime import datetime
 from monitoring.notify.config import Config, InhibitRule, RouteConfig
 from monitoring.notify.matchers import Matchers
 from monitoring.notify.timeintervals import TimeInterval, any_contains
-from monitoring.rules.gofmt import go_quote
+from monitoring.rules.gofmt import format_go_duration, go_quote
 
 DEFAULT_GROUP_WAIT_MS = 30_000
 DEFAULT_GROUP_INTERVAL_MS = 300_000
@@ -154,3 +154,21 @@ class Inhibitor:
 
     def is_inhibited(self, labels: Labels, firing: Iterable[Labels]) -> bool:
         return self.inhibited_by(labels, firing) is not None
+
+
+def route_describe(route: Route) -> str:
+    """One line of a route's effective options, as an operator checks them."""
+    o = route.options
+    group_by = "..." if o.group_by_all else ",".join(sorted(o.group_by))
+    parts = [
+        f"matchers={route.key()}",
+        f"group_by=[{group_by}]",
+        f"group_wait={format_go_duration(o.group_wait_ms)}",
+        f"group_interval={format_go_duration(o.group_interval_ms)}",
+        f"repeat_interval={format_go_duration(o.repeat_interval_ms)}",
+    ]
+    if o.mute_time_intervals:
+        parts.append(f"mute_time_intervals=[{','.join(o.mute_time_intervals)}]")
+    if o.active_time_intervals:
+        parts.append(f"active_time_intervals=[{','.join(o.active_time_intervals)}]")
+    return " ".join(parts)
