@@ -56,19 +56,125 @@ class Matcher:
         return (self.name, self.value, _TYPE_ORDER[self.op])
 
 
-_LEADING_FLAGS = re.compile(r"\(\?([ims]+)\)")
-
-
 def compile_anchored(pattern: str) -> re.Pattern[str]:
-    """Alertmanager anchors every regex (`^(?:…)$`); callers use `fullmatch`. Go scopes a
-    leading `(?i)` to the group it opens; Python wants it scoped, so `(?i)x` is `(?i:x)`."""
-    flags = _LEADING_FLAGS.match(pattern)
-    if flags:
-        pattern = f"(?{flags.group(1)}:{pattern[flags.end() :]})"
+    """Alertmanager anchors every regex (`^(?:…)$`); callers use `fullmatch`."""
     try:
-        return re.compile(f"(?:{pattern})")
+        return re.compile(f"(?:{go_regex(pattern)})")
     except re.error as exc:
         raise MatcherError(f"error parsing regexp {pattern!r}: {exc}") from None
+
+
+_POSIX_CLASSES = {
+    "alnum": "0-9A-Za-z",
+    "alpha": "A-Za-z",
+    "ascii": "\\x00-\\x7f",
+    "blank": "\\t ",
+    "cntrl": "\\x00-\\x1f\\x7f",
+    "digit": "0-9",
+    "graph": "!-~",
+    "lower": "a-z",
+    "print": " -~",
+    "punct": "!-/:-@\\[-`{-~",
+    "space": "\\t\\n\\v\\f\\r ",
+    "upper": "A-Z",
+    "word": "0-9A-Za-z_",
+    "xdigit": "0-9A-Fa-f",
+}
+# RE2's Perl classes are ASCII-only (Python's are Unicode): their members as class ranges.
+_PERL_CLASSES = {
+    "d": "0-9",
+    "D": "\\x00-/:-\\U0010ffff",
+    "w": "0-9A-Za-z_",
+    "W": "\\x00-/:-@\\[-^`{-\\U0010ffff",
+    "s": "\\t\\n\\f\\r ",
+    "S": "\\x00-\\x08\\x0b\\x0e-\\x1f!-\\U0010ffff",
+}
+_WORD = "[0-9A-Za-z_]"
+_BOUNDARIES = {
+    "b": f"(?:(?<!{_WORD})(?={_WORD})|(?<={_WORD})(?!{_WORD}))",
+    "B": f"(?:(?<!{_WORD})(?!{_WORD})|(?<={_WORD})(?={_WORD}))",
+}
+_GO_FLAGS = re.compile(r"\(\?(-?[ims]+|[ims]+-[ims]*)\)")
+_NOT_RE2 = re.compile(r"\(\?(=|!|<=|<!|>)|[*+?}]\+")
+
+
+def go_regex(pattern: str) -> str:
+    """A Go (RE2) regex in Python's syntax, or MatcherError for what RE2 refuses.
+
+    Python reads most RE2 alike; the differences handled are flag groups (`(?i)` scopes to
+    the end of its group in Go, Python wants `(?i:…)`), ASCII-only `\\d \\w \\s \\b`, POSIX
+    classes (`[[:alpha:]]`), `\\z`, `\\Q…\\E`, and constructs RE2 refuses but Python accepts
+    (lookaround, backreferences, atomic groups, possessive repeats).
+    """
+    bare = pattern.replace("\\\\", "")
+    if _NOT_RE2.search(bare):
+        raise MatcherError(f"error parsing regexp {pattern!r}: a construct RE2 does not have")
+    if re.search(r"\(\?[a-zA-Z-]*U|\\[pP]", bare):
+        raise MatcherError(
+            f"regexp {pattern!r}: ungreedy mode and Unicode classes are not supported by the notifier"
+        )
+    out: list[str] = []
+    scopes: list[list[str]] = [[]]  # per open group: the flag groups opened inside it
+    i, in_class = 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            nxt = pattern[i + 1]
+            if nxt == "Q":
+                stop = pattern.find("\\E", i + 2)
+                literal = pattern[i + 2 : stop if stop != -1 else len(pattern)]
+                out.append(re.escape(literal))
+                i = stop + 2 if stop != -1 else len(pattern)
+                continue
+            if nxt.isdigit() and nxt != "0" and not in_class:
+                raise MatcherError(f"error parsing regexp {pattern!r}: invalid escape \\{nxt}")
+            if nxt in _PERL_CLASSES:
+                ranges = _PERL_CLASSES[nxt]
+                out.append(ranges if in_class else f"[{ranges}]")
+            elif nxt in _BOUNDARIES and not in_class:
+                out.append(_BOUNDARIES[nxt])
+            else:
+                out.append("\\Z" if nxt == "z" and not in_class else ch + nxt)
+            i += 2
+            continue
+        if in_class:
+            posix = re.match(r"\[:(\^?)([a-z]+):\]", pattern[i:])
+            if posix and posix.group(2) in _POSIX_CLASSES:
+                if posix.group(1):
+                    raise MatcherError(f"error parsing regexp {pattern!r}: negated POSIX class")
+                out.append(_POSIX_CLASSES[posix.group(2)])
+                i += posix.end()
+                continue
+            in_class = ch != "]" or out[-1] in ("[", "[^")
+            out.append(ch)
+        elif ch == "[":
+            in_class = True
+            caret = pattern.startswith("[^", i)
+            out.append("[^" if caret else "[")
+            i += 2 if caret else 1
+            if i < len(pattern) and pattern[i] == "]":  # a leading ] is literal
+                out.append("\\]")
+                i += 1
+            continue
+        elif (flags := _GO_FLAGS.match(pattern, i)) is not None:
+            out.append(f"(?{flags.group(1)}:")
+            scopes[-1].append(flags.group(1))
+            i = flags.end()
+            continue
+        elif ch == "(":
+            scopes.append([])
+            out.append(ch)
+        elif ch == ")" and len(scopes) > 1:
+            out.append(")" * len(scopes.pop()) + ch)
+        elif ch == "|":
+            # Flags hold to the end of the group, across its alternatives: close, reopen.
+            opened = scopes[-1]
+            out.append(")" * len(opened) + "|" + "".join(f"(?{f}:" for f in opened))
+        else:
+            out.append(ch)
+        i += 1
+    out.append(")" * len(scopes[0]))
+    return "".join(out)
 
 
 @dataclass(frozen=True)
