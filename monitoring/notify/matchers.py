@@ -188,7 +188,10 @@ class Matchers:
         return cls(tuple(sorted(matchers, key=Matcher.sort_key)))
 
     def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(m.matches(labels.get(m.name, "")) for m in self.items)
+        for m in self.items:  # a loop, not all(…): this runs for every route of every alert
+            if not m.matches(labels.get(m.name, "")):
+                return False
+        return True
 
     def __str__(self) -> str:
         return "{" + ",".join(str(m) for m in self.items) + "}"

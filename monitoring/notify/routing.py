@@ -44,6 +44,13 @@ class Route:
     continue_: bool = False
     parent: Route | None = None
     routes: list[Route] = field(default_factory=list)
+    _key: str | None = field(default=None, repr=False)
+    # Memos (a cycle routes thousands of alerts that share a few label values): the root's
+    # match result by the values of the labels any matcher reads, and group keys by group.
+    _names: tuple[str, ...] = field(default=(), repr=False)
+    _matches: dict[tuple[str, ...], tuple[Route, ...]] = field(default_factory=dict, repr=False)
+    _group_by: tuple[str, ...] = field(default=(), repr=False)
+    _group_keys: dict[tuple[tuple[str, str], ...], str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, config: RouteConfig, parent: Route | None = None) -> Route:
@@ -64,16 +71,29 @@ class Route:
             active_time_intervals=config.active_time_intervals,
         )
         route = cls(options, config.matchers, config.continue_, parent)
+        route._group_by = tuple(sorted(group_by))
         route.routes = [cls.build(child, route) for child in config.routes]
+        if parent is None:
+            route._names = tuple(sorted({m.name for r in route.walk() for m in r.matchers.items}))
         return route
 
     def match(self, labels: Labels) -> list[Route]:
         """The routes an alert with these labels takes (empty only if this one does not match)."""
+        if self.parent is not None:
+            return self._match(labels)
+        key = tuple(labels.get(name, "") for name in self._names)
+        found = self._matches.get(key)
+        if found is None:
+            found = tuple(self._match(labels))
+            _remember(self._matches, key, found)
+        return list(found)
+
+    def _match(self, labels: Labels) -> list[Route]:
         if not self.matchers.matches(labels):
             return []
         found: list[Route] = []
         for child in self.routes:
-            matched = child.match(labels)
+            matched = child._match(labels)
             found.extend(matched)
             if matched and not child.continue_:
                 break
@@ -85,8 +105,10 @@ class Route:
 
     def key(self) -> str:
         """Alertmanager's route key: the matchers of each ancestor, joined by '/'."""
-        own = str(self.matchers)
-        return f"{self.parent.key()}/{own}" if self.parent is not None else own
+        if self._key is None:
+            own = str(self.matchers)
+            self._key = f"{self.parent.key()}/{own}" if self.parent is not None else own
+        return self._key
 
     def group_labels(self, labels: Labels) -> dict[str, str]:
         """The labels that pick the alert's group on this route (`...`: all of them)."""
@@ -96,9 +118,16 @@ class Route:
 
     def group_key(self, labels: Labels) -> str:
         """Alertmanager's aggregation-group key: `<route key>:{label="value", …}`."""
-        group = self.group_labels(labels)
-        body = ", ".join(f"{name}={go_quote(group[name])}" for name in sorted(group))
-        return f"{self.key()}:{{{body}}}"
+        if self.options.group_by_all:
+            group = tuple(sorted(labels.items()))
+        else:
+            group = tuple((n, labels[n]) for n in self._group_by if n in labels)
+        key = self._group_keys.get(group)
+        if key is None:
+            body = ", ".join(f"{name}={go_quote(value)}" for name, value in group)
+            key = f"{self.key()}:{{{body}}}"
+            _remember(self._group_keys, group, key)
+        return key
 
     def walk(self) -> Iterable[Route]:
         yield self
@@ -108,6 +137,15 @@ class Route:
 
 def _first(value: int | None, default: int) -> int:
     return default if value is None else value
+
+
+_MEMO_LIMIT = 100_000
+
+
+def _remember(memo: dict, key, value) -> None:
+    if len(memo) >= _MEMO_LIMIT:  # label values without end (a request id): start over
+        memo.clear()
+    memo[key] = value
 
 
 def route_is_muted(
@@ -124,7 +162,8 @@ def route_is_muted(
 
 
 class Inhibitor:
-    """Inhibition rules over a set of firing alerts (Alertmanager's `Inhibitor.Mutes`)."""
+    """Inhibition rules (Alertmanager's `Inhibitor.Mutes`). `index(firing)` prepares one
+    cycle's firing alerts so each check costs one lookup per rule, not a scan of them all."""
 
     def __init__(self, rules: Iterable[InhibitRule]):
         self.rules = tuple(rules)
@@ -133,27 +172,47 @@ class Inhibitor:
     def from_config(cls, config: Config) -> Inhibitor:
         return cls(config.inhibit_rules)
 
-    def inhibited_by(self, labels: Labels, firing: Iterable[Labels]) -> Labels | None:
-        """The firing alert that inhibits an alert with `labels`, or None."""
+    def index(self, firing: Iterable[Labels]) -> InhibitionIndex:
+        return InhibitionIndex(self.rules, firing)
+
+    def is_inhibited(self, labels: Labels, firing: Iterable[Labels]) -> bool:
+        """One check against `firing`; for many, build `index(firing)` once."""
+        return self.index(firing).inhibited_by(labels) is not None
+
+
+class InhibitionIndex:
+    """Per rule, the firing source alerts keyed by their `equal` label values: the first
+    one, and the first one that does not also match the rule's target (an alert matching both
+    sides is only inhibited by one that does not, so two alerts never mute each other)."""
+
+    def __init__(self, rules: tuple[InhibitRule, ...], firing: Iterable[Labels]):
+        self.rules = rules
+        self.sources: list[dict[tuple[str, ...], tuple[Labels, Labels | None]]] = []
         firing = list(firing)
-        for rule in self.rules:
-            if not rule.target.matches(labels):
-                continue
-            # An alert matching both sides cannot be inhibited by one that also does: two
-            # alerts must not silence each other.
-            two_sided = rule.source.matches(labels)
+        for rule in rules:
+            by_key: dict[tuple[str, ...], tuple[Labels, Labels | None]] = {}
             for source in firing:
                 if not rule.source.matches(source):
                     continue
-                if any(source.get(n, "") != labels.get(n, "") for n in rule.equal):
-                    continue
-                if two_sided and rule.target.matches(source):
-                    continue
+                key = tuple(source.get(name, "") for name in rule.equal)
+                one_sided = None if rule.target.matches(source) else source
+                first, first_one_sided = by_key.get(key, (source, None))
+                by_key[key] = (first, first_one_sided or one_sided)
+            self.sources.append(by_key)
+
+    def inhibited_by(self, labels: Labels) -> Labels | None:
+        """The firing alert that inhibits an alert with `labels`, or None."""
+        for rule, by_key in zip(self.rules, self.sources, strict=True):
+            if not by_key or not rule.target.matches(labels):
+                continue
+            found = by_key.get(tuple(labels.get(name, "") for name in rule.equal))
+            if found is None:
+                continue
+            first, one_sided = found
+            source = one_sided if rule.source.matches(labels) else first
+            if source is not None:
                 return source
         return None
-
-    def is_inhibited(self, labels: Labels, firing: Iterable[Labels]) -> bool:
-        return self.inhibited_by(labels, firing) is not None
 
 
 def route_describe(route: Route) -> str:
