@@ -1,11 +1,13 @@
 """Loading alertmanager.yml: every supported field, and every problem as `file:line: problem`."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from monitoring.notify.config import ConfigError, config_load
 from monitoring.notify.timeintervals import TimeInterval
+from tests.services import require_alertmanager
 
 HERE = Path(__file__).parent
 TANGLED = HERE / "tangled.yml"
@@ -199,67 +201,76 @@ def test_every_problem_at_once_with_its_line(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        (
-            "receivers: [{name: r}]\n",
-            ["1: no routes provided (a `route:` with a default receiver)"],
-        ),
-        ("route: {group_wait: 1m}\n", ["1: route: root route must specify a default receiver"]),
-        (
-            "route: {receiver: r, matchers: [a=b]}\nreceivers: [{name: r}]\n",
-            ["1: route: root route must not have any matchers"],
-        ),
-        (
-            "route: {receiver: r, match: {a: b}}\nreceivers: [{name: r}]\n",
-            ["1: route: root route must not have any matchers"],
-        ),
-        (
-            "route: {receiver: r, mute_time_intervals: [t], active_time_intervals: [t]}\n"
-            "receivers: [{name: r}]\ntime_intervals: [{name: t, time_intervals: []}]\n",
-            [
-                "1: route: root route must not have any mute time intervals",
-                "1: route: root route must not have any active time intervals",
-            ],
-        ),
-        (
-            "route: {receiver: r, repeat_interval: 1x}\nreceivers: [{name: r}]\n",
-            ["1: route.repeat_interval: '1x' is not a duration (like 0s, 30s, 5m, 4h)"],
-        ),
-        (
-            "route: {receiver: r}\nreceivers: [{name: r, slack_configs: [{channel: x}]}]\n",
-            [
-                "2: receiver 'r' slack_configs[0]: no global Slack API URL set either inline or in a file"
-            ],
-        ),
-        (
-            "route: {receiver: r}\nreceivers: [{name: r, webhook_configs: [{url: x}]}]\n",
-            ["2: receiver 'r' webhook_configs[0].url: 'x' is not an http(s) URL with a host"],
-        ),
-        (
-            "route: {receiver: r}\nreceivers: [{name: r}]\nfoo: 1\n",
-            ["3: top level: unknown key 'foo'"],
-        ),
-        ("route: [\n", ["2: invalid YAML: expected the node content, but found '<stream end>'"]),
-        (
-            "route:\n  receiver: r\n  routes:\n    - match_re: {'bad-name': x, ok: '('}\n"
-            "receivers: [{name: r}]\n",
-            [
-                "4: route.routes[0].match_re: invalid label name 'bad-name'",
-                "4: route.routes[0].match_re.ok: error parsing regexp '(': missing ), "
-                "unterminated subpattern at position 0",
-            ],
-        ),
-        (
-            "route: {receiver: r}\nreceivers: [{name: r}]\n"
-            "time_intervals: [{name: t, time_intervals: []}, {name: t, time_intervals: []}]\n",
-            ["3: time_intervals[1]: time interval 't' is not unique"],
-        ),
-    ],
-)
+REFUSED = [
+    (
+        "receivers: [{name: r}]\n",
+        ["1: no routes provided (a `route:` with a default receiver)"],
+    ),
+    ("route: {group_wait: 1m}\n", ["1: route: root route must specify a default receiver"]),
+    (
+        "route: {receiver: r, matchers: [a=b]}\nreceivers: [{name: r}]\n",
+        ["1: route: root route must not have any matchers"],
+    ),
+    (
+        "route: {receiver: r, match: {a: b}}\nreceivers: [{name: r}]\n",
+        ["1: route: root route must not have any matchers"],
+    ),
+    (
+        "route: {receiver: r, mute_time_intervals: [t], active_time_intervals: [t]}\n"
+        "receivers: [{name: r}]\ntime_intervals: [{name: t, time_intervals: []}]\n",
+        [
+            "1: route: root route must not have any mute time intervals",
+            "1: route: root route must not have any active time intervals",
+        ],
+    ),
+    (
+        "route: {receiver: r, repeat_interval: 1x}\nreceivers: [{name: r}]\n",
+        ["1: route.repeat_interval: '1x' is not a duration (like 0s, 30s, 5m, 4h)"],
+    ),
+    (
+        "route: {receiver: r}\nreceivers: [{name: r, slack_configs: [{channel: x}]}]\n",
+        [
+            "2: receiver 'r' slack_configs[0]: no global Slack API URL set either inline or in a file"
+        ],
+    ),
+    (
+        "route: {receiver: r}\nreceivers: [{name: r, webhook_configs: [{url: x}]}]\n",
+        ["2: receiver 'r' webhook_configs[0].url: 'x' is not an http(s) URL with a host"],
+    ),
+    (
+        "route: {receiver: r}\nreceivers: [{name: r}]\nfoo: 1\n",
+        ["3: top level: unknown key 'foo'"],
+    ),
+    ("route: [\n", ["2: invalid YAML: expected the node content, but found '<stream end>'"]),
+    (
+        "route:\n  receiver: r\n  routes:\n    - match_re: {'bad-name': x, ok: '('}\n"
+        "receivers: [{name: r}]\n",
+        [
+            "4: route.routes[0].match_re: invalid label name 'bad-name'",
+            "4: route.routes[0].match_re.ok: error parsing regexp '(': missing ), "
+            "unterminated subpattern at position 0",
+        ],
+    ),
+    (
+        "route: {receiver: r}\nreceivers: [{name: r}]\n"
+        "time_intervals: [{name: t, time_intervals: []}, {name: t, time_intervals: []}]\n",
+        ["3: time_intervals[1]: time interval 't' is not unique"],
+    ),
+]
+
+
+@pytest.mark.parametrize("text, expected", REFUSED)
 def test_refused(tmp_path: Path, text: str, expected: list[str]) -> None:
     assert errors_of(tmp_path, text) == expected
+
+
+@pytest.mark.parametrize("text", [BAD] + [text for text, _ in REFUSED])
+def test_alertmanager_refuses_them_too(tmp_path: Path, text: str) -> None:
+    require_alertmanager()
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(text)
+    done = subprocess.run(["amtool", "check-config", str(path)], capture_output=True, timeout=120)
+    assert done.returncode == 1, done.stdout
 
 
 def test_old_match_forms_and_group_by_inheritance_fields(tmp_path: Path) -> None:
