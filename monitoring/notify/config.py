@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
@@ -251,14 +252,14 @@ def environment_apply(root: Node | None, env: Mapping[str, str]) -> None:
     global_node = top.get("global")
     if env.get("EMAIL_HOST") or env.get("SLACK_WEBHOOK_URL"):
         if not isinstance(global_node, MappingNode):
-            global_node = MappingNode("tag:yaml.org,2002:map", [])
-            root.value.insert(0, (_scalar("global"), global_node))
+            global_node = MappingNode("tag:yaml.org,2002:map", [], root.start_mark, root.end_mark)
+            root.value.insert(0, (_scalar("global", root), global_node))
         if env.get("EMAIL_HOST"):
             port = env.get("EMAIL_PORT") or "25"
-            _set(global_node, "smtp_smarthost", f"{env['EMAIL_HOST']}:{port}")
+            _set(global_node, "smtp_smarthost", f"{env['EMAIL_HOST']}:{port}", "EMAIL_HOST")
         if env.get("SLACK_WEBHOOK_URL"):
             _drop(global_node, "slack_api_url_file")
-            _set(global_node, "slack_api_url", env["SLACK_WEBHOOK_URL"])
+            _set(global_node, "slack_api_url", env["SLACK_WEBHOOK_URL"], "SLACK_WEBHOOK_URL")
     receivers = top.get("receivers")
     for receiver in receivers.value if isinstance(receivers, SequenceNode) else ():
         if not isinstance(receiver, MappingNode):
@@ -272,32 +273,46 @@ def environment_apply(root: Node | None, env: Mapping[str, str]) -> None:
                 continue
             if isinstance(name, ScalarNode) and name.value == DEADMANS_SWITCH:
                 if env.get("WATCHDOG_WEBHOOK_URL"):
-                    url.value = env["WATCHDOG_WEBHOOK_URL"]
+                    _set(hook, "url", env["WATCHDOG_WEBHOOK_URL"], "WATCHDOG_WEBHOOK_URL")
             elif APP_RECEIVER_PATH in url.value:
                 if env.get("APP_URL"):
                     tail = url.value[url.value.index(APP_RECEIVER_PATH) :]
-                    url.value = env["APP_URL"].rstrip("/") + tail
+                    _set(hook, "url", env["APP_URL"].rstrip("/") + tail, "APP_URL")
                 if env.get("MONITORING_TOKEN"):
                     http = _child_mapping(hook, "http_config")
                     auth = _child_mapping(http, "authorization")
                     _drop(auth, "credentials_file")
-                    _set(auth, "credentials", env["MONITORING_TOKEN"])
+                    _set(auth, "credentials", env["MONITORING_TOKEN"], "MONITORING_TOKEN")
 
 
-def _scalar(value: str) -> ScalarNode:
-    return ScalarNode("tag:yaml.org,2002:str", value)
+class _EnvScalar(ScalarNode):
+    """A value from the environment, placed (for messages) where the file had the default."""
+
+    def __init__(self, value: str, variable: str, near: Node):
+        super().__init__("tag:yaml.org,2002:str", value, near.start_mark, near.end_mark)
+        self.variable = variable
+
+
+def _from_env(node: Node | None) -> str:
+    return f" (from ${node.variable})" if isinstance(node, _EnvScalar) else ""
+
+
+def _scalar(value: str, near: Node | None = None) -> ScalarNode:
+    mark = near.start_mark if near is not None else None
+    return ScalarNode("tag:yaml.org,2002:str", value, mark, mark)
 
 
 def _pairs(node: MappingNode) -> dict[str, Node]:
     return {k.value: v for k, v in node.value if isinstance(k, ScalarNode)}
 
 
-def _set(node: MappingNode, key: str, value: str) -> None:
-    for i, (k, _) in enumerate(node.value):
+def _set(node: MappingNode, key: str, value: str, variable: str) -> None:
+    """`key: value` in the mapping, the value marked as coming from `$variable`."""
+    for i, (k, old) in enumerate(node.value):
         if isinstance(k, ScalarNode) and k.value == key:
-            node.value[i] = (k, _scalar(value))
+            node.value[i] = (k, _EnvScalar(value, variable, old))
             return
-    node.value.append((_scalar(key), _scalar(value)))
+    node.value.append((_scalar(key, node), _EnvScalar(value, variable, node)))
 
 
 def _drop(node: MappingNode, key: str) -> None:
@@ -309,9 +324,9 @@ def _drop(node: MappingNode, key: str) -> None:
 def _child_mapping(node: MappingNode, key: str) -> MappingNode:
     child = _pairs(node).get(key)
     if not isinstance(child, MappingNode):
-        child = MappingNode("tag:yaml.org,2002:map", [])
+        child = MappingNode("tag:yaml.org,2002:map", [], node.start_mark, node.end_mark)
         _drop(node, key)
-        node.value.append((_scalar(key), child))
+        node.value.append((_scalar(key, node), child))
     return child
 
 
@@ -343,6 +358,7 @@ class _Loader:
     def __init__(self, reader: Reader):
         self.r = reader
         self.base = Path(reader.path).parent
+        self.global_slack_written = False
 
     # Small typed readers on top of yamlnodes.Reader.
 
@@ -409,7 +425,8 @@ class _Loader:
             return None
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            self.r.error(node, f"{where}: {value!r} is not an http(s) URL with a host")
+            problem = f"{value!r} is not an http(s) URL with a host{_from_env(node)}"
+            self.r.error(node, f"{where}: {problem}")
             return None
         return value
 
@@ -515,6 +532,8 @@ class _Loader:
             "slack_api_url_file",
         }
         f = self.fields(node, "global", supported, _GLOBAL_UNSUPPORTED)
+        # A global Slack URL that is written but wrong is reported once, not per receiver.
+        self.global_slack_written = "slack_api_url" in f or "slack_api_url_file" in f
         for a, b in (
             ("slack_api_url", "slack_api_url_file"),
             ("smtp_auth_password", "smtp_auth_password_file"),
@@ -525,7 +544,8 @@ class _Loader:
         text = {key: self.text(f.get(key), f"global.{key}") for key in strings}
         return GlobalConfig(
             resolve_timeout_ms=self.duration(f.get("resolve_timeout"), "global.resolve_timeout")
-            or 300_000,
+            if "resolve_timeout" in f
+            else GlobalConfig.resolve_timeout_ms,
             smtp_from=text["smtp_from"],
             smtp_hello=text["smtp_hello"] or "localhost",
             smtp_smarthost=self.smarthost(f.get("smtp_smarthost"), "global.smtp_smarthost"),
@@ -548,7 +568,7 @@ class _Loader:
             return None
         host, sep, port = value.rpartition(":")
         if not sep or not port:
-            self.r.error(node, f"{where}: address {value!r}: port cannot be empty")
+            self.r.error(node, f"{where}: address {value!r}: port cannot be empty{_from_env(node)}")
             return None
         return value
 
@@ -573,7 +593,14 @@ class _Loader:
             out[name] = Receiver(name, emails, slacks, hooks)
         return out
 
-    def items(self, node, where, key, global_, parse) -> tuple:
+    def items(
+        self,
+        node: Node | None,
+        where: str,
+        key: str,
+        global_: GlobalConfig,
+        parse: Callable[[Node, str, GlobalConfig], Any],
+    ) -> tuple:
         parsed = (
             parse(item, f"{where} {key}[{i}]", global_)
             for i, item in enumerate(self.r.sequence(node, f"{where}.{key}"))
@@ -663,9 +690,9 @@ class _Loader:
             self.r.error(node, f"{where}: at most one of api_url & api_url_file must be configured")
         api_url = self.url(f.get("api_url"), f"{where}.api_url")
         api_url_file = self.file(f.get("api_url_file"), where)
-        if api_url is None and api_url_file is None:
+        if "api_url" not in f and "api_url_file" not in f:
             api_url, api_url_file = g.slack_api_url, g.slack_api_url_file
-            if api_url is None and api_url_file is None:
+            if api_url is None and api_url_file is None and not self.global_slack_written:
                 self.r.error(
                     node, f"{where}: no global Slack API URL set either inline or in a file"
                 )
@@ -915,6 +942,3 @@ class _AnyKey:
 
     def __contains__(self, key: object) -> bool:
         return True
-
-    def __or__(self, other):
-        return self

@@ -294,3 +294,18 @@ receivers: [{name: r}]
     assert str(child.matchers) == '{a="1",b!~"2",c="3",severity=~"crit.*",team="db"}'
     assert child.group_by is None and child.group_by_all and child.group_wait_ms == 0
     assert c.route.group_by == ("alertname",) and c.global_.resolve_timeout_ms == 300_000
+
+
+def test_a_bad_environment_value_names_the_variable_and_the_line_it_replaces() -> None:
+    env = {"SLACK_WEBHOOK_URL": "notaurl", "WATCHDOG_WEBHOOK_URL": "x", "APP_URL": "ftp:/"}
+    with pytest.raises(ConfigError) as info:
+        config_load(SHIPPED, env=env)
+    lines = SHIPPED.read_text().splitlines()
+    problems = {}
+    for error in info.value.errors:
+        line, problem = error[len(str(SHIPPED)) + 1 :].split(": ", 1)
+        problems[problem] = lines[int(line) - 1]
+    assert len(problems) == 4, info.value.errors  # once for Slack, not once per receiver
+    for problem, line in problems.items():
+        variable = problem.rsplit("$", 1)[1].rstrip(")")
+        assert variable in line, (problem, line)  # the shipped line names its variable
