@@ -145,8 +145,9 @@ def go_regex(pattern: str) -> str:
                 out.append(_POSIX_CLASSES[posix.group(2)])
                 i += posix.end()
                 continue
-            in_class = ch != "]" or out[-1] in ("[", "[^")
-            out.append(ch)
+            in_class = ch != "]"
+            # Literal in RE2's classes; Python reads `[[`, `&&`, `~~`, `||` as future set syntax.
+            out.append("\\" + ch if ch in "[&~|" else ch)
         elif ch == "[":
             in_class = True
             caret = pattern.startswith("[^", i)

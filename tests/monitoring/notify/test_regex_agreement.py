@@ -43,12 +43,14 @@ PATTERNS = [
     "[\\d\\s]+",
     "[\\W]+",
     "\\S\\D",
+    "[[]+",
+    "[a&&b~~|]+",
 ]
 VALUES = [
     "", "a", "A", "BruteForce", "brute", "ab", "aB", "c", "C", "B", "abc", "123", "١٢٣",
     "x.y", "x\ny", ".*", "ü1", "Ü1", " ", "\t", "\u00a0", "aa", "aaa", "aaaa", "cd", "ababc", "]",
     "a.b", "axb", "xYz", "xyz", "wz", "WZ", "!", "a]a", "x", "\n", "ab cd", "abü", "ab.c",
-    "a1", "1 \t2", "ü\u00a0", "a\x0b",
+    "a1", "1 \t2", "ü\u00a0", "a\x0b", "[[", "a&~|", "&&",
 ]  # fmt: skip
 
 
