@@ -124,7 +124,9 @@ class Route:
             group = tuple((n, labels[n]) for n in self._group_by if n in labels)
         key = self._group_keys.get(group)
         if key is None:
-            body = ", ".join(f"{name}={go_quote(value)}" for name, value in group)
+            # model.LabelSet.String() sorts the `name="value"` strings, not the names
+            # (`a0=…` sorts before `a=…`).
+            body = ", ".join(sorted(f"{name}={go_quote(value)}" for name, value in group))
             key = f"{self.key()}:{{{body}}}"
             _remember(self._group_keys, group, key)
         return key

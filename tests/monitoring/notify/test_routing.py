@@ -38,7 +38,13 @@ def test_group_key_and_labels() -> None:
     assert staging_pager.group_key(labels) == (
         '{}/{env="staging"}/{severity=~"critical|warning"}:{alertname="A"}'
     )
+    assert staging_pager.group_key({"alertname": "B"}) == staging_pager.group_key(
+        {"alertname": "B", "x": "y"}
+    )
     everything = route.match({"severity": "critical", "team": "x", "b": "2", "a": "1"})[0]
+    assert everything.group_key({"a": "1", "a0": "2", "a_": "3"}).endswith(
+        ':{a0="2", a="1", a_="3"}'
+    )
     assert everything.group_key({"b": "2", "a": 'q"'}) == (
         '{}/{severity="critical",team!~"product|security"}:{a="q\\"", b="2"}'
     )
