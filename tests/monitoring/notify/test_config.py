@@ -33,7 +33,7 @@ def test_every_field_of_the_tangled_file() -> None:
     g = c.global_
     assert g.resolve_timeout_ms == 120_000
     assert (g.smtp_smarthost, g.smtp_from, g.smtp_hello) == (
-        "mail.example.com:587",
+        "127.0.0.1:9",
         "am@example.com",
         "example.com",
     )
@@ -49,13 +49,13 @@ def test_every_field_of_the_tangled_file() -> None:
 
     [email] = c.receivers["fallback"].email_configs
     assert email.to == "ops@example.com" and email.from_ == "am@example.com"  # from global
-    assert email.smarthost == "mail.example.com:587" and email.auth_password == "secret"
+    assert email.smarthost == "127.0.0.1:9" and email.auth_password == "secret"
     assert email.headers == {"Subject": "Alert {{ .GroupLabels }}"}
     assert (email.text, email.send_resolved) == ("plain", True)
     assert email.html == '{{ template "email.default.html" . }}'
 
     [slack] = c.receivers["pager"].slack_configs
-    assert slack.api_url == "https://hooks.example.com/pager"
+    assert slack.api_url == "http://127.0.0.1:9/slack"
     assert (slack.channel, slack.username, slack.color, slack.icon_emoji) == (
         "#pager",
         "am",
@@ -74,7 +74,7 @@ def test_every_field_of_the_tangled_file() -> None:
 
     [hook] = c.receivers["staging-pager"].webhook_configs
     assert (hook.url, hook.max_alerts, hook.send_resolved, hook.channel) == (
-        "http://127.0.0.1:9999/pager",
+        "http://127.0.0.1:9/pager",
         10,
         True,
         None,
