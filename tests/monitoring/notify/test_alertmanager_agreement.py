@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from monitoring.notify.config import config_load, config_render
+from monitoring.notify.config import config_load
+from monitoring.notify.environment import config_render
 from monitoring.notify.routing import Inhibitor, Route
 from tests.monitoring.notify.test_amtool_agreement import POOLS, SHIPPED, TANGLED
 from tests.services import require_alertmanager

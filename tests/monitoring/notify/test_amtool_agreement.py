@@ -128,7 +128,7 @@ def test_amtool_accepts_the_file(config: Path) -> None:
 
 def test_amtool_accepts_the_rendered_file(tmp_path: Path) -> None:
     require_alertmanager()
-    from monitoring.notify.config import config_render
+    from monitoring.notify.environment import config_render
 
     env = {
         "EMAIL_HOST": "smtp.example.com",

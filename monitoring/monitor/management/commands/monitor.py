@@ -140,7 +140,7 @@ class Command(BaseCommand):
         return 0
 
     def handle_render_alertmanager(self, *, config: str, out: str, **_) -> int:
-        from monitoring.notify.config import config_render
+        from monitoring.notify.environment import config_render
 
         try:
             text = config_render(Path(config))
