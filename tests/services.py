@@ -36,3 +36,13 @@ def require_prometheus() -> None:
         "Prometheus and promtool (Debian's prometheus package)",
         bool(shutil.which("prometheus") and shutil.which("promtool")),
     )
+
+
+def require_alertmanager() -> None:
+    require(
+        "Alertmanager and amtool (Debian's prometheus-alertmanager package)",
+        bool(
+            (shutil.which("alertmanager") or shutil.which("prometheus-alertmanager"))
+            and shutil.which("amtool")
+        ),
+    )

@@ -159,6 +159,8 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "shop@pasargadprints.com")
 # Monitoring: the bearer token for protected monitoring endpoints (unset: staff session only).
 MONITORING_TOKEN = env_str("MONITORING_TOKEN", "")
 MONITORING_CONFIG_DIR = BASE_DIR / env_str("MONITORING_CONFIG_DIR", "deploy/prometheus")
+# The notifier's routing, in Alertmanager's format (docs/notify.md).
+NOTIFY_CONFIG = BASE_DIR / env_str("NOTIFY_CONFIG", "deploy/alertmanager/alertmanager.yml")
 HEALTH_CHECK_TIMEOUT = env_float("HEALTH_CHECK_TIMEOUT", 2.0)
 # The public /api/health/ checks the database at most this often per process.
 HEALTH_BASIC_CACHE_SECONDS = env_float("HEALTH_BASIC_CACHE_SECONDS", 1.0)

@@ -197,7 +197,12 @@ def go_float(text: str) -> float:
     return float(t)
 
 
+_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\\x7f]')
+
+
 def go_quote(value: str) -> str:
+    if not _NEEDS_ESCAPE.search(value):
+        return f'"{value}"'  # the common case, without the walk below
     out = ['"']
     for ch in value:
         if ch == '"':

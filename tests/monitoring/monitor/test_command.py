@@ -4,40 +4,23 @@ One test runs the real `manage.py` process; the others call the same command in-
 (much faster), capturing what it prints and its exit code.
 """
 
-import contextlib
-import io
 import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 
+from tests.monitoring.command import Result, monitor_command
 from tests.monitoring.monitor.exporter import Exporter
 
 REPO = Path(__file__).resolve().parents[3]
 PROM_DIR = REPO / "deploy/prometheus"
 
 
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 def _monitor(*args: str, tmp_path: Path) -> Result:
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            call_command("monitor", *args, stdout=out, stderr=err)
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return Result(code, out.getvalue(), err.getvalue())
+    return monitor_command(*args)
 
 
 def test_manage_py_monitor_check_config_as_a_process(tmp_path):

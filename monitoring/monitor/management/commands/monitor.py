@@ -2,17 +2,20 @@
 
 run            the long-running process: scrape, evaluate, serve the API (SIGHUP reloads)
 once           one scrape-and-evaluate cycle; prints what would fire
-check-config   validate prometheus.yml, its rule files and thresholds.yml (exit 1 on error)
+check-config   validate prometheus.yml, its rule files, thresholds.yml and alertmanager.yml
 test-rules     run promtool-format rule unit tests (same as `promtool test rules`)
 render-rules   regenerate the rule files from templates/ and thresholds.yml
 notify-test    send a test notification through one channel (email, slack, sms, webhook,
                dashboard), configured from the environment (docs/notify-channels.md)
+routes         the receivers an alert with LABEL=VALUE… reaches (`amtool config routes test`)
+render-alertmanager  alertmanager.yml with the environment applied, for real Alertmanager
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import sys
 import threading
@@ -26,7 +29,18 @@ from monitoring.monitor.checks import config_check
 from monitoring.monitor.config import ConfigError, settings_from_env
 from monitoring.monitor.runtime import Monitor
 from monitoring.monitor.thresholds import rules_render
+from monitoring.notify.config import config_load as notify_config_load
+from monitoring.notify.routing import route_describe
 from monitoring.tsdb.disk import StoreLockedError
+
+
+def notify_config_errors(path: Path) -> list[str]:
+    try:
+        notify_config_load(path)
+    except ConfigError as exc:
+        return exc.errors
+    return []
+
 
 logger = logging.getLogger("monitoring.monitor")
 
@@ -42,6 +56,17 @@ class Command(BaseCommand):
             p.add_argument("--config", default=default_config, help="prometheus.yml to read")
             if name == "check-config":
                 p.add_argument("--thresholds", help="thresholds.yml (default: beside --config)")
+                p.add_argument("--alertmanager", default=str(settings.NOTIFY_CONFIG))
+        routes = sub.add_parser("routes")
+        routes.add_argument("labels", nargs="*", help="the alert's labels, LABEL=VALUE")
+        routes.add_argument("--config", default=str(settings.NOTIFY_CONFIG))
+        routes.add_argument(
+            "--verify-receivers", help="exit 1 unless the receivers are these (comma-separated)"
+        )
+        routes.add_argument("--verbose", "-v", action="store_true", help="each route's options")
+        render_am = sub.add_parser("render-alertmanager")
+        render_am.add_argument("--config", default=str(settings.NOTIFY_CONFIG))
+        render_am.add_argument("--out", default=str(Path(settings.VAR_DIR) / "alertmanager.yml"))
         render = sub.add_parser("render-rules")
         render.add_argument(
             "--dir",
@@ -83,15 +108,65 @@ class Command(BaseCommand):
             return 1
         return 0
 
-    def handle_check_config(self, *, config: str, thresholds: str | None, **_) -> int:
+    def handle_check_config(
+        self, *, config: str, thresholds: str | None, alertmanager: str, **_
+    ) -> int:
         errors = config_check(
             config_path=Path(config), thresholds_path=Path(thresholds) if thresholds else None
         )
-        for line in errors:
+        notify_errors = notify_config_errors(Path(alertmanager))
+        for line in errors + notify_errors:
             self.stderr.write(line)
         if not errors:
             self.stdout.write(f"{config}: OK")
-        return 1 if errors else 0
+        if not notify_errors:
+            self.stdout.write(f"{alertmanager}: OK")
+        return 1 if errors or notify_errors else 0
+
+    def handle_routes(
+        self, *, labels: list[str], config: str, verify_receivers: str | None, verbose: bool, **_
+    ) -> int:
+        from monitoring.notify.matchers import MatcherError, parse_labels
+        from monitoring.notify.routing import Route
+
+        try:
+            alert = parse_labels(labels)
+            route = Route.build(notify_config_load(Path(config)).route)
+        except MatcherError as exc:
+            self.stderr.write(f"bad label: {exc}")
+            return 2
+        except ConfigError as exc:
+            for line in exc.errors:
+                self.stderr.write(line)
+            return 1
+        matched = route.match(alert)
+        receivers = ",".join(r.options.receiver for r in matched)
+        self.stdout.write(receivers)
+        if verbose:
+            for r in matched:
+                self.stdout.write(f"  {r.options.receiver}: {route_describe(r)}")
+        if verify_receivers is not None and verify_receivers != receivers:
+            self.stdout.write("WARNING: Expected receivers did not match resolved receivers.")
+            return 1
+        return 0
+
+    def handle_render_alertmanager(self, *, config: str, out: str, **_) -> int:
+        from monitoring.notify.environment import config_render
+
+        try:
+            text = config_render(Path(config))
+        except ConfigError as exc:
+            for line in exc.errors:
+                self.stderr.write(line)
+            return 1
+        target = Path(out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # It may hold the Slack URL and the monitoring token: readable by the owner only.
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        self.stdout.write(f"wrote {target}")
+        return 0
 
     def handle_notify_test(self, *, channel: str, to: list[str] | None, **_) -> int:
         import os

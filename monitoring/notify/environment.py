@@ -1,0 +1,125 @@
+"""Deployment endpoints and secrets from the environment, put into alertmanager.yml's node tree.
+
+One function, `environment_apply`, serves both ways of running: the embedded notifier applies
+it when it loads the file, and `config_render` writes the result for real Alertmanager (which
+cannot read the environment and has no `*_file` field for an SMTP host or a webhook URL). The
+shipped file keeps local defaults and stays valid for `amtool check-config` unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from monitoring.monitor.yamlnodes import Reader
+
+# The app's Alertmanager receiver. A webhook under it names one of our channels beside
+# Alertmanager's format: real Alertmanager posts there (the app delivers), the embedded
+# notifier delivers the channel itself.
+APP_RECEIVER_PATH = "/api/monitoring/alertmanager/"
+APP_CHANNELS = ("sms", "dashboard")
+DEADMANS_SWITCH = "deadmans-switch"  # the receiver whose webhook URL is WATCHDOG_WEBHOOK_URL
+
+
+def environment_apply(root: Node | None, env: Mapping[str, str]) -> None:
+    """Put the deployment's endpoints and secrets into the node tree (in place).
+
+    EMAIL_HOST/EMAIL_PORT → global.smtp_smarthost; SLACK_WEBHOOK_URL → global.slack_api_url;
+    WATCHDOG_WEBHOOK_URL → the url of the `deadmans-switch` receiver's webhooks; APP_URL (and
+    MONITORING_TOKEN as a bearer credential) → webhooks to the app's receiver.
+    """
+    if not isinstance(root, MappingNode):
+        return
+    top = _pairs(root)
+    global_node = top.get("global")
+    if env.get("EMAIL_HOST") or env.get("SLACK_WEBHOOK_URL"):
+        if not isinstance(global_node, MappingNode):
+            global_node = MappingNode("tag:yaml.org,2002:map", [], root.start_mark, root.end_mark)
+            root.value.insert(0, (_scalar("global", root), global_node))
+        if env.get("EMAIL_HOST"):
+            port = env.get("EMAIL_PORT") or "25"
+            _set(global_node, "smtp_smarthost", f"{env['EMAIL_HOST']}:{port}", "EMAIL_HOST")
+        if env.get("SLACK_WEBHOOK_URL"):
+            _drop(global_node, "slack_api_url_file")
+            _set(global_node, "slack_api_url", env["SLACK_WEBHOOK_URL"], "SLACK_WEBHOOK_URL")
+    receivers = top.get("receivers")
+    for receiver in receivers.value if isinstance(receivers, SequenceNode) else ():
+        if not isinstance(receiver, MappingNode):
+            continue
+        fields = _pairs(receiver)
+        name = fields.get("name")
+        webhooks = fields.get("webhook_configs")
+        for hook in webhooks.value if isinstance(webhooks, SequenceNode) else ():
+            url = _pairs(hook).get("url") if isinstance(hook, MappingNode) else None
+            if not isinstance(url, ScalarNode):
+                continue
+            if isinstance(name, ScalarNode) and name.value == DEADMANS_SWITCH:
+                if env.get("WATCHDOG_WEBHOOK_URL"):
+                    _set(hook, "url", env["WATCHDOG_WEBHOOK_URL"], "WATCHDOG_WEBHOOK_URL")
+            elif APP_RECEIVER_PATH in url.value:
+                if env.get("APP_URL"):
+                    tail = url.value[url.value.index(APP_RECEIVER_PATH) :]
+                    _set(hook, "url", env["APP_URL"].rstrip("/") + tail, "APP_URL")
+                if env.get("MONITORING_TOKEN"):
+                    http = _child_mapping(hook, "http_config")
+                    auth = _child_mapping(http, "authorization")
+                    _drop(auth, "credentials_file")
+                    _set(auth, "credentials", env["MONITORING_TOKEN"], "MONITORING_TOKEN")
+
+
+class _EnvScalar(ScalarNode):
+    """A value from the environment, placed (for messages) where the file had the default."""
+
+    def __init__(self, value: str, variable: str, near: Node):
+        super().__init__("tag:yaml.org,2002:str", value, near.start_mark, near.end_mark)
+        self.variable = variable
+
+
+def from_env_note(node: Node | None) -> str:
+    """' (from $VAR)' for a value the environment put there, for error messages."""
+    return f" (from ${node.variable})" if isinstance(node, _EnvScalar) else ""
+
+
+def _scalar(value: str, near: Node | None = None) -> ScalarNode:
+    mark = near.start_mark if near is not None else None
+    return ScalarNode("tag:yaml.org,2002:str", value, mark, mark)
+
+
+def _pairs(node: MappingNode) -> dict[str, Node]:
+    return {k.value: v for k, v in node.value if isinstance(k, ScalarNode)}
+
+
+def _set(node: MappingNode, key: str, value: str, variable: str) -> None:
+    """`key: value` in the mapping, the value marked as coming from `$variable`."""
+    for i, (k, old) in enumerate(node.value):
+        if isinstance(k, ScalarNode) and k.value == key:
+            node.value[i] = (k, _EnvScalar(value, variable, old))
+            return
+    node.value.append((_scalar(key, node), _EnvScalar(value, variable, node)))
+
+
+def _drop(node: MappingNode, key: str) -> None:
+    node.value[:] = [
+        (k, v) for k, v in node.value if not (isinstance(k, ScalarNode) and k.value == key)
+    ]
+
+
+def _child_mapping(node: MappingNode, key: str) -> MappingNode:
+    child = _pairs(node).get(key)
+    if not isinstance(child, MappingNode):
+        child = MappingNode("tag:yaml.org,2002:map", [], node.start_mark, node.end_mark)
+        _drop(node, key)
+        node.value.append((_scalar(key, node), child))
+    return child
+
+
+def config_render(path: Path | str, env: Mapping[str, str] | None = None) -> str:
+    """The shipped file with the environment applied, for real Alertmanager (comments go)."""
+    reader = Reader(path)
+    reader.raise_if_errors()
+    environment_apply(reader.root, os.environ if env is None else env)
+    return yaml.serialize(reader.root, Dumper=yaml.SafeDumper)

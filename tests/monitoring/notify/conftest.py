@@ -1,0 +1,1 @@
+from tests.monitoring.notify.real_alertmanager import alertmanager  # noqa: F401 (a fixture)

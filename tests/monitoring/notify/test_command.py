@@ -1,0 +1,70 @@
+"""`manage.py monitor routes`, `check-config` (alertmanager.yml too) and `render-alertmanager`."""
+
+import stat
+import subprocess
+from pathlib import Path
+
+from tests.monitoring.command import monitor_command
+from tests.services import require_alertmanager
+
+HERE = Path(__file__).parent
+TANGLED = HERE / "tangled.yml"
+
+
+def monitor(*args: str) -> tuple[int, str, str]:
+    result = monitor_command(*args)
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_routes_prints_what_amtool_prints() -> None:
+    require_alertmanager()
+    for labels in (
+        ["severity=critical", "team=devops", "service=db"],
+        ["env=staging", 'team="dev ops"'],
+        ["alertname=Watchdog"],
+        [],
+    ):
+        code, out, _ = monitor("routes", "--config", str(TANGLED), *labels)
+        amtool = subprocess.run(
+            ["amtool", "config", "routes", "test", f"--config.file={TANGLED}", "--", *labels],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert code == 0 and out.splitlines()[0] == amtool.stdout.strip()
+
+
+def test_routes_verify_and_verbose() -> None:
+    code, out, _ = monitor(
+        "routes", "severity=critical", "team=development", "--verify-receivers",
+        "dashboard,slack-critical,oncall,email-development", "-v",
+    )  # fmt: skip
+    assert code == 0
+    assert '  email-development: matchers={}/{team="development"}/{severity="critical"}' in out
+    assert "group_wait=0s" in out
+    code, out, _ = monitor("routes", "severity=warning", "--verify-receivers", "dashboard")
+    assert code == 1 and "did not match" in out
+    code, _, err = monitor("routes", "severity!=warning")
+    assert code == 2 and "key=value" in err
+
+
+def test_check_config_checks_alertmanager_yml(tmp_path: Path) -> None:
+    code, out, _ = monitor("check-config")
+    assert code == 0 and "alertmanager.yml: OK" in out
+    bad = tmp_path / "am.yml"
+    bad.write_text("route: {receiver: nobody}\nreceivers: [{name: r, sns_configs: []}]\n")
+    code, out, err = monitor("check-config", "--alertmanager", str(bad))
+    assert code == 1 and "prometheus.yml: OK" in out
+    assert err.splitlines() == [
+        f"{bad}:1: undefined receiver 'nobody' used in route",
+        f"{bad}:2: receivers[0]: field 'sns_configs' is not supported by the notifier",
+    ]
+
+
+def test_render_alertmanager_writes_a_private_copy(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/secret")
+    out_path = tmp_path / "rendered" / "alertmanager.yml"
+    code, out, _ = monitor("render-alertmanager", "--out", str(out_path))
+    assert code == 0 and str(out_path) in out
+    assert stat.S_IMODE(out_path.stat().st_mode) == 0o600
+    assert "hooks.slack.com/services/T/B/secret" in out_path.read_text()
