@@ -128,18 +128,18 @@ PROFILES = {
         ),
         Profile(
             "slow-database",
-            "a maintenance job locks the database for 1.5 s every 10 s: statements wait "
+            "a maintenance job locks the database for 1.5 s every 6 s: statements wait "
             "for the lock and are slower than the slow-query threshold (1 s)",
             targets=("SlowQueries",),
-            changes={"database_lock": DatabaseLock(hold_s=1.5, every_s=10)},
+            changes={"database_lock": DatabaseLock(hold_s=1.5, every_s=6)},
         ),
         Profile(
             "error-bursts",
             "a maintenance job locks the database for longer than the app waits for a lock "
             "(SQLite: 20 s; PostgreSQL: its connections are dropped instead, as in a "
-            "failover) every 2 minutes: requests in flight fail with 500 and database errors",
+            "failover) every 100 s: requests in flight fail with 500 and database errors",
             targets=("DatabaseErrors",),
-            changes={"database_lock": DatabaseLock(hold_s=22, every_s=120)},
+            changes={"database_lock": DatabaseLock(hold_s=22, every_s=100)},
         ),
         Profile(
             "traffic-spike",
