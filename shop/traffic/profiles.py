@@ -66,7 +66,7 @@ class Mix:
     # without fraud problems (the specification alerts above 5 %).
     cards: dict[str, float] = field(default_factory=lambda: card_mix(declined_percent=1.5))
     # The share of customer logins typed with a wrong password first: about one failed login
-    # every five minutes at 5 requests/s (the specification's security rule: > 5 in 5 minutes).
+    # in ten minutes at 5 requests/s (the specification's security rule: > 5 in 5 minutes).
     mistyped_login_share: float = 0.01
     # Units per order line (inclusive range).
     order_quantity: tuple[int, int] = (1, 3)
