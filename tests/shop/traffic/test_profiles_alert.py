@@ -88,6 +88,7 @@ def run_profile(tmp: Path, profile: str, *, minutes: float, seed: int = 1) -> Ru
 def assert_alerts(run: Run, profile: str) -> None:
     expected = (targets_of([profile]) & run.rules.alert_names) - IGNORED
     reached = run.rules.alerted(ignore=IGNORED)
+    print(f"{profile}: reached {reached}, expected {sorted(expected)}")
     assert set(reached) == expected, (reached, run.summary.lines())
 
 
