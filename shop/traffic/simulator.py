@@ -132,7 +132,7 @@ class TrafficSimulator:
         seed: int | None = None,
         staff_token: str = "",
         concurrency: int = 4,
-        timeout: float = 10.0,
+        timeout: float = 30.0,  # as gunicorn's: a slow answer is still an answer
         mix: Mix = HEALTHY,
         database: tuple[str, Callable[[], Any]] | None = None,
         clock: Callable[[], float] = time.monotonic,

@@ -111,3 +111,55 @@ def test_database_lock_makes_other_connections_wait_then_fail(tmp_path):
     holder.join()
     assert locker.holds == 1
     connection.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_the_lock_holds_up_the_catalog_and_a_long_fault_drops_connections():
+    from django.db import OperationalError, connection
+
+    from shop.traffic.management.commands.simulate_traffic import _connect
+
+    held = threading.Event()
+    release = threading.Event()
+
+    def sleep(seconds: float) -> None:
+        held.set()
+        release.wait(30)
+
+    def locker(hold_s: float) -> DatabaseLocker:
+        return DatabaseLocker(
+            lock=DatabaseLock(hold_s=hold_s, every_s=60),
+            connect=_connect,  # the command's own connection to the shop's database
+            vendor="postgresql",
+            elapsed=lambda: 0.0,
+            over=lambda: True,
+            sleep=sleep,
+        )
+
+    slow = locker(1.5)
+    holder_connection = slow.connect()
+    holder = threading.Thread(target=slow.hold, args=(holder_connection,))
+    holder.start()
+    try:
+        assert held.wait(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
+            with pytest.raises(OperationalError, match="lock timeout"):
+                cursor.execute("SELECT count(*) FROM catalog_product")
+    finally:
+        release.set()
+        holder.join()
+    holder_connection.close()
+    connection.close()
+
+    with connection.cursor() as cursor:  # the app's connection, open before the fault
+        cursor.execute("SELECT 1")
+    failover = locker(30)
+    failover_connection = failover.connect()
+    failover.hold(failover_connection)
+    failover_connection.close()
+    with pytest.raises(OperationalError):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    connection.close()
