@@ -15,12 +15,14 @@ CATEGORIES = {
     "photo-books": "Photo Books",
 }
 
-# sku, name, category slug, price, stock, low-stock threshold
+# sku, name, category slug, price, stock, low-stock threshold. Every product starts above both
+# its own threshold and thresholds.yml's low_stock_threshold, so a fresh `make up` raises no
+# LowStock alert (`make simulate PROFILE=stock-depletion` runs stock down for real).
 PRODUCTS = [
     ("PST-A3-MATTE", "A3 poster, matte 170gsm", "posters", "14.90", 240, 25),
     ("PST-A2-MATTE", "A2 poster, matte 170gsm", "posters", "19.90", 180, 20),
     ("PST-A1-SATIN", "A1 poster, satin 200gsm", "posters", "29.00", 90, 15),
-    ("PST-A2-GICLEE", "A2 giclée art print, Hahnemühle 308gsm", "posters", "64.00", 6, 8),
+    ("PST-A2-GICLEE", "A2 giclée art print, Hahnemühle 308gsm", "posters", "64.00", 24, 8),
     ("BC-STD-250", "Business cards 85x55, 350gsm, 250 pcs", "business-cards", "24.00", 400, 40),
     ("BC-STD-500", "Business cards 85x55, 350gsm, 500 pcs", "business-cards", "36.00", 300, 30),
     (
@@ -31,7 +33,7 @@ PRODUCTS = [
         75,
         10,
     ),
-    ("BC-FOIL-100", "Gold-foil business cards, 100 pcs", "business-cards", "72.00", 4, 5),
+    ("BC-FOIL-100", "Gold-foil business cards, 100 pcs", "business-cards", "72.00", 20, 5),
     ("FLY-A5-250", "A5 flyers, 150gsm gloss, 250 pcs", "flyers", "39.00", 350, 30),
     ("FLY-A5-1000", "A5 flyers, 150gsm gloss, 1000 pcs", "flyers", "89.00", 160, 20),
     ("FLY-A4-500", "A4 leaflets, tri-fold, 500 pcs", "flyers", "119.00", 120, 15),

@@ -114,9 +114,8 @@ PROFILES = {
         Profile(
             "brute-force",
             "one client guesses the admin's password about once a second",
-            # No shipped rule counts failed logins yet (the specification's
-            # multiple_failed_logins, > 5 in 5 minutes): user_logins_total{result="failure"}.
-            targets=(),
+            # The specification's multiple_failed_logins (> 5 in 5 minutes, security_rules.yml).
+            targets=("BruteForceLogins",),
             changes={"actions": {**HEALTHY.actions, "guess_password": 20}},
         ),
         Profile(
