@@ -1,9 +1,9 @@
 import pytest
 from django.core.management import call_command
 
+from monitoring.thresholds import threshold
 from shop.catalog.demo import PRODUCTS
 from shop.catalog.models import Category, Product
-from monitoring.thresholds import threshold
 from shop.catalog.selectors import product_list
 
 pytestmark = [pytest.mark.django_db, pytest.mark.db]
