@@ -8,6 +8,8 @@ the machine running them may be loaded. Timing is checked on the timestamps the 
 
 from __future__ import annotations
 
+import re
+import shutil
 import signal
 import sqlite3
 import time
@@ -16,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults import closed_port
+from tests.gunicorn import ROOT, TOKEN, Gunicorn
 from tests.monitoring.monitor.exporter import Exporter
 from tests.monitoring.monitor.test_run import MonitorProcess, database  # noqa: F401 (fixture)
 
@@ -147,3 +151,115 @@ def test_sigkill_keeps_firing_alerts_increase_windows_and_for_clocks(tmp_path, d
             assert second.stop() == 0
     for problem in ("Traceback", "evaluation of group"):
         assert not second.logged(problem), second.output
+
+
+TARGET_DOWN_FOR_S = 5
+
+
+def _shipped_rules_scraping(tmp: Path, app_address: str) -> Path:
+    """deploy/prometheus as shipped, scraping `app_address` every 2 s and evaluating every
+    second, with two `for`s shortened for speed (the expressions and `keep_firing_for` as
+    shipped): TargetDown 1m → 5 s, DatabaseDown 1m → 2 s."""
+    prom = tmp / "prometheus"
+    shutil.copytree(ROOT / "deploy/prometheus", prom, ignore=shutil.ignore_patterns("tests"))
+    config = (prom / "prometheus.yml").read_text().replace("localhost:8000", app_address)
+    config = re.sub(r"scrape_interval: \w+", "scrape_interval: 2s", config)
+    config = re.sub(r"evaluation_interval: \w+", "evaluation_interval: 1s", config)
+    (prom / "prometheus.yml").write_text(config)
+    rules = (prom / "monitor_rules.yml").read_text()
+    for alertname, shortened in (("TargetDown", f"{TARGET_DOWN_FOR_S}s"), ("DatabaseDown", "2s")):
+        start = rules.index(f"- alert: {alertname}\n")
+        head, rule = rules[:start], rules[start:]
+        assert rule.index("for: 1m") < rule.index("- alert:", 1)
+        rules = head + rule.replace("for: 1m", f"for: {shortened}", 1)
+    (prom / "monitor_rules.yml").write_text(rules)
+    return prom
+
+
+class _AppWithoutItsDatabase(Gunicorn):
+    """The app serving while its PostgreSQL does not answer: DatabaseDown fires before the
+    drill, the alert of that target that must survive the scrape gap."""
+
+    def migrate(self) -> None:
+        pass  # nothing to migrate into: the database is down on purpose
+
+
+def _app_alerts(monitor: MonitorProcess, job: str) -> dict[str, dict]:
+    return {a["labels"]["alertname"]: a for a in monitor.alerts() if a["labels"].get("job") == job}
+
+
+def test_the_web_app_killed_fires_target_down_and_its_other_alerts_keep_firing(
+    tmp_path,
+    database,  # noqa: F811
+):
+    """gunicorn's master and workers SIGKILLed: `up` goes 0, TargetDown goes pending, then
+    firing at activeAt + its `for`; DatabaseDown, firing before, keeps firing through the gap
+    (`keep_firing_for`) with no transition; the app back: TargetDown resolves."""
+    job = "pasargad-prints"
+    down = f"postgres://postgres@127.0.0.1:{closed_port()}/nowhere"
+    state_path = tmp_path / "state.sqlite3"
+    with _AppWithoutItsDatabase(tmp_path, workers=1, DATABASE_URL=down) as app:
+        address = app.base_url.removeprefix("http://")
+        prom = _shipped_rules_scraping(tmp_path, address)
+        env = {
+            **database,
+            "MONITORING_TOKEN": TOKEN,
+            "MONITOR_DATA_DIR": str(tmp_path / "data"),
+            "MONITOR_STATE_PATH": str(state_path),
+        }
+        monitor = MonitorProcess(prom / "prometheus.yml", env)
+        try:
+            up = f'up{{job="{job}",instance="{address}"}}'
+            monitor.wait_for(lambda: _value(monitor, up) == 1, timeout=120)
+            before = monitor.wait_for(
+                lambda: _alert(monitor, "DatabaseDown", "firing"), timeout=120
+            )
+            assert "TargetDown" not in _app_alerts(monitor, job)
+            # The alert whose cause lasts through the gap (others of the target, on the load of
+            # a busy machine, may come and go for real reasons).
+            firing = {"DatabaseDown": before}
+
+            killed_ms = time.time() * 1000
+            app.kill()
+            monitor.wait_for(lambda: _value(monitor, up) == 0, timeout=120)
+            pending = monitor.wait_for(lambda: _alert(monitor, "TargetDown", "pending"), 120)
+            assert pending["labels"]["instance"] == address
+            assert pending["labels"]["severity"] == "critical"
+            fired = monitor.wait_for(lambda: _alert(monitor, "TargetDown", "firing"), 120)
+            assert fired["activeAt"] == pending["activeAt"]
+            monitor.assert_fired_at_first_evaluation_after_for(
+                "TargetDown", fired["activeAt"], TARGET_DOWN_FOR_S
+            )
+            during = _app_alerts(monitor, job)
+            for name, alert in firing.items():
+                assert name in during and during[name]["state"] == "firing", during
+                assert during[name]["activeAt"] == alert["activeAt"], during
+
+            app.launch()
+            monitor.wait_for(lambda: _value(monitor, up) == 1, timeout=120)
+            monitor.wait_for(lambda: "TargetDown" not in _app_alerts(monitor, job), 120)
+            after = _app_alerts(monitor, job)
+            for name, alert in firing.items():
+                assert name in after and after[name]["state"] == "firing", after
+                assert after[name]["activeAt"] == alert["activeAt"], after
+            assert after["DatabaseDown"]["activeAt"] == before["activeAt"]
+            # Not one evaluation found them pending (resolved, then starting over) since.
+            for name in firing:
+                again = monitor.evaluations(name, "pending")
+                assert all(t < killed_ms for t in again), (name, again)
+            monitor.wait_for(
+                lambda: ("TargetDown", "firing", "inactive") in _transitions(state_path), 60
+            )
+        finally:
+            assert monitor.stop() == 0
+    transitions = _transitions(state_path)
+    assert [t for t in transitions if t[0] == "TargetDown"] == [
+        ("TargetDown", "inactive", "pending"),
+        ("TargetDown", "pending", "firing"),
+        ("TargetDown", "firing", "inactive"),
+    ]
+    for name in firing:
+        assert [t for t in transitions if t[0] == name] == [
+            (name, "inactive", "pending"),
+            (name, "pending", "firing"),
+        ], transitions
