@@ -63,7 +63,12 @@ class Gunicorn:
         self.sock.set_inheritable(True)
         port = self.sock.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{port}"
-        self.log = open(self.tmp / "gunicorn.log", "wb")  # noqa: SIM115
+        self.launch()
+        return self
+
+    def launch(self) -> None:
+        """gunicorn on the socket `start` bound (again after `kill`: the same address)."""
+        self.log = open(self.tmp / "gunicorn.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             [
                 str(BIN / "gunicorn"), "-c", "config/gunicorn.conf.py",
@@ -73,7 +78,13 @@ class Gunicorn:
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         self.wait_ready()
-        return self
+
+    def kill(self) -> None:
+        """SIGKILL to the master and its workers at once (`kill -9` of the group, an OOM kill):
+        no shutdown. The test keeps the listening socket, so `launch` can serve it again."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self.log.close()
 
     def worker_pids(self) -> list[int]:
         import psutil

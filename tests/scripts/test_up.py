@@ -102,12 +102,15 @@ class Up:
         self.process: subprocess.Popen | None = None
         self.headers = {"Authorization": f"Bearer {TOKEN}"}
 
-    def start(self) -> Up:
+    def start(self, command: list[str] | None = None) -> Up:
         self.stdout = open(self.tmp / "up.out", "wb")  # noqa: SIM115
         self.stderr = open(self.tmp / "up.err", "wb")  # noqa: SIM115
+        # Its own process group, as a terminal's foreground job: `stop` sends Ctrl-C's SIGINT
+        # to the group, which reaches `make` and the up.py it runs alike.
         self.process = subprocess.Popen(
-            [sys.executable, "scripts/up.py"],
+            command or [sys.executable, "scripts/up.py"],
             cwd=ROOT, env=self.env, stdout=self.stdout, stderr=self.stderr,
+            start_new_session=True,
         )  # fmt: skip
         wait_for(self._serving, what="the shop and its monitor to serve")
         return self
@@ -164,7 +167,7 @@ class Up:
 
     def stop(self) -> int:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+            os.killpg(self.process.pid, signal.SIGINT)  # what Ctrl-C sends
             try:
                 self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
@@ -179,12 +182,12 @@ class Up:
 def up(tmp_path):
     started: list[Up] = []
 
-    def start(prepare=None) -> Up:
+    def start(prepare=None, command: list[str] | None = None) -> Up:
         runner = Up(tmp_path)
         if prepare is not None:
             prepare(runner)
         started.append(runner)
-        return runner.start()
+        return runner.start(command)
 
     yield start
     for runner in started:
@@ -259,6 +262,32 @@ def test_the_monitor_scrapes_bind_and_killed_processes_are_restarted_while_the_s
     assert not (runner.tmp / "var/supervisor.json").exists()
     gone, alive = psutil.wait_procs(started, timeout=30)
     assert alive == []
+
+
+@pytest.mark.slow
+def test_make_up_with_bind_serves_there_and_its_monitor_scrapes_it(up):
+    """`BIND=127.0.0.1:<port> make up`, the Makefile's own `up` recipe (`scripts/up.py --bind
+    $(BIND)`) with this test's interpreter's venv as VENV. `up` depends on `install`, whose
+    stamp `$(VENV)/.installed` is older than a freshly checked-out pyproject.toml: `-o` (GNU
+    make's --assume-old) keeps make from re-installing into the shared venv, and changes nothing
+    else in what `make up` runs."""
+    venv = Path(sys.executable).parent.parent
+    assert (venv / "bin" / "python").exists(), "the tests run from a virtualenv"
+    make = ["make", "--no-print-directory", "-o", f"{venv}/.installed", "up", f"VENV={venv}"]
+    runner = up(command=make)  # BIND in its environment, as `BIND=… make up` sets it
+    (sample,) = wait_for(
+        lambda: [s for s in runner.app_up() if s["value"][1] == "1"], what="up == 1"
+    )
+    assert sample["metric"]["instance"] == runner.bind
+    assert runner.health() == 200
+    # The recipe ran: make's child is up.py, given BIND as its --bind.
+    (up_py,) = psutil.Process(runner.process.pid).children()
+    assert up_py.cmdline()[1:] == ["scripts/up.py", "--bind", runner.bind]
+    started = [psutil.Process(runner.process.pid), up_py, *runner.processes()]
+    runner.stop()
+    gone, alive = psutil.wait_procs(started, timeout=30)
+    assert alive == []
+    assert not (runner.tmp / "var/supervisor.json").exists()
 
 
 @pytest.mark.slow
