@@ -365,3 +365,22 @@ def test_an_alerting_rule_has_no_alert_limit_by_default():
     rule = _rule(for_s=0)
     assert len(rule.eval(0, Engine(store))) == 6  # ALERTS and ALERTS_FOR_STATE per alert
     assert [a.state for a in rule.alerts()] == [FIRING] * 3
+
+
+def test_one_alert_resolving_does_not_end_the_evaluation_of_the_others():
+    store, rule = SampleStore(), _rule(for_s=0)
+    engine = Engine(store)
+    for instance in ("web1", "web2"):  # web1 first: it is looked at first when it resolves
+        _cpu(store, 0, 95, instance)
+    rule.eval(0, engine)
+    _cpu(store, MIN, 10, "web1")
+    _cpu(store, MIN, 96, "web2")
+    samples = rule.eval(MIN, engine)
+    assert [(dict(s.labels)["__name__"], dict(s.labels)["instance"]) for s in samples] == [
+        ("ALERTS", "web2"),
+        ("ALERTS_FOR_STATE", "web2"),
+    ]
+    assert [(dict(a.labels)["instance"], a.state) for a in rule.alerts()] == [
+        ("web1", INACTIVE),
+        ("web2", FIRING),
+    ]
