@@ -162,6 +162,20 @@ def test_an_error_answer_or_a_malformed_body_fails_the_scrape(
     scraper.close()
 
 
+def test_params_are_sent_and_metadata_is_kept_on_the_target(tmp_path, exporter):
+    path = tmp_path / "prometheus.yml"
+    path.write_text(
+        "scrape_configs:\n  - job_name: app\n    params: {module: [http_2xx], target: [shop]}\n"
+        f"    static_configs: [{{targets: ['{exporter.address}']}}]\n"
+    )
+    scraper = Scraper(SampleStore(), config_load(path))
+    scraper.scrape_all()
+    scraper.close()
+    assert exporter.requests[-1]["path"] == "/metrics?module=http_2xx&target=shop"
+    (target,) = scraper.targets()
+    assert target.metadata["http_requests_total"]["type"] == "counter"
+
+
 def test_bearer_token_is_sent(tmp_path, exporter):
     path = tmp_path / "prometheus.yml"
     path.write_text(

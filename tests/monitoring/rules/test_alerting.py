@@ -384,3 +384,39 @@ def test_one_alert_resolving_does_not_end_the_evaluation_of_the_others():
         ("web1", INACTIVE),
         ("web2", FIRING),
     ]
+
+
+def test_alerts_for_state_holds_whole_seconds_of_the_activation():
+    store, rule = SampleStore(), _rule()
+    _cpu(store, 90_000, 95)
+    samples = rule.eval(90_500, Engine(store))
+    (for_state,) = [s for s in samples if dict(s.labels)["__name__"] == "ALERTS_FOR_STATE"]
+    assert for_state.value == 90 and rule.alerts()[0].active_at_ms == 90_500
+
+
+@pytest.mark.parametrize(("limit", "error"), [(0, False), (3, False), (2, True), (1, True)])
+def test_an_alerting_rule_limit_counts_its_alerts(limit, error):
+    store = SampleStore()
+    for i in range(3):
+        _cpu(store, 0, 99, f"w{i}")
+    rule = _rule(for_s=0)
+    if error:
+        with pytest.raises(QueryError, match=f"^exceeded limit of {limit} with 3 alerts$"):
+            rule.eval(0, Engine(store), limit=limit)
+    else:
+        assert len(rule.eval(0, Engine(store), limit=limit)) == 6
+
+
+def test_restore_brings_back_every_valid_alert_with_its_annotations():
+    store, rule = SampleStore(), _rule()
+    for instance in ("web1", "web2"):
+        _cpu(store, 0, 95, instance)
+    rule.eval(0, Engine(store))
+    snapshot = json.loads(json.dumps(rule.state_snapshot()))
+    unknown = {**snapshot[0], "state": "exploded", "labels": [["alertname", "Other"]]}
+    restarted = _rule()
+    assert restarted.restore([unknown, *snapshot]) == 2  # the unknown state is skipped
+    assert [(dict(a.labels)["instance"], a.annotations) for a in restarted.alerts()] == [
+        ("web1", {"summary": "web1 at 95%"}),
+        ("web2", {"summary": "web2 at 95%"}),
+    ]
