@@ -176,6 +176,18 @@ def test_params_are_sent_and_metadata_is_kept_on_the_target(tmp_path, exporter):
     assert target.metadata["http_requests_total"]["type"] == "counter"
 
 
+def test_the_first_round_of_scrapes_is_awaited_up_to_the_longest_timeout(tmp_path, exporter):
+    config = _config(tmp_path, f"a={exporter.address}", f"b={exporter.address}", timeout="750ms")
+    scraper = Scraper(SampleStore(), config)
+    assert not scraper.first_scrapes_done() and scraper.first_scrapes_budget_s() == 0.75
+    scraper.scrape(scraper.targets()[0])
+    assert not scraper.first_scrapes_done()  # one target of two
+    scraper.scrape_all()
+    assert scraper.first_scrapes_done()
+    scraper.close()
+    assert Scraper(SampleStore(), _config(tmp_path)).first_scrapes_budget_s() == 0
+
+
 def test_bearer_token_is_sent(tmp_path, exporter):
     path = tmp_path / "prometheus.yml"
     path.write_text(
