@@ -258,6 +258,27 @@ def test_reload_marks_removed_targets_stale(tmp_path, exporter):
     scraper.close()
 
 
+def test_reload_keeps_the_health_of_targets_that_stay_with_the_same_labels(tmp_path, exporter):
+    store = SampleStore()
+    clock, advance = _clock()
+    scraper = Scraper(store, _config(tmp_path, f"app={exporter.address}"), clock=clock)
+    scraper.scrape_all()
+    (before,) = scraper.targets()
+    advance(1000)
+    scraper.update(_config(tmp_path, f"app={exporter.address}"))  # unchanged
+    (kept,) = scraper.targets()
+    assert kept is not before
+    assert (kept.health, kept.last_scrape) == ("up", before.last_scrape)
+    scraper.update(_config(tmp_path, f"app={exporter.address}", interval="2s"))  # same labels
+    assert scraper.targets()[0].health == "up"
+    path = tmp_path / "prometheus.yml"
+    path.write_text(path.read_text().replace("env: test", "env: staging"))
+    scraper.update(config_load(path))  # new labels: a new target, not yet scraped
+    (fresh,) = scraper.targets()
+    assert (fresh.health, fresh.last_scrape) == ("unknown", None)
+    scraper.close()
+
+
 def test_exposition_parse_reads_histograms_and_special_values():
     samples = exposition_parse(
         "# TYPE d histogram\n"
