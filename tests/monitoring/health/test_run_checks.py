@@ -5,9 +5,16 @@ deadline that is not reached, a healthy PostgreSQL with the app's user and libpq
 import logging
 import socket
 
-from monitoring.health.checks import DOWN, DatabaseCheck, HealthCheck, _Deadline, run_checks
+from monitoring.health.checks import (
+    DOWN,
+    DatabaseCheck,
+    HealthCheck,
+    RedisCheck,
+    _Deadline,
+    run_checks,
+)
 from tests.monitoring.health.conftest import postgres_at
-from tests.services import require_postgres
+from tests.services import require_postgres, require_redis
 
 
 class BrokenCheck(HealthCheck):
@@ -63,3 +70,18 @@ def test_a_healthy_postgresql_answers_with_the_apps_user_and_libpq_options(healt
     assert 1 <= facts["connections_used"] <= facts["connections_max"]
     expected = round(100.0 * facts["connections_used"] / facts["connections_max"], 1)
     assert facts["connections_percent"] == expected
+
+
+def test_a_healthy_redis_answers_with_its_facts():
+    require_redis()
+    facts = RedisCheck(url="redis://127.0.0.1:6379/9").run(timeout=10)
+    assert set(facts) == {
+        "server_version",
+        "used_memory_bytes",
+        "memory_fragmentation_ratio",
+        "connected_clients",
+        "blocked_clients",
+        "role",
+    }
+    assert facts["server_version"] and facts["role"] == "master"
+    assert facts["connected_clients"] >= 1 and facts["used_memory_bytes"] > 0

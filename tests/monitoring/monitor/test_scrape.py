@@ -162,6 +162,32 @@ def test_an_error_answer_or_a_malformed_body_fails_the_scrape(
     scraper.close()
 
 
+def test_params_are_sent_and_metadata_is_kept_on_the_target(tmp_path, exporter):
+    path = tmp_path / "prometheus.yml"
+    path.write_text(
+        "scrape_configs:\n  - job_name: app\n    params: {module: [http_2xx], target: [shop]}\n"
+        f"    static_configs: [{{targets: ['{exporter.address}']}}]\n"
+    )
+    scraper = Scraper(SampleStore(), config_load(path))
+    scraper.scrape_all()
+    scraper.close()
+    assert exporter.requests[-1]["path"] == "/metrics?module=http_2xx&target=shop"
+    (target,) = scraper.targets()
+    assert target.metadata["http_requests_total"]["type"] == "counter"
+
+
+def test_the_first_round_of_scrapes_is_awaited_up_to_the_longest_timeout(tmp_path, exporter):
+    config = _config(tmp_path, f"a={exporter.address}", f"b={exporter.address}", timeout="750ms")
+    scraper = Scraper(SampleStore(), config)
+    assert not scraper.first_scrapes_done() and scraper.first_scrapes_budget_s() == 0.75
+    scraper.scrape(scraper.targets()[0])
+    assert not scraper.first_scrapes_done()  # one target of two
+    scraper.scrape_all()
+    assert scraper.first_scrapes_done()
+    scraper.close()
+    assert Scraper(SampleStore(), _config(tmp_path)).first_scrapes_budget_s() == 0
+
+
 def test_bearer_token_is_sent(tmp_path, exporter):
     path = tmp_path / "prometheus.yml"
     path.write_text(
@@ -229,6 +255,27 @@ def test_reload_marks_removed_targets_stale(tmp_path, exporter):
     assert scraper.targets() == []
     for values in _values(store, "up").values():
         assert values[0] == 1.0 and is_stale(values[1])
+    scraper.close()
+
+
+def test_reload_keeps_the_health_of_targets_that_stay_with_the_same_labels(tmp_path, exporter):
+    store = SampleStore()
+    clock, advance = _clock()
+    scraper = Scraper(store, _config(tmp_path, f"app={exporter.address}"), clock=clock)
+    scraper.scrape_all()
+    (before,) = scraper.targets()
+    advance(1000)
+    scraper.update(_config(tmp_path, f"app={exporter.address}"))  # unchanged
+    (kept,) = scraper.targets()
+    assert kept is not before
+    assert (kept.health, kept.last_scrape) == ("up", before.last_scrape)
+    scraper.update(_config(tmp_path, f"app={exporter.address}", interval="2s"))  # same labels
+    assert scraper.targets()[0].health == "up"
+    path = tmp_path / "prometheus.yml"
+    path.write_text(path.read_text().replace("env: test", "env: staging"))
+    scraper.update(config_load(path))  # new labels: a new target, not yet scraped
+    (fresh,) = scraper.targets()
+    assert (fresh.health, fresh.last_scrape) == ("unknown", None)
     scraper.close()
 
 

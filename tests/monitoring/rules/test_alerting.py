@@ -134,7 +134,8 @@ def test_a_rule_not_yet_evaluated_reports_go_zero_time_and_unknown_health():
     api = rule_json(_rule())
     assert api["lastEvaluation"] == "0001-01-01T00:00:00Z"
     assert api["health"] == "unknown" and api["lastError"] == "" and api["alerts"] == []
-    assert api["state"] == INACTIVE and api["duration"] == 120
+    assert api["state"] == INACTIVE and api["duration"] == 120 and api["keepFiringFor"] == 0
+    assert _rule(keep_firing_for_s=90).api_dict()["keepFiringFor"] == 90
 
 
 def test_snapshot_restore_keeps_for_progress_across_restart():
@@ -362,3 +363,58 @@ def test_an_alerting_rule_has_no_alert_limit_by_default():
     rule = _rule(for_s=0)
     assert len(rule.eval(0, Engine(store))) == 6  # ALERTS and ALERTS_FOR_STATE per alert
     assert [a.state for a in rule.alerts()] == [FIRING] * 3
+
+
+def test_one_alert_resolving_does_not_end_the_evaluation_of_the_others():
+    store, rule = SampleStore(), _rule(for_s=0)
+    engine = Engine(store)
+    for instance in ("web1", "web2"):  # web1 first: it is looked at first when it resolves
+        _cpu(store, 0, 95, instance)
+    rule.eval(0, engine)
+    _cpu(store, MIN, 10, "web1")
+    _cpu(store, MIN, 96, "web2")
+    samples = rule.eval(MIN, engine)
+    assert [(dict(s.labels)["__name__"], dict(s.labels)["instance"]) for s in samples] == [
+        ("ALERTS", "web2"),
+        ("ALERTS_FOR_STATE", "web2"),
+    ]
+    assert [(dict(a.labels)["instance"], a.state) for a in rule.alerts()] == [
+        ("web1", INACTIVE),
+        ("web2", FIRING),
+    ]
+
+
+def test_alerts_for_state_holds_whole_seconds_of_the_activation():
+    store, rule = SampleStore(), _rule()
+    _cpu(store, 90_000, 95)
+    samples = rule.eval(90_500, Engine(store))
+    (for_state,) = [s for s in samples if dict(s.labels)["__name__"] == "ALERTS_FOR_STATE"]
+    assert for_state.value == 90 and rule.alerts()[0].active_at_ms == 90_500
+
+
+@pytest.mark.parametrize(("limit", "error"), [(0, False), (3, False), (2, True), (1, True)])
+def test_an_alerting_rule_limit_counts_its_alerts(limit, error):
+    store = SampleStore()
+    for i in range(3):
+        _cpu(store, 0, 99, f"w{i}")
+    rule = _rule(for_s=0)
+    if error:
+        with pytest.raises(QueryError, match=f"^exceeded limit of {limit} with 3 alerts$"):
+            rule.eval(0, Engine(store), limit=limit)
+    else:
+        assert len(rule.eval(0, Engine(store), limit=limit)) == 6
+
+
+def test_restore_brings_back_every_valid_alert_with_its_annotations():
+    store, rule = SampleStore(), _rule()
+    for instance in ("web1", "web2"):
+        _cpu(store, 0, 95, instance)
+    rule.eval(0, Engine(store))
+    snapshot = json.loads(json.dumps(rule.state_snapshot()))
+    unknown = {**snapshot[0], "state": "exploded", "labels": [["alertname", "Other"]]}
+    restarted = _rule()
+    assert restarted.restore([unknown, *snapshot]) == 2  # the unknown state is skipped
+    assert [(dict(a.labels)["instance"], a.annotations) for a in restarted.alerts()] == [
+        ("web1", {"summary": "web1 at 95%"}),
+        ("web2", {"summary": "web2 at 95%"}),
+    ]
