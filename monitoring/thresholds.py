@@ -23,9 +23,9 @@ from pathlib import Path
 
 from django.conf import settings
 
-from monitoring.monitor.yamlnodes import ConfigError, Reader
+from monitoring.configfile import ConfigError, Reader
 
-__all__ = ["DEFAULTS", "SCHEMA", "ConfigError", "Thresholds", "threshold", "thresholds_load"]
+__all__ = ["DEFAULTS", "SCHEMA", "Thresholds", "threshold", "thresholds_load"]
 
 logger = logging.getLogger("monitoring.thresholds")
 

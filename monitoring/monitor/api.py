@@ -35,8 +35,8 @@ from monitoring.monitor import api_json
 from monitoring.monitor.scrape import Scraper
 from monitoring.rules.engine import Engine
 from monitoring.rules.errors import ParseError, QueryError, UnsupportedError
-from monitoring.rules.expr import LABEL_NAME_RE, Sel, compile_expr
-from monitoring.rules.gofmt import parse_duration_ms
+from monitoring.rules.expr import Sel, compile_expr
+from monitoring.rules.gofmt import LABEL_NAME_RE, parse_duration_ms
 from monitoring.rules.group import RuleGroup
 from monitoring.tsdb.store import Matcher, SampleStore
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from monitoring.monitor.config import ConfigError, MonitorConfig, config_load, rule_files_resolve
+from monitoring.configfile import ConfigError
+from monitoring.monitor.config import MonitorConfig, config_load, rule_files_resolve
 from monitoring.monitor.thresholds import rules_stale
 from monitoring.thresholds import thresholds_load
 
@@ -56,4 +57,4 @@ def _rule_files_anyway(config_path: Path) -> list[Path]:
 def rule_files_check(paths: tuple[Path, ...] | list[Path]) -> list[str]:
     from monitoring.rules.loader import check_rule_files
 
-    return [str(error) for error in check_rule_files(paths)]
+    return check_rule_files(paths)

@@ -12,16 +12,16 @@ import glob
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from yaml.nodes import Node
 
-from monitoring.monitor.yamlnodes import ConfigError, Reader
+from monitoring.configfile import ConfigError, Reader
 from monitoring.rules.gofmt import parse_duration_ms
 
 __all__ = [
-    "ConfigError",
     "MonitorConfig",
     "MonitorSettings",
     "ScrapeConfig",
@@ -98,6 +98,8 @@ class MonitorSettings:
     scrape_token: str = ""
     # The monitor's own state (alert state, transitions): never in the database it watches.
     state_path: Path = field(default_factory=lambda: default_state_path({}))
+    # How long recorded transitions are kept (a live alert's last one is kept however old).
+    state_retention_ms: int = 30 * 86400_000
     # MONITOR_APP_TARGET: where the app's job scrapes instead of prometheus.yml's targets.
     app_target: str = ""
     # Where `monitor run` keeps its samples (write-ahead log and blocks, monitoring.tsdb.disk).
@@ -124,7 +126,8 @@ def default_state_path(env: dict[str, str]) -> Path:
 def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
     """MONITOR_LISTEN (127.0.0.1:9091), MONITOR_RETENTION (6h), MONITOR_TOKEN (MONITORING_TOKEN),
     MONITOR_SCRAPE_TOKEN (MONITORING_TOKEN), MONITOR_STATE_PATH ($VAR_DIR/monitor/state.sqlite3),
-    MONITOR_DATA_DIR ($VAR_DIR/monitor/data), MONITOR_APP_TARGET (unset).
+    MONITOR_STATE_RETENTION (30d), MONITOR_DATA_DIR ($VAR_DIR/monitor/data), MONITOR_APP_TARGET
+    (unset).
 
     Raises ConfigError for a malformed value, and when the API would be reachable from other
     machines without a token.
@@ -137,11 +140,8 @@ def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
     if not host or not port_text.isdigit() or int(port_text) > 65535:
         errors.append(f"MONITOR_LISTEN={listen!r}: expected host:port")
         host, port_text = "127.0.0.1", "9091"
-    retention_text = env.get("MONITOR_RETENTION", "") or "6h"
-    retention_ms = parse_duration_ms(retention_text)
-    if not retention_ms:
-        errors.append(f"MONITOR_RETENTION={retention_text!r}: expected a duration like 6h")
-        retention_ms = 6 * 3600_000
+    retention_ms = _duration_setting(env, "MONITOR_RETENTION", "6h", errors)
+    state_retention_ms = _duration_setting(env, "MONITOR_STATE_RETENTION", "30d", errors)
     token = env.get("MONITOR_TOKEN", "") or env.get("MONITORING_TOKEN", "")
     scrape_token = env.get("MONITOR_SCRAPE_TOKEN", "") or env.get("MONITORING_TOKEN", "")
     state_path = Path(env.get("MONITOR_STATE_PATH", "") or default_state_path(env))
@@ -157,6 +157,7 @@ def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
         token,
         scrape_token,
         state_path=state_path,
+        state_retention_ms=state_retention_ms,
         app_target=app_target,
         data_dir=data_dir,
     )
@@ -168,6 +169,16 @@ def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
     if errors:
         raise ConfigError(errors)
     return result
+
+
+def _duration_setting(env: Mapping[str, str], name: str, default: str, errors: list[str]) -> int:
+    """A positive duration setting in ms; a malformed one is reported and takes the default."""
+    text = env.get(name, "") or default
+    value = parse_duration_ms(text)
+    if not value:
+        errors.append(f"{name}={text!r}: expected a duration like {default}")
+        value = parse_duration_ms(default)
+    return value
 
 
 _TOP_KEYS = {"global", "rule_files", "scrape_configs", "alerting"}

@@ -28,9 +28,9 @@ from pathlib import Path
 import httpx
 from prometheus_client import CollectorRegistry
 
+from monitoring.configfile import ConfigError
 from monitoring.monitor import self_metrics
 from monitoring.monitor.config import (
-    ConfigError,
     MonitorConfig,
     MonitorSettings,
     app_target_apply,
@@ -42,7 +42,7 @@ from monitoring.monitor.thresholds import rules_stale
 from monitoring.rules.alerting import Alert, AlertingRule
 from monitoring.rules.engine import Engine
 from monitoring.rules.group import RuleGroup
-from monitoring.rules.loader import RuleFileError, load_rule_files
+from monitoring.rules.loader import load_rule_files
 from monitoring.thresholds import thresholds_load
 from monitoring.tsdb.disk import open_store
 from monitoring.tsdb.store import SampleStore
@@ -85,8 +85,8 @@ def config_and_rules_load_partial(
                 default_interval_s=config.evaluation_interval_ms / 1000,
                 external_labels=config.external_labels,
             )
-        except RuleFileError as exc:
-            errors += [str(e) for e in exc.errors]
+        except ConfigError as exc:
+            errors += exc.errors
     errors += _thresholds_check(config.path.parent)
     return config, groups, errors
 
@@ -330,9 +330,25 @@ class Monitor:
 
     def _gc_loop(self, stop: threading.Event) -> None:
         while not stop.wait(GC_INTERVAL_S):
-            removed = self.store.gc(self.clock())
-            if removed:
-                logger.debug("dropped %d series past retention", removed)
+            self.gc(self.clock())
+
+    def gc(self, now_ms: int) -> None:
+        """Drop what is past its retention: series (MONITOR_RETENTION) and recorded alert
+        transitions (MONITOR_STATE_RETENTION)."""
+        removed = self.store.gc(now_ms)
+        if removed:
+            logger.debug("dropped %d series past retention", removed)
+        if self.state is None:
+            return
+        try:
+            pruned = self.state.alert_transitions_prune(
+                before_ms=now_ms - self.settings.state_retention_ms
+            )
+        except sqlite3.Error:  # a busy or failing state file: the next round tries again
+            logger.exception("pruning alert transitions in %s failed", self.state.path)
+            return
+        if pruned:
+            logger.info("pruned %d alert transitions past MONITOR_STATE_RETENTION", pruned)
 
     def _config_state(self, errors: list[str]) -> None:
         self.config_errors = list(errors)

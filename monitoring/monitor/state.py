@@ -8,7 +8,10 @@ down (watching that outage is its job). The file holds:
 - ``alert_transition``: an append-only row per state change. Ids come from one writer (a lock
   serialises every write of the process) and AUTOINCREMENT never reuses one, so they increase
   in commit order: a consumer (the notifier) remembers the last id it handled and asks for
-  ``alert_transitions_after(after_id=…)``;
+  ``alert_transitions_after(after_id=…)``. ``alert_transitions_prune(before_ms=…)`` drops
+  the old ones (the monitor's gc, past ``MONITOR_STATE_RETENTION``), keeping the last
+  transition of every alert still pending or firing; AUTOINCREMENT never hands a pruned id
+  out again, so the order holds;
 - ``dashboard_notification``: what the notifier's dashboard channel delivered (one row per
   idempotency key), for the web dashboard to read.
 
@@ -473,6 +476,19 @@ class StateStore:
                 Transition(*row[:5], json.loads(row[5]), json.loads(row[6]), *row[7:])
                 for row in cursor
             ]
+
+    def alert_transitions_prune(self, *, before_ms: int) -> int:
+        """Delete the transitions that happened (``at_ms``) before `before_ms`, except the last
+        one of each alert still pending or firing: what started the episode in progress stays
+        readable. Returns how many were deleted."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM alert_transition WHERE at_ms < ? AND id NOT IN ("
+                " SELECT MAX(t.id) FROM alert_transition t JOIN alert a USING (fingerprint)"
+                " WHERE a.state IN (?, ?) GROUP BY t.fingerprint)",
+                (before_ms, *_LIVE),
+            )
+            return cursor.rowcount
 
     def alerts_retire(
         self, *, keep: set[tuple[str, str]], evaluated_at_ms: int

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from monitoring.monitor.yamlnodes import ConfigError
+from monitoring.configfile import ConfigError
 from monitoring.thresholds import Thresholds, thresholds_load
 
 __all__ = ["rules_render", "rules_stale", "template_render", "template_thresholds_used"]

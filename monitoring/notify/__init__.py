@@ -2,7 +2,7 @@
 
 The public surface (everything else is internal):
 
-config       `config_load(path, *, env=None) -> Config` (raises `ConfigError`, every problem
+config       `config_load(path, *, env=None) -> Config` (raises `monitoring.configfile.ConfigError`, every problem
              as `file:line: problem`; `env` defaults to os.environ). `Config` holds `global_`, `route` (a `RouteConfig` tree as
              written), `receivers` (name → `Receiver` with `email_configs`, `slack_configs`,
              `webhook_configs`; `WebhookConfig.channel` is "sms"/"dashboard" for our channels),
@@ -28,7 +28,7 @@ The pipeline, the outbox, silences and the API build on these.
 docs/notify.md describes the format, the environment and how routing is held to amtool.
 """
 
-from monitoring.notify.config import Config, ConfigError, config_load
+from monitoring.notify.config import Config, config_load
 from monitoring.notify.environment import config_render
 from monitoring.notify.matchers import Matcher, Matchers, parse_labels, parse_matchers
 from monitoring.notify.routing import Inhibitor, Route, route_is_muted
@@ -36,7 +36,6 @@ from monitoring.notify.timeintervals import TimeInterval
 
 __all__ = [
     "Config",
-    "ConfigError",
     "Inhibitor",
     "Matcher",
     "Matchers",

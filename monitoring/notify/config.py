@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from monitoring.monitor.yamlnodes import ConfigError, Reader
+from monitoring.configfile import Reader
 from monitoring.notify.environment import (
     APP_CHANNELS,
     APP_RECEIVER_PATH,
@@ -47,10 +47,9 @@ from monitoring.notify.timeintervals import (
     parse_weekdays,
     parse_years,
 )
-from monitoring.rules.expr import LABEL_NAME_RE
-from monitoring.rules.gofmt import parse_duration_ms
+from monitoring.rules.gofmt import LABEL_NAME_RE, parse_duration_ms
 
-__all__ = ["Config", "ConfigError", "config_load"]
+__all__ = ["Config", "config_load"]
 
 
 # Fields real Alertmanager 0.25 has that the notifier refuses (rather than call them unknown).
@@ -257,7 +256,7 @@ class _Loader:
         self.base = Path(reader.path).parent
         self.global_slack_written = False
 
-    # Small typed readers on top of yamlnodes.Reader.
+    # Small typed readers on top of configfile.Reader.
 
     def fields(
         self,

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from monitoring.monitor.yamlnodes import Reader
+from monitoring.configfile import Reader
 
 # The app's Alertmanager receiver. A webhook under it names one of our channels beside
 # Alertmanager's format: real Alertmanager posts there (the app delivers), the embedded

@@ -11,7 +11,8 @@ Pure Python (no Django). Modules and their contracts (each module's docstring ha
   ``monitoring.monitor.api_json``'s.
 - ``gofmt``: Go-compatible formatting and parsing (floats, durations, RFC 3339, quoting);
   ``gomath``: Go's float functions, bit for bit.
-- ``loader``: ``load_rule_files`` / ``check_rule_files`` with ``file:line: problem`` errors.
+- ``loader``: ``load_rule_files`` / ``check_rule_files`` with ``file:line: problem`` errors, read
+  with ``monitoring.configfile.Reader`` in promtool's words (raises its ``ConfigError``).
 - ``alerting``: ``RecordingRule``, ``AlertingRule``, ``Alert`` (state, snapshot/restore).
 - ``group``: ``RuleGroup.eval(t_ms, engine, store)``.
 - ``template``: the Go text/template subset for labels and annotations.

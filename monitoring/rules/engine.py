@@ -46,7 +46,6 @@ from monitoring.rules.binops import binary_op
 from monitoring.rules.errors import QueryError, UnsupportedError
 from monitoring.rules.expr import (
     DATE_FUNCS,
-    LABEL_NAME_RE,
     MATRIX_FUNCS,
     Agg,
     Bin,
@@ -76,6 +75,7 @@ from monitoring.rules.functions import (
     reset_in,
     round_to_nearest,
 )
+from monitoring.rules.gofmt import LABEL_NAME_RE
 from monitoring.rules.gomath import go_max, go_min
 from monitoring.rules.quantile import histogram_quantile
 from monitoring.rules.values import (

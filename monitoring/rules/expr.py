@@ -23,8 +23,6 @@ import promql_parser as pp
 from monitoring.rules.errors import ParseError, UnsupportedError
 from monitoring.tsdb.store import Matcher
 
-LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
 
 @dataclass(eq=False)
 class Node:

@@ -22,7 +22,8 @@ import numpy as np
 from monitoring.rules import gomath
 from monitoring.rules.aggregations import keeps_infinite_mean
 from monitoring.rules.errors import QueryError, UnsupportedError
-from monitoring.rules.expr import LABEL_NAME_RE, MatSel, Node, Paren, Sel
+from monitoring.rules.expr import MatSel, Node, Paren, Sel
+from monitoring.rules.gofmt import LABEL_NAME_RE
 from monitoring.rules.gomath import div
 from monitoring.rules.quantile import quantile
 from monitoring.rules.values import Sample, Series, Vector, unique_vector

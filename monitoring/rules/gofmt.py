@@ -20,6 +20,7 @@ Go's fmt (templates' ``print``/``printf`` and ``{{ $value }}``):
 - ``go_print(value)``: ``%v``; ``go_sprintf(fmt, *args)``: ``fmt.Sprintf``; ``go_type_name(v)``;
   ``format_go_g_prec(v, prec)``: ``%.<prec>g``.
 Strings:
+- ``LABEL_NAME_RE``: a valid label name (``model.LabelNameRE``).
 - ``go_quote(text)``: Go's ``%q`` of a label value; ``labels_string(labels)``: Prometheus'
   ``labels.String()`` (``{a="b", c="d"}``), as promtool and query errors print label sets.
 """
@@ -33,6 +34,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+
+LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 _DURATION_RE = re.compile(
     r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import yaml
 
+from monitoring.configfile import ConfigError
 from monitoring.rules.alerting import FIRING, AlertingRule
 from monitoring.rules.engine import Engine
 from monitoring.rules.errors import QueryError
@@ -45,7 +46,7 @@ from monitoring.rules.gofmt import (
     parse_duration,
 )
 from monitoring.rules.group import RuleGroup
-from monitoring.rules.loader import RuleFileError, load_rule_files
+from monitoring.rules.loader import load_rule_files
 from monitoring.rules.series_syntax import series_syntax_error
 from monitoring.rules.values import Scalar, Vector
 from monitoring.tsdb.store import STALE_NAN, Labels, SampleStore, labels_from
@@ -282,7 +283,7 @@ def _run_group(
             },
             external_url=str(tg.get("external_url") or ""),
         )
-    except RuleFileError as exc:
+    except ConfigError as exc:
         return [f"    {e}" for e in exc.errors]
     groups = [
         g for _, g in sorted(enumerate(groups), key=lambda p: (order.get(p[1].name, 0), p[0]))

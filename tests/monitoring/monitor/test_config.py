@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from monitoring.monitor.config import ConfigError, config_load, settings_from_env
+from monitoring.configfile import ConfigError
+from monitoring.monitor.config import config_load, settings_from_env
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -147,6 +148,7 @@ def test_monitor_settings_default_to_loopback_and_six_hours():
     settings = settings_from_env({})
     assert (settings.listen_host, settings.listen_port) == ("127.0.0.1", 9091)
     assert settings.retention_ms == 6 * 3600_000
+    assert settings.state_retention_ms == 30 * 86400_000
     assert settings.loopback and settings.api_token == ""
 
 
@@ -157,6 +159,13 @@ def test_monitor_settings_refuse_a_public_address_without_a_token():
     assert not exposed.loopback and exposed.api_token == "t"
     with pytest.raises(ConfigError, match="MONITOR_RETENTION"):
         settings_from_env({"MONITOR_RETENTION": "forever"})
+
+
+def test_the_state_retention_is_a_duration():
+    assert settings_from_env({"MONITOR_STATE_RETENTION": "7d"}).state_retention_ms == 7 * 86400_000
+    with pytest.raises(ConfigError) as exc:
+        settings_from_env({"MONITOR_STATE_RETENTION": "forever"})
+    assert exc.value.errors == ["MONITOR_STATE_RETENTION='forever': expected a duration like 30d"]
 
 
 def test_a_partial_load_leaves_out_the_broken_job_and_reports_it(tmp_path):

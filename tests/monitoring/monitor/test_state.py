@@ -405,3 +405,55 @@ def test_no_evaluation_sequence_records_an_impossible_transition(monitor_at, tmp
     chains = _legal_history(tmp_path / "state.sqlite3")
     seen = {step for chain in chains.values() for step in chain}
     assert ("pending", "firing") in seen and ("firing", "inactive") in seen
+
+
+def test_old_transitions_are_pruned_but_a_live_alerts_last_one_is_kept(store):
+    def alert(name: str, state: str, at: int, **times) -> Alert:
+        return _alert(state, labels=labels_from({"alertname": name}), at=at, **times)
+
+    _persist(store, alert("A", "pending", T0), at=T0, group="a")  # 1
+    _persist(store, alert("A", "firing", T0, fired=T0 + 5 * MINUTE), at=T0 + 5 * MINUTE, group="a")
+    _persist(store, alert("D", "pending", T0 + 2 * MINUTE), at=T0 + 2 * MINUTE, group="d")  # 3
+    _persist(store, alert("B", "pending", T0 + MINUTE), at=T0 + MINUTE, group="b")  # 4
+    fired = T0 + 6 * MINUTE
+    _persist(store, alert("B", "firing", T0 + MINUTE, fired=fired), at=fired, group="b")  # 5
+    _persist(store, at=T0 + 20 * MINUTE, group="b")  # 6: resolved, after the cut-off
+    _persist(store, alert("G", "pending", T0 + 3 * MINUTE), at=T0 + 3 * MINUTE, group="g")  # 7
+    _persist(store, at=T0 + 4 * MINUTE, group="g")  # 8: pending, then gone; the newest id
+    before = [t.id for t in store.alert_transitions_after(after_id=0)]
+    assert store.alert_transitions_prune(before_ms=T0 + 10 * MINUTE) == 5
+    kept = store.alert_transitions_after(after_id=0)
+    # A (firing) and D (pending) keep their last transition however old; B's resolution is new.
+    assert [(t.alertname, t.to_state) for t in kept] == [
+        ("A", "firing"),
+        ("D", "pending"),
+        ("B", "inactive"),
+    ]
+    assert [t.id for t in kept] == [before[1], before[2], before[5]]
+    assert store.alert_transitions_prune(before_ms=T0 + 10 * MINUTE) == 0
+    # Ids keep increasing in commit order: the pruned newest id is never handed out again.
+    (resolution,) = _persist(store, at=T0 + 30 * MINUTE, group="a")
+    assert resolution.is_resolution and resolution.id > max(before)
+    assert store.alert_transitions_after(after_id=max(before)) == [resolution]
+
+
+def test_the_monitors_gc_prunes_transitions_past_the_state_retention(tmp_path):
+    (tmp_path / "rules.yml").write_text(RULES)
+    (tmp_path / "prometheus.yml").write_text("rule_files: [rules.yml]\n")
+    settings = settings_from_env(
+        {"MONITOR_STATE_PATH": str(tmp_path / "state.sqlite3"), "MONITOR_STATE_RETENTION": "2d"}
+    )
+    now = T0 + 3 * 86400_000
+    monitor = Monitor(config_path=tmp_path / "prometheus.yml", settings=settings, clock=lambda: now)
+    try:
+        old, recent = now - 2 * 86400_000 - 2 * MINUTE, now - 2 * 86400_000 + MINUTE
+        _persist(monitor.state, _alert("pending", at=old), at=old)
+        _persist(monitor.state, at=old + MINUTE)
+        _persist(monitor.state, _alert("pending", at=recent), at=recent)
+        monitor.gc(now)
+        kept = monitor.state.alert_transitions_after(after_id=0)
+        assert [(t.from_state, t.to_state, t.at_ms) for t in kept] == [
+            ("inactive", "pending", recent)
+        ]
+    finally:
+        monitor.stop()

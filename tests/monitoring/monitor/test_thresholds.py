@@ -9,13 +9,14 @@ import pytest
 import yaml
 from django.core.management import call_command
 
+from monitoring.configfile import ConfigError
 from monitoring.monitor.thresholds import (
     rules_render,
     rules_stale,
     template_render,
     template_thresholds_used,
 )
-from monitoring.thresholds import DEFAULTS, SCHEMA, ConfigError, thresholds_load
+from monitoring.thresholds import DEFAULTS, SCHEMA, thresholds_load
 from tests.services import require_prometheus
 
 REPO = Path(__file__).resolve().parents[3]

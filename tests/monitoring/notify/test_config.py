@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from monitoring.notify.config import ConfigError, config_load
+from monitoring.configfile import ConfigError
+from monitoring.notify.config import config_load
 from monitoring.notify.timeintervals import TimeInterval
 from tests.services import require_alertmanager
 

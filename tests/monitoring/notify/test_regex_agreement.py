@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from monitoring.notify.config import ConfigError, config_load
+from monitoring.configfile import ConfigError
+from monitoring.notify.config import config_load
 from monitoring.notify.matchers import MatcherError, go_regex
 from monitoring.notify.routing import Route
 from tests.monitoring.notify.test_amtool_agreement import as_args

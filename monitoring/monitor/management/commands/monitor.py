@@ -24,9 +24,10 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from monitoring.configfile import ConfigError
 from monitoring.monitor.api import api_server_start
 from monitoring.monitor.checks import config_check
-from monitoring.monitor.config import ConfigError, settings_from_env
+from monitoring.monitor.config import settings_from_env
 from monitoring.monitor.runtime import Monitor
 from monitoring.monitor.thresholds import rules_render
 from monitoring.notify.config import config_load as notify_config_load

@@ -1,7 +1,14 @@
-"""Reading YAML configuration files with line numbers, so every error names `file:line`.
+"""Configuration files: one YAML reader with line numbers and one error type for every file the
+project reads (prometheus.yml, rule files, alertmanager.yml, thresholds.yml).
 
-PyYAML's `compose` gives the node tree with marks; `Reader` walks it, collects every problem
-(not just the first) and returns plain Python values. Callers raise `ConfigError` at the end.
+- `ConfigError(errors)`: a file was refused; `errors` holds one `file:line: problem` per problem.
+- `Reader(path, text=None)`: PyYAML's `compose` gives the node tree with marks; the reader walks
+  it, collects every problem (not just the first) and returns plain Python values. Callers raise
+  `ConfigError` at the end (`raise_if_errors`). A file's own dialect of messages (the rule
+  loader speaks promtool's) subclasses it and overrides `unreadable`/`unparsable`.
+
+It sits below tsdb, rules and monitor, so all of them may import it: it imports only the leaf
+`monitoring.rules.gofmt` (never the PromQL engine; web workers load thresholds through it).
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from monitoring.rules.gofmt import parse_duration_ms
+from monitoring.rules.gofmt import LABEL_NAME_RE, parse_duration_ms
 
 
 class ConfigError(Exception):
@@ -31,16 +38,28 @@ class Reader:
         self.errors: list[str] = []
         self.root: Node | None = None
         try:
-            source = Path(path).read_text() if text is None else text
-        except OSError as exc:
-            self.errors.append(f"{self.path}:0: cannot read file: {exc.strerror or exc}")
+            source = Path(path).read_text(encoding="utf-8") if text is None else text
+        except (OSError, UnicodeDecodeError) as exc:
+            self.errors.append(f"{self.path}:0: {self.unreadable(exc)}")
             return
         try:
             self.root = yaml.compose(source, Loader=yaml.SafeLoader)
+        except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+            line = source[: exc.position].count("\n") + 1
+            problem = f"unacceptable character #x{exc.character:04x}: {exc.reason}"
+            self.errors.append(f"{self.path}:{line}: {self.unparsable(problem)}")
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark else 0
-            self.errors.append(f"{self.path}:{line}: invalid YAML: {exc.problem or exc}")
+            self.errors.append(f"{self.path}:{line}: {self.unparsable(exc.problem or str(exc))}")
+
+    def unreadable(self, exc: OSError | UnicodeDecodeError) -> str:
+        """The problem reported for a file that cannot be read."""
+        return f"cannot read file: {getattr(exc, 'strerror', None) or exc}"
+
+    def unparsable(self, problem: str) -> str:
+        """The problem reported for a file that is not YAML."""
+        return f"invalid YAML: {problem}"
 
     def error(self, node: Node | None, problem: str) -> None:
         line = node.start_mark.line + 1 if node is not None else 1
@@ -126,8 +145,6 @@ class Reader:
         return value
 
     def labels(self, node: Node | None, where: str) -> dict[str, str]:
-        from monitoring.rules.expr import LABEL_NAME_RE
-
         out: dict[str, str] = {}
         if node is None:
             return out
