@@ -135,7 +135,7 @@ def test_a_rule_not_yet_evaluated_reports_go_zero_time_and_unknown_health():
     assert api["lastEvaluation"] == "0001-01-01T00:00:00Z"
     assert api["health"] == "unknown" and api["lastError"] == "" and api["alerts"] == []
     assert api["state"] == INACTIVE and api["duration"] == 120 and api["keepFiringFor"] == 0
-    assert _rule(keep_firing_for_s=90).api_dict()["keepFiringFor"] == 90
+    assert rule_json(_rule(keep_firing_for_s=90))["keepFiringFor"] == 90
 
 
 def test_snapshot_restore_keeps_for_progress_across_restart():
