@@ -191,13 +191,21 @@ def test_a_fault_goes_pending_then_firing_then_resolves(tmp_path, fault):
                 " FROM alert_transition WHERE alertname = ? ORDER BY id",
                 (fault.alertname,),
             ).fetchall()
-        assert [row[:2] for row in rows] == [
+        # The fault's own episode, recorded whole. Before it, the background (other work on a
+        # shared machine) may have crossed a limit set just above it for a moment: such a blip
+        # can only be pending then gone, never firing.
+        episode = rows[-3:]
+        assert [row[:2] for row in episode] == [
             ("inactive", "pending"),
             ("pending", "firing"),
             ("firing", "inactive"),
         ]
+        assert [row[:2] for row in rows[:-3]] == [
+            ("inactive", "pending"),
+            ("pending", "inactive"),
+        ] * ((len(rows) - 3) // 2)
         # The recorded times agree: fired at or after activeAt + for.
-        active_at, fired_at = rows[1][2:]
+        active_at, fired_at = episode[1][2:]
         assert (fired_at - active_at) / 1000 >= FOR_S
         # The app really served the simulated shop traffic while all this happened.
         assert httpx.get(f"{app.base_url}/api/catalog/products/").status_code == 200
