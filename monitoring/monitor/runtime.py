@@ -39,6 +39,7 @@ from monitoring.monitor.config import (
 from monitoring.monitor.scrape import Scraper, now_ms
 from monitoring.monitor.state import StateStore, StoredAlert, Transition
 from monitoring.monitor.thresholds import rules_stale
+from monitoring.notify.state import NotifierState
 from monitoring.rules.alerting import Alert, AlertingRule
 from monitoring.rules.engine import Engine
 from monitoring.rules.group import RuleGroup
@@ -186,6 +187,10 @@ class Monitor:
             clock=clock,
             default_token=settings.scrape_token,
         )
+        # The notifier's configuration, silences and received alerts (the /api/v2 API's).
+        self.notifier_state = NotifierState.load(
+            settings.notify_config_path, store=self.state, clock=clock
+        )
         self.ready = False
         self._lock = threading.RLock()  # one evaluation or reload at a time
         self._reload_lock = threading.Lock()  # one reload at a time (SIGHUP and /-/reload)
@@ -331,6 +336,10 @@ class Monitor:
     def _gc_loop(self, stop: threading.Event) -> None:
         while not stop.wait(GC_INTERVAL_S):
             removed = self.store.gc(self.clock())
+            try:
+                self.notifier_state.silences.gc()
+            except sqlite3.Error:
+                logger.exception("could not prune expired silences")
             if removed:
                 logger.debug("dropped %d series past retention", removed)
 
