@@ -8,9 +8,12 @@ import json
 import pytest
 
 from monitoring.monitor.state import StateStore
+from tests.monitoring.notify.channels.servers import HttpReceiver
 from tests.monitoring.notify.channels.test_webhook_alertmanager import (  # noqa: F401 (fixture)
     alertmanager_body,
 )
+from tests.monitoring.notify.real_alertmanager import alertmanager, call  # noqa: F401 (fixture)
+from tests.wait import wait_for
 
 TOKEN = "receiver-token"
 pytestmark = pytest.mark.django_db
@@ -65,3 +68,49 @@ def test_sms_without_the_sms_settings_is_503_so_alertmanager_retries(client, mon
     ).encode()
     response = post(client, "/api/monitoring/alertmanager/sms", body)
     assert response.status_code == 503 and "SMS_API_URL" in response.json()["error"]
+
+
+def test_a_real_alertmanager_delivers_sms_and_dashboard_through_the_app(
+    live_server,
+    settings,
+    monkeypatch,
+    tmp_path,
+    alertmanager,  # noqa: F811 (the fixture)
+):
+    sms_api = HttpReceiver()
+    monkeypatch.setenv("SMS_API_URL", sms_api.url)
+    monkeypatch.setenv("SMS_ACCOUNT_SID", "AC42")
+    monkeypatch.setenv("SMS_AUTH_TOKEN", "sms-secret")
+    monkeypatch.setenv("SMS_FROM", "+15550000000")
+    monkeypatch.setenv("ONCALL_SMS_TO", "+15551112222")
+    app = live_server.url.replace("localhost", "127.0.0.1") + "/api/monitoring/alertmanager"
+    auth = f"http_config: {{authorization: {{credentials: {TOKEN}}}}}"
+    (tmp_path / "am.yml").write_text(
+        "route: {receiver: oncall, group_by: [alertname], group_wait: 0s}\n"
+        "receivers:\n"
+        "  - name: oncall\n"
+        "    webhook_configs:\n"
+        f"      - {{url: {app}/sms, {auth}}}\n"
+        f"      - {{url: {app}/dashboard, {auth}}}\n"
+    )
+    try:
+        url = alertmanager(tmp_path / "am.yml")
+        alert = {
+            "labels": {"alertname": "HighPaymentFailureRate", "severity": "critical"},
+            "annotations": {"summary": "Many payments are failing"},
+        }
+        call(f"{url}/api/v2/alerts", [alert])
+        [sms] = wait_for(lambda: sms_api.requests, timeout=60, what="the SMS API called")
+        assert b"HighPaymentFailureRate" in sms.body and b"%2B15551112222" in sms.body
+
+        def recorded():
+            store = StateStore(tmp_path / "state.sqlite3")
+            try:
+                return store.dashboard_notifications()
+            finally:
+                store.close()
+
+        [record] = wait_for(recorded, timeout=60, what="the dashboard record")
+        assert record.receiver == "oncall" and record.status == "firing"
+    finally:
+        sms_api.close()
