@@ -144,6 +144,13 @@ def test_amtool_queries_alerts_adds_queries_and_expires_silences(running):
         "state": "suppressed",
     }
 
+    # Extending an active silence keeps its id (Alertmanager updates it in place).
+    # (amtool 0.25's `update -q` prints a Go pointer, so the ids are read back from the API.)
+    running.amtool("silence", "update", "--duration=3h", silence_id)
+    assert running.amtool("silence", "query", "-q").split() == [silence_id]
+    extended = running.api("GET", f"/api/v2/silence/{silence_id}").json()
+    assert extended["endsAt"] > shown["endsAt"] and extended["startsAt"] == shown["startsAt"]
+
     # Silences survive a restart of the monitor (its state store).
     running.stop()
     running.start()
