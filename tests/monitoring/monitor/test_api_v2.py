@@ -16,7 +16,9 @@ from monitoring.monitor.api import api_server_start
 from monitoring.monitor.config import settings_from_env
 from monitoring.monitor.runtime import Monitor
 from tests.monitoring.monitor.exporter import Exporter
-from tests.services import require_alertmanager
+from tests.monitoring.notify.real_alertmanager import free_port
+from tests.services import require_alertmanager, require_prometheus
+from tests.wait import wait_for
 
 TOKEN = "v2-test-token"
 BODY = """\
@@ -231,3 +233,52 @@ def test_bad_silences_get_alertmanagers_answers(running):
     assert response.status_code == 404
     assert running.api("DELETE", "/api/v2/silence/nope").status_code == 404
     assert running.api("GET", "/api/v2/silence/nope").status_code == 404
+
+
+def test_a_real_prometheus_sends_its_alerts_to_the_monitor(running, tmp_path):
+    require_prometheus()
+
+    (tmp_path / "prom-rules.yml").write_text(
+        "groups:\n  - name: g\n    interval: 1s\n    rules:\n"
+        "      - {alert: FromPrometheus, expr: vector(1), labels: {severity: critical}}\n"
+    )
+    address = running.url.removeprefix("http://")
+    (tmp_path / "prom.yml").write_text(
+        "global: {evaluation_interval: 1s}\n"
+        "rule_files: [prom-rules.yml]\n"
+        "alerting:\n  alertmanagers:\n"
+        f"    - static_configs: [{{targets: ['{address}']}}]\n"
+        f"      authorization: {{credentials: {TOKEN}}}\n"
+    )
+    prometheus = subprocess.Popen(
+        [
+            shutil.which("prometheus"),
+            f"--config.file={tmp_path / 'prom.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{free_port()}",
+            # The first evaluation may come before the monitor is discovered as a target:
+            # re-send every second rather than after the default minute.
+            "--rules.alert.resend-delay=1s",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "prometheus.log").open("wb"),
+    )
+    try:
+        received = running.monitor.notifier_state.received
+
+        def arrived():
+            assert prometheus.poll() is None, "prometheus exited"
+            return [
+                a
+                for a in received.received_alerts(running.monitor.clock())
+                if a.labels.get("alertname") == "FromPrometheus"
+            ]
+
+        [alert] = wait_for(arrived, timeout=90, what="Prometheus' alert at the monitor")
+        assert alert.labels == {"alertname": "FromPrometheus", "severity": "critical"}
+        assert "/graph?g0.expr=vector" in alert.generator_url
+        shown = running.api("GET", "/api/v2/alerts", params={"filter": "alertname=FromPrometheus"})
+        assert [a["fingerprint"] for a in shown.json()] == [alert.fingerprint]
+    finally:
+        prometheus.terminate()
+        prometheus.wait(timeout=30)
