@@ -148,18 +148,17 @@ class Silences:
             previous = self._by_id.get(silence.id) if silence.id else None
             if silence.id and previous is None:
                 raise SilenceNotFound(silence.id)
-            if previous is not None:
-                if _can_update(previous, silence, now):
-                    return self._put(replace(silence, updated_at_ms=now)).id
-                if previous.state(now) != EXPIRED:
-                    _validate(silence)  # refuse before touching the old one
-                    self._put(_expired(previous, now))
+            if previous is not None and _can_update(previous, silence, now):
+                return self._put(replace(silence, updated_at_ms=now)).id
             fresh = replace(
                 silence,
                 id=str(uuid.uuid4()),
                 starts_at_ms=max(silence.starts_at_ms, now),
                 updated_at_ms=now,
             )
+            _validate(fresh)  # refused before the one it replaces is touched
+            if previous is not None and previous.state(now) != EXPIRED:
+                self._put(_expired(previous, now))
             return self._put(fresh).id
 
     def expire(self, silence_id: str) -> None:

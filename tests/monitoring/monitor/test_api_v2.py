@@ -282,3 +282,12 @@ def test_a_real_prometheus_sends_its_alerts_to_the_monitor(running, tmp_path):
     finally:
         prometheus.terminate()
         prometheus.wait(timeout=30)
+
+
+def test_amtool_alert_add_posts_an_alert_the_monitor_shows(running):
+    running.amtool(
+        "alert", "add", "alertname=ByHand", "severity=critical", "--annotation=summary=manual"
+    )
+    [alert] = json.loads(running.amtool("alert", "query", "alertname=ByHand", "-o", "json"))
+    assert alert["annotations"] == {"summary": "manual"}
+    assert alert["receivers"] == [{"name": "pager"}]

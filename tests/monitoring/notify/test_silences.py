@@ -106,6 +106,10 @@ def test_an_active_silence_extended_keeps_its_id_but_new_matchers_replace_it(clo
     old, new = silences.get(sid), silences.get(other)
     assert old.state(clock.now) == EXPIRED and old.ends_at_ms == clock.now
     assert new.state(clock.now) == ACTIVE and new.starts_at_ms == clock.now
+    # A replacement that is refused leaves the silence it would replace alone.
+    with pytest.raises(SilenceError):
+        silences.set(silence(("a", "=", "d"), start=start, end=clock.now - 1, id=other))
+    assert silences.get(other) == new
 
 
 def test_expire_ends_active_and_pending_silences_and_is_idempotent(clock):
