@@ -102,6 +102,9 @@ class ReceivedAlerts:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_fingerprint: dict[str, ReceivedAlert] = {}
+        # Alertmanager's alertmanager_alerts_received_total{status} / _invalid_total.
+        self.received_total = {"firing": 0, "resolved": 0}
+        self.invalid_total = 0
 
     def put(self, documents: Any, *, now_ms: int, resolve_timeout_ms: int) -> list[str]:
         """Store the valid alerts of a POSTed list; returns the problems of the others."""
@@ -117,7 +120,9 @@ class ReceivedAlerts:
             except AlertRejected as exc:
                 problems.append(str(exc))
         with self._lock:
+            self.invalid_total += len(problems)
             for alert in valid:
+                self.received_total["resolved" if alert.resolved(now_ms) else "firing"] += 1
                 old = self._by_fingerprint.get(alert.fingerprint)
                 if old is not None and not old.resolved(alert.starts_at_ms):
                     alert = replace(alert, starts_at_ms=min(old.starts_at_ms, alert.starts_at_ms))

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
 from monitoring.notify.config import Config, ConfigError, config_load
 from monitoring.notify.received import ReceivedAlerts
 from monitoring.notify.routing import Inhibitor, Route
@@ -23,7 +26,7 @@ from monitoring.notify.silences import Silences
 if TYPE_CHECKING:
     from monitoring.monitor.state import StateStore
 
-__all__ = ["NotifierState"]
+__all__ = ["NotifierState", "NotifierStateCollector"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,3 +75,42 @@ class NotifierState:
     @property
     def resolve_timeout_ms(self) -> int:
         return self.config.global_.resolve_timeout_ms if self.config else DEFAULT_RESOLVE_TIMEOUT_MS
+
+
+class NotifierStateCollector(Collector):
+    """Its metrics under Alertmanager's names, read at scrape time: `alertmanager_silences`
+    {state}, `alertmanager_alerts_received_total`{status, version="v2"} (the valid alerts),
+    `alertmanager_alerts_invalid_total`{version="v2"},
+    `alertmanager_config_last_reload_successful` (the notifier file as loaded at start)."""
+
+    def __init__(self, state: NotifierState, clock: Callable[[], int]) -> None:
+        self.state = state
+        self.clock = clock
+
+    def collect(self):
+        silences = GaugeMetricFamily(
+            "alertmanager_silences", "How many silences by state.", labels=["state"]
+        )
+        for name, count in sorted(self.state.silences.count(self.clock()).items()):
+            silences.add_metric([name], count)
+        yield silences
+        received = CounterMetricFamily(
+            "alertmanager_alerts_received",
+            "The total number of received alerts.",
+            labels=["status", "version"],
+        )
+        for status, count in sorted(self.state.received.received_total.items()):
+            received.add_metric([status, "v2"], count)
+        yield received
+        invalid = CounterMetricFamily(
+            "alertmanager_alerts_invalid",
+            "The total number of received alerts that were invalid.",
+            labels=["version"],
+        )
+        invalid.add_metric(["v2"], self.state.received.invalid_total)
+        yield invalid
+        yield GaugeMetricFamily(
+            "alertmanager_config_last_reload_successful",
+            "Whether the notifier configuration loaded.",
+            value=0 if self.state.config_errors else 1,
+        )

@@ -16,7 +16,11 @@ from monitoring.monitor.api import api_server_start
 from monitoring.monitor.config import settings_from_env
 from monitoring.monitor.runtime import Monitor
 from tests.monitoring.monitor.exporter import Exporter
-from tests.monitoring.notify.real_alertmanager import free_port
+from tests.monitoring.monitor.test_self_metrics import _families
+from tests.monitoring.notify.real_alertmanager import (
+    alertmanager,  # noqa: F401 (a fixture)
+    free_port,
+)
 from tests.services import require_alertmanager, require_prometheus
 from tests.wait import wait_for
 
@@ -291,3 +295,41 @@ def test_amtool_alert_add_posts_an_alert_the_monitor_shows(running):
     [alert] = json.loads(running.amtool("alert", "query", "alertname=ByHand", "-o", "json"))
     assert alert["annotations"] == {"summary": "manual"}
     assert alert["receivers"] == [{"name": "pager"}]
+
+
+def test_the_notifier_metrics_count_silences_and_received_alerts(running):
+    running.amtool("silence", "add", "alertname=A", "--comment=c", "--author=a")
+    running.api("POST", "/api/v2/alerts", json=[{"labels": {"a": "b"}}, {"labels": {}}])
+    text = running.api("GET", "/metrics").text
+    assert 'alertmanager_silences{state="active"} 1.0' in text
+    assert 'alertmanager_alerts_received_total{status="firing",version="v2"} 1.0' in text
+    assert 'alertmanager_alerts_invalid_total{version="v2"} 1.0' in text
+    assert "alertmanager_config_last_reload_successful 1.0" in text
+
+
+def test_the_notifier_metrics_are_alertmanagers_own_with_their_types(
+    running,
+    alertmanager,  # noqa: F811 (the fixture)
+):
+    # Real Alertmanager 0.25 after the same silence and alerts: each of our alertmanager_*
+    # families exists there, with the same type and label names.
+    url = alertmanager(running.tmp / "alertmanager.yml")
+    for base, headers in ((url, {}), (running.url, {"Authorization": f"Bearer {TOKEN}"})):
+        body = {
+            "matchers": [{"name": "alertname", "value": "A", "isRegex": False}],
+            "startsAt": "2020-01-01T00:00:00Z",
+            "endsAt": "2099-01-01T00:00:00Z",
+            "createdBy": "a",
+            "comment": "c",
+        }
+        assert httpx.post(f"{base}/api/v2/silences", json=body, headers=headers).status_code == 200
+        alerts = [{"labels": {"a": "b"}}, {"labels": {}}]
+        assert httpx.post(f"{base}/api/v2/alerts", json=alerts, headers=headers).status_code == 400
+    theirs = _families(httpx.get(f"{url}/metrics").text)
+    ours = {
+        name: family
+        for name, family in _families(running.api("GET", "/metrics").text).items()
+        if name.startswith("alertmanager_")
+    }
+    assert len(ours) == 4
+    assert {name: theirs.get(name) for name in ours} == ours
