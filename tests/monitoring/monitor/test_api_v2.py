@@ -333,3 +333,41 @@ def test_the_notifier_metrics_are_alertmanagers_own_with_their_types(
     }
     assert len(ours) == 4
     assert {name: theirs.get(name) for name in ours} == ours
+
+
+def test_a_broken_notifier_file_is_reported_and_the_monitor_still_runs(tmp_path, caplog):
+    (tmp_path / "prometheus.yml").write_text("scrape_configs: []\n")
+    broken = "route:\n  receiver: nobody\nreceivers: []\n"
+    (tmp_path / "alertmanager.yml").write_text(broken)
+    env = {
+        "MONITOR_STATE_PATH": str(tmp_path / "state.sqlite3"),
+        "NOTIFY_CONFIG": str(tmp_path / "alertmanager.yml"),
+    }
+    monitor = Monitor(config_path=tmp_path / "prometheus.yml", settings=settings_from_env(env))
+    server = api_server_start(monitor, host="127.0.0.1", port=0)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        state = monitor.notifier_state
+        assert state.route is None and "nobody" in " ".join(state.config_errors)
+        assert str(tmp_path / "alertmanager.yml") in " ".join(state.config_errors)
+        assert "notifier configuration" in caplog.text
+        assert httpx.get(f"{url}/api/v2/status").json()["config"]["original"] == broken
+        assert "alertmanager_config_last_reload_successful 0.0" in httpx.get(f"{url}/metrics").text
+        body = {
+            "matchers": [{"name": "alertname", "value": "A", "isRegex": False}],
+            "startsAt": "2020-01-01T00:00:00Z",
+            "endsAt": "2099-01-01T00:00:00Z",
+            "createdBy": "a",
+            "comment": "c",
+        }
+        assert httpx.post(f"{url}/api/v2/silences", json=body).status_code == 200
+        assert (
+            httpx.post(f"{url}/api/v2/alerts", json=[{"labels": {"alertname": "A"}}]).status_code
+            == 200
+        )
+        [alert] = httpx.get(f"{url}/api/v2/alerts").json()
+        assert alert["receivers"] == [] and alert["status"]["state"] == "suppressed"
+    finally:
+        server.shutdown()
+        server.server_close()
+        monitor.stop()
