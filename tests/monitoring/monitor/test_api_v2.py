@@ -128,6 +128,9 @@ def test_amtool_queries_alerts_adds_queries_and_expires_silences(running):
         "--comment=maintenance", "--author=ops", "--duration=1h",
     ).strip()  # fmt: skip
     assert running.amtool("silence", "query", "-q").split() == [silence_id]
+    # A filter names the silence's own matchers (Alertmanager's semantics), not labels.
+    assert running.amtool("silence", "query", "-q", 'host=~"web1|web3"').split() == [silence_id]
+    assert running.amtool("silence", "query", "-q", "host=web1").split() == []
     [shown] = json.loads(running.amtool("silence", "query", "-o", "json"))
     assert (shown["createdBy"], shown["comment"], shown["status"]["state"]) == (
         "ops",
