@@ -14,18 +14,16 @@ evaluation, so they come back within one evaluation interval.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from monitoring.rules.alerting import fingerprint
+from monitoring.rules.expr import LABEL_NAME_RE
 from monitoring.rules.gofmt import parse_rfc3339_ms
 
 __all__ = ["AlertRejected", "ReceivedAlert", "ReceivedAlerts", "alert_parse"]
-
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 class AlertRejected(ValueError):
@@ -87,7 +85,7 @@ def alert_parse(document: Any, *, now_ms: int, resolve_timeout_ms: int) -> Recei
     if ends_at is None:
         ends_at = now_ms + resolve_timeout_ms
     for name in [*labels, *annotations]:
-        if not _LABEL_NAME.fullmatch(name):
+        if not LABEL_NAME_RE.fullmatch(name):
             raise AlertRejected(f'invalid name "{name}"')
     if not labels:
         raise AlertRejected("at least one label pair required")

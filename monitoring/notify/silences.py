@@ -21,7 +21,6 @@ Times are Unix milliseconds (the API's resolution). `Silences` is thread-safe; w
 
 from __future__ import annotations
 
-import re
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
@@ -29,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from monitoring.notify.matchers import Matcher, MatcherError
+from monitoring.rules.expr import LABEL_NAME_RE
 
 if TYPE_CHECKING:
     from monitoring.monitor.state import StateStore
@@ -47,7 +47,6 @@ __all__ = [
 
 PENDING, ACTIVE, EXPIRED = "pending", "active", "expired"
 RETENTION_MS = 120 * 3600_000
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 class SilenceError(ValueError):
@@ -89,7 +88,7 @@ def _validate(silence: Silence) -> None:
     if not silence.matchers:
         raise SilenceError("silence invalid: at least one matcher required")
     for i, m in enumerate(silence.matchers):
-        if not _LABEL_NAME.fullmatch(m.name):
+        if not LABEL_NAME_RE.fullmatch(m.name):
             raise SilenceError(
                 f'silence invalid: invalid label matcher {i}: invalid label name "{m.name}"'
             )
