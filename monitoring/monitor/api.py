@@ -1,4 +1,5 @@
-"""The monitor's HTTP API: the subset of Prometheus' API a dashboard or Grafana needs.
+"""The monitor's HTTP API: the subset of Prometheus' API a dashboard or Grafana needs, and under
+`/api/v2/` the subset of Alertmanager's that amtool and a Prometheus need (`api_v2`).
 
 Served by the stdlib's ThreadingHTTPServer inside the monitor process, on 127.0.0.1 by default.
 When a token is configured every endpoint but `/-/healthy` and `/-/ready` needs
@@ -32,7 +33,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from monitoring.metrics import CONTENT_TYPE
 from monitoring.monitor import api_json
+from monitoring.monitor.api_v2 import handle_v2
+from monitoring.monitor.config import MonitorSettings
 from monitoring.monitor.scrape import Scraper
+from monitoring.notify.state import NotifierState
 from monitoring.rules.engine import Engine
 from monitoring.rules.errors import ParseError, QueryError, UnsupportedError
 from monitoring.rules.expr import Sel, compile_expr
@@ -64,6 +68,8 @@ class MonitorApi(Protocol):
     config_errors: list[str]
     last_reload_successful: bool
     last_reload_success_time: float | None
+    settings: MonitorSettings
+    notifier_state: NotifierState  # what /api/v2 reads and changes
 
     def reload(self) -> list[str]: ...
 
@@ -300,9 +306,13 @@ _ROUTES: dict[str, Callable[[MonitorApi, Params], Any]] = {
 _LABEL_VALUES = re.compile(r"^/api/v1/label/([^/]+)/values$")
 
 
-def handle(monitor: MonitorApi, method: str, path: str, params: Params) -> tuple[int, str, bytes]:
+def handle(
+    monitor: MonitorApi, method: str, path: str, params: Params, body: bytes = b""
+) -> tuple[int, str, bytes]:
     """Route one request; returns (status, content type, body). Never raises."""
     try:
+        if path.startswith("/api/v2/"):  # Alertmanager's API: its own shapes (api_v2)
+            return handle_v2(monitor, method, path, params, body, _now_ms())
         if path == "/-/healthy":
             return 200, "text/plain", b"Prometheus Server is Healthy.\n"
         if path == "/-/ready":
@@ -359,8 +369,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         url = urlsplit(self.path)
         params = parse_qs(url.query, keep_blank_values=True)
-        if method == "POST":
-            problem = self._read_form(params)
+        body = b""
+        if method in ("POST", "DELETE"):
+            problem, body = self._read_form(params)
             if problem:
                 self.close_connection = True  # the body was not read: the stream is unusable
                 self._answer(problem[0], "application/json", api_json.error_body(problem[1]))
@@ -371,25 +382,26 @@ class _Handler(BaseHTTPRequestHandler):
             body = api_json.error_body("bearer token required", "unauthorized")
             self._answer(401, "application/json", body)
             return
-        status, ctype, body = handle(self.server.monitor, method, url.path, params)
-        self._answer(status, ctype, body)
+        status, ctype, answer = handle(self.server.monitor, method, url.path, params, body)
+        self._answer(status, ctype, answer)
 
-    def _read_form(self, params: Params) -> tuple[int, str] | None:
-        """Merge a POSTed form into params; (status, problem) when the body is unacceptable."""
+    def _read_form(self, params: Params) -> tuple[tuple[int, str] | None, bytes]:
+        """Merge a POSTed form into params; the raw body (a JSON one is the handler's), or
+        (status, problem) when the body is unacceptable."""
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
-            return 400, "invalid Content-Length"
+            return (400, "invalid Content-Length"), b""
         if length < 0:
-            return 400, "invalid Content-Length"
+            return (400, "invalid Content-Length"), b""
         if length > MAX_BODY_BYTES:
-            return 413, f"request body larger than {MAX_BODY_BYTES} bytes"
+            return (413, f"request body larger than {MAX_BODY_BYTES} bytes"), b""
         raw = self.rfile.read(length) if length else b""
         if "application/x-www-form-urlencoded" in (self.headers.get("Content-Type") or ""):
             form = parse_qs(raw.decode(errors="replace"), keep_blank_values=True)
             for key, values in form.items():
                 params.setdefault(key, []).extend(values)
-        return None
+        return None, raw
 
     def _answer(self, status: int, ctype: str, body: bytes) -> None:
         self.send_response(status)

@@ -104,6 +104,8 @@ class MonitorSettings:
     app_target: str = ""
     # Where `monitor run` keeps its samples (write-ahead log and blocks, monitoring.tsdb.disk).
     data_dir: Path | None = None
+    # NOTIFY_CONFIG: the notifier's alertmanager.yml (None: no routing, silences still work).
+    notify_config_path: Path | None = None
 
     @property
     def loopback(self) -> bool:
@@ -111,6 +113,7 @@ class MonitorSettings:
 
 
 _REPO = Path(__file__).resolve().parents[2]
+_NOTIFY_CONFIG = "deploy/alertmanager/alertmanager.yml"  # as config/settings/base.py's default
 
 
 def default_var_dir(env: dict[str, str]) -> Path:
@@ -127,7 +130,7 @@ def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
     """MONITOR_LISTEN (127.0.0.1:9091), MONITOR_RETENTION (6h), MONITOR_TOKEN (MONITORING_TOKEN),
     MONITOR_SCRAPE_TOKEN (MONITORING_TOKEN), MONITOR_STATE_PATH ($VAR_DIR/monitor/state.sqlite3),
     MONITOR_STATE_RETENTION (30d), MONITOR_DATA_DIR ($VAR_DIR/monitor/data), MONITOR_APP_TARGET
-    (unset).
+    (unset), NOTIFY_CONFIG (deploy/alertmanager/alertmanager.yml, relative to the checkout).
 
     Raises ConfigError for a malformed value, and when the API would be reachable from other
     machines without a token.
@@ -160,6 +163,7 @@ def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
         state_retention_ms=state_retention_ms,
         app_target=app_target,
         data_dir=data_dir,
+        notify_config_path=_REPO / (env.get("NOTIFY_CONFIG", "") or _NOTIFY_CONFIG),
     )
     if not result.loopback and not token:
         errors.append(

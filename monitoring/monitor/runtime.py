@@ -39,6 +39,7 @@ from monitoring.monitor.config import (
 from monitoring.monitor.scrape import Scraper, now_ms
 from monitoring.monitor.state import StateStore, StoredAlert, Transition
 from monitoring.monitor.thresholds import rules_stale
+from monitoring.notify.state import NotifierState
 from monitoring.rules.alerting import Alert, AlertingRule
 from monitoring.rules.engine import Engine
 from monitoring.rules.group import RuleGroup
@@ -185,6 +186,10 @@ class Monitor:
             transport=transport,
             clock=clock,
             default_token=settings.scrape_token,
+        )
+        # The notifier's configuration, silences and received alerts (the /api/v2 API's).
+        self.notifier_state = NotifierState.load(
+            settings.notify_config_path, store=self.state, clock=clock
         )
         self.ready = False
         self._lock = threading.RLock()  # one evaluation or reload at a time
@@ -333,11 +338,15 @@ class Monitor:
             self.gc(self.clock())
 
     def gc(self, now_ms: int) -> None:
-        """Drop what is past its retention: series (MONITOR_RETENTION) and recorded alert
-        transitions (MONITOR_STATE_RETENTION)."""
+        """Drop what is past its retention: series (MONITOR_RETENTION), recorded alert
+        transitions (MONITOR_STATE_RETENTION) and expired silences (120 h, as Alertmanager)."""
         removed = self.store.gc(now_ms)
         if removed:
             logger.debug("dropped %d series past retention", removed)
+        try:
+            self.notifier_state.silences.gc()
+        except sqlite3.Error:
+            logger.exception("could not prune expired silences")
         if self.state is None:
             return
         try:

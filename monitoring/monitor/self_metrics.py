@@ -14,7 +14,10 @@ Prometheus' own names, so the same rules and dashboards work against real Promet
 - scraping: ``prometheus_sd_discovered_targets{config=<job>, name="scrape"}`` (``up``,
   ``scrape_duration_seconds`` and ``scrape_samples_scraped`` are per-target series the
   scraper writes itself);
-- ``prometheus_ready``, ``prometheus_build_info``, and prometheus_client's ``process_*``.
+- ``prometheus_ready``, ``prometheus_build_info``, and prometheus_client's ``process_*``;
+- the notifier's, under Alertmanager's names (``monitoring.notify.state``):
+  ``alertmanager_silences{state}``, ``alertmanager_alerts_received_total{status}``,
+  ``alertmanager_alerts_invalid_total``, ``alertmanager_config_last_reload_successful``.
 
 Everything is read from the monitor at scrape time (one collector, its own registry: the
 app's global registry and its multiprocess files are never involved).
@@ -35,6 +38,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from monitoring.monitor.api_json import BUILDINFO
+from monitoring.notify.state import NotifierStateCollector
 
 if TYPE_CHECKING:
     from monitoring.monitor.runtime import Monitor
@@ -182,5 +186,6 @@ def registry(monitor: Monitor) -> CollectorRegistry:
     """A registry of its own with the monitor's metrics and its process' ``process_*``."""
     own = CollectorRegistry(auto_describe=False)
     own.register(MonitorCollector(monitor))
+    own.register(NotifierStateCollector(monitor.notifier_state, monitor.clock))
     ProcessCollector(registry=own)
     return own

@@ -13,7 +13,8 @@ down (watching that outage is its job). The file holds:
   transition of every alert still pending or firing; AUTOINCREMENT never hands a pruned id
   out again, so the order holds;
 - ``dashboard_notification``: what the notifier's dashboard channel delivered (one row per
-  idempotency key), for the web dashboard to read.
+  idempotency key), for the web dashboard to read;
+- ``silence``: the notifier's silences (``monitoring.notify.silences``).
 
 Only legal transitions are recorded (``LEGAL_TRANSITIONS``, also a CHECK in the schema). When
 the engine's view and the stored one belong to different episodes of an alert (state older
@@ -39,8 +40,12 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monitoring.rules.alerting import FIRING, INACTIVE, PENDING, Alert
+
+if TYPE_CHECKING:
+    from monitoring.notify.silences import Silence
 
 __all__ = [
     "LEGAL_TRANSITIONS",
@@ -119,6 +124,18 @@ MIGRATIONS: tuple[str, ...] = (
         created_at_ms INTEGER NOT NULL
     );
     CREATE INDEX dashboard_notification_created ON dashboard_notification (created_at_ms);
+    """,
+    # The notifier's silences (monitoring.notify.silences): matchers as JSON [[name, op, value]].
+    """
+    CREATE TABLE IF NOT EXISTS silence (
+        id TEXT PRIMARY KEY,
+        matchers TEXT NOT NULL,
+        starts_at_ms INTEGER NOT NULL,
+        ends_at_ms INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        comment TEXT NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );
     """,
 )
 
@@ -548,6 +565,49 @@ class StateStore:
                 (after_id, limit),
             )
             return [DashboardNotification(*row[:7], json.loads(row[7]), row[8]) for row in cursor]
+
+    # -- silences ------------------------------------------------------------------------------
+    def silence_put(self, silence: Silence) -> None:
+        """Insert or replace a silence (monitoring.notify.silences keeps the rules)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO silence (id, matchers, starts_at_ms, ends_at_ms,"
+                " created_by, comment, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    silence.id,
+                    json.dumps([[m.name, m.op, m.value] for m in silence.matchers]),
+                    silence.starts_at_ms,
+                    silence.ends_at_ms,
+                    silence.created_by,
+                    silence.comment,
+                    silence.updated_at_ms,
+                ),
+            )
+
+    def silences_load(self) -> list[Silence]:
+        """Every stored silence. A row whose matchers no longer compile is skipped (logged)."""
+        from monitoring.notify.silences import Silence, SilenceError, matcher_new
+
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, matchers, starts_at_ms, ends_at_ms, created_by, comment,"
+                " updated_at_ms FROM silence ORDER BY id"
+            ).fetchall()
+        out = []
+        for row in rows:
+            try:
+                matchers = tuple(matcher_new(*m) for m in json.loads(row[1]))
+            except (SilenceError, ValueError, TypeError):
+                logger.error(
+                    "monitor state %s: silence %s is unreadable, skipped", self.path, row[0]
+                )
+                continue
+            out.append(Silence(row[0], matchers, *row[2:]))
+        return out
+
+    def silences_delete(self, ids: Iterable[str]) -> None:
+        with self._transaction() as db:
+            db.executemany("DELETE FROM silence WHERE id = ?", [(i,) for i in ids])
 
 
 def _new_episode(row: StoredAlert, alert: Alert) -> bool:

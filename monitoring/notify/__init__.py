@@ -24,7 +24,15 @@ content      what every message says (title, facts, links), one place for all ch
 channels     `channels/<kind>.py`, one small class per channel with `send(notification) ->
              Delivery` and no retries inside (docs/notify-channels.md).
 
-The pipeline, the outbox, silences and the API build on these.
+silences    `Silences(store, clock=…)`: `set`, `expire`, `get`, `query(filters)`, `gc()`,
+             `is_silenced(labels, now_ms) -> [ids]`, `mutes(labels, now_ms)` (the pipeline's
+             Muter); `Silence`, `SilenceError`, `SilenceNotFound`.
+received     `ReceivedAlerts`: alerts POSTed to /api/v2/alerts; `received_alerts(now_ms)` is
+             what the pipeline consumes.
+state        `NotifierState.load(path, store=…, clock=…)`: the loaded configuration (text,
+             errors, route, inhibitor), silences and received alerts, as /api/v2 reads them.
+
+The pipeline and the outbox build on these.
 docs/notify.md describes the format, the environment and how routing is held to amtool.
 """
 

@@ -1,0 +1,54 @@
+"""The app's receiver for real Alertmanager (at-scale mode): webhook v4 JSON, bearer
+MONITORING_TOKEN.
+
+  POST /api/monitoring/alertmanager/            recorded in the dashboard records
+  POST /api/monitoring/alertmanager/dashboard   the same (the shipped `dashboard` receiver)
+  POST /api/monitoring/alertmanager/sms         sent through the SMS channel (`oncall`)
+
+The dashboard records are the monitor's state store (the dashboard channel's), so the web
+dashboard shows notifications the same whether the embedded notifier or Alertmanager sent them.
+Answers: 200 done; 400 malformed JSON or webhook document (the reason in `error`); 401 without
+the token; 503 when the channel is not configured and 502 when it failed (Alertmanager retries
+on 5xx, so nothing is dropped).
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from monitoring.auth import bearer_token_ok
+from monitoring.notify.channels import ChannelConfigError, channel_from_env
+from monitoring.notify.channels.webhook import notification_from_webhook
+
+__all__ = ["alertmanager_receiver"]
+
+
+@csrf_exempt
+@require_POST
+def alertmanager_receiver(request: HttpRequest, channel: str = "dashboard") -> JsonResponse:
+    if not bearer_token_ok(request):
+        response = JsonResponse({"error": "bearer token required"}, status=401)
+        response["WWW-Authenticate"] = "Bearer"
+        return response
+    try:
+        notification = notification_from_webhook(json.loads(request.body))
+    except ValueError as exc:  # json's JSONDecodeError is a ValueError too
+        return JsonResponse({"error": f"not an Alertmanager webhook (v4): {exc}"}, status=400)
+    try:
+        sender = channel_from_env(channel)
+    except ChannelConfigError as exc:
+        return JsonResponse({"error": f"{channel} channel not configured: {exc}"}, status=503)
+    try:
+        delivery = sender.send(notification)
+    finally:
+        sender.close()
+        store = getattr(sender, "store", None)  # the dashboard's state store, opened for us
+        if store is not None:
+            store.close()
+    if not delivery.delivered:
+        return JsonResponse({"error": delivery.reason}, status=502)
+    return JsonResponse({"status": "ok", "idempotencyKey": notification.idempotency_key})
