@@ -20,8 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from monitoring.rules.alerting import fingerprint
-from monitoring.rules.expr import LABEL_NAME_RE
-from monitoring.rules.gofmt import parse_rfc3339_ms
+from monitoring.rules.gofmt import LABEL_NAME_RE, parse_rfc3339_ms
 
 __all__ = ["AlertRejected", "ReceivedAlert", "ReceivedAlerts", "alert_parse"]
 

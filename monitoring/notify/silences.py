@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from monitoring.notify.matchers import Matcher, MatcherError
-from monitoring.rules.expr import LABEL_NAME_RE
+from monitoring.rules.gofmt import LABEL_NAME_RE
 
 if TYPE_CHECKING:
     from monitoring.monitor.state import StateStore
