@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from monitoring.notify.config import Config, ConfigError, config_load
+from monitoring.configfile import ConfigError
+from monitoring.notify.config import Config, config_load
 from monitoring.notify.received import ReceivedAlerts
 from monitoring.notify.routing import Inhibitor, Route
 from monitoring.notify.silences import Silences
