@@ -665,19 +665,18 @@ class StateStore:
         " next_attempt_ms, deadline_ms, last_error, created_ms, delivered_ms"
     )
 
-    def _outbox_rows(self, where: str, params: list) -> list[OutboxRow]:
+    def _outbox_rows(self, where: str, params: list, limit: int = -1) -> list[OutboxRow]:
         with self._lock:
             cursor = self._db.execute(
-                f"SELECT {self._OUTBOX_COLUMNS} FROM notification_outbox WHERE {where} ORDER BY id",
-                params,
+                f"SELECT {self._OUTBOX_COLUMNS} FROM notification_outbox WHERE {where}"
+                " ORDER BY id LIMIT ?",
+                [*params, limit],
             )
             return [OutboxRow(*row[:5], json.loads(row[5]), *row[6:]) for row in cursor]
 
     def outbox_due(self, *, now_ms: int, limit: int = 100) -> list[OutboxRow]:
         """Pending rows whose next attempt is due, oldest first."""
-        return self._outbox_rows(
-            "status = 'pending' AND next_attempt_ms <= ? LIMIT ?", [now_ms, limit]
-        )
+        return self._outbox_rows("status = 'pending' AND next_attempt_ms <= ?", [now_ms], limit)
 
     def outbox_rows(self, *, status: str | None = None) -> list[OutboxRow]:
         if status is None:
