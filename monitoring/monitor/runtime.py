@@ -10,6 +10,9 @@
 - `reload()` loads the configuration and every rule file first, and switches only if all are
   valid; otherwise the running configuration stays and the errors are returned. Groups that
   survive a reload keep their alert state (Prometheus' CopyState).
+- `notifier` (monitoring.notify.pipeline.Notifier) is handed the group's alerts after each
+  evaluation and started/stopped with the monitor; a NOTIFY_CONFIG that does not load leaves
+  it out (`notify_errors`, logged): the monitor runs, nobody is told.
 - `cycle_once()` scrapes every target once and evaluates every group once (`monitor once`),
   without touching the state file.
 """
@@ -39,6 +42,9 @@ from monitoring.monitor.config import (
 from monitoring.monitor.scrape import Scraper, now_ms
 from monitoring.monitor.state import StateStore, StoredAlert, Transition
 from monitoring.monitor.thresholds import rules_stale
+from monitoring.notify.config import ConfigError as NotifyConfigError
+from monitoring.notify.config import config_load as notify_config_load
+from monitoring.notify.pipeline import Notifier, notified_alerts
 from monitoring.rules.alerting import Alert, AlertingRule
 from monitoring.rules.engine import Engine
 from monitoring.rules.group import RuleGroup
@@ -134,6 +140,29 @@ def _state_open(path: Path) -> StateStore | None:
         return None
 
 
+def _notifier_open(
+    settings: MonitorSettings, state: StateStore | None, clock: Callable[[], int]
+) -> tuple[Notifier | None, list[str]]:
+    """The notifier on NOTIFY_CONFIG, or None and the problems that kept it out."""
+    if settings.notify_config is None or state is None:
+        return None, []
+    try:
+        config = notify_config_load(settings.notify_config)
+    except NotifyConfigError as exc:  # a missing or unreadable file is one too
+        errors = exc.errors
+    else:
+        notifier = Notifier(
+            config, state=state, clock=clock, deadline_ms=settings.notify_deadline_ms
+        )
+        return notifier, []
+    logger.error(
+        "notifier configuration has problems; no notifications are sent: %s",
+        "; ".join(errors),
+        extra={"config_errors": errors},
+    )
+    return None, errors
+
+
 class Monitor:
     def __init__(
         self,
@@ -186,6 +215,7 @@ class Monitor:
             clock=clock,
             default_token=settings.scrape_token,
         )
+        self.notifier, self.notify_errors = _notifier_open(settings, self.state, clock)
         self.ready = False
         self._lock = threading.RLock()  # one evaluation or reload at a time
         self._reload_lock = threading.Lock()  # one reload at a time (SIGHUP and /-/reload)
@@ -210,6 +240,9 @@ class Monitor:
             # The next evaluation writes the whole current state again.
             logger.exception("could not record the alert state of group %s", group.name)
             return []
+        finally:
+            if self.notifier is not None:
+                self.notifier.put(notified_alerts(alerts))
         for t in transitions:
             logger.info(
                 "alert %s %s -> %s",
@@ -279,6 +312,8 @@ class Monitor:
             # rather than not at all.
             path = self.state.path if self.state else None
             logger.exception("could not restore alert state from %s; starting afresh", path)
+        if self.notifier is not None:
+            self.notifier.start()
         self.scraper.start()
         self._start_loops()
         self.ready = True
@@ -398,6 +433,8 @@ class Monitor:
         self.ready = False
         self._stop_loops()
         self.scraper.close()
+        if self.notifier is not None:
+            self.notifier.stop()
         if self.state is not None:
             self.state.close()
         self.store.close()

@@ -185,7 +185,9 @@ class Deliverer:
         if self._thread is not None:
             self._thread.join(timeout=10)
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            # A send in flight is not waited for (a hung server would hold up the shutdown):
+            # its row stays pending and goes out again, with the same key, after the restart.
+            self._pool.shutdown(wait=False, cancel_futures=True)
         self._thread = self._pool = None
 
     def _loop(self) -> None:

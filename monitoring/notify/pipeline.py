@@ -41,8 +41,10 @@ from monitoring.notify.stages import (
     Stage,
     TimeMuteStage,
 )
+from monitoring.rules.alerting import FIRING as RULE_FIRING
+from monitoring.rules.alerting import Alert
 
-__all__ = ["CHANNEL_DOWN", "Notifier", "NotifierMetrics", "stages_build"]
+__all__ = ["CHANNEL_DOWN", "Notifier", "NotifierMetrics", "notified_alerts", "stages_build"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +75,26 @@ def stages_build(
         DedupStage(store, send_resolved),
         OutboxStage(store, integrations, links=links, deadline_ms=deadline_ms, wake=wake),
     ]
+
+
+def notified_alerts(alerts: Iterable[Alert]) -> list[NotifiedAlert]:
+    """What the monitor hands the notifier after an evaluation, as Prometheus sends to
+    Alertmanager: firing alerts (startsAt = firedAt, else activeAt) and the resolved ones the
+    rule keeps for 15 minutes (endsAt = resolvedAt); pending alerts are nobody's business."""
+    notified = []
+    for a in alerts:
+        starts = a.fired_at_ms or a.active_at_ms
+        value = None if a.value != a.value else a.value  # NaN: no value
+        common = {"labels": dict(a.labels), "annotations": dict(a.annotations), "value": value}
+        if a.state == RULE_FIRING:
+            notified.append(NotifiedAlert(starts_at_ms=starts, **common))
+        elif a.fired_at_ms is not None and a.resolved_at_ms is not None:
+            notified.append(
+                NotifiedAlert(
+                    starts_at_ms=starts, ends_at_ms=a.resolved_at_ms, status=RESOLVED, **common
+                )
+            )
+    return notified
 
 
 @dataclass
