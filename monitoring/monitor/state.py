@@ -10,7 +10,10 @@ down (watching that outage is its job). The file holds:
   in commit order: a consumer (the notifier) remembers the last id it handled and asks for
   ``alert_transitions_after(after_id=…)``;
 - ``dashboard_notification``: what the notifier's dashboard channel delivered (one row per
-  idempotency key), for the web dashboard to read.
+  idempotency key), for the web dashboard to read;
+- ``notification_outbox``: every notification, one row per receiver integration, written before
+  any delivery is tried (pending → delivered | failed), and ``notification_log``: what each
+  receiver was last told for each group (the dedup stage's memory).
 
 Only legal transitions are recorded (``LEGAL_TRANSITIONS``, also a CHECK in the schema). When
 the engine's view and the stored one belong to different episodes of an alert (state older
@@ -19,7 +22,7 @@ first ended (``firing → inactive`` is a resolution), then the new one recorded
 writing ``firing → pending``.
 
 The schema is versioned with ``PRAGMA user_version`` and upgraded by ``MIGRATIONS``, run in
-order at open: the notifier's silences, notification log and outbox are the next steps. A file
+order at open (step 3: the notifier's ``notification_outbox`` and ``notification_log``). A file
 that is not a readable SQLite database, or fails ``quick_check``, is moved aside (logged) and a
 fresh one is started: a damaged state file costs the restored state, never a crash loop.
 """

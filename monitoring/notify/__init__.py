@@ -24,7 +24,11 @@ content      what every message says (title, facts, links), one place for all ch
 channels     `channels/<kind>.py`, one small class per channel with `send(notification) ->
              Delivery` and no retries inside (docs/notify-channels.md).
 
-The pipeline, the outbox, silences and the API build on these.
+pipeline    `Notifier(config, state=, clock=, muter=)`: `put(alerts)` (the monitor's, after each
+            evaluation, via `notified_alerts`), `flush_due()`, `start()`/`stop()`, `metrics`,
+            `alert_counts()`; the stages in `stages/` (`Muter` is where silences plug in),
+            the delivery worker in `outbox.py` (docs/notify.md "Pipeline", "Outbox").
+Silences and the API build on these.
 docs/notify.md describes the format, the environment and how routing is held to amtool.
 """
 
