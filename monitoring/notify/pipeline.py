@@ -317,9 +317,10 @@ class Notifier:
                 "team": "devops",
                 "receiver": row.receiver,
                 "integration": row.kind,
+                "config": row.integration,  # which of the receiver's configs: "webhook/1"
             },
             annotations={
-                "summary": f"Notifications to {row.receiver} ({row.kind}) are failing",
+                "summary": f"Notifications to {row.receiver} ({row.kind}, {row.integration}) fail",
                 "description": f"A notification could not be delivered: {reason}",
                 "runbook_url": f"docs/runbooks/{CHANNEL_DOWN}.md",
             },

@@ -140,8 +140,9 @@ def test_past_the_deadline_the_row_fails_and_the_other_receivers_are_told(store)
     n.flush_due()
     n.deliverer.deliver_due()
     (post,) = [b for _, b, _ in team.posts if b["commonLabels"]["alertname"] == CHANNEL_DOWN]
-    assert len(post["alerts"]) == 1
-    assert post["alerts"][0]["labels"]["receiver"] == "pager"
+    # one per failing integration of the pager
+    assert sorted(a["labels"]["config"] for a in post["alerts"]) == ["webhook/0", "webhook/1"]
+    assert {a["labels"]["receiver"] for a in post["alerts"]} == {"pager"}
     assert all(path.startswith("/pager") for path in pager.paths())
 
 
@@ -246,3 +247,29 @@ def test_sigkill_between_send_and_record_repeats_once_with_the_same_key(tmp_path
     assert {r.idempotency_key for r in rows if r.receiver == "pager"} == {
         k for keys in by_path.values() for k in keys
     }
+
+
+def test_channel_down_resolves_at_the_next_delivery_to_that_integration(store):
+    clock = Clock()
+    team, pager = Receiver(), Receiver(statuses=(400,))  # permanent: fails at once
+    n = notifier(store, clock, team, pager)
+    n.put([alert(severity="critical", starts_at_ms=clock())])
+    n.flush_due()
+    n.deliverer.deliver_due()
+    assert n.alert_counts()["active"] == 3  # the alert, one ChannelDown per pager integration
+    clock.advance(30)  # the team's group_wait: it is told ChannelDown fires
+    n.flush_due()
+    n.deliverer.deliver_due()
+    pager.statuses = [200]
+    clock.advance(1)
+    n.put([alert(name="Other", severity="critical", starts_at_ms=clock())])
+    n.flush_due()
+    n.deliverer.deliver_due()
+    # Both pager integrations delivered again: their ChannelDown alerts are resolved.
+    assert n.alert_counts() == {"active": 2, "suppressed": 0}  # the two critical alerts only
+    clock.advance(300)  # the team's group_wait/interval: it hears of ChannelDown's resolution
+    n.put([alert(severity="critical"), alert(name="Other", severity="critical")])
+    n.flush_due()
+    n.deliverer.deliver_due()
+    told = [b for _, b, _ in team.posts if b["commonLabels"].get("alertname") == CHANNEL_DOWN]
+    assert [b["status"] for b in told] == ["firing", "resolved"]
