@@ -42,6 +42,7 @@ from monitoring.monitor.config import (
 from monitoring.monitor.scrape import Scraper, now_ms
 from monitoring.monitor.state import StateStore, StoredAlert, Transition
 from monitoring.monitor.thresholds import rules_stale
+from monitoring.notify.config import Config as NotifyConfig
 from monitoring.notify.config import ConfigError as NotifyConfigError
 from monitoring.notify.config import config_load as notify_config_load
 from monitoring.notify.pipeline import Notifier, notified_alerts
@@ -140,27 +141,28 @@ def _state_open(path: Path) -> StateStore | None:
         return None
 
 
+def _notify_config_load(path: Path) -> tuple[NotifyConfig | None, list[str]]:
+    try:
+        return notify_config_load(path), []
+    except NotifyConfigError as exc:  # a missing or unreadable file is one too
+        return None, exc.errors
+
+
 def _notifier_open(
     settings: MonitorSettings, state: StateStore | None, clock: Callable[[], int]
 ) -> tuple[Notifier | None, list[str]]:
     """The notifier on NOTIFY_CONFIG, or None and the problems that kept it out."""
     if settings.notify_config is None or state is None:
         return None, []
-    try:
-        config = notify_config_load(settings.notify_config)
-    except NotifyConfigError as exc:  # a missing or unreadable file is one too
-        errors = exc.errors
-    else:
-        notifier = Notifier(
-            config, state=state, clock=clock, deadline_ms=settings.notify_deadline_ms
+    config, errors = _notify_config_load(settings.notify_config)
+    if config is None:
+        logger.error(
+            "notifier configuration has problems; no notifications are sent: %s",
+            "; ".join(errors),
+            extra={"config_errors": errors},
         )
-        return notifier, []
-    logger.error(
-        "notifier configuration has problems; no notifications are sent: %s",
-        "; ".join(errors),
-        extra={"config_errors": errors},
-    )
-    return None, errors
+        return None, errors
+    return Notifier(config, state=state, clock=clock, deadline_ms=settings.notify_deadline_ms), []
 
 
 class Monitor:
@@ -375,8 +377,37 @@ class Monitor:
         if not errors:
             self.last_reload_success_time = time.time()
 
+    def notifier_reload(self) -> list[str]:
+        """Switch the notifier to NOTIFY_CONFIG as it is on disk; with a problem keep the
+        running configuration (or none, when it never loaded) and return the problems."""
+        if self.settings.notify_config is None or self.state is None:
+            return []
+        config, errors = _notify_config_load(self.settings.notify_config)
+        self.notify_errors = errors
+        if config is None:
+            logger.error(
+                "notifier reload failed, keeping the running configuration: %s",
+                "; ".join(errors),
+                extra={"config_errors": errors},
+            )
+        elif self.notifier is None:
+            self.notifier = Notifier(
+                config,
+                state=self.state,
+                clock=self.clock,
+                deadline_ms=self.settings.notify_deadline_ms,
+            )
+            if self.ready:
+                self.notifier.start()
+        else:
+            self.notifier.apply_config(config)
+        return errors
+
     def reload(self) -> list[str]:
-        """Switch to the configuration on disk; on any error keep the running one."""
+        """Switch to the configuration on disk; on any error keep the running one. The
+        notifier's file is reloaded too, on its own (`notifier_reload`): a problem there keeps
+        the notifier's running configuration and does not hold up the rules."""
+        self.notifier_reload()
         try:
             config, groups = config_and_rules_load(
                 self.config_path, app_target=self.settings.app_target

@@ -126,18 +126,11 @@ class Notifier:
         deadline_ms: int = DEFAULT_DEADLINE_MS,
         backoff: Backoff | None = None,
     ) -> None:
-        env = os.environ if env is None else env
-        self.config = config
+        self.env = os.environ if env is None else env
         self.state = state
         self.clock = clock
         self.muter = muter
-        self.route = Route.build(config.route)
-        self.inhibitor = Inhibitor(config.inhibit_rules)
-        self.integrations = integrations_build(config, state=state, env=env)
-        for entries in self.integrations.values():
-            for integration in entries:
-                if integration.problem:
-                    logger.error("notifier: %s", integration.problem)
+        self.deadline_ms = deadline_ms
         self.metrics = NotifierMetrics()
         self.deliverer = Deliverer(
             state,
@@ -148,20 +141,7 @@ class Notifier:
             on_delivered=self._delivered,
             on_failed=self._failed,
         )
-        links = {
-            "external_url": env.get("NOTIFY_EXTERNAL_URL", ""),
-            "dashboard_url": env.get("NOTIFY_DASHBOARD_URL", ""),
-            "runbook_base_url": env.get("RUNBOOK_BASE_URL", ""),
-        }
-        self.stages = stages_build(
-            config,
-            store=state,
-            integrations=self.integrations,
-            muter=muter,
-            links=links,
-            deadline_ms=deadline_ms,
-            wake=self.deliverer.wake,
-        )
+        self._configure(config)
         self._lock = threading.Lock()
         self._alerts: dict[str, NotifiedAlert] = {}
         self._updated_ms: dict[str, int] = {}
@@ -170,6 +150,42 @@ class Notifier:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def _configure(self, config: Config) -> None:
+        self.config = config
+        self.route = Route.build(config.route)
+        self.inhibitor = Inhibitor(config.inhibit_rules)
+        self.integrations = integrations_build(config, state=self.state, env=self.env)
+        for entries in self.integrations.values():
+            for integration in entries:
+                if integration.problem:
+                    logger.error("notifier: %s", integration.problem)
+        links = {
+            "external_url": self.env.get("NOTIFY_EXTERNAL_URL", ""),
+            "dashboard_url": self.env.get("NOTIFY_DASHBOARD_URL", ""),
+            "runbook_base_url": self.env.get("RUNBOOK_BASE_URL", ""),
+        }
+        self.stages = stages_build(
+            config,
+            store=self.state,
+            integrations=self.integrations,
+            muter=self.muter,
+            links=links,
+            deadline_ms=self.deadline_ms,
+            wake=self.deliverer.wake,
+        )
+
+    def apply_config(self, config: Config) -> None:
+        """Switch to a new (valid) configuration: the held alerts are grouped afresh by the
+        new routes, as Alertmanager rebuilds its dispatcher; the notification log still
+        says what each receiver was told, so nothing is sent twice for the reload."""
+        old = self.integrations
+        with self._lock:
+            self._configure(config)
+            alerts = list(self._alerts.values())
+            self._groups = {}
+        self.put(alerts)
+        integrations_close(old)
 
     # -- alerts in ----------------------------------------------------------------------------
     def _routes(self, alert: NotifiedAlert) -> list[Route]:

@@ -104,3 +104,45 @@ def test_an_inhibited_alert_counts_as_suppressed(tmp_path):
         assert monitor.notifier.alert_counts() == {"active": 1, "suppressed": 1}
     finally:
         monitor.stop()
+
+
+GOOD = """
+route: {receiver: dashboard, group_wait: 0s}
+receivers:
+  - name: dashboard
+    webhook_configs: [{url: "http://127.0.0.1:8000/api/monitoring/alertmanager/dashboard"}]
+"""
+
+
+def test_a_reload_switches_the_notifier_only_to_a_configuration_that_loads(tmp_path):
+    notify_file = tmp_path / "alertmanager.yml"
+    notify_file.write_text("route: {receiver: nobody}\nreceivers: []\n")
+    clock = Clock()
+    monitor = _monitor(tmp_path, str(notify_file), clock)
+    try:
+        assert monitor.notifier is None
+        notify_file.write_text(GOOD)
+        assert monitor.reload() == [] and monitor.notify_errors == []
+        notifier = monitor.notifier
+        assert notifier is not None
+        running = notifier.config
+        notify_file.write_text("route: {receiver: dashboard}\nreceivers: [{name: x}]\n")
+        monitor.reload()
+        assert monitor.notify_errors and str(notify_file) in monitor.notify_errors[0]
+        assert monitor.notifier is notifier and notifier.config is running  # kept
+        # The held alerts are grouped by the new routes; the log keeps them from going twice.
+        monitor.evaluate(monitor.groups[0], clock())
+        notifier.flush_due()
+        assert [r.receiver for r in monitor.state.outbox_rows()] == ["dashboard"]
+        notify_file.write_text(
+            GOOD.replace("receiver: dashboard, ", "receiver: dashboard, group_by: [alertname], ")
+        )
+        monitor.reload()
+        assert monitor.notify_errors == [] and notifier.config is not running
+        notifier.flush_due()
+        assert len(monitor.state.outbox_rows()) == 2  # another group key: a new group
+        monitor.reload()  # the same file again: regrouped, nothing new to tell
+        notifier.flush_due()
+        assert len(monitor.state.outbox_rows()) == 2
+    finally:
+        monitor.stop()
