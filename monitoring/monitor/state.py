@@ -709,6 +709,19 @@ class StateStore:
                 (next_attempt_ms, error, row_id),
             )
 
+    def notifications_prune(self, *, before_ms: int) -> int:
+        """Forget finished outbox rows made before `before_ms`, and log entries last sent
+        before it (Alertmanager keeps its nflog 120 h the same way). Returns rows removed."""
+        with self._transaction() as db:
+            removed = db.execute(
+                "DELETE FROM notification_outbox WHERE status != 'pending' AND created_ms < ?",
+                (before_ms,),
+            ).rowcount
+            removed += db.execute(
+                "DELETE FROM notification_log WHERE sent_ms < ?", (before_ms,)
+            ).rowcount
+        return removed
+
     def outbox_failed(self, *, row_id: int, error: str) -> None:
         with self._transaction() as db:
             db.execute(

@@ -14,7 +14,8 @@ channel and records the outcome:
 
 Integrations send side by side (one thread each at most), rows of one integration in order, so
 a hung Slack never holds up the email. On start, pending rows left by a previous process are
-due at once.
+due at once. Finished rows and log entries older than `RETENTION_MS` (120 h, Alertmanager's
+nflog retention) are pruned once an hour.
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ class Backoff:
         step = min(self.max_ms, self.base_ms * 2 ** max(0, attempts - 1))
         return round(step * self.rng.uniform(0.5, 1.5))
 
+
+RETENTION_MS = 120 * 3_600_000
+PRUNE_EVERY_MS = 3_600_000
 
 OnResult = Callable[[OutboxRow, Delivery, float], None]
 
@@ -191,8 +195,12 @@ class Deliverer:
         self._thread = self._pool = None
 
     def _loop(self) -> None:
+        pruned_at = None
         while not self._stop.is_set():
             try:
+                if pruned_at is None or self.clock() - pruned_at >= PRUNE_EVERY_MS:
+                    pruned_at = self.clock()
+                    self.store.notifications_prune(before_ms=pruned_at - RETENTION_MS)
                 self._submit_due()
                 next_ms = self.store.outbox_next_attempt_ms()
             except Exception:  # the state file may be briefly locked: try again shortly

@@ -273,3 +273,20 @@ def test_channel_down_resolves_at_the_next_delivery_to_that_integration(store):
     n.deliverer.deliver_due()
     told = [b for _, b, _ in team.posts if b["commonLabels"].get("alertname") == CHANNEL_DOWN]
     assert [b["status"] for b in told] == ["firing", "resolved"]
+
+
+def test_finished_rows_and_old_log_entries_are_pruned_pending_ones_never(store):
+    clock = Clock()
+    team, pager = Receiver(), Receiver(statuses=(200, 200, 503))
+    n = notifier(store, clock, team, pager)
+    n.put([alert(severity="critical", starts_at_ms=clock())])
+    n.flush_due()
+    n.deliverer.deliver_due()  # two delivered
+    clock.advance(1)
+    n.put([alert(name="Other", severity="critical", starts_at_ms=clock())])
+    n.flush_due()
+    n.deliverer.deliver_due()  # the server answers 503 now: both stay pending
+    statuses = sorted(r.status for r in store.outbox_rows())
+    assert statuses == ["delivered", "delivered", "pending", "pending"]
+    assert store.notifications_prune(before_ms=clock() + 1) == 2 + 2  # rows and log entries
+    assert sorted(r.status for r in store.outbox_rows()) == ["pending", "pending"]
