@@ -187,6 +187,13 @@ class Notifier:
         self.put(alerts)
         integrations_close(old)
 
+    def use_muter(self, muter: Muter) -> None:
+        """Plug in the silences (anything with `is_silenced(labels, now_ms)`), e.g. once the
+        monitor has opened its silences store."""
+        with self._lock:
+            self.muter = muter
+            self._configure(self.config)
+
     # -- alerts in ----------------------------------------------------------------------------
     def _routes(self, alert: NotifiedAlert) -> list[Route]:
         routes = self.route.match(alert.labels)

@@ -146,3 +146,20 @@ def test_a_reload_switches_the_notifier_only_to_a_configuration_that_loads(tmp_p
         assert len(monitor.state.outbox_rows()) == 2
     finally:
         monitor.stop()
+
+
+def test_silences_plug_in_as_a_muter(tmp_path):
+    class Silenced:
+        def is_silenced(self, labels, now_ms: int) -> bool:
+            return labels.get("alertname") == "AlwaysOn"
+
+    clock = Clock()
+    monitor = _monitor(tmp_path, "deploy/alertmanager/alertmanager.yml", clock)
+    try:
+        monitor.notifier.use_muter(Silenced())
+        monitor.evaluate(monitor.groups[0], clock())
+        assert monitor.notifier.alert_counts() == {"active": 0, "suppressed": 1}
+        monitor.notifier.flush_due()
+        assert monitor.state.outbox_rows() == []  # silenced: nobody is told
+    finally:
+        monitor.stop()
