@@ -160,13 +160,16 @@ class Notifier:
             for integration in entries:
                 if integration.problem:
                     logger.error("notifier: %s", integration.problem)
+        self._stages_build()
+
+    def _stages_build(self) -> None:
         links = {
             "external_url": self.env.get("NOTIFY_EXTERNAL_URL", ""),
             "dashboard_url": self.env.get("NOTIFY_DASHBOARD_URL", ""),
             "runbook_base_url": self.env.get("RUNBOOK_BASE_URL", ""),
         }
         self.stages = stages_build(
-            config,
+            self.config,
             store=self.state,
             integrations=self.integrations,
             muter=self.muter,
@@ -192,7 +195,7 @@ class Notifier:
         monitor has opened its silences store."""
         with self._lock:
             self.muter = muter
-            self._configure(self.config)
+            self._stages_build()
 
     # -- alerts in ----------------------------------------------------------------------------
     def _routes(self, alert: NotifiedAlert) -> list[Route]:
