@@ -104,8 +104,10 @@ class MonitorSettings:
     app_target: str = ""
     # Where `monitor run` keeps its samples (write-ahead log and blocks, monitoring.tsdb.disk).
     data_dir: Path | None = None
-    # NOTIFY_CONFIG: the notifier's alertmanager.yml (None: no routing, silences still work).
-    notify_config_path: Path | None = None
+    # The notifier's alertmanager.yml (NOTIFY_CONFIG; None: `off`, nobody is told) and how long
+    # a notification is retried before it fails (NOTIFY_DELIVERY_DEADLINE).
+    notify_config: Path | None = None
+    notify_deadline_ms: int = 600_000
 
     @property
     def loopback(self) -> bool:
@@ -130,7 +132,8 @@ def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
     """MONITOR_LISTEN (127.0.0.1:9091), MONITOR_RETENTION (6h), MONITOR_TOKEN (MONITORING_TOKEN),
     MONITOR_SCRAPE_TOKEN (MONITORING_TOKEN), MONITOR_STATE_PATH ($VAR_DIR/monitor/state.sqlite3),
     MONITOR_STATE_RETENTION (30d), MONITOR_DATA_DIR ($VAR_DIR/monitor/data), MONITOR_APP_TARGET
-    (unset), NOTIFY_CONFIG (deploy/alertmanager/alertmanager.yml, relative to the checkout).
+    (unset), NOTIFY_CONFIG (deploy/alertmanager/alertmanager.yml; `off` for no notifier),
+    NOTIFY_DELIVERY_DEADLINE (10m).
 
     Raises ConfigError for a malformed value, and when the API would be reachable from other
     machines without a token.
@@ -153,6 +156,13 @@ def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
         errors.append(f"MONITOR_APP_TARGET={app_target!r}: expected host:port")
         app_target = ""
     data_dir = Path(env.get("MONITOR_DATA_DIR", "") or default_var_dir(env) / "monitor" / "data")
+    notify_text = env.get("NOTIFY_CONFIG", "") or "deploy/alertmanager/alertmanager.yml"
+    notify_config = None if notify_text == "off" else _REPO / notify_text
+    deadline_text = env.get("NOTIFY_DELIVERY_DEADLINE", "") or "10m"
+    notify_deadline_ms = parse_duration_ms(deadline_text)
+    if not notify_deadline_ms:
+        errors.append(f"NOTIFY_DELIVERY_DEADLINE={deadline_text!r}: expected a duration like 10m")
+        notify_deadline_ms = 600_000
     result = MonitorSettings(
         host,
         int(port_text),
@@ -163,7 +173,8 @@ def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
         state_retention_ms=state_retention_ms,
         app_target=app_target,
         data_dir=data_dir,
-        notify_config_path=_REPO / (env.get("NOTIFY_CONFIG", "") or _NOTIFY_CONFIG),
+        notify_config=notify_config,
+        notify_deadline_ms=notify_deadline_ms,
     )
     if not result.loopback and not token:
         errors.append(

@@ -10,6 +10,9 @@
 - `reload()` loads the configuration and every rule file first, and switches only if all are
   valid; otherwise the running configuration stays and the errors are returned. Groups that
   survive a reload keep their alert state (Prometheus' CopyState).
+- `notifier` (monitoring.notify.pipeline.Notifier) is handed the group's alerts after each
+  evaluation and started/stopped with the monitor; a NOTIFY_CONFIG that does not load leaves
+  it out (`notify_errors`, logged): the monitor runs, nobody is told.
 - `cycle_once()` scrapes every target once and evaluates every group once (`monitor once`),
   without touching the state file.
 """
@@ -39,6 +42,9 @@ from monitoring.monitor.config import (
 from monitoring.monitor.scrape import Scraper, now_ms
 from monitoring.monitor.state import StateStore, StoredAlert, Transition
 from monitoring.monitor.thresholds import rules_stale
+from monitoring.notify.config import Config as NotifyConfig
+from monitoring.notify.config import config_load as notify_config_load
+from monitoring.notify.pipeline import Notifier, notified_alerts
 from monitoring.notify.state import NotifierState
 from monitoring.rules.alerting import Alert, AlertingRule
 from monitoring.rules.engine import Engine
@@ -135,6 +141,30 @@ def _state_open(path: Path) -> StateStore | None:
         return None
 
 
+def _notify_config_load(path: Path) -> tuple[NotifyConfig | None, list[str]]:
+    try:
+        return notify_config_load(path), []
+    except ConfigError as exc:  # a missing or unreadable file is one too
+        return None, exc.errors
+
+
+def _notifier_open(
+    settings: MonitorSettings, state: StateStore | None, clock: Callable[[], int]
+) -> tuple[Notifier | None, list[str]]:
+    """The notifier on NOTIFY_CONFIG, or None and the problems that kept it out."""
+    if settings.notify_config is None or state is None:
+        return None, []
+    config, errors = _notify_config_load(settings.notify_config)
+    if config is None:
+        logger.error(
+            "notifier configuration has problems; no notifications are sent: %s",
+            "; ".join(errors),
+            extra={"config_errors": errors},
+        )
+        return None, errors
+    return Notifier(config, state=state, clock=clock, deadline_ms=settings.notify_deadline_ms), []
+
+
 class Monitor:
     def __init__(
         self,
@@ -189,8 +219,12 @@ class Monitor:
         )
         # The notifier's configuration, silences and received alerts (the /api/v2 API's).
         self.notifier_state = NotifierState.load(
-            settings.notify_config_path, store=self.state, clock=clock
+            settings.notify_config, store=self.state, clock=clock
         )
+        self.notifier, self.notify_errors = _notifier_open(settings, self.state, clock)
+        if self.notifier is not None:
+            # Silences made through /api/v2/silences (or amtool) mute the pipeline.
+            self.notifier.use_muter(self.notifier_state.silences)
         self.ready = False
         self._lock = threading.RLock()  # one evaluation or reload at a time
         self._reload_lock = threading.Lock()  # one reload at a time (SIGHUP and /-/reload)
@@ -215,6 +249,9 @@ class Monitor:
             # The next evaluation writes the whole current state again.
             logger.exception("could not record the alert state of group %s", group.name)
             return []
+        finally:
+            if self.notifier is not None:
+                self.notifier.put(notified_alerts(alerts))
         for t in transitions:
             logger.info(
                 "alert %s %s -> %s",
@@ -284,6 +321,8 @@ class Monitor:
             # rather than not at all.
             path = self.state.path if self.state else None
             logger.exception("could not restore alert state from %s; starting afresh", path)
+        if self.notifier is not None:
+            self.notifier.start()
         self.scraper.start()
         self._start_loops()
         self.ready = True
@@ -365,8 +404,37 @@ class Monitor:
         if not errors:
             self.last_reload_success_time = time.time()
 
+    def notifier_reload(self) -> list[str]:
+        """Switch the notifier to NOTIFY_CONFIG as it is on disk; with a problem keep the
+        running configuration (or none, when it never loaded) and return the problems."""
+        if self.settings.notify_config is None or self.state is None:
+            return []
+        config, errors = _notify_config_load(self.settings.notify_config)
+        self.notify_errors = errors
+        if config is None:
+            logger.error(
+                "notifier reload failed, keeping the running configuration: %s",
+                "; ".join(errors),
+                extra={"config_errors": errors},
+            )
+        elif self.notifier is None:
+            self.notifier = Notifier(
+                config,
+                state=self.state,
+                clock=self.clock,
+                deadline_ms=self.settings.notify_deadline_ms,
+            )
+            if self.ready:
+                self.notifier.start()
+        else:
+            self.notifier.apply_config(config)
+        return errors
+
     def reload(self) -> list[str]:
-        """Switch to the configuration on disk; on any error keep the running one."""
+        """Switch to the configuration on disk; on any error keep the running one. The
+        notifier's file is reloaded too, on its own (`notifier_reload`): a problem there keeps
+        the notifier's running configuration and does not hold up the rules."""
+        self.notifier_reload()
         try:
             config, groups = config_and_rules_load(
                 self.config_path, app_target=self.settings.app_target
@@ -423,6 +491,8 @@ class Monitor:
         self.ready = False
         self._stop_loops()
         self.scraper.close()
+        if self.notifier is not None:
+            self.notifier.stop()
         if self.state is not None:
             self.state.close()
         self.store.close()

@@ -14,8 +14,12 @@ Prometheus' own names, so the same rules and dashboards work against real Promet
 - scraping: ``prometheus_sd_discovered_targets{config=<job>, name="scrape"}`` (``up``,
   ``scrape_duration_seconds`` and ``scrape_samples_scraped`` are per-target series the
   scraper writes itself);
+- the notifier, under Alertmanager's names (by ``integration``, the channel kind):
+  ``alertmanager_notifications_total``, ``alertmanager_notifications_failed_total`` (per
+  notification finished: delivered or failed for good), ``alertmanager_notification_latency_seconds``
+  (a histogram of every attempt), ``alertmanager_alerts{state="active"|"suppressed"}``;
 - ``prometheus_ready``, ``prometheus_build_info``, and prometheus_client's ``process_*``;
-- the notifier's, under Alertmanager's names (``monitoring.notify.state``):
+- the notifier's state, under Alertmanager's names (``monitoring.notify.state``):
   ``alertmanager_silences{state}``, ``alertmanager_alerts_received_total{status}``,
   ``alertmanager_alerts_invalid_total``, ``alertmanager_config_last_reload_successful``.
 
@@ -34,10 +38,16 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from monitoring.monitor.api_json import BUILDINFO
+from monitoring.notify.pipeline import LATENCY_BUCKETS
 from monitoring.notify.state import NotifierStateCollector
 
 if TYPE_CHECKING:
@@ -61,6 +71,7 @@ class MonitorCollector(Collector):
         yield from self._config()
         yield from self._storage()
         yield from self._scraping()
+        yield from self._notifier()
         monitor = self.monitor
         ready = GaugeMetricFamily(
             "prometheus_ready",
@@ -180,6 +191,41 @@ class MonitorCollector(Collector):
         for job, count in sorted(counts.items()):
             pools.add_metric([job, "scrape"], count)
         yield pools
+
+    def _notifier(self) -> Iterator[Metric]:
+        notifier = self.monitor.notifier
+        if notifier is None:
+            return
+        labels = ["integration"]
+        total = CounterMetricFamily(
+            "alertmanager_notifications",
+            "The total number of attempted notifications.",
+            labels=labels,
+        )
+        failed = CounterMetricFamily(
+            "alertmanager_notifications_failed",
+            "The total number of failed notifications.",
+            labels=labels,
+        )
+        latency = HistogramMetricFamily(
+            "alertmanager_notification_latency_seconds",
+            "The latency of notifications in seconds.",
+            labels=labels,
+        )
+        metrics = notifier.metrics
+        kinds = sorted({i.kind for entries in notifier.integrations.values() for i in entries})
+        for kind in kinds:  # every integration, 0 until it sends (as Alertmanager's)
+            total.add_metric([kind], metrics.notifications.get(kind, 0))
+            failed.add_metric([kind], metrics.failed.get(kind, 0))
+            counts, seconds, count = metrics.latency.get(kind, ([0] * len(LATENCY_BUCKETS), 0, 0))
+            buckets = [(str(le), n) for le, n in zip(LATENCY_BUCKETS, counts, strict=True)]
+            latency.add_metric([kind], [*buckets, ("+Inf", count)], seconds)
+        alerts = GaugeMetricFamily(
+            "alertmanager_alerts", "How many alerts by state.", labels=["state"]
+        )
+        for state, count in sorted(notifier.alert_counts().items()):
+            alerts.add_metric([state], count)
+        yield from (total, failed, latency, alerts)
 
 
 def registry(monitor: Monitor) -> CollectorRegistry:

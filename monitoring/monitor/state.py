@@ -14,6 +14,9 @@ down (watching that outage is its job). The file holds:
   out again, so the order holds;
 - ``dashboard_notification``: what the notifier's dashboard channel delivered (one row per
   idempotency key), for the web dashboard to read;
+- ``notification_outbox``: every notification, one row per receiver integration, written before
+  any delivery is tried (pending → delivered | failed), and ``notification_log``: what each
+  receiver was last told for each group (the dedup stage's memory).
 - ``silence``: the notifier's silences (``monitoring.notify.silences``).
 
 Only legal transitions are recorded (``LEGAL_TRANSITIONS``, also a CHECK in the schema). When
@@ -23,7 +26,7 @@ first ended (``firing → inactive`` is a resolution), then the new one recorded
 writing ``firing → pending``.
 
 The schema is versioned with ``PRAGMA user_version`` and upgraded by ``MIGRATIONS``, run in
-order at open: the notifier's silences, notification log and outbox are the next steps. A file
+order at open (step 3: the notifier's ``notification_outbox`` and ``notification_log``). A file
 that is not a readable SQLite database, or fails ``quick_check``, is moved aside (logged) and a
 fresh one is started: a damaged state file costs the restored state, never a crash loop.
 """
@@ -50,6 +53,8 @@ if TYPE_CHECKING:
 __all__ = [
     "LEGAL_TRANSITIONS",
     "DashboardNotification",
+    "LogEntry",
+    "OutboxRow",
     "IllegalTransition",
     "MIGRATIONS",
     "StateStore",
@@ -125,6 +130,37 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX dashboard_notification_created ON dashboard_notification (created_at_ms);
     """,
+    # The notifier's outbox (one row per notification and integration, written before any
+    # delivery is tried) and its notification log (what each receiver was last sent for each
+    # group: Alertmanager's nflog, the dedup stage's memory).
+    """
+    CREATE TABLE notification_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        idempotency_key TEXT NOT NULL,
+        receiver TEXT NOT NULL,
+        integration TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER NOT NULL,
+        deadline_ms INTEGER NOT NULL,
+        last_error TEXT NOT NULL DEFAULT '',
+        created_ms INTEGER NOT NULL,
+        delivered_ms INTEGER,
+        UNIQUE (idempotency_key, integration)
+    );
+    CREATE INDEX notification_outbox_due ON notification_outbox (status, next_attempt_ms);
+    CREATE TABLE notification_log (
+        receiver TEXT NOT NULL,
+        group_key TEXT NOT NULL,
+        firing TEXT NOT NULL,
+        resolved TEXT NOT NULL,
+        sequence INTEGER NOT NULL,
+        sent_ms INTEGER NOT NULL,
+        PRIMARY KEY (receiver, group_key)
+    );
+    """,
     # The notifier's silences (monitoring.notify.silences): matchers as JSON [[name, op, value]].
     """
     CREATE TABLE IF NOT EXISTS silence (
@@ -193,6 +229,37 @@ class DashboardNotification:
     title: str
     body: dict
     created_at_ms: int
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """What a receiver was last sent for a group (fingerprints), and when."""
+
+    receiver: str
+    group_key: str
+    firing: frozenset[str]
+    resolved: frozenset[str]
+    sequence: int
+    sent_ms: int
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One notification for one integration of a receiver (``payload``: the notification)."""
+
+    id: int
+    idempotency_key: str
+    receiver: str
+    integration: str  # e.g. "email/0": the receiver's first email_config
+    kind: str  # the channel: email, slack, sms, webhook, dashboard
+    payload: dict
+    status: str
+    attempts: int
+    next_attempt_ms: int
+    deadline_ms: int
+    last_error: str
+    created_ms: int
+    delivered_ms: int | None
 
 
 class _Unusable(sqlite3.DatabaseError):
@@ -608,6 +675,136 @@ class StateStore:
     def silences_delete(self, ids: Iterable[str]) -> None:
         with self._transaction() as db:
             db.executemany("DELETE FROM silence WHERE id = ?", [(i,) for i in ids])
+
+    # -- the notifier's outbox and notification log ------------------------------------------
+    def outbox_enqueue(self, *, rows: Iterable[dict], log: LogEntry) -> int:
+        """Write a notification's rows (one per integration) and the receiver's log entry in
+        one transaction: either the notification is due for delivery and recorded as sent, or
+        neither. Rows whose (key, integration) exists already are kept as they are. Returns
+        the number of rows added."""
+        added = 0
+        with self._transaction() as db:
+            for row in rows:
+                cursor = db.execute(
+                    "INSERT INTO notification_outbox (idempotency_key, receiver, integration,"
+                    " kind, payload, status, next_attempt_ms, deadline_ms, created_ms)"
+                    " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)"
+                    " ON CONFLICT (idempotency_key, integration) DO NOTHING",
+                    (
+                        row["idempotency_key"],
+                        row["receiver"],
+                        row["integration"],
+                        row["kind"],
+                        json.dumps(row["payload"], separators=(",", ":")),
+                        row["created_ms"],
+                        row["deadline_ms"],
+                        row["created_ms"],
+                    ),
+                )
+                added += cursor.rowcount
+            db.execute(
+                "INSERT INTO notification_log (receiver, group_key, firing, resolved, sequence,"
+                " sent_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (receiver, group_key)"
+                " DO UPDATE SET firing = excluded.firing, resolved = excluded.resolved,"
+                " sequence = excluded.sequence, sent_ms = excluded.sent_ms",
+                (
+                    log.receiver,
+                    log.group_key,
+                    json.dumps(sorted(log.firing)),
+                    json.dumps(sorted(log.resolved)),
+                    log.sequence,
+                    log.sent_ms,
+                ),
+            )
+        return added
+
+    def notification_log_get(self, *, receiver: str, group_key: str) -> LogEntry | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT firing, resolved, sequence, sent_ms FROM notification_log"
+                " WHERE receiver = ? AND group_key = ?",
+                (receiver, group_key),
+            ).fetchone()
+        if row is None:
+            return None
+        firing, resolved = frozenset(json.loads(row[0])), frozenset(json.loads(row[1]))
+        return LogEntry(receiver, group_key, firing, resolved, row[2], row[3])
+
+    def notification_log_delete(self, *, receiver: str, group_key: str) -> None:
+        """Forget a group whose alerts all resolved and were told (Alertmanager's nflog
+        entries expire the same way): its next episode starts at sequence 0 again."""
+        with self._transaction() as db:
+            db.execute(
+                "DELETE FROM notification_log WHERE receiver = ? AND group_key = ?",
+                (receiver, group_key),
+            )
+
+    _OUTBOX_COLUMNS = (
+        "id, idempotency_key, receiver, integration, kind, payload, status, attempts,"
+        " next_attempt_ms, deadline_ms, last_error, created_ms, delivered_ms"
+    )
+
+    def _outbox_rows(self, where: str, params: list, limit: int = -1) -> list[OutboxRow]:
+        with self._lock:
+            cursor = self._db.execute(
+                f"SELECT {self._OUTBOX_COLUMNS} FROM notification_outbox WHERE {where}"
+                " ORDER BY id LIMIT ?",
+                [*params, limit],
+            )
+            return [OutboxRow(*row[:5], json.loads(row[5]), *row[6:]) for row in cursor]
+
+    def outbox_due(self, *, now_ms: int, limit: int = 100) -> list[OutboxRow]:
+        """Pending rows whose next attempt is due, oldest first."""
+        return self._outbox_rows("status = 'pending' AND next_attempt_ms <= ?", [now_ms], limit)
+
+    def outbox_rows(self, *, status: str | None = None) -> list[OutboxRow]:
+        if status is None:
+            return self._outbox_rows("1", [])
+        return self._outbox_rows("status = ?", [status])
+
+    def outbox_next_attempt_ms(self) -> int | None:
+        """When the earliest pending row is due (None: nothing pending)."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT MIN(next_attempt_ms) FROM notification_outbox WHERE status = 'pending'"
+            ).fetchone()[0]
+
+    def outbox_delivered(self, *, row_id: int, at_ms: int) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE notification_outbox SET status = 'delivered', delivered_ms = ?,"
+                " attempts = attempts + 1, last_error = '' WHERE id = ?",
+                (at_ms, row_id),
+            )
+
+    def outbox_retry(self, *, row_id: int, next_attempt_ms: int, error: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE notification_outbox SET attempts = attempts + 1, next_attempt_ms = ?,"
+                " last_error = ? WHERE id = ?",
+                (next_attempt_ms, error, row_id),
+            )
+
+    def notifications_prune(self, *, before_ms: int) -> int:
+        """Forget finished outbox rows made before `before_ms`, and log entries last sent
+        before it (Alertmanager keeps its nflog 120 h the same way). Returns rows removed."""
+        with self._transaction() as db:
+            removed = db.execute(
+                "DELETE FROM notification_outbox WHERE status != 'pending' AND created_ms < ?",
+                (before_ms,),
+            ).rowcount
+            removed += db.execute(
+                "DELETE FROM notification_log WHERE sent_ms < ?", (before_ms,)
+            ).rowcount
+        return removed
+
+    def outbox_failed(self, *, row_id: int, error: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE notification_outbox SET status = 'failed', attempts = attempts + 1,"
+                " last_error = ? WHERE id = ?",
+                (error, row_id),
+            )
 
 
 def _new_episode(row: StoredAlert, alert: Alert) -> bool:

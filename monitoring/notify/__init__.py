@@ -31,8 +31,10 @@ received     `ReceivedAlerts`: alerts POSTed to /api/v2/alerts; `received_alerts
              what the pipeline consumes.
 state        `NotifierState.load(path, store=…, clock=…)`: the loaded configuration (text,
              errors, route, inhibitor), silences and received alerts, as /api/v2 reads them.
-
-The pipeline and the outbox build on these.
+pipeline    `Notifier(config, state=, clock=, muter=)`: `put(alerts)` (the monitor's, after each
+            evaluation, via `notified_alerts`), `flush_due()`, `start()`/`stop()`, `metrics`,
+            `alert_counts()`; the stages in `stages/` (`Muter` is where silences plug in),
+            the delivery worker in `outbox.py` (docs/notify.md "Pipeline", "Outbox").
 docs/notify.md describes the format, the environment and how routing is held to amtool.
 """
 

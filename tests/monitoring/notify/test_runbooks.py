@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from monitoring.notify.pipeline import CHANNEL_DOWN
+
 REPO = Path(__file__).resolve().parents[3]
 RULE_FILES = sorted((REPO / "deploy/prometheus").glob("*_rules.yml"))
 SECTIONS = ("what it means", "first checks", "likely causes", "fixes", "escalate")
@@ -46,6 +48,7 @@ def test_every_alert_links_its_runbook(file, alert, annotations):
 def test_the_index_links_every_page_and_no_page_is_orphaned():
     index = (REPO / "docs/runbooks/README.md").read_text()
     pages = {p.stem for p in (REPO / "docs/runbooks").glob("*.md")} - {"README"}
-    assert pages == {name for _, name, _ in ALERTS}
+    # NotificationChannelDown is raised by the notifier itself, not by a rule.
+    assert pages == {name for _, name, _ in ALERTS} | {CHANNEL_DOWN}
     for page in pages:
         assert f"]({page}.md)" in index

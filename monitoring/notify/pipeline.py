@@ -1,0 +1,396 @@
+"""The notification pipeline: alerts in, notifications into the outbox, delivered from there.
+
+Alertmanager's dispatch/dispatch.go and notify/notify.go, in one picture:
+
+    Notifier.put(alerts)                     the monitor hands its alerts after each evaluation
+      → route (config route tree)            each alert joins one group per route it takes
+      → group (stages/group.py)              group_wait, then every group_interval
+      → at each flush, per group and receiver, the chain of `stages_build`:
+          inhibit → time-interval mute → silence → dedup (notification log) → outbox
+      → Deliverer (outbox.py)                retries with backoff until delivered or failed
+      → record                               row delivered/failed, metrics, and on failure
+                                             NotificationChannelDown to the other receivers
+
+Resolved alerts pass every muting stage; the dedup stage sends a resolution only to a receiver
+that was told the alert was firing (see stages/mute.py). Clocks are passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from monitoring.monitor.state import OutboxRow, StateStore
+from monitoring.notify.config import Config
+from monitoring.notify.integrations import Integration, integrations_build, integrations_close
+from monitoring.notify.notification import FIRING, RESOLVED, Delivery, NotifiedAlert
+from monitoring.notify.outbox import Backoff, Deliverer
+from monitoring.notify.routing import Inhibitor, Route
+from monitoring.notify.stages import (
+    NO_SILENCES,
+    AggregationGroup,
+    DedupStage,
+    FlushContext,
+    InhibitStage,
+    Muter,
+    OutboxStage,
+    SilenceStage,
+    Stage,
+    TimeMuteStage,
+)
+from monitoring.rules.alerting import FIRING as RULE_FIRING
+from monitoring.rules.alerting import Alert
+
+__all__ = ["CHANNEL_DOWN", "Notifier", "NotifierMetrics", "notified_alerts", "stages_build"]
+
+logger = logging.getLogger(__name__)
+
+CHANNEL_DOWN = "NotificationChannelDown"
+DEFAULT_DEADLINE_MS = 600_000
+LATENCY_BUCKETS = (1.0, 5.0, 10.0, 15.0, 20.0)  # Alertmanager's
+
+
+def stages_build(
+    config: Config,
+    *,
+    store: StateStore,
+    integrations: dict[str, list[Integration]],
+    muter: Muter,
+    links: dict[str, str],
+    deadline_ms: int,
+    wake: Callable[[], None],
+) -> list[Stage]:
+    """The chain every flushed group goes through, in order."""
+    send_resolved = {
+        receiver: any(i.send_resolved for i in entries)
+        for receiver, entries in integrations.items()
+    }
+    return [
+        InhibitStage(config),
+        TimeMuteStage(config),
+        SilenceStage(muter),
+        DedupStage(store, send_resolved),
+        OutboxStage(store, integrations, links=links, deadline_ms=deadline_ms, wake=wake),
+    ]
+
+
+def notified_alerts(alerts: Iterable[Alert]) -> list[NotifiedAlert]:
+    """What the monitor hands the notifier after an evaluation, as Prometheus sends to
+    Alertmanager: firing alerts (startsAt = firedAt, else activeAt) and the resolved ones the
+    rule keeps for 15 minutes (endsAt = resolvedAt); pending alerts are nobody's business."""
+    notified = []
+    for a in alerts:
+        starts = a.fired_at_ms or a.active_at_ms
+        value = None if a.value != a.value else a.value  # NaN: no value
+        common = {"labels": dict(a.labels), "annotations": dict(a.annotations), "value": value}
+        if a.state == RULE_FIRING:
+            notified.append(NotifiedAlert(starts_at_ms=starts, **common))
+        elif a.fired_at_ms is not None and a.resolved_at_ms is not None:
+            notified.append(
+                NotifiedAlert(
+                    starts_at_ms=starts, ends_at_ms=a.resolved_at_ms, status=RESOLVED, **common
+                )
+            )
+    return notified
+
+
+@dataclass
+class NotifierMetrics:
+    """Counts under Alertmanager's names, by integration (the channel kind)."""
+
+    notifications: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    # integration → (bucket counts, sum, count)
+    latency: dict[str, tuple[list[int], float, int]] = field(default_factory=dict)
+
+    def observe(self, integration: str, seconds: float) -> None:
+        buckets, total, count = self.latency.get(integration, ([0] * len(LATENCY_BUCKETS), 0, 0))
+        buckets = [n + (seconds <= le) for n, le in zip(buckets, LATENCY_BUCKETS, strict=True)]
+        self.latency[integration] = (buckets, total + seconds, count + 1)
+
+
+class Notifier:
+    """Alerts in, notifications out; `start()` runs the dispatcher and the delivery worker."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        state: StateStore,
+        clock: Callable[[], int],
+        muter: Muter = NO_SILENCES,
+        env: Mapping[str, str] | None = None,
+        deadline_ms: int = DEFAULT_DEADLINE_MS,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.env = os.environ if env is None else env
+        self.state = state
+        self.clock = clock
+        self.muter = muter
+        self.deadline_ms = deadline_ms
+        self.metrics = NotifierMetrics()
+        self.deliverer = Deliverer(
+            state,
+            lambda: self.integrations,
+            clock=clock,
+            backoff=backoff,
+            on_attempt=self._attempted,
+            on_delivered=self._delivered,
+            on_failed=self._failed,
+        )
+        self._configure(config)
+        self._lock = threading.Lock()
+        self._alerts: dict[str, NotifiedAlert] = {}
+        self._updated_ms: dict[str, int] = {}
+        self._synthetic: set[str] = set()  # our own alerts: never stale
+        self._groups: dict[tuple[str, str], AggregationGroup] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _configure(self, config: Config) -> None:
+        self.config = config
+        self.route = Route.build(config.route)
+        self.inhibitor = Inhibitor(config.inhibit_rules)
+        self.integrations = integrations_build(config, state=self.state, env=self.env)
+        for entries in self.integrations.values():
+            for integration in entries:
+                if integration.problem:
+                    logger.error("notifier: %s", integration.problem)
+        self._stages_build()
+
+    def _stages_build(self) -> None:
+        links = {
+            "external_url": self.env.get("NOTIFY_EXTERNAL_URL", ""),
+            "dashboard_url": self.env.get("NOTIFY_DASHBOARD_URL", ""),
+            "runbook_base_url": self.env.get("RUNBOOK_BASE_URL", ""),
+        }
+        self.stages = stages_build(
+            self.config,
+            store=self.state,
+            integrations=self.integrations,
+            muter=self.muter,
+            links=links,
+            deadline_ms=self.deadline_ms,
+            wake=self.deliverer.wake,
+        )
+
+    def apply_config(self, config: Config) -> None:
+        """Switch to a new (valid) configuration: the held alerts are grouped afresh by the
+        new routes, as Alertmanager rebuilds its dispatcher; the notification log still
+        says what each receiver was told, so nothing is sent twice for the reload."""
+        old = self.integrations
+        with self._lock:
+            self._configure(config)
+            alerts = list(self._alerts.values())
+            self._groups = {}
+        self.put(alerts)
+        integrations_close(old)
+
+    def use_muter(self, muter: Muter) -> None:
+        """Plug in the silences (anything with `is_silenced(labels, now_ms)`), e.g. once the
+        monitor has opened its silences store."""
+        with self._lock:
+            self.muter = muter
+            self._stages_build()
+
+    # -- alerts in ----------------------------------------------------------------------------
+    def _routes(self, alert: NotifiedAlert) -> list[Route]:
+        routes = self.route.match(alert.labels)
+        if alert.name == CHANNEL_DOWN and alert.fingerprint in self._synthetic:
+            # Told to the other receivers: the failing one would not get it.
+            routes = [r for r in routes if r.options.receiver != alert.labels.get("receiver")]
+        return routes
+
+    def put(self, alerts: Iterable[NotifiedAlert]) -> None:
+        """The current state of some alerts (firing, or resolved and kept for the notice)."""
+        now = self.clock()
+        wake = False
+        with self._lock:
+            for alert in alerts:
+                fp = alert.fingerprint
+                if alert.status != FIRING and fp not in self._alerts:
+                    # A resolution of an alert no group holds: it went out already, or its
+                    # firing was never told (the dedup stage would drop it anyway).
+                    if not self._told_somewhere(alert):
+                        continue
+                self._alerts[fp] = alert
+                self._updated_ms[fp] = now
+                for route in self._routes(alert):
+                    key = (route.options.receiver, route.group_key(alert.labels))
+                    group = self._groups.get(key)
+                    if group is None:
+                        group = self._groups[key] = AggregationGroup.create(
+                            route, alert.labels, now
+                        )
+                    group.insert(alert, now)
+                    wake = wake or group.due(now)
+        if wake:
+            self._wake.set()
+
+    def _told_somewhere(self, alert: NotifiedAlert) -> bool:
+        # After a restart the groups are empty: a resolution still goes out when a receiver's
+        # log says it was told the alert was firing.
+        for route in self._routes(alert):
+            entry = self.state.notification_log_get(
+                receiver=route.options.receiver, group_key=route.group_key(alert.labels)
+            )
+            if entry is not None and alert.fingerprint in entry.firing:
+                return True
+        return False
+
+    # -- flushing -----------------------------------------------------------------------------
+    def _expire_stale(self, now: int) -> None:
+        """An alert not handed again within resolve_timeout is resolved then (Alertmanager's
+        resolve_timeout; the monitor hands every alert at each evaluation)."""
+        timeout = self.config.global_.resolve_timeout_ms
+        for fp, alert in list(self._alerts.items()):
+            if alert.status == FIRING and fp not in self._synthetic:
+                if self._updated_ms[fp] + timeout < now:
+                    resolved = replace(
+                        alert, status=RESOLVED, ends_at_ms=self._updated_ms[fp] + timeout
+                    )
+                    self._alerts[fp] = resolved
+                    for group in self._groups.values():
+                        if fp in group.alerts:
+                            group.alerts[fp] = resolved
+
+    def flush_due(self) -> int:
+        """Run the chain for every group whose time has come; returns how many."""
+        now = self.clock()
+        with self._lock:
+            self._expire_stale(now)
+            due = [g for g in self._groups.values() if g.due(now)]
+            snapshots = [dict(g.alerts) for g in due]
+            firing_labels = [a.labels for a in self._alerts.values() if a.status == FIRING]
+        for group, sent in zip(due, snapshots, strict=True):
+            ctx = FlushContext(
+                now_ms=now,
+                route=group.route,
+                receiver=group.route.options.receiver,
+                group_key=group.group_key,
+                group_labels=group.group_labels,
+                firing_labels=firing_labels,
+                group_alerts=tuple(sent.values()),
+            )
+            alerts = sorted(sent.values(), key=lambda a: (a.starts_at_ms, a.fingerprint))
+            try:
+                for stage in self.stages:
+                    alerts = stage.run(ctx, alerts)
+                    if not alerts:
+                        break
+            except Exception:  # the state file briefly unwritable: the next flush retries
+                logger.exception("notifying group %s failed", group.group_key)
+                continue
+            with self._lock:
+                group.flushed_at(now, sent)
+        with self._lock:
+            for key, group in list(self._groups.items()):
+                if not group.alerts:
+                    del self._groups[key]
+            held = {fp for g in self._groups.values() for fp in g.alerts}
+            for fp in list(self._alerts):
+                if fp not in held:
+                    del self._alerts[fp]
+                    self._updated_ms.pop(fp, None)
+                    self._synthetic.discard(fp)
+        return len(due)
+
+    def next_flush_ms(self) -> int | None:
+        with self._lock:
+            times = [g.next_flush_ms for g in self._groups.values() if g.alerts]
+        return min(times) if times else None
+
+    # -- delivery outcomes --------------------------------------------------------------------
+    def _attempted(self, row: OutboxRow, delivery: Delivery, seconds: float) -> None:
+        with self._lock:
+            self.metrics.observe(row.kind, seconds)
+
+    def _delivered(self, row: OutboxRow, delivery: Delivery, seconds: float) -> None:
+        with self._lock:
+            n = self.metrics.notifications
+            n[row.kind] = n.get(row.kind, 0) + 1
+        down = self._channel_down(row, FIRING)
+        with self._lock:
+            firing = self._alerts.get(down.fingerprint)
+        if firing is not None and firing.status == FIRING:
+            self.put([replace(firing, status=RESOLVED, ends_at_ms=self.clock())])
+
+    def _failed(self, row: OutboxRow, delivery: Delivery, seconds: float) -> None:
+        with self._lock:
+            n, f = self.metrics.notifications, self.metrics.failed
+            n[row.kind] = n.get(row.kind, 0) + 1
+            f[row.kind] = f.get(row.kind, 0) + 1
+        if row.payload["alerts"] and all(
+            a["labels"].get("alertname") == CHANNEL_DOWN for a in row.payload["alerts"]
+        ):
+            return  # telling a receiver that another is down failed: logged, not escalated
+        alert = self._channel_down(row, FIRING, reason=delivery.reason)
+        with self._lock:
+            self._synthetic.add(alert.fingerprint)
+            known = self._alerts.get(alert.fingerprint)
+        if known is None or known.status != FIRING:
+            self.put([alert])
+
+    def _channel_down(self, row: OutboxRow, status: str, reason: str = "") -> NotifiedAlert:
+        return NotifiedAlert(
+            labels={
+                "alertname": CHANNEL_DOWN,
+                "severity": "critical",
+                "team": "devops",
+                "receiver": row.receiver,
+                "integration": row.kind,
+                "config": row.integration,  # which of the receiver's configs: "webhook/1"
+            },
+            annotations={
+                "summary": f"Notifications to {row.receiver} ({row.kind}, {row.integration}) fail",
+                "description": f"A notification could not be delivered: {reason}",
+                "runbook_url": f"docs/runbooks/{CHANNEL_DOWN}.md",
+            },
+            starts_at_ms=self.clock(),
+            status=status,
+        )
+
+    # -- what /metrics reads ------------------------------------------------------------------
+    def alert_counts(self) -> dict[str, int]:
+        """alertmanager_alerts{state}: firing alerts held, active or suppressed (inhibited or
+        silenced) now."""
+        now = self.clock()
+        with self._lock:
+            firing = [a for a in self._alerts.values() if a.status == FIRING]
+        index = self.inhibitor.index([a.labels for a in firing])
+        suppressed = sum(
+            1
+            for a in firing
+            if index.inhibited_by(a.labels) is not None or self.muter.is_silenced(a.labels, now)
+        )
+        return {"active": len(firing) - suppressed, "suppressed": suppressed}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._stop.clear()
+        self.deliverer.start()  # rows left pending by a previous process go out first
+        self._thread = threading.Thread(target=self._loop, name="notify-dispatch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.deliverer.stop()
+        integrations_close(self.integrations)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.flush_due()
+            except Exception:  # the loop must survive a bug
+                logger.exception("the notification dispatcher failed")
+            next_ms = self.next_flush_ms()
+            wait_s = 1.0 if next_ms is None else (next_ms - self.clock()) / 1000
+            self._wake.wait(min(1.0, max(0.005, wait_s)))
+            self._wake.clear()

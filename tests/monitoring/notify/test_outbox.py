@@ -1,0 +1,292 @@
+"""The durable outbox: a row before any delivery, retries with backoff against a real local
+server, failure past the deadline raising NotificationChannelDown, and a SIGKILL mid-delivery
+that neither loses nor duplicates (but for the one repeat with the same idempotency key)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from monitoring.monitor.state import StateStore
+from monitoring.notify.outbox import Backoff
+from monitoring.notify.pipeline import CHANNEL_DOWN, Notifier
+from tests.monitoring.notify.pipeline_helpers import CONFIG, Clock, alert, config, resolved
+from tests.wait import wait_for
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+class Receiver(ThreadingHTTPServer):
+    """Records every POST (path, JSON body); answers `statuses` in turn (the last repeats);
+    while `hold` is clear, keeps the request open after recording it."""
+
+    daemon_threads = True
+
+    def __init__(self, statuses=(200,)) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.posts: list[tuple[str, dict, str]] = []  # (path, body, Idempotency-Key header)
+        self.statuses = list(statuses)
+        self.hold = threading.Event()
+        self.hold.set()
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def paths(self) -> list[str]:
+        return [p for p, _, _ in self.posts]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.posts.append((self.path, body, self.headers.get("Idempotency-Key", "")))
+        self.server.hold.wait(60)
+        status = (
+            self.server.statuses.pop(0)
+            if len(self.server.statuses) > 1
+            else self.server.statuses[0]
+        )
+        try:
+            self.send_response(status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+        except OSError:
+            pass  # the sender was killed while the request was held
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = StateStore(tmp_path / "state.sqlite3")
+    yield s
+    s.close()
+
+
+def notifier(store, clock, team, pager, **kw) -> Notifier:
+    return Notifier(
+        config(team.url, pager.url),
+        state=store,
+        clock=clock,
+        env={},
+        backoff=Backoff(rng=random.Random(1)),
+        **kw,
+    )
+
+
+def test_a_row_exists_before_delivery_and_retries_back_off_until_the_server_answers(store):
+    clock = Clock()
+    team, pager = Receiver(), Receiver(statuses=(500, 500, 200))
+    n = notifier(store, clock, team, pager)
+    a = alert(severity="critical", starts_at_ms=clock())
+    n.put([a])
+    assert n.flush_due() == 1  # the critical route: group_wait 0s
+    rows = {r.integration: r for r in store.outbox_rows()}
+    assert {r.status for r in rows.values()} == {"pending"} and pager.posts == []
+
+    assert n.deliverer.deliver_due() == 2
+    first = {r.integration: r for r in store.outbox_rows()}
+    # webhook/0 and webhook/1 both got a 500: retried after 0.5–1.5 s (attempt 1)
+    for row in first.values():
+        assert row.status == "pending" and row.attempts == 1 and row.last_error
+        assert clock() + 500 <= row.next_attempt_ms <= clock() + 1500
+    assert n.deliverer.deliver_due() == 0  # nothing is due before its backoff
+    clock.advance(1.5)
+    n.deliverer.deliver_due()  # the server's second 500 for one row, its 200 for the other
+    clock.advance(3)
+    n.deliverer.deliver_due()
+    done = store.outbox_rows()
+    assert [r.status for r in done] == ["delivered", "delivered"]
+    keys = {}
+    for path, body, header in pager.posts:
+        assert body["idempotencyKey"] == header
+        keys.setdefault(path, set()).add(header)
+    assert all(len(k) == 1 for k in keys.values())  # retries carry the same key
+    assert len(pager.posts) == 4 and n.metrics.notifications == {"webhook": 2}
+    assert n.metrics.failed == {}
+    assert n.metrics.latency["webhook"][2] == 4  # every attempt observed
+
+
+def test_past_the_deadline_the_row_fails_and_the_other_receivers_are_told(store):
+    clock = Clock()
+    team, pager = Receiver(), Receiver(statuses=(503,))
+    n = notifier(store, clock, team, pager, deadline_ms=60_000)
+    n.put([alert(severity="critical", starts_at_ms=clock())])
+    n.flush_due()
+    while any(r.status == "pending" for r in store.outbox_rows()):
+        n.deliverer.deliver_due()
+        clock.advance(5)
+    assert {r.status for r in store.outbox_rows()} == {"failed"}
+    assert n.metrics.failed == {"webhook": 2}
+    # NotificationChannelDown (critical) goes to the team receiver (group_wait 30s, with the
+    # critical alert itself), never to the failing pager.
+    clock.advance(30)
+    n.flush_due()
+    n.deliverer.deliver_due()
+    (post,) = [b for _, b, _ in team.posts if b["commonLabels"]["alertname"] == CHANNEL_DOWN]
+    # one per failing integration of the pager
+    assert sorted(a["labels"]["config"] for a in post["alerts"]) == ["webhook/0", "webhook/1"]
+    assert {a["labels"]["receiver"] for a in post["alerts"]} == {"pager"}
+    assert all(path.startswith("/pager") for path in pager.paths())
+
+
+def test_the_resolution_goes_to_the_receivers_that_were_told_it_fired(store):
+    clock = Clock()
+    team, pager = Receiver(), Receiver()
+    n = notifier(store, clock, team, pager)
+    warning = alert(starts_at_ms=clock())
+    critical = alert(name="Down", severity="critical", starts_at_ms=clock())
+    n.put([warning, critical])
+    n.flush_due()
+    n.deliverer.deliver_due()
+    assert sorted(pager.paths()) == ["/pager", "/pager-no-resolved"]
+    assert team.posts == []  # group_wait 30s
+    clock.advance(30)
+    n.flush_due()
+    n.deliverer.deliver_due()
+    assert len(team.posts) == 2  # one group per alertname
+    clock.advance(10)
+    n.put([resolved(critical, clock())])
+    clock.advance(300)  # the group_interval of both routes
+    n.put([warning])  # still firing (an alert not handed again resolves after 5m)
+    n.flush_due()
+    n.deliverer.deliver_due()
+    # the pager's send_resolved integration and the team get the resolution; the other not.
+    assert sorted(pager.paths()) == ["/pager", "/pager", "/pager-no-resolved"]
+    told = [b for p, b, _ in team.posts[2:]]
+    assert [(b["status"], b["alerts"][0]["labels"]["alertname"]) for b in told] == [
+        ("resolved", "Down")
+    ]
+
+
+def test_a_running_notifier_delivers_within_its_threads(store):
+    team, pager = Receiver(), Receiver()
+    clock = lambda: round(time.time() * 1000)  # noqa: E731
+    n = notifier(store, clock, team, pager)
+    n.start()
+    try:
+        a = alert(severity="critical", starts_at_ms=clock())
+        n.put([a])
+        wait_for(lambda: len(pager.posts) == 2, what="the firing notification")
+        wait_for(lambda: {r.status for r in store.outbox_rows()} == {"delivered"})
+    finally:
+        n.stop()
+
+
+def test_sigkill_between_send_and_record_repeats_once_with_the_same_key(tmp_path):
+    team, pager = Receiver(), Receiver()
+    pager.hold.clear()  # the pager's requests stay open: the process is killed meanwhile
+    config_path = tmp_path / "alertmanager.yml"
+    config_path.write_text(CONFIG.replace("{team_url}", team.url).replace("{pager_url}", pager.url))
+    state_path = tmp_path / "state.sqlite3"
+    command = [sys.executable, "-m", "tests.monitoring.notify.outbox_process"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def run(*flags):
+        process = subprocess.Popen(
+            [*command, str(state_path), str(config_path), *flags],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdout.readline().strip() == "ready"
+        return process
+
+    first = run("--put")
+    try:
+        wait_for(lambda: len(pager.posts) == 2, what="both pager requests in flight")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    pager.hold.set()
+    # The monitor hands the same alert again after its restart: the log says it was told,
+    # so no new notification is made; the pending rows are delivered.
+    second = run("--put")
+    try:
+        store = StateStore(state_path)
+        wait_for(
+            lambda: {r.status for r in store.outbox_rows()} == {"delivered"},
+            what="the pending rows delivered after the restart",
+        )
+        rows = store.outbox_rows()
+        store.close()
+    finally:
+        second.send_signal(signal.SIGKILL)
+        second.wait(30)
+    # the pager's two integrations, and the team (its alert started long ago: no group_wait)
+    assert sorted((r.receiver, r.integration) for r in rows) == [
+        ("pager", "webhook/0"),
+        ("pager", "webhook/1"),
+        ("team", "webhook/0"),
+    ]
+    assert len(team.posts) == 1
+    by_path: dict[str, list[str]] = {}
+    for path, _, key in pager.posts:
+        by_path.setdefault(path, []).append(key)
+    # Each notification twice at most, and then with the same key.
+    assert sorted(by_path) == ["/pager", "/pager-no-resolved"]
+    for keys in by_path.values():
+        assert len(keys) == 2 and len(set(keys)) == 1
+    assert {r.idempotency_key for r in rows if r.receiver == "pager"} == {
+        k for keys in by_path.values() for k in keys
+    }
+
+
+def test_channel_down_resolves_at_the_next_delivery_to_that_integration(store):
+    clock = Clock()
+    team, pager = Receiver(), Receiver(statuses=(400,))  # permanent: fails at once
+    n = notifier(store, clock, team, pager)
+    n.put([alert(severity="critical", starts_at_ms=clock())])
+    n.flush_due()
+    n.deliverer.deliver_due()
+    assert n.alert_counts()["active"] == 3  # the alert, one ChannelDown per pager integration
+    clock.advance(30)  # the team's group_wait: it is told ChannelDown fires
+    n.flush_due()
+    n.deliverer.deliver_due()
+    pager.statuses = [200]
+    clock.advance(1)
+    n.put([alert(name="Other", severity="critical", starts_at_ms=clock())])
+    n.flush_due()
+    n.deliverer.deliver_due()
+    # Both pager integrations delivered again: their ChannelDown alerts are resolved.
+    assert n.alert_counts() == {"active": 2, "suppressed": 0}  # the two critical alerts only
+    clock.advance(300)  # the team's group_wait/interval: it hears of ChannelDown's resolution
+    n.put([alert(severity="critical"), alert(name="Other", severity="critical")])
+    n.flush_due()
+    n.deliverer.deliver_due()
+    told = [b for _, b, _ in team.posts if b["commonLabels"].get("alertname") == CHANNEL_DOWN]
+    assert [b["status"] for b in told] == ["firing", "resolved"]
+
+
+def test_finished_rows_and_old_log_entries_are_pruned_pending_ones_never(store):
+    clock = Clock()
+    team, pager = Receiver(), Receiver(statuses=(200, 200, 503))
+    n = notifier(store, clock, team, pager)
+    n.put([alert(severity="critical", starts_at_ms=clock())])
+    n.flush_due()
+    n.deliverer.deliver_due()  # two delivered
+    clock.advance(1)
+    n.put([alert(name="Other", severity="critical", starts_at_ms=clock())])
+    n.flush_due()
+    n.deliverer.deliver_due()  # the server answers 503 now: both stay pending
+    statuses = sorted(r.status for r in store.outbox_rows())
+    assert statuses == ["delivered", "delivered", "pending", "pending"]
+    assert store.notifications_prune(before_ms=clock() + 1) == 2 + 2  # rows and log entries
+    assert sorted(r.status for r in store.outbox_rows()) == ["pending", "pending"]
