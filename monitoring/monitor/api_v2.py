@@ -27,6 +27,7 @@ from monitoring.monitor import api_json_v2
 from monitoring.monitor.api_json_v2 import AlertView
 from monitoring.notify.matchers import Matcher, MatcherError, compile_anchored, parse_matcher
 from monitoring.notify.received import AlertRejected
+from monitoring.notify.routing import Inhibitor
 from monitoring.notify.silences import SilenceError, SilenceNotFound
 from monitoring.rules.alerting import FIRING, fingerprint
 
@@ -102,7 +103,11 @@ def alert_views(monitor: Any, now_ms: int) -> list[AlertView]:
                     alert.generator_url,
                 )
             )
-    inhibitions = state.inhibitor.index([labels for labels, *_ in raw])
+    notifier = monitor.notifier
+    route = notifier.route if notifier is not None else None
+    inhibitions = (notifier.inhibitor if notifier else Inhibitor(())).index(
+        [labels for labels, *_ in raw]
+    )
     views = []
     for labels, notes, starts, ends, updated, url in raw:
         source = inhibitions.inhibited_by(labels)
@@ -115,7 +120,7 @@ def alert_views(monitor: Any, now_ms: int) -> list[AlertView]:
                 updated_at_ms=updated,
                 generator_url=url,
                 fingerprint=fingerprint(labels),
-                receivers=tuple(state.route.receivers(labels)) if state.route else (),
+                receivers=tuple(route.receivers(labels)) if route else (),
                 silenced_by=tuple(state.silences.is_silenced(labels, now_ms)),
                 inhibited_by=(fingerprint(source),) if source is not None else (),
             )
@@ -165,7 +170,7 @@ def post_alerts(monitor: Any, params: Params, body: bytes, now_ms: int) -> Any:
     state = monitor.notifier_state
     try:
         problems = state.received.put(
-            _body(body), now_ms=now_ms, resolve_timeout_ms=state.resolve_timeout_ms
+            _body(body), now_ms=now_ms, resolve_timeout_ms=state.config.resolve_timeout_ms
         )
     except AlertRejected as exc:
         raise V2Error(400, str(exc)) from None
@@ -176,7 +181,7 @@ def post_alerts(monitor: Any, params: Params, body: bytes, now_ms: int) -> Any:
 
 def get_alert_groups(monitor: Any, params: Params, body: bytes, now_ms: int) -> Any:
     keep, receiver_ok = _alert_filter(params), _receiver_filter(params)
-    route = monitor.notifier_state.route
+    route = monitor.notifier.route if monitor.notifier is not None else None
     groups: dict[tuple[str, str], tuple[dict, str, list[AlertView]]] = {}
     if route is not None:
         for view in alert_views(monitor, now_ms):
@@ -217,7 +222,7 @@ def post_silences(monitor: Any, params: Params, body: bytes, now_ms: int) -> Any
 
 def get_status(monitor: Any, params: Params, body: bytes, now_ms: int) -> Any:
     state = monitor.notifier_state
-    return api_json_v2.status_json(config_text=state.config_text, started_at=state.started_at)
+    return api_json_v2.status_json(config_text=state.config.text, started_at=state.started_at)
 
 
 _ROUTES_V2: dict[tuple[str, str], Callable[[Any, Params, bytes, int], Any]] = {

@@ -29,9 +29,11 @@ silences    `Silences(store, clock=…)`: `set`, `expire`, `get`, `query(filters
              Muter); `Silence`, `SilenceError`, `SilenceNotFound`.
 received     `ReceivedAlerts`: alerts POSTed to /api/v2/alerts; `received_alerts(now_ms)` is
              what the pipeline consumes.
-state        `NotifierState.load(path, store=…, clock=…)`: the loaded configuration (text,
-             errors, route, inhibitor), silences and received alerts, as /api/v2 reads them.
-pipeline    `Notifier(config, state=, clock=, muter=)`: `put(alerts)` (the monitor's, after each
+loaded       `LoadedConfig(path).load()`: NOTIFY_CONFIG as running (config, text, the last
+             attempt's errors; a bad reload keeps the last good one), the one load the
+             pipeline and /api/v2 share.
+state        `NotifierState(silences, config)`: what /api/v2 reads besides the pipeline.
+pipeline    `Notifier(config or None, state=, clock=, muter=)`: `put(alerts)` (the monitor's, after each
             evaluation, via `notified_alerts`), `flush_due()`, `start()`/`stop()`, `metrics`,
             `alert_counts()`; the stages in `stages/` (`Muter` is where silences plug in),
             the delivery worker in `outbox.py` (docs/notify.md "Pipeline", "Outbox").

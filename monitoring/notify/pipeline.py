@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 CHANNEL_DOWN = "NotificationChannelDown"
 DEFAULT_DEADLINE_MS = 600_000
+DEFAULT_RESOLVE_TIMEOUT_MS = 300_000  # Alertmanager's global.resolve_timeout
 LATENCY_BUCKETS = (1.0, 5.0, 10.0, 15.0, 20.0)  # Alertmanager's
 
 
@@ -117,7 +118,7 @@ class Notifier:
 
     def __init__(
         self,
-        config: Config,
+        config: Config | None,
         *,
         state: StateStore,
         clock: Callable[[], int],
@@ -151,11 +152,14 @@ class Notifier:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _configure(self, config: Config) -> None:
+    def _configure(self, config: Config | None) -> None:
+        # None: no configuration loaded yet; alerts are held, routed nowhere, until one does.
         self.config = config
-        self.route = Route.build(config.route)
-        self.inhibitor = Inhibitor(config.inhibit_rules)
-        self.integrations = integrations_build(config, state=self.state, env=self.env)
+        self.route = Route.build(config.route) if config else None
+        self.inhibitor = Inhibitor(config.inhibit_rules if config else ())
+        self.integrations = (
+            integrations_build(config, state=self.state, env=self.env) if config else {}
+        )
         for entries in self.integrations.values():
             for integration in entries:
                 if integration.problem:
@@ -168,6 +172,9 @@ class Notifier:
             "dashboard_url": self.env.get("NOTIFY_DASHBOARD_URL", ""),
             "runbook_base_url": self.env.get("RUNBOOK_BASE_URL", ""),
         }
+        if self.config is None:
+            self.stages = []
+            return
         self.stages = stages_build(
             self.config,
             store=self.state,
@@ -197,8 +204,14 @@ class Notifier:
             self.muter = muter
             self._stages_build()
 
+    @property
+    def resolve_timeout_ms(self) -> int:
+        return self.config.global_.resolve_timeout_ms if self.config else DEFAULT_RESOLVE_TIMEOUT_MS
+
     # -- alerts in ----------------------------------------------------------------------------
     def _routes(self, alert: NotifiedAlert) -> list[Route]:
+        if self.route is None:
+            return []
         routes = self.route.match(alert.labels)
         if alert.name == CHANNEL_DOWN and alert.fingerprint in self._synthetic:
             # Told to the other receivers: the failing one would not get it.
@@ -246,7 +259,7 @@ class Notifier:
     def _expire_stale(self, now: int) -> None:
         """An alert not handed again within resolve_timeout is resolved then (Alertmanager's
         resolve_timeout; the monitor hands every alert at each evaluation)."""
-        timeout = self.config.global_.resolve_timeout_ms
+        timeout = self.resolve_timeout_ms
         for fp, alert in list(self._alerts.items()):
             if alert.status == FIRING and fp not in self._synthetic:
                 if self._updated_ms[fp] + timeout < now:
@@ -292,8 +305,10 @@ class Notifier:
                 if not group.alerts:
                     del self._groups[key]
             held = {fp for g in self._groups.values() for fp in g.alerts}
-            for fp in list(self._alerts):
-                if fp not in held:
+            for fp, alert in list(self._alerts.items()):
+                # A firing alert no group holds (no configuration yet) is kept until it
+                # resolves, to be grouped when a configuration loads.
+                if fp not in held and alert.status != FIRING:
                     del self._alerts[fp]
                     self._updated_ms.pop(fp, None)
                     self._synthetic.discard(fp)
