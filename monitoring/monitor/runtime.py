@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -236,7 +237,7 @@ class Monitor:
             return []
         finally:
             if self.notifier is not None:
-                self.notifier.put(notified_alerts(alerts))
+                self.notifier.put(notified_alerts(alerts, self._generator_urls(group)))
         for t in transitions:
             logger.info(
                 "alert %s %s -> %s",
@@ -246,6 +247,14 @@ class Monitor:
                 extra={"alert_labels": t.labels, "transition_id": t.id, "value": t.value},
             )
         return transitions
+
+    def _generator_urls(self, group: RuleGroup) -> dict[str, str]:
+        """Each alerting rule's link to its expression, as Prometheus' generatorURL."""
+        base = f"http://{self.settings.listen_host}:{self.settings.listen_port}"
+        return {
+            rule.name: f"{base}/graph?g0.expr={quote(rule.expr)}&g0.tab=1"
+            for rule in group.alerting_rules()
+        }
 
     def cycle_once(self) -> list[Alert]:
         """One scrape of every target, then one evaluation of every group; the active alerts."""
