@@ -37,6 +37,7 @@ pipeline    `Notifier(config or None, state=, clock=, muter=)`: `put(alerts)` (t
             evaluation, via `notified_alerts`), `flush_due()`, `start()`/`stop()`, `metrics`,
             `alert_counts()`; the stages in `stages/` (`Muter` is where silences plug in),
             the delivery worker in `outbox.py` (docs/notify.md "Pipeline", "Outbox").
+notify_test  `receiver_test(path, name, out=, err=)`: `monitor notify-test RECEIVER`.
 docs/notify.md describes the format, the environment and how routing is held to amtool.
 """
 
