@@ -68,11 +68,15 @@ def _flag(params: Params, name: str) -> bool:
     return value in ("true", "1")
 
 
-def _views(monitor: Any, held: list[HeldAlert], sources: list[HeldAlert], now_ms: int):
+def _inhibitions(monitor: Any, firing: list[HeldAlert]):
+    """The inhibition index over every firing alert held (the sources), built once a request."""
+    return monitor.notifier.inhibitor.index([h.alert.labels for h in firing])
+
+
+def _views(monitor: Any, held: list[HeldAlert], inhibitions: Any, now_ms: int) -> list[AlertView]:
     """The alerts as the API shows them: what the pipeline decides about each now."""
     notifier = monitor.notifier
     silences = monitor.notifier_state.silences
-    inhibitions = notifier.inhibitor.index([h.alert.labels for h in sources])
     views = []
     for h in held:
         labels = h.alert.labels
@@ -100,7 +104,8 @@ def alert_views(monitor: Any, now_ms: int) -> list[AlertView]:
     if monitor.notifier is None:
         return []
     held = monitor.notifier.firing()
-    return sorted(_views(monitor, held, held, now_ms), key=lambda v: v.fingerprint)
+    views = _views(monitor, held, _inhibitions(monitor, held), now_ms)
+    return sorted(views, key=lambda v: v.fingerprint)
 
 
 def _alert_filter(params: Params) -> Callable[[AlertView], bool]:
@@ -163,13 +168,13 @@ def get_alert_groups(monitor: Any, params: Params, body: bytes, now_ms: int) -> 
     keep, receiver_ok = _alert_filter(params), _receiver_filter(params)
     if monitor.notifier is None:
         return []
-    sources = monitor.notifier.firing()
+    inhibitions = _inhibitions(monitor, monitor.notifier.firing())
     found = []
     for route, labels, held in monitor.notifier.groups():
         receiver = route.options.receiver
         if not receiver_ok(receiver):
             continue
-        views = [v for v in _views(monitor, held, sources, now_ms) if keep(v)]
+        views = [v for v in _views(monitor, held, inhibitions, now_ms) if keep(v)]
         if views:
             views.sort(key=lambda v: v.fingerprint)
             found.append((dict(labels), receiver, views))
