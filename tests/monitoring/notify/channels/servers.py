@@ -19,10 +19,13 @@ class Received:
     path: str
     headers: dict[str, str]  # names lower-cased
     body: bytes
+    status: int = 200  # what the receiver answered (a 5xx: not delivered)
 
 
 class HttpReceiver(ThreadingHTTPServer):
-    """Records requests on 127.0.0.1 and answers `status` with `reply` (changeable any time)."""
+    """Records requests on 127.0.0.1 and answers `status` with `reply` (changeable any time);
+    while `hold` is clear, a request is recorded and then kept open (a sender killed meanwhile
+    never learns it arrived)."""
 
     daemon_threads = True
 
@@ -31,6 +34,8 @@ class HttpReceiver(ThreadingHTTPServer):
         self.requests: list[Received] = []
         self.status = 200
         self.reply = b"ok"
+        self.hold = threading.Event()
+        self.hold.set()
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
         self._thread.start()
 
@@ -39,6 +44,7 @@ class HttpReceiver(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
     def close(self) -> None:
+        self.hold.set()
         self.shutdown()
         self.server_close()
         self._thread.join()
@@ -49,22 +55,27 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.requests.append(
-            Received("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-        )
-        self.send_response(self.server.status)
-        self.send_header("Content-Length", str(len(self.server.reply)))
-        self.end_headers()
-        self.wfile.write(self.server.reply)
+        status = self.server.status
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self.server.requests.append(Received("POST", self.path, headers, body, status))
+        self.server.hold.wait(120)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(self.server.reply)))
+            self.end_headers()
+            self.wfile.write(self.server.reply)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the sender is gone (killed while the request was held)
 
     def log_message(self, *args) -> None:
         pass
 
 
 class SmtpServer:
-    """aiosmtpd on 127.0.0.1: keeps every message; `rcpt_reply`/`data_reply` make it refuse."""
+    """aiosmtpd on 127.0.0.1: keeps every message; `rcpt_reply`/`data_reply` make it refuse.
+    `port`: listen there (a server started again where a stopped one was)."""
 
-    def __init__(self, login: tuple[str, str] | None = None) -> None:
+    def __init__(self, login: tuple[str, str] | None = None, port: int | None = None) -> None:
         self.messages: list[tuple[str, list[str], bytes]] = []  # (mail from, rcpt tos, data)
         self.rcpt_reply: str | None = None
         self.data_reply: str | None = None
@@ -73,7 +84,7 @@ class SmtpServer:
         if login:
             auth = {"auth_required": True, "auth_require_tls": False, "authenticator": self._auth}
         # aiosmtpd's Controller connects to its own port once started: it needs a real number.
-        self.controller = Controller(self, hostname="127.0.0.1", port=closed_port(), **auth)
+        self.controller = Controller(self, hostname="127.0.0.1", port=port or closed_port(), **auth)
         self.controller.start()
         self.port = self.controller.port
 
