@@ -36,6 +36,7 @@ from monitoring.monitor import api_json
 from monitoring.monitor.api_v2 import handle_v2
 from monitoring.monitor.config import MonitorSettings
 from monitoring.monitor.scrape import Scraper
+from monitoring.notify.pipeline import Notifier
 from monitoring.notify.state import NotifierState
 from monitoring.rules.engine import Engine
 from monitoring.rules.errors import ParseError, QueryError, UnsupportedError
@@ -70,6 +71,7 @@ class MonitorApi(Protocol):
     last_reload_success_time: float | None
     settings: MonitorSettings
     notifier_state: NotifierState  # what /api/v2 reads and changes
+    notifier: Notifier | None  # the pipeline: the alerts /api/v2/alerts shows and takes
 
     def reload(self) -> list[str]: ...
 

@@ -2,11 +2,12 @@
 `amtool` and a real Prometheus talk to the embedded notifier as to Alertmanager:
 
   GET  /api/v2/status              cluster "disabled", versionInfo, the loaded configuration
-  GET  /api/v2/alerts              firing alerts (the monitor's own and received ones), with
-                                   silencedBy / inhibitedBy / receivers; filter=, silenced,
-                                   inhibited, active, unprocessed, receiver
-  POST /api/v2/alerts              alerts from a Prometheus (monitoring.notify.received)
-  GET  /api/v2/alerts/groups       the same alerts, grouped per route as the route tree says
+  GET  /api/v2/alerts              the firing alerts the pipeline holds (the monitor's own and
+                                   received ones), with silencedBy / inhibitedBy / receivers;
+                                   filter=, silenced, inhibited, active, unprocessed, receiver
+  POST /api/v2/alerts              alerts from a Prometheus (monitoring.notify.received), into
+                                   the pipeline: routed, grouped, muted, delivered as our own
+  GET  /api/v2/alerts/groups       the pipeline's aggregation groups with those alerts
   GET  /api/v2/silences            filter=
   POST /api/v2/silences            create or update; {"silenceID": …}
   GET  /api/v2/silence/{id}, DELETE /api/v2/silence/{id} (expire)
@@ -21,14 +22,14 @@ import json
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 from monitoring.monitor import api_json_v2
 from monitoring.monitor.api_json_v2 import AlertView
 from monitoring.notify.matchers import Matcher, MatcherError, compile_anchored, parse_matcher
+from monitoring.notify.pipeline import HeldAlert
 from monitoring.notify.received import AlertRejected
 from monitoring.notify.silences import SilenceError, SilenceNotFound
-from monitoring.rules.alerting import FIRING, fingerprint
+from monitoring.rules.alerting import fingerprint
 
 __all__ = ["alert_views", "handle_v2"]
 
@@ -67,59 +68,43 @@ def _flag(params: Params, name: str) -> bool:
     return value in ("true", "1")
 
 
-def alert_views(monitor: Any, now_ms: int) -> list[AlertView]:
-    """Every firing alert as the notifier sees it now: the monitor's own (as Prometheus would
-    send them: endsAt four evaluation intervals ahead) and those received and not resolved."""
-    state = monitor.notifier_state
-    raw = []
-    base = f"http://{monitor.settings.listen_host}:{monitor.settings.listen_port}"
-    with monitor.evaluation_lock:
-        for group in monitor.groups:
-            last = group.last_eval_ms or now_ms
-            for rule in group.alerting_rules():
-                url = f"{base}/graph?g0.expr={quote(rule.expr)}&g0.tab=1"
-                for alert in rule.active_alerts():
-                    if alert.state == FIRING:
-                        raw.append(
-                            (
-                                dict(alert.labels),
-                                dict(alert.annotations),
-                                alert.fired_at_ms or alert.active_at_ms,
-                                last + round(4 * group.interval_s * 1000),
-                                last,
-                                url,
-                            )
-                        )
-    for alert in state.received.received_alerts(now_ms):
-        if not alert.resolved(now_ms):
-            raw.append(
-                (
-                    alert.labels,
-                    alert.annotations,
-                    alert.starts_at_ms,
-                    alert.ends_at_ms,
-                    alert.updated_at_ms,
-                    alert.generator_url,
-                )
-            )
-    inhibitions = state.inhibitor.index([labels for labels, *_ in raw])
+def _inhibitions(monitor: Any, firing: list[HeldAlert]):
+    """The inhibition index over every firing alert held (the sources), built once a request."""
+    return monitor.notifier.inhibitor.index([h.alert.labels for h in firing])
+
+
+def _views(monitor: Any, held: list[HeldAlert], inhibitions: Any, now_ms: int) -> list[AlertView]:
+    """The alerts as the API shows them: what the pipeline decides about each now."""
+    notifier = monitor.notifier
+    silences = monitor.notifier_state.silences
     views = []
-    for labels, notes, starts, ends, updated, url in raw:
+    for h in held:
+        labels = h.alert.labels
         source = inhibitions.inhibited_by(labels)
         views.append(
             AlertView(
-                labels=labels,
-                annotations=notes,
-                starts_at_ms=starts,
-                ends_at_ms=ends,
-                updated_at_ms=updated,
-                generator_url=url,
-                fingerprint=fingerprint(labels),
-                receivers=tuple(state.route.receivers(labels)) if state.route else (),
-                silenced_by=tuple(state.silences.is_silenced(labels, now_ms)),
+                labels=dict(labels),
+                annotations=dict(h.alert.annotations),
+                starts_at_ms=h.alert.starts_at_ms,
+                ends_at_ms=h.ends_at_ms,
+                updated_at_ms=h.updated_at_ms,
+                generator_url=h.alert.generator_url,
+                fingerprint=h.alert.fingerprint,
+                receivers=tuple(notifier.route.receivers(labels)) if notifier.route else (),
+                silenced_by=tuple(silences.is_silenced(labels, now_ms)),
                 inhibited_by=(fingerprint(source),) if source is not None else (),
             )
         )
+    return views
+
+
+def alert_views(monitor: Any, now_ms: int) -> list[AlertView]:
+    """Every firing alert the pipeline holds (the monitor's own and those received), with
+    what it decides about each (receivers, silences, inhibition), by fingerprint."""
+    if monitor.notifier is None:
+        return []
+    held = monitor.notifier.firing()
+    views = _views(monitor, held, _inhibitions(monitor, held), now_ms)
     return sorted(views, key=lambda v: v.fingerprint)
 
 
@@ -162,35 +147,39 @@ def get_alerts(monitor: Any, params: Params, body: bytes, now_ms: int) -> Any:
 
 
 def post_alerts(monitor: Any, params: Params, body: bytes, now_ms: int) -> Any:
+    if monitor.notifier is None:
+        raise V2Error(503, "the notifier is off (NOTIFY_CONFIG) or has no state file")
     state = monitor.notifier_state
     try:
-        problems = state.received.put(
-            _body(body), now_ms=now_ms, resolve_timeout_ms=state.resolve_timeout_ms
+        valid, problems = state.received.parse(
+            _body(body), now_ms=now_ms, resolve_timeout_ms=state.config.resolve_timeout_ms
         )
     except AlertRejected as exc:
         raise V2Error(400, str(exc)) from None
+    monitor.notifier.put([alert.notified(now_ms) for alert in valid])
     if problems:
         raise V2Error(400, "; ".join(problems))
     return None
 
 
 def get_alert_groups(monitor: Any, params: Params, body: bytes, now_ms: int) -> Any:
+    """The pipeline's aggregation groups, with the alerts the filters keep (a group left
+    without any is not shown, as in Alertmanager)."""
     keep, receiver_ok = _alert_filter(params), _receiver_filter(params)
-    route = monitor.notifier_state.route
-    groups: dict[tuple[str, str], tuple[dict, str, list[AlertView]]] = {}
-    if route is not None:
-        for view in alert_views(monitor, now_ms):
-            if not keep(view):
-                continue
-            for matched in route.match(view.labels):
-                receiver = matched.options.receiver
-                if not receiver_ok(receiver):
-                    continue
-                key = (matched.key() + matched.group_key(view.labels), receiver)
-                labels = matched.group_labels(view.labels)
-                groups.setdefault(key, (labels, receiver, []))[2].append(view)
-    ordered = sorted(groups.values(), key=lambda g: (sorted(g[0].items()), g[1]))
-    return [api_json_v2.group_json(labels, receiver, views) for labels, receiver, views in ordered]
+    if monitor.notifier is None:
+        return []
+    inhibitions = _inhibitions(monitor, monitor.notifier.firing())
+    found = []
+    for route, labels, held in monitor.notifier.groups():
+        receiver = route.options.receiver
+        if not receiver_ok(receiver):
+            continue
+        views = [v for v in _views(monitor, held, inhibitions, now_ms) if keep(v)]
+        if views:
+            views.sort(key=lambda v: v.fingerprint)
+            found.append((dict(labels), receiver, views))
+    found.sort(key=lambda g: (sorted(g[0].items()), g[1]))
+    return [api_json_v2.group_json(labels, receiver, views) for labels, receiver, views in found]
 
 
 def get_silences(monitor: Any, params: Params, body: bytes, now_ms: int) -> Any:
@@ -217,7 +206,7 @@ def post_silences(monitor: Any, params: Params, body: bytes, now_ms: int) -> Any
 
 def get_status(monitor: Any, params: Params, body: bytes, now_ms: int) -> Any:
     state = monitor.notifier_state
-    return api_json_v2.status_json(config_text=state.config_text, started_at=state.started_at)
+    return api_json_v2.status_json(config_text=state.config.text, started_at=state.started_at)
 
 
 _ROUTES_V2: dict[tuple[str, str], Callable[[Any, Params, bytes, int], Any]] = {

@@ -11,8 +11,9 @@
   valid; otherwise the running configuration stays and the errors are returned. Groups that
   survive a reload keep their alert state (Prometheus' CopyState).
 - `notifier` (monitoring.notify.pipeline.Notifier) is handed the group's alerts after each
-  evaluation and started/stopped with the monitor; a NOTIFY_CONFIG that does not load leaves
-  it out (`notify_errors`, logged): the monitor runs, nobody is told.
+  evaluation and started/stopped with the monitor. It runs on `notifier_state.config`, the
+  one load of NOTIFY_CONFIG the API shows too; a file that does not load is logged and kept in
+  `notify_errors`: the monitor runs, alerts are held, nobody is told until a reload loads.
 - `cycle_once()` scrapes every target once and evaluates every group once (`monitor once`),
   without touching the state file.
 """
@@ -27,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -42,9 +44,9 @@ from monitoring.monitor.config import (
 from monitoring.monitor.scrape import Scraper, now_ms
 from monitoring.monitor.state import StateStore, StoredAlert, Transition
 from monitoring.monitor.thresholds import rules_stale
-from monitoring.notify.config import Config as NotifyConfig
-from monitoring.notify.config import config_load as notify_config_load
+from monitoring.notify.loaded import LoadedConfig
 from monitoring.notify.pipeline import Notifier, notified_alerts
+from monitoring.notify.silences import Silences
 from monitoring.notify.state import NotifierState
 from monitoring.rules.alerting import Alert, AlertingRule
 from monitoring.rules.engine import Engine
@@ -141,30 +143,6 @@ def _state_open(path: Path) -> StateStore | None:
         return None
 
 
-def _notify_config_load(path: Path) -> tuple[NotifyConfig | None, list[str]]:
-    try:
-        return notify_config_load(path), []
-    except ConfigError as exc:  # a missing or unreadable file is one too
-        return None, exc.errors
-
-
-def _notifier_open(
-    settings: MonitorSettings, state: StateStore | None, clock: Callable[[], int]
-) -> tuple[Notifier | None, list[str]]:
-    """The notifier on NOTIFY_CONFIG, or None and the problems that kept it out."""
-    if settings.notify_config is None or state is None:
-        return None, []
-    config, errors = _notify_config_load(settings.notify_config)
-    if config is None:
-        logger.error(
-            "notifier configuration has problems; no notifications are sent: %s",
-            "; ".join(errors),
-            extra={"config_errors": errors},
-        )
-        return None, errors
-    return Notifier(config, state=state, clock=clock, deadline_ms=settings.notify_deadline_ms), []
-
-
 class Monitor:
     def __init__(
         self,
@@ -217,14 +195,22 @@ class Monitor:
             clock=clock,
             default_token=settings.scrape_token,
         )
-        # The notifier's configuration, silences and received alerts (the /api/v2 API's).
-        self.notifier_state = NotifierState.load(
-            settings.notify_config, store=self.state, clock=clock
-        )
-        self.notifier, self.notify_errors = _notifier_open(settings, self.state, clock)
-        if self.notifier is not None:
-            # Silences made through /api/v2/silences (or amtool) mute the pipeline.
-            self.notifier.use_muter(self.notifier_state.silences)
+        # NOTIFY_CONFIG, loaded once: the pipeline runs on it and /api/v2 shows it.
+        notify_config = LoadedConfig(settings.notify_config)
+        notify_config.load()
+        self.notifier_state = NotifierState(Silences(self.state, clock=clock), notify_config)
+        # The pipeline needs the state store (its outbox and notification log); without a
+        # configuration that loads it holds the alerts and tells nobody until one does.
+        self.notifier: Notifier | None = None
+        if settings.notify_config is not None and self.state is not None:
+            self.notifier = Notifier(
+                notify_config.config,
+                state=self.state,
+                clock=clock,
+                # Silences made through /api/v2/silences (or amtool) mute the pipeline.
+                muter=self.notifier_state.silences,
+                deadline_ms=settings.notify_deadline_ms,
+            )
         self.ready = False
         self._lock = threading.RLock()  # one evaluation or reload at a time
         self._reload_lock = threading.Lock()  # one reload at a time (SIGHUP and /-/reload)
@@ -251,7 +237,7 @@ class Monitor:
             return []
         finally:
             if self.notifier is not None:
-                self.notifier.put(notified_alerts(alerts))
+                self.notifier.put(notified_alerts(alerts, self._generator_urls(group)))
         for t in transitions:
             logger.info(
                 "alert %s %s -> %s",
@@ -261,6 +247,14 @@ class Monitor:
                 extra={"alert_labels": t.labels, "transition_id": t.id, "value": t.value},
             )
         return transitions
+
+    def _generator_urls(self, group: RuleGroup) -> dict[str, str]:
+        """Each alerting rule's link to its expression, as Prometheus' generatorURL."""
+        base = f"http://{self.settings.listen_host}:{self.settings.listen_port}"
+        return {
+            rule.name: f"{base}/graph?g0.expr={quote(rule.expr)}&g0.tab=1"
+            for rule in group.alerting_rules()
+        }
 
     def cycle_once(self) -> list[Alert]:
         """One scrape of every target, then one evaluation of every group; the active alerts."""
@@ -404,30 +398,18 @@ class Monitor:
         if not errors:
             self.last_reload_success_time = time.time()
 
+    @property
+    def notify_errors(self) -> list[str]:
+        """The problems of the last load of NOTIFY_CONFIG ([]: it loaded)."""
+        return self.notifier_state.config.errors
+
     def notifier_reload(self) -> list[str]:
-        """Switch the notifier to NOTIFY_CONFIG as it is on disk; with a problem keep the
-        running configuration (or none, when it never loaded) and return the problems."""
-        if self.settings.notify_config is None or self.state is None:
-            return []
-        config, errors = _notify_config_load(self.settings.notify_config)
-        self.notify_errors = errors
-        if config is None:
-            logger.error(
-                "notifier reload failed, keeping the running configuration: %s",
-                "; ".join(errors),
-                extra={"config_errors": errors},
-            )
-        elif self.notifier is None:
-            self.notifier = Notifier(
-                config,
-                state=self.state,
-                clock=self.clock,
-                deadline_ms=self.settings.notify_deadline_ms,
-            )
-            if self.ready:
-                self.notifier.start()
-        else:
-            self.notifier.apply_config(config)
+        """Read NOTIFY_CONFIG again; when it loads, the pipeline and the API switch to it
+        together, otherwise both keep the running configuration. Returns the problems."""
+        loaded = self.notifier_state.config
+        errors = loaded.load()
+        if not errors and self.notifier is not None:
+            self.notifier.apply_config(loaded.config)
         return errors
 
     def reload(self) -> list[str]:

@@ -27,14 +27,18 @@ channels     `channels/<kind>.py`, one small class per channel with `send(notifi
 silences    `Silences(store, clock=…)`: `set`, `expire`, `get`, `query(filters)`, `gc()`,
              `is_silenced(labels, now_ms) -> [ids]`, `mutes(labels, now_ms)` (the pipeline's
              Muter); `Silence`, `SilenceError`, `SilenceNotFound`.
-received     `ReceivedAlerts`: alerts POSTed to /api/v2/alerts; `received_alerts(now_ms)` is
-             what the pipeline consumes.
-state        `NotifierState.load(path, store=…, clock=…)`: the loaded configuration (text,
-             errors, route, inhibitor), silences and received alerts, as /api/v2 reads them.
-pipeline    `Notifier(config, state=, clock=, muter=)`: `put(alerts)` (the monitor's, after each
-            evaluation, via `notified_alerts`), `flush_due()`, `start()`/`stop()`, `metrics`,
+received     `ReceivedAlerts.parse(documents, …)`: alerts POSTed to /api/v2/alerts, validated
+             and counted; `ReceivedAlert.notified(now_ms)` is what the pipeline takes.
+loaded       `LoadedConfig(path).load()`: NOTIFY_CONFIG as running (config, text, the last
+             attempt's errors; a bad reload keeps the last good one), the one load the
+             pipeline and /api/v2 share.
+state        `NotifierState(silences, config)`: what /api/v2 reads besides the pipeline.
+pipeline    `Notifier(config or None, state=, clock=, muter=)`: `put(alerts)` (the monitor's
+            after each evaluation, via `notified_alerts`, and received ones), `flush_due()`,
+            `start()`/`stop()`, `firing()`/`groups()` (what /api/v2 shows), `metrics`,
             `alert_counts()`; the stages in `stages/` (`Muter` is where silences plug in),
             the delivery worker in `outbox.py` (docs/notify.md "Pipeline", "Outbox").
+notify_test  `receiver_test(path, name, out=, err=)`: `monitor notify-test RECEIVER`.
 docs/notify.md describes the format, the environment and how routing is held to amtool.
 """
 

@@ -44,12 +44,20 @@ from monitoring.notify.stages import (
 from monitoring.rules.alerting import FIRING as RULE_FIRING
 from monitoring.rules.alerting import Alert
 
-__all__ = ["CHANNEL_DOWN", "Notifier", "NotifierMetrics", "notified_alerts", "stages_build"]
+__all__ = [
+    "CHANNEL_DOWN",
+    "HeldAlert",
+    "Notifier",
+    "NotifierMetrics",
+    "notified_alerts",
+    "stages_build",
+]
 
 logger = logging.getLogger(__name__)
 
 CHANNEL_DOWN = "NotificationChannelDown"
 DEFAULT_DEADLINE_MS = 600_000
+DEFAULT_RESOLVE_TIMEOUT_MS = 300_000  # Alertmanager's global.resolve_timeout
 LATENCY_BUCKETS = (1.0, 5.0, 10.0, 15.0, 20.0)  # Alertmanager's
 
 
@@ -77,15 +85,25 @@ def stages_build(
     ]
 
 
-def notified_alerts(alerts: Iterable[Alert]) -> list[NotifiedAlert]:
+def notified_alerts(
+    alerts: Iterable[Alert], generator_urls: Mapping[str, str] | None = None
+) -> list[NotifiedAlert]:
     """What the monitor hands the notifier after an evaluation, as Prometheus sends to
     Alertmanager: firing alerts (startsAt = firedAt, else activeAt) and the resolved ones the
-    rule keeps for 15 minutes (endsAt = resolvedAt); pending alerts are nobody's business."""
+    rule keeps for 15 minutes (endsAt = resolvedAt); pending alerts are nobody's business.
+    `generator_urls`: alertname → the rule's graph link (generatorURL)."""
+    urls = generator_urls or {}
     notified = []
     for a in alerts:
         starts = a.fired_at_ms or a.active_at_ms
         value = None if a.value != a.value else a.value  # NaN: no value
-        common = {"labels": dict(a.labels), "annotations": dict(a.annotations), "value": value}
+        labels = dict(a.labels)
+        common = {
+            "labels": labels,
+            "annotations": dict(a.annotations),
+            "value": value,
+            "generator_url": urls.get(labels.get("alertname", ""), ""),
+        }
         if a.state == RULE_FIRING:
             notified.append(NotifiedAlert(starts_at_ms=starts, **common))
         elif a.fired_at_ms is not None and a.resolved_at_ms is not None:
@@ -112,12 +130,22 @@ class NotifierMetrics:
         self.latency[integration] = (buckets, total + seconds, count + 1)
 
 
+@dataclass(frozen=True)
+class HeldAlert:
+    """A firing alert the pipeline holds, as the API shows it (endsAt: when it resolves
+    unless handed again)."""
+
+    alert: NotifiedAlert
+    updated_at_ms: int
+    ends_at_ms: int
+
+
 class Notifier:
     """Alerts in, notifications out; `start()` runs the dispatcher and the delivery worker."""
 
     def __init__(
         self,
-        config: Config,
+        config: Config | None,
         *,
         state: StateStore,
         clock: Callable[[], int],
@@ -144,18 +172,22 @@ class Notifier:
         self._configure(config)
         self._lock = threading.Lock()
         self._alerts: dict[str, NotifiedAlert] = {}
-        self._updated_ms: dict[str, int] = {}
+        self._updated_ms: dict[str, int] = {}  # when each alert was last handed
+        self._deadline_ms: dict[str, int] = {}  # when a firing alert resolves if not handed
         self._synthetic: set[str] = set()  # our own alerts: never stale
         self._groups: dict[tuple[str, str], AggregationGroup] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _configure(self, config: Config) -> None:
+    def _configure(self, config: Config | None) -> None:
+        # None: no configuration loaded yet; alerts are held, routed nowhere, until one does.
         self.config = config
-        self.route = Route.build(config.route)
-        self.inhibitor = Inhibitor(config.inhibit_rules)
-        self.integrations = integrations_build(config, state=self.state, env=self.env)
+        self.route = Route.build(config.route) if config else None
+        self.inhibitor = Inhibitor(config.inhibit_rules if config else ())
+        self.integrations = (
+            integrations_build(config, state=self.state, env=self.env) if config else {}
+        )
         for entries in self.integrations.values():
             for integration in entries:
                 if integration.problem:
@@ -168,6 +200,9 @@ class Notifier:
             "dashboard_url": self.env.get("NOTIFY_DASHBOARD_URL", ""),
             "runbook_base_url": self.env.get("RUNBOOK_BASE_URL", ""),
         }
+        if self.config is None:
+            self.stages = []
+            return
         self.stages = stages_build(
             self.config,
             store=self.state,
@@ -183,11 +218,15 @@ class Notifier:
         new routes, as Alertmanager rebuilds its dispatcher; the notification log still
         says what each receiver was told, so nothing is sent twice for the reload."""
         old = self.integrations
+        now = self.clock()
         with self._lock:
             self._configure(config)
-            alerts = list(self._alerts.values())
             self._groups = {}
-        self.put(alerts)
+            wake = False
+            for alert in self._alerts.values():
+                wake = self._insert(alert, now) or wake
+        if wake:
+            self._wake.set()
         integrations_close(old)
 
     def use_muter(self, muter: Muter) -> None:
@@ -197,8 +236,14 @@ class Notifier:
             self.muter = muter
             self._stages_build()
 
+    @property
+    def resolve_timeout_ms(self) -> int:
+        return self.config.global_.resolve_timeout_ms if self.config else DEFAULT_RESOLVE_TIMEOUT_MS
+
     # -- alerts in ----------------------------------------------------------------------------
     def _routes(self, alert: NotifiedAlert) -> list[Route]:
+        if self.route is None:
+            return []
         routes = self.route.match(alert.labels)
         if alert.name == CHANNEL_DOWN and alert.fingerprint in self._synthetic:
             # Told to the other receivers: the failing one would not get it.
@@ -206,30 +251,46 @@ class Notifier:
         return routes
 
     def put(self, alerts: Iterable[NotifiedAlert]) -> None:
-        """The current state of some alerts (firing, or resolved and kept for the notice)."""
+        """The current state of some alerts (firing, or resolved and kept for the notice).
+
+        A firing alert is resolved at its `ends_at_ms` unless handed again before (Alertmanager's
+        endsAt, as a Prometheus sends it); without one, `resolve_timeout` after it was handed
+        (the monitor hands its own at each evaluation). A repeat keeps the first start."""
         now = self.clock()
         wake = False
         with self._lock:
             for alert in alerts:
                 fp = alert.fingerprint
-                if alert.status != FIRING and fp not in self._alerts:
+                held = self._alerts.get(fp)
+                if alert.status != FIRING and held is None:
                     # A resolution of an alert no group holds: it went out already, or its
                     # firing was never told (the dedup stage would drop it anyway).
                     if not self._told_somewhere(alert):
                         continue
+                if alert.status == FIRING:
+                    ends = alert.ends_at_ms
+                    self._deadline_ms[fp] = now + self.resolve_timeout_ms if ends is None else ends
+                    starts = alert.starts_at_ms
+                    if held is not None and held.status == FIRING:
+                        starts = min(starts, held.starts_at_ms)
+                    alert = replace(alert, starts_at_ms=starts, ends_at_ms=None)
                 self._alerts[fp] = alert
                 self._updated_ms[fp] = now
-                for route in self._routes(alert):
-                    key = (route.options.receiver, route.group_key(alert.labels))
-                    group = self._groups.get(key)
-                    if group is None:
-                        group = self._groups[key] = AggregationGroup.create(
-                            route, alert.labels, now
-                        )
-                    group.insert(alert, now)
-                    wake = wake or group.due(now)
+                wake = self._insert(alert, now) or wake
         if wake:
             self._wake.set()
+
+    def _insert(self, alert: NotifiedAlert, now: int) -> bool:
+        """Put the alert into its groups (under the lock); whether one is due now."""
+        due = False
+        for route in self._routes(alert):
+            key = (route.options.receiver, route.group_key(alert.labels))
+            group = self._groups.get(key)
+            if group is None:
+                group = self._groups[key] = AggregationGroup.create(route, alert.labels, now)
+            group.insert(alert, now)
+            due = due or group.due(now)
+        return due
 
     def _told_somewhere(self, alert: NotifiedAlert) -> bool:
         # After a restart the groups are empty: a resolution still goes out when a receiver's
@@ -244,15 +305,12 @@ class Notifier:
 
     # -- flushing -----------------------------------------------------------------------------
     def _expire_stale(self, now: int) -> None:
-        """An alert not handed again within resolve_timeout is resolved then (Alertmanager's
-        resolve_timeout; the monitor hands every alert at each evaluation)."""
-        timeout = self.config.global_.resolve_timeout_ms
+        """A firing alert not handed again by its deadline is resolved then (its endsAt, or
+        resolve_timeout after it was handed)."""
         for fp, alert in list(self._alerts.items()):
             if alert.status == FIRING and fp not in self._synthetic:
-                if self._updated_ms[fp] + timeout < now:
-                    resolved = replace(
-                        alert, status=RESOLVED, ends_at_ms=self._updated_ms[fp] + timeout
-                    )
+                if self._deadline_ms[fp] < now:
+                    resolved = replace(alert, status=RESOLVED, ends_at_ms=self._deadline_ms[fp])
                     self._alerts[fp] = resolved
                     for group in self._groups.values():
                         if fp in group.alerts:
@@ -292,10 +350,13 @@ class Notifier:
                 if not group.alerts:
                     del self._groups[key]
             held = {fp for g in self._groups.values() for fp in g.alerts}
-            for fp in list(self._alerts):
-                if fp not in held:
+            for fp, alert in list(self._alerts.items()):
+                # A firing alert no group holds (no configuration yet) is kept until it
+                # resolves, to be grouped when a configuration loads.
+                if fp not in held and alert.status != FIRING:
                     del self._alerts[fp]
                     self._updated_ms.pop(fp, None)
+                    self._deadline_ms.pop(fp, None)
                     self._synthetic.discard(fp)
         return len(due)
 
@@ -358,6 +419,32 @@ class Notifier:
             starts_at_ms=self.clock(),
             status=status,
         )
+
+    # -- what the API reads -------------------------------------------------------------------
+    def firing(self) -> list[HeldAlert]:
+        """The firing alerts held now (past their deadline: resolved, not shown)."""
+        now = self.clock()
+        with self._lock:
+            return [
+                self._held(fp, alert)
+                for fp, alert in self._alerts.items()
+                if alert.status == FIRING
+                and (fp in self._synthetic or self._deadline_ms.get(fp, now) >= now)
+            ]
+
+    def groups(self) -> list[tuple[Route, Mapping[str, str], list[HeldAlert]]]:
+        """The aggregation groups with their firing alerts (route, group labels, alerts)."""
+        live = {h.alert.fingerprint: h for h in self.firing()}
+        with self._lock:
+            groups = [(g.route, g.group_labels, list(g.alerts)) for g in self._groups.values()]
+        return [
+            (route, labels, [live[fp] for fp in fps if fp in live]) for route, labels, fps in groups
+        ]
+
+    def _held(self, fp: str, alert: NotifiedAlert) -> HeldAlert:
+        updated = self._updated_ms.get(fp, alert.starts_at_ms)
+        deadline = self._deadline_ms.get(fp, updated + self.resolve_timeout_ms)
+        return HeldAlert(alert, updated_at_ms=updated, ends_at_ms=deadline)
 
     # -- what /metrics reads ------------------------------------------------------------------
     def alert_counts(self) -> dict[str, int]:

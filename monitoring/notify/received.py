@@ -1,24 +1,22 @@
 """Alerts sent to the monitor from outside (a real Prometheus posting to `POST /api/v2/alerts`).
 
-`ReceivedAlerts.put(documents, now_ms)` validates and stores them in memory, keyed by
-fingerprint, as Alertmanager's `postAlertsHandler` does: a missing `startsAt` is now (or
-`endsAt`), a missing `endsAt` is now + `resolve_timeout`; a repeat of a still-open alert keeps
-the first `startsAt`. The valid alerts of a batch are kept even when others are refused.
-
-Hand-off: the notification pipeline reads `received_alerts(now_ms)` each cycle and treats the
-alerts in it as it treats the monitor's own firing alerts (an alert whose `ends_at_ms` has
-passed is resolved). Alerts resolved longer than `resolve_timeout` ago are dropped from memory;
-a monitor restart forgets them all, and Prometheus re-sends its firing alerts every
-evaluation, so they come back within one evaluation interval.
+`ReceivedAlerts.parse(documents, now_ms=…, resolve_timeout_ms=…)` validates them as
+Alertmanager's `postAlertsHandler` does (a missing `startsAt` is now, or `endsAt`; a missing
+`endsAt` is now + `resolve_timeout`) and counts them; the valid alerts of a batch are kept even
+when others are refused. `ReceivedAlert.notified(now_ms)` is the alert as the pipeline takes it:
+resolved when its `endsAt` has passed, otherwise firing until then unless sent again (the
+pipeline holds it; a repeat keeps the first `startsAt`). A monitor restart forgets them; a
+Prometheus re-sends its firing alerts every evaluation, so they come back at once.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
+from monitoring.notify.notification import FIRING, RESOLVED, NotifiedAlert
 from monitoring.rules.alerting import fingerprint
 from monitoring.rules.gofmt import LABEL_NAME_RE, parse_rfc3339_ms
 
@@ -44,6 +42,17 @@ class ReceivedAlert:
 
     def resolved(self, now_ms: int) -> bool:
         return self.ends_at_ms <= now_ms
+
+    def notified(self, now_ms: int) -> NotifiedAlert:
+        """The alert for the pipeline (a firing one's `ends_at_ms` is when it resolves)."""
+        return NotifiedAlert(
+            labels=self.labels,
+            annotations=self.annotations,
+            starts_at_ms=self.starts_at_ms,
+            ends_at_ms=self.ends_at_ms,
+            status=RESOLVED if self.resolved(now_ms) else FIRING,
+            generator_url=self.generator_url,
+        )
 
 
 def _string_map(value: Any, what: str) -> dict[str, str]:
@@ -94,17 +103,18 @@ def alert_parse(document: Any, *, now_ms: int, resolve_timeout_ms: int) -> Recei
 
 
 class ReceivedAlerts:
-    """The alerts received over the API, in memory; thread-safe."""
+    """Validation and Alertmanager's counts of received alerts; thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_fingerprint: dict[str, ReceivedAlert] = {}
         # Alertmanager's alertmanager_alerts_received_total{status} / _invalid_total.
         self.received_total = {"firing": 0, "resolved": 0}
         self.invalid_total = 0
 
-    def put(self, documents: Any, *, now_ms: int, resolve_timeout_ms: int) -> list[str]:
-        """Store the valid alerts of a POSTed list; returns the problems of the others."""
+    def parse(
+        self, documents: Any, *, now_ms: int, resolve_timeout_ms: int
+    ) -> tuple[list[ReceivedAlert], list[str]]:
+        """The valid alerts of a POSTed list, and the problems of the others."""
         if not isinstance(documents, list):
             raise AlertRejected("the body must be a JSON list of alerts")
         problems = []
@@ -120,19 +130,4 @@ class ReceivedAlerts:
             self.invalid_total += len(problems)
             for alert in valid:
                 self.received_total["resolved" if alert.resolved(now_ms) else "firing"] += 1
-                old = self._by_fingerprint.get(alert.fingerprint)
-                if old is not None and not old.resolved(alert.starts_at_ms):
-                    alert = replace(alert, starts_at_ms=min(old.starts_at_ms, alert.starts_at_ms))
-                self._by_fingerprint[alert.fingerprint] = alert
-        return problems
-
-    def received_alerts(
-        self, now_ms: int, *, keep_resolved_ms: int = 300_000
-    ) -> list[ReceivedAlert]:
-        """Every alert received and not resolved longer than `keep_resolved_ms` ago, by
-        fingerprint (what the pipeline consumes; drops the older resolved ones)."""
-        with self._lock:
-            for key, alert in list(self._by_fingerprint.items()):
-                if alert.ends_at_ms < now_ms - keep_resolved_ms:
-                    del self._by_fingerprint[key]
-            return sorted(self._by_fingerprint.values(), key=lambda a: a.fingerprint)
+        return valid, problems

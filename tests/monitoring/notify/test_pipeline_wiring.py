@@ -1,5 +1,6 @@
-"""The notifier inside the monitor: loaded from NOTIFY_CONFIG at start (a bad file leaves it
-out and says why; the monitor runs on), fed after each evaluation, counted on /metrics."""
+"""The notifier inside the monitor: NOTIFY_CONFIG loaded once for the pipeline and the API (a
+bad file leaves the pipeline without routes and says why; the monitor runs on), fed after each
+evaluation, counted on /metrics."""
 
 from __future__ import annotations
 
@@ -32,12 +33,12 @@ def _monitor(tmp_path, notify_config: str, clock) -> Monitor:
     )
 
 
-def test_a_bad_notifier_configuration_leaves_the_notifier_out_and_says_where(tmp_path):
+def test_a_bad_notifier_configuration_routes_nowhere_and_says_where(tmp_path):
     bad = tmp_path / "alertmanager.yml"
     bad.write_text("route:\n  receiver: nobody\nreceivers: []\n")
     monitor = _monitor(tmp_path, str(bad), Clock())
     try:
-        assert monitor.notifier is None
+        assert monitor.notifier.config is None and monitor.notifier.route is None
         assert monitor.notify_errors and str(bad) in monitor.notify_errors[0]
         assert monitor.evaluate(monitor.groups[0], monitor.clock())  # the monitor runs on
     finally:
@@ -114,31 +115,53 @@ receivers:
 """
 
 
-def test_a_reload_switches_the_notifier_only_to_a_configuration_that_loads(tmp_path):
+def _reload_ok(monitor: Monitor) -> float:
+    [value] = [
+        s.value
+        for m in monitor.metrics_registry.collect()
+        for s in m.samples
+        if s.name == "alertmanager_config_last_reload_successful"
+    ]
+    return value
+
+
+def test_one_load_serves_the_pipeline_and_the_api_and_a_reload_switches_both(tmp_path):
     notify_file = tmp_path / "alertmanager.yml"
     notify_file.write_text("route: {receiver: nobody}\nreceivers: []\n")
     clock = Clock()
     monitor = _monitor(tmp_path, str(notify_file), clock)
     try:
-        assert monitor.notifier is None
+        loaded, notifier = monitor.notifier_state.config, monitor.notifier
+        assert loaded.config is None and notifier.config is None and _reload_ok(monitor) == 0
+        monitor.evaluate(monitor.groups[0], clock())  # held, told nobody
+        assert notifier.flush_due() == 0 and monitor.state.outbox_rows() == []
+
         notify_file.write_text(GOOD)
         assert monitor.reload() == [] and monitor.notify_errors == []
-        notifier = monitor.notifier
-        assert notifier is not None
+        assert monitor.notifier is notifier and notifier.config is loaded.config is not None
+        assert loaded.text == GOOD and _reload_ok(monitor) == 1
+        notifier.flush_due()  # the alert held while nothing loaded goes out now
+        assert [r.receiver for r in monitor.state.outbox_rows()] == ["dashboard"]
+
         running = notifier.config
         notify_file.write_text("route: {receiver: dashboard}\nreceivers: [{name: x}]\n")
         monitor.reload()
         assert monitor.notify_errors and str(notify_file) in monitor.notify_errors[0]
-        assert monitor.notifier is notifier and notifier.config is running  # kept
+        # Kept by both: the pipeline's configuration and the file the API shows.
+        assert notifier.config is running and loaded.config is running and loaded.text == GOOD
+        assert _reload_ok(monitor) == 0  # the last attempt
         # The held alerts are grouped by the new routes; the log keeps them from going twice.
         monitor.evaluate(monitor.groups[0], clock())
         notifier.flush_due()
         assert [r.receiver for r in monitor.state.outbox_rows()] == ["dashboard"]
-        notify_file.write_text(
-            GOOD.replace("receiver: dashboard, ", "receiver: dashboard, group_by: [alertname], ")
+        grouped = GOOD.replace(
+            "receiver: dashboard, ", "receiver: dashboard, group_by: [alertname], "
         )
+        notify_file.write_text(grouped)
         monitor.reload()
         assert monitor.notify_errors == [] and notifier.config is not running
+        assert notifier.config is loaded.config and loaded.text == grouped
+        assert _reload_ok(monitor) == 1
         notifier.flush_due()
         assert len(monitor.state.outbox_rows()) == 2  # another group key: a new group
         monitor.reload()  # the same file again: regrouped, nothing new to tell

@@ -58,6 +58,9 @@ def test_outages_and_the_monitor_itself_are_watched():
         "RuleEvaluationFailures": "increase(prometheus_rule_evaluation_failures_total[5m]) > 0",
         "ConfigReloadFailed": "prometheus_config_last_reload_successful == 0",
         "Watchdog": "vector(1)",
+        "NotificationsFailing": "sum by (job, instance, integration)"
+        " (increase(alertmanager_notifications_failed_total[10m])) > 0",
+        "NotifierConfigReloadFailed": "alertmanager_config_last_reload_successful == 0",
     }
     assert {name: by_name[name]["expr"].strip() for name in watched if name in by_name} == watched
     assert by_name["Watchdog"]["labels"]["severity"] == "none"

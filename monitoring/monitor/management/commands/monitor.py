@@ -5,8 +5,9 @@ once           one scrape-and-evaluate cycle; prints what would fire
 check-config   validate prometheus.yml, its rule files, thresholds.yml and alertmanager.yml
 test-rules     run promtool-format rule unit tests (same as `promtool test rules`)
 render-rules   regenerate the rule files from templates/ and thresholds.yml
-notify-test    send a test notification through one channel (email, slack, sms, webhook,
-               dashboard), configured from the environment (docs/notify-channels.md)
+notify-test    send a test notification through every integration of a receiver of the
+               notifier configuration; `--channel KIND` through one channel configured from the
+               environment (docs/notify-channels.md)
 routes         the receivers an alert with LABEL=VALUE… reaches (`amtool config routes test`)
 render-alertmanager  alertmanager.yml with the environment applied, for real Alertmanager
 """
@@ -76,12 +77,20 @@ class Command(BaseCommand):
         )
         render.add_argument("--check", action="store_true", help="only report stale files")
         notify = sub.add_parser("notify-test")
-        notify.add_argument("channel", help="email, slack, sms, webhook or dashboard")
+        notify.add_argument(
+            "receiver", nargs="?", help="a receiver of the notifier configuration (--config)"
+        )
+        notify.add_argument("--config", default=str(settings.NOTIFY_CONFIG))
+        notify.add_argument(
+            "--channel",
+            help="instead of a receiver: one channel (email, slack, sms, webhook or dashboard)"
+            " configured from the environment",
+        )
         notify.add_argument(
             "--to",
             action="append",
-            help="recipient instead of the configured one (address, number, webhook URL);"
-            " repeatable",
+            help="with --channel: recipient instead of the configured one (address, number,"
+            " webhook URL); repeatable",
         )
         tests = sub.add_parser("test-rules")
         tests.add_argument("files", nargs="+", help="rule unit-test files in promtool's format")
@@ -169,9 +178,30 @@ class Command(BaseCommand):
         self.stdout.write(f"wrote {target}")
         return 0
 
-    def handle_notify_test(self, *, channel: str, to: list[str] | None, **_) -> int:
-        import os
+    def handle_notify_test(
+        self,
+        *,
+        receiver: str | None,
+        config: str,
+        channel: str | None,
+        to: list[str] | None,
+        **_,
+    ) -> int:
+        if (receiver is None) == (channel is None):
+            self.stderr.write("notify-test: name a RECEIVER, or --channel KIND")
+            return 2
+        if channel is None:
+            from monitoring.notify.notify_test import receiver_test
 
+            if to:
+                self.stderr.write("notify-test: --to goes with --channel")
+                return 2
+            return receiver_test(
+                Path(config), receiver, out=self.stdout.write, err=self.stderr.write
+            )
+        return self._channel_test(channel, to)
+
+    def _channel_test(self, channel: str, to: list[str] | None) -> int:
         from monitoring.notify.channels import ChannelConfigError, channel_from_env
         from monitoring.notify.content import test_notification
 
