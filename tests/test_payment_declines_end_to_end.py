@@ -20,7 +20,9 @@ shipped files; nothing else is changed:
   the group's next flush after the firing one. The firing path is as shipped: the critical
   routes' `group_wait` is 0s.
 The rule's floor of 40 payments in the window stays: the traffic runs at 30 requests a second,
-six times `make simulate`'s rate, so that 30 s hold them (about 1.5 payments a second).
+six times `make simulate`'s rate, so that 30 s hold them (about 1.5 payments a second), on two
+gunicorn workers (WEB_CONCURRENCY; `make up`'s default is four, for a bigger machine than the
+2-core one the tests share).
 """
 
 from __future__ import annotations
