@@ -4,7 +4,8 @@ and answers what the test says (Slack, the SMS API, webhooks), and an SMTP serve
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
@@ -20,6 +21,7 @@ class Received:
     headers: dict[str, str]  # names lower-cased
     body: bytes
     status: int = 200  # what the receiver answered (a 5xx: not delivered)
+    at: float = field(default_factory=time.time)  # wall clock on arrival (latency tests)
 
 
 class HttpReceiver(ThreadingHTTPServer):
@@ -77,6 +79,7 @@ class SmtpServer:
 
     def __init__(self, login: tuple[str, str] | None = None, port: int | None = None) -> None:
         self.messages: list[tuple[str, list[str], bytes]] = []  # (mail from, rcpt tos, data)
+        self.arrivals: list[float] = []  # wall clock of each message's end of DATA, in order
         self.rcpt_reply: str | None = None
         self.data_reply: str | None = None
         self.login = login  # (user, password) required with AUTH (plain text: a test server)
@@ -101,6 +104,7 @@ class SmtpServer:
     async def handle_DATA(self, server, session, envelope):
         if self.data_reply:
             return self.data_reply
+        self.arrivals.append(time.time())
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         return "250 OK"
 
