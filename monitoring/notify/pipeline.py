@@ -377,6 +377,11 @@ class Notifier:
         down = self._channel_down(row, FIRING)
         with self._lock:
             firing = self._alerts.get(down.fingerprint)
+        if firing is None and self._told_somewhere(down):
+            # Raised before a restart (held in memory only): the log says who was told.
+            firing = down
+            with self._lock:
+                self._synthetic.add(down.fingerprint)  # never told to the failing receiver
         if firing is not None and firing.status == FIRING:
             self.put([replace(firing, status=RESOLVED, ends_at_ms=self.clock())])
 

@@ -56,7 +56,7 @@ def test_a_healthy_postgresql_answers_with_the_apps_user_and_libpq_options(healt
     require_postgres()
     database = {
         **postgres_at(5432),
-        "NAME": "pasargad_tests",
+        "NAME": "postgres",  # there on every PostgreSQL server
         # passed on to libpq, as the app's own connection gets them; Django-only keys are not
         "OPTIONS": {
             "sslmode": "disable",

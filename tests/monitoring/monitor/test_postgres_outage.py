@@ -8,6 +8,12 @@ under `make up`) scrapes the app every 2 s and evaluates rules that the outage s
 every 10 s, so transitions keep being written all along. Alert state used to live in the
 database the monitor watches: the outage was "evaluation of group failed" 80 times in two
 minutes, and firing -> pending recorded when the database came back.
+
+It is also issue 10's PostgreSQL drill: the monitor's notifier runs on the shipped
+alertmanager.yml (group_interval 1s) to real local SMTP, Slack and SMS receivers
+(tests/monitoring/notify/drill_receivers.py), and the shipped DatabaseDown rule (its
+keep_firing_for shortened) is delivered everywhere while PostgreSQL is still cut; after the
+restore every notification of the drill (the heartbeat's too) has arrived once, none lost.
 """
 
 from __future__ import annotations
@@ -16,16 +22,24 @@ import os
 import sqlite3
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
+import yaml
 
 from monitoring.rules.alerting import fingerprint
 from tests.faults import tcp_proxy
 from tests.gunicorn import Gunicorn
 from tests.monitoring.monitor.test_run import MonitorProcess
 from tests.monitoring.monitor.test_state import _legal_history
+from tests.monitoring.notify.drill_receivers import (
+    CRITICAL_DEVOPS,
+    REPO,
+    Receivers,
+    shipped_notify_config,
+)
 from tests.services import require_postgres
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -49,6 +63,16 @@ groups:
       - alert: Heartbeat
         expr: vector(time() % 20) < 10
 """
+
+
+def _database_down_rule() -> str:
+    """The shipped DatabaseDown rule (`for: 1m`, severity critical, team devops) as a group of
+    its own; keep_firing_for 2m shortened so its resolution comes soon after the restore."""
+    shipped = yaml.safe_load((REPO / "deploy/prometheus/monitor_rules.yml").read_text())
+    (rule,) = [r for g in shipped["groups"] for r in g["rules"] if r.get("alert") == "DatabaseDown"]
+    assert rule["for"] == "1m" and rule["labels"]["severity"] == "critical", rule
+    rule["keep_firing_for"] = "5s"
+    return yaml.safe_dump({"groups": [{"name": "shipped", "interval": "1s", "rules": [rule]}]})
 
 
 @pytest.fixture
@@ -113,17 +137,24 @@ def test_postgres_cut_for_two_minutes_alert_state_is_recorded_throughout(tmp_pat
             driver = threading.Thread(target=_traffic, args=(app.base_url, stop), daemon=True)
             driver.start()
             (tmp_path / "rules.yml").write_text(RULES)
+            (tmp_path / "shipped_rules.yml").write_text(_database_down_rule())
             (tmp_path / "prometheus.yml").write_text(
                 "global: {scrape_interval: 2s, scrape_timeout: 2s, evaluation_interval: 1s}\n"
-                "rule_files: [rules.yml]\n"
+                "rule_files: [rules.yml, shipped_rules.yml]\n"
                 "scrape_configs:\n"
                 "  - job_name: app\n"
                 "    metrics_path: /api/monitoring/prometheus/\n"
                 f"    static_configs: [{{targets: ['{app.base_url.removeprefix('http://')}']}}]\n"
             )
-            env = {**app.env, "MONITOR_LISTEN": "127.0.0.1:0", "PYTHONUNBUFFERED": "1"}
-            env.pop("PROMETHEUS_MULTIPROC_DIR", None)
             state = str(tmp_path / "monitor" / "state.sqlite3")
+            receivers = Receivers(Path(state))
+            env = {
+                **app.env,
+                "MONITOR_LISTEN": "127.0.0.1:0",
+                "PYTHONUNBUFFERED": "1",
+                **receivers.env(shipped_notify_config(tmp_path / "alertmanager.yml")),
+            }
+            env.pop("PROMETHEUS_MULTIPROC_DIR", None)
             monitor = MonitorProcess(tmp_path / "prometheus.yml", env)
             try:
                 # Healthy first: the heartbeat is being recorded, the outage alerts are quiet.
@@ -139,6 +170,15 @@ def test_postgres_cut_for_two_minutes_alert_state_is_recorded_throughout(tmp_pat
                     lambda: _live(monitor, OUTAGE_ALERTS) == dict.fromkeys(OUTAGE_ALERTS, "firing"),
                     timeout=90,
                 )
+                # DatabaseDown (`for: 1m`) is told everywhere while PostgreSQL is still cut.
+                told_at = monitor.wait_for(
+                    lambda: (
+                        receivers.told("DatabaseDown", "firing") == CRITICAL_DEVOPS
+                        and time.monotonic()
+                    ),
+                    timeout=CUT_S,
+                )
+                assert told_at - cut_at < CUT_S, "DatabaseDown was not told during the cut"
                 while time.monotonic() - cut_at < CUT_S:  # the outage lasts its 2 minutes
                     assert monitor.proc.poll() is None, "".join(monitor.output)
                     assert httpx.get(f"{app.base_url}/api/catalog/products/").status_code == 500
@@ -148,13 +188,21 @@ def test_postgres_cut_for_two_minutes_alert_state_is_recorded_throughout(tmp_pat
 
                 monitor.wait_for(lambda: not _live(monitor, OUTAGE_ALERTS), timeout=90)
                 assert monitor.wait_for(lambda: _stored_matches_api(monitor, state), timeout=30)
+                monitor.wait_for(
+                    lambda: receivers.told("DatabaseDown", "resolved") == CRITICAL_DEVOPS,
+                    timeout=90,
+                )
+                monitor.wait_for(receivers.all_arrived, timeout=90)
             finally:
                 stop.set()
                 driver.join(timeout=15)
                 monitor.stop()
+                receivers.close()
             # The shop is back on its database.
             assert httpx.get(f"{app.base_url}/api/catalog/products/").status_code == 200
 
+    # The heartbeat's notifications too (the last ones may be pending: it fires every 20 s).
+    receivers.assert_none_lost_none_repeated(pending_ok=True)
     output = "".join(monitor.output)
     for problem in ("evaluation of group", "alert state", "Traceback"):
         assert problem not in output, output

@@ -275,6 +275,34 @@ def test_channel_down_resolves_at_the_next_delivery_to_that_integration(store):
     assert [b["status"] for b in told] == ["firing", "resolved"]
 
 
+def test_channel_down_raised_before_a_restart_resolves_after_it(store):
+    """The notifier holds NotificationChannelDown in memory only; after a restart the log
+    still says who was told it fires, and the next delivery to the channel resolves it there
+    (found by the drill tests/monitoring/notify/test_drills.py: it used to stay firing)."""
+    clock = Clock()
+    team, pager = Receiver(), Receiver(statuses=(400,))  # permanent: fails at once
+    n = notifier(store, clock, team, pager)
+    n.put([alert(severity="critical", starts_at_ms=clock())])
+    n.flush_due()
+    n.deliverer.deliver_due()
+    clock.advance(30)  # the team's group_wait: it is told ChannelDown fires
+    n.flush_due()
+    n.deliverer.deliver_due()
+    restarted = notifier(store, clock, team, pager)  # same state file, nothing in memory
+    pager.statuses = [200]
+    clock.advance(1)
+    restarted.put([alert(name="Other", severity="critical", starts_at_ms=clock())])
+    restarted.flush_due()
+    restarted.deliverer.deliver_due()
+    clock.advance(30)  # the team's group_wait for the resolution's new group
+    restarted.flush_due()
+    restarted.deliverer.deliver_due()
+    told = [b for _, b, _ in team.posts if b["commonLabels"].get("alertname") == CHANNEL_DOWN]
+    assert [b["status"] for b in told] == ["firing", "resolved"]
+    assert {a["labels"]["config"] for a in told[1]["alerts"]} == {"webhook/0", "webhook/1"}
+    assert all(path.startswith("/pager") for path in pager.paths())  # never told itself
+
+
 def test_finished_rows_and_old_log_entries_are_pruned_pending_ones_never(store):
     clock = Clock()
     team, pager = Receiver(), Receiver(statuses=(200, 200, 503))
