@@ -294,7 +294,8 @@ class StateStore:
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s  # how long to wait for another writer's lock
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered by the writes of a `batch`
+        self._batching = False
         try:
             self._db = self._connect()
         except sqlite3.DatabaseError as exc:
@@ -362,15 +363,51 @@ class StateStore:
             self._db.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction. `durable=False` (the notifier's outbox, its log and the
+        dashboard records) commits without an fsync (synchronous=NORMAL in WAL mode): it
+        survives a process kill, and a power loss can only roll back whole transactions, the
+        outbox row together with its log entry, so the notification is made again from the
+        restored alert state, or sent once more under the same idempotency key. An fsync costs
+        about 5 ms here, twice per notification: more than everything else on its way.
+        Inside a `batch` it is a savepoint of the batch's transaction."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            if self._batching:
+                self._db.execute("SAVEPOINT write")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK TO write")
+                    self._db.execute("RELEASE write")
+                    raise
+                self._db.execute("RELEASE write")
+                return
+            if not durable:
+                self._db.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            finally:
+                if not durable:
+                    self._db.execute("PRAGMA synchronous=FULL")
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """The notifier's writes of one dispatch as one transaction without an fsync (see
+        `_transaction`): one commit for a hundred groups instead of a hundred. A write that
+        fails inside rolls back alone (a savepoint); other threads wait for the commit, so
+        nothing is sent before its row is there."""
+        with self._transaction(durable=False):
+            self._batching = True
+            try:
+                yield
+            finally:
+                self._batching = False
 
     # -- alert state --------------------------------------------------------------------------
     def alerts_persist(
@@ -602,7 +639,7 @@ class StateStore:
     ) -> bool:
         """Record a notification for the dashboard; False when its key is already recorded
         (a repeated delivery stays one row)."""
-        with self._transaction() as db:
+        with self._transaction(durable=False) as db:
             cursor = db.execute(
                 "INSERT INTO dashboard_notification (idempotency_key, receiver, group_key,"
                 " status, severity, title, body, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -683,7 +720,7 @@ class StateStore:
         neither. Rows whose (key, integration) exists already are kept as they are. Returns
         the number of rows added."""
         added = 0
-        with self._transaction() as db:
+        with self._transaction(durable=False) as db:
             for row in rows:
                 cursor = db.execute(
                     "INSERT INTO notification_outbox (idempotency_key, receiver, integration,"
@@ -733,7 +770,7 @@ class StateStore:
     def notification_log_delete(self, *, receiver: str, group_key: str) -> None:
         """Forget a group whose alerts all resolved and were told (Alertmanager's nflog
         entries expire the same way): its next episode starts at sequence 0 again."""
-        with self._transaction() as db:
+        with self._transaction(durable=False) as db:
             db.execute(
                 "DELETE FROM notification_log WHERE receiver = ? AND group_key = ?",
                 (receiver, group_key),
@@ -769,8 +806,17 @@ class StateStore:
                 "SELECT MIN(next_attempt_ms) FROM notification_outbox WHERE status = 'pending'"
             ).fetchone()[0]
 
+    def outbox_unchanged(self, row: OutboxRow) -> bool:
+        """Whether `row` is still pending with the attempts it was read with: a row read
+        before another thread delivered or retried it must not be sent again."""
+        with self._lock:
+            found = self._db.execute(
+                "SELECT status, attempts FROM notification_outbox WHERE id = ?", (row.id,)
+            ).fetchone()
+        return found == ("pending", row.attempts)
+
     def outbox_delivered(self, *, row_id: int, at_ms: int) -> None:
-        with self._transaction() as db:
+        with self._transaction(durable=False) as db:
             db.execute(
                 "UPDATE notification_outbox SET status = 'delivered', delivered_ms = ?,"
                 " attempts = attempts + 1, last_error = '' WHERE id = ?",
@@ -778,7 +824,7 @@ class StateStore:
             )
 
     def outbox_retry(self, *, row_id: int, next_attempt_ms: int, error: str) -> None:
-        with self._transaction() as db:
+        with self._transaction(durable=False) as db:
             db.execute(
                 "UPDATE notification_outbox SET attempts = attempts + 1, next_attempt_ms = ?,"
                 " last_error = ? WHERE id = ?",
@@ -788,7 +834,7 @@ class StateStore:
     def notifications_prune(self, *, before_ms: int) -> int:
         """Forget finished outbox rows made before `before_ms`, and log entries last sent
         before it (Alertmanager keeps its nflog 120 h the same way). Returns rows removed."""
-        with self._transaction() as db:
+        with self._transaction(durable=False) as db:
             removed = db.execute(
                 "DELETE FROM notification_outbox WHERE status != 'pending' AND created_ms < ?",
                 (before_ms,),
@@ -799,7 +845,7 @@ class StateStore:
         return removed
 
     def outbox_failed(self, *, row_id: int, error: str) -> None:
-        with self._transaction() as db:
+        with self._transaction(durable=False) as db:
             db.execute(
                 "UPDATE notification_outbox SET status = 'failed', attempts = attempts + 1,"
                 " last_error = ? WHERE id = ?",

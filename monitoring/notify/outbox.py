@@ -12,8 +12,10 @@ channel and records the outcome:
   then, and for a permanent failure, the row is failed and `on_failed` is told (the notifier
   raises `NotificationChannelDown` on the other receivers).
 
-Integrations send side by side (one thread each at most), rows of one integration in order, so
-a hung Slack never holds up the email. On start, pending rows left by a previous process are
+Groups send side by side, as Alertmanager sends each aggregation group on its own: the rows of
+one group to one integration go in order (a resolution never overtakes its firing), different
+groups in parallel, at most `per_integration` sends in flight to one integration, so a hung
+Slack never holds up the email. On start, pending rows left by a previous process are
 due at once. Finished rows and log entries older than `RETENTION_MS` (120 h, Alertmanager's
 nflog retention) are pruned once an hour.
 """
@@ -100,7 +102,8 @@ class Deliverer:
         on_delivered: OnResult = lambda row, delivery, seconds: None,
         on_failed: OnResult = lambda row, delivery, seconds: None,
         on_attempt: OnResult = lambda row, delivery, seconds: None,
-        workers: int = 8,
+        workers: int = 32,
+        per_integration: int = 8,
     ) -> None:
         self.store = store
         self.integrations = integrations  # the current configuration's, read at each send
@@ -108,12 +111,16 @@ class Deliverer:
         self.backoff = backoff or Backoff()
         self.on_delivered, self.on_failed, self.on_attempt = on_delivered, on_failed, on_attempt
         self.workers = workers
+        self.per_integration = per_integration
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._busy: set[tuple[str, str]] = set()
+        # (receiver, integration, group key) being sent, and sends in flight per integration.
+        self._busy: set[tuple[str, str, str]] = set()
+        self._in_flight: dict[tuple[str, str], int] = {}
         self._busy_lock = threading.Lock()
+        self._submit_lock = threading.Lock()
 
     # -- one row ------------------------------------------------------------------------------
     def _integration(self, row: OutboxRow) -> Integration | None:
@@ -124,6 +131,8 @@ class Deliverer:
 
     def deliver(self, row: OutboxRow) -> Delivery:
         """Send one row once and record what happened."""
+        if not self.store.outbox_unchanged(row):
+            return Delivery.ok()  # read before another thread sent or retried it: not again
         integration = self._integration(row)
         started = time.monotonic()
         if integration is None:
@@ -175,7 +184,16 @@ class Deliverer:
 
     # -- the worker ---------------------------------------------------------------------------
     def wake(self) -> None:
-        self._wake.set()
+        """New rows: hand them to the senders from this thread (a hand-off to the worker
+        thread costs a GIL switch or more), or to the worker when not running."""
+        if self._pool is None:
+            self._wake.set()
+            return
+        try:
+            self._submit_due()
+        except Exception:  # the worker tries again
+            logger.exception("the notification outbox could not be read")
+            self._wake.set()
 
     def start(self) -> None:
         self._stop.clear()
@@ -211,26 +229,34 @@ class Deliverer:
             self._wake.clear()
 
     def _submit_due(self) -> None:
-        by_integration: dict[tuple[str, str], list[OutboxRow]] = {}
+        with self._submit_lock:  # the worker and `wake` callers: one reader at a time
+            self._submit_due_locked()
+
+    def _submit_due_locked(self) -> None:
+        by_group: dict[tuple[str, str, str], list[OutboxRow]] = {}
         for row in self.store.outbox_due(now_ms=self.clock(), limit=1000):
-            by_integration.setdefault((row.receiver, row.integration), []).append(row)
-        for key, rows in by_integration.items():
+            group = row.payload.get("group_key", "")
+            by_group.setdefault((row.receiver, row.integration, group), []).append(row)
+        for key, rows in by_group.items():
+            integration = key[:2]
             with self._busy_lock:
-                if key in self._busy:
+                if key in self._busy or self._in_flight.get(integration, 0) >= self.per_integration:
                     continue
                 self._busy.add(key)
+                self._in_flight[integration] = self._in_flight.get(integration, 0) + 1
             assert self._pool is not None
             self._pool.submit(self._deliver_rows, key, rows)
 
-    def _deliver_rows(self, key: tuple[str, str], rows: list[OutboxRow]) -> None:
+    def _deliver_rows(self, key: tuple[str, str, str], rows: list[OutboxRow]) -> None:
         try:
             for row in rows:
                 if self._stop.is_set():
                     return
                 self.deliver(row)
         except Exception:
-            logger.exception("delivery to %s failed", key)
+            logger.exception("delivery to %s failed", key[:2])
         finally:
             with self._busy_lock:
                 self._busy.discard(key)
+                self._in_flight[key[:2]] -= 1
             self._wake.set()

@@ -210,7 +210,7 @@ class Notifier:
             muter=self.muter,
             links=links,
             deadline_ms=self.deadline_ms,
-            wake=self.deliverer.wake,
+            wake=self._outbox_written,
         )
 
     def apply_config(self, config: Config) -> None:
@@ -324,28 +324,20 @@ class Notifier:
             due = [g for g in self._groups.values() if g.due(now)]
             snapshots = [dict(g.alerts) for g in due]
             firing_labels = [a.labels for a in self._alerts.values() if a.status == FIRING]
-        for group, sent in zip(due, snapshots, strict=True):
-            ctx = FlushContext(
-                now_ms=now,
-                route=group.route,
-                receiver=group.route.options.receiver,
-                group_key=group.group_key,
-                group_labels=group.group_labels,
-                firing_labels=firing_labels,
-                group_alerts=tuple(sent.values()),
-            )
-            alerts = sorted(sent.values(), key=lambda a: (a.starts_at_ms, a.fingerprint))
-            try:
-                for stage in self.stages:
-                    alerts = stage.run(ctx, alerts)
-                    if not alerts:
-                        break
-            except Exception:  # the state file briefly unwritable: the next flush retries
-                logger.exception("notifying group %s failed", group.group_key)
-                continue
-            with self._lock:
-                group.flushed_at(now, sent)
+        self._written = False
+        flushed = []
+        if due:
+            # One commit for every group due; the notifier's lock is not taken inside (a put
+            # holds it while it reads the store: the other order would deadlock).
+            with self.state.batch():
+                for group, sent in zip(due, snapshots, strict=True):
+                    if self._flush_group(group, sent, now, firing_labels):
+                        flushed.append((group, sent))
+        if self._written:  # after the commit: a row is there before it is sent
+            self.deliverer.wake()
         with self._lock:
+            for group, sent in flushed:
+                group.flushed_at(now, sent)
             for key, group in list(self._groups.items()):
                 if not group.alerts:
                     del self._groups[key]
@@ -359,6 +351,33 @@ class Notifier:
                     self._deadline_ms.pop(fp, None)
                     self._synthetic.discard(fp)
         return len(due)
+
+    def _flush_group(
+        self, group: AggregationGroup, sent: dict, now: int, firing_labels: list
+    ) -> bool:
+        """The chain for one group; False when it failed (the next flush tries again)."""
+        ctx = FlushContext(
+            now_ms=now,
+            route=group.route,
+            receiver=group.route.options.receiver,
+            group_key=group.group_key,
+            group_labels=group.group_labels,
+            firing_labels=firing_labels,
+            group_alerts=tuple(sent.values()),
+        )
+        alerts = sorted(sent.values(), key=lambda a: (a.starts_at_ms, a.fingerprint))
+        try:
+            for stage in self.stages:
+                alerts = stage.run(ctx, alerts)
+                if not alerts:
+                    break
+        except Exception:  # the state file briefly unwritable: the next flush retries
+            logger.exception("notifying group %s failed", group.group_key)
+            return False
+        return True
+
+    def _outbox_written(self) -> None:
+        self._written = True
 
     def next_flush_ms(self) -> int | None:
         with self._lock:

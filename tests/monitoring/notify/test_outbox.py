@@ -318,3 +318,62 @@ def test_finished_rows_and_old_log_entries_are_pruned_pending_ones_never(store):
     assert statuses == ["delivered", "delivered", "pending", "pending"]
     assert store.notifications_prune(before_ms=clock() + 1) == 2 + 2  # rows and log entries
     assert sorted(r.status for r in store.outbox_rows()) == ["pending", "pending"]
+
+
+def test_a_row_read_before_another_thread_sent_it_is_not_sent_again(store):
+    clock = Clock()
+    team, pager = Receiver(), Receiver()
+    n = notifier(store, clock, team, pager)
+    n.put([alert(severity="critical", starts_at_ms=clock())])
+    n.flush_due()
+    stale = store.outbox_due(now_ms=clock())  # read, then another thread sends them all
+    assert n.deliverer.deliver_due() == 2
+    for row in stale:
+        n.deliverer.deliver(row)
+    assert len(pager.posts) == 2  # once each, not again from the stale read
+
+
+def test_a_slow_group_does_not_hold_up_another_group_of_the_same_integration(store):
+    clock = Clock()
+    team, pager = Receiver(), Receiver()
+    n = notifier(store, clock, team, pager)
+    n.start()
+    try:
+        pager.hold.clear()  # the first group's requests stay open
+        n.put([alert("First", severity="critical", starts_at_ms=clock())])
+        wait_for(lambda: len(pager.posts) == 2, what="the first group's requests")
+        n.put([alert("Second", severity="critical", starts_at_ms=clock())])
+        wait_for(lambda: len(pager.posts) == 4, what="the second group sent meanwhile")
+        assert {b["groupLabels"]["alertname"] for _, b, _ in pager.posts} == {"First", "Second"}
+        # ... while the first group's sends are still open (not after they timed out)
+        first = [
+            r for r in store.outbox_rows() if r.payload["group_labels"]["alertname"] == "First"
+        ]
+        assert [(r.status, r.attempts) for r in first] == [("pending", 0)] * 2
+    finally:
+        pager.hold.set()
+        n.stop()
+
+
+def test_a_batch_commits_every_group_and_a_failing_write_rolls_back_alone(store):
+    from monitoring.monitor.state import LogEntry
+
+    def entry(group: str) -> LogEntry:
+        return LogEntry(
+            receiver="r",
+            group_key=group,
+            firing=frozenset({"f"}),
+            resolved=frozenset(),
+            sequence=0,
+            sent_ms=1,
+        )
+
+    with store.batch():
+        store.outbox_enqueue(rows=[], log=entry("a"))
+        with pytest.raises(RuntimeError):
+            with store._transaction(durable=False):
+                store.outbox_enqueue(rows=[], log=entry("b"))
+                raise RuntimeError("this group's write fails")
+        store.outbox_enqueue(rows=[], log=entry("c"))
+    found = {g: store.notification_log_get(receiver="r", group_key=g) for g in "abc"}
+    assert found["a"] is not None and found["c"] is not None and found["b"] is None
