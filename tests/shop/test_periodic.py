@@ -11,8 +11,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import redis
 
 from shop.periodic import run_schedule, schedule_intervals
+from tests.services import require_redis
 from tests.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,8 +67,9 @@ def test_the_shipped_schedule_expires_reservations():
         schedule_intervals({"x": {"task": "t", "schedule": 0}})
 
 
-@pytest.mark.slow
-def test_beat_inprocess_expires_a_reservation_and_stops_on_sigterm(tmp_path):
+def _shop_with_an_order(tmp_path: Path, **extra: str) -> tuple[dict, Path]:
+    """A migrated SQLite shop in tmp_path with one pending order of 2 units (stock 5 → 3),
+    and the environment of processes that expire it at once."""
     database = tmp_path / "db.sqlite3"
     env = {
         **os.environ,
@@ -92,19 +95,27 @@ def test_beat_inprocess_expires_a_reservation_and_stops_on_sigterm(tmp_path):
         "order_create(user=User.objects.create_user('u'), items=[(p.pk, 2)])"
     )
     subprocess.run([*manage, "shell", "-c", place_order], env=env, check=True, timeout=300)
+    return {**env, **extra}, database
 
+
+def _order_state(database: Path) -> tuple[str, int]:
+    with sqlite3.connect(database, timeout=20) as db:
+        (status,) = db.execute("select status from orders_order").fetchone()
+        (stock,) = db.execute("select stock_quantity from catalog_product").fetchone()
+    return status, stock
+
+
+@pytest.mark.slow
+def test_beat_inprocess_expires_a_reservation_and_stops_on_sigterm(tmp_path):
+    env, database = _shop_with_an_order(tmp_path)
+    manage = [sys.executable, str(ROOT / "manage.py")]
     beat = subprocess.Popen(
         [*manage, "beat_inprocess"], env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT
     )
     try:
-
-        def state() -> tuple[str, int]:
-            with sqlite3.connect(database, timeout=20) as db:
-                (status,) = db.execute("select status from orders_order").fetchone()
-                (stock,) = db.execute("select stock_quantity from catalog_product").fetchone()
-            return status, stock
-
-        assert wait_for(lambda: state() == ("cancelled", 5), timeout=120, what="the expiry")
+        assert wait_for(
+            lambda: _order_state(database) == ("cancelled", 5), timeout=120, what="the expiry"
+        )
     finally:
         beat.send_signal(signal.SIGTERM)
         output, _ = beat.communicate(timeout=60)
@@ -112,3 +123,42 @@ def test_beat_inprocess_expires_a_reservation_and_stops_on_sigterm(tmp_path):
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     [expired] = [line for line in lines if line["message"] == "Order reservation expired"]
     assert expired["units_released"] == 2 and expired["logger"] == "shop.orders"
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_with_redis_celery_beat_schedules_the_expiry_and_a_worker_runs_it(tmp_path):
+    require_redis()
+    broker = "redis://127.0.0.1:6379/15"
+    env, database = _shop_with_an_order(tmp_path, REDIS_URL=broker)
+    celery = [sys.executable, "-m", "celery", "-A", "config"]
+    commands = {
+        "beat": [*celery, "beat", "--schedule", str(tmp_path / "beat-schedule")],
+        "worker": [*celery, "worker", "--pool=solo", "--without-gossip", "--without-mingle"],
+    }
+    logs = {name: open(tmp_path / f"{name}.log", "w") for name in commands}  # noqa: SIM115
+    processes = [
+        subprocess.Popen(
+            [*command, "--loglevel=INFO"], cwd=ROOT, env=env, stdout=logs[name], stderr=logs[name]
+        )
+        for name, command in commands.items()
+    ]
+    try:
+        assert wait_for(
+            lambda: _order_state(database) == ("cancelled", 5), timeout=120, what="the expiry"
+        )
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for log in logs.values():
+            log.close()
+        redis.Redis.from_url(broker).flushdb()  # this test's own Redis database
+    worker_log = (tmp_path / "worker.log").read_text()
+    assert "Order reservation expired" in worker_log
+    assert "order_reservations_expire" in (tmp_path / "beat.log").read_text()
