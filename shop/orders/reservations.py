@@ -46,7 +46,7 @@ def reservation_limits_check(*, user: AbstractBaseUser, quantities: Mapping[int,
     Must run inside the order's transaction: the customer's row is locked until it commits.
     """
     assert transaction.get_connection().in_atomic_block, "needs the order's transaction"
-    get_user_model().objects.select_for_update().filter(pk=user.pk).exists()
+    list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
     pending = Order.objects.filter(user=user, status=Order.Status.PENDING)
     orders = pending.count()
     max_orders = settings.ORDER_MAX_PENDING

@@ -9,8 +9,8 @@ browser costs one `add` a day and a cookie-less client one cheap, deduplicated `
 
 Where the ids go, picked once per process:
 
-- with REDIS_URL, a HyperLogLog per day (`PFADD visitors:<day>`; kept 3 days): constant memory,
-  one Redis command per add, shared by every worker and host; ~0.8 % standard error above a
+- with REDIS_URL, a HyperLogLog per day (`PFADD pasargad:visitors:<day>`; kept 3 days):
+  constant memory, one Redis round trip per add, shared by every worker and host; ~0.8 % standard error above a
   few hundred visitors, exact below. A Redis error loses that add (the request goes on) and
   Redis is left alone for `REDIS_RETRY_SECONDS`; a warning at most once a minute.
 - without Redis, each process keeps the day's ids in memory (each id queued once) and inserts
@@ -34,7 +34,7 @@ from django.conf import settings
 
 logger = logging.getLogger("shop.visits")
 
-REDIS_KEY = "visitors:{day}"
+REDIS_KEY = "pasargad:visitors:{day}"
 REDIS_TTL_SECONDS = 3 * 86400
 REDIS_TIMEOUT_SECONDS = 0.25
 REDIS_RETRY_SECONDS = 5.0

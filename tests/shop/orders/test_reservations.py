@@ -198,3 +198,39 @@ def test_expiry_racing_payments_never_charges_a_cancelled_order(customer, make_p
     assert not Payment.objects.filter(status="refunded").exists()  # no order charged, then expired
     product.refresh_from_db()
     assert product.stock_quantity == 100 - 2 * len(paid)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_orders_of_one_customer_cannot_slip_past_the_limit(
+    customer, make_product, settings
+):
+    settings.ORDER_MAX_PENDING = 3
+    product = make_product(stock_quantity=100)
+    threads_n = 10
+    barrier = threading.Barrier(threads_n)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def place() -> None:
+        try:
+            barrier.wait(timeout=30)
+            order_create(user=customer, items=[(product.pk, 1)])
+            outcome = "ok"
+        except Conflict as refused:
+            outcome = refused.code
+        except Exception as error:
+            outcome = repr(error)
+        finally:
+            connection.close()
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=place) for _ in range(threads_n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["ok"] * 3 + ["too_many_pending_orders"] * 7, outcomes
+    product.refresh_from_db()
+    assert product.stock_quantity == 97
