@@ -10,9 +10,10 @@ browser costs one `add` a day and a cookie-less client one cheap, deduplicated `
 Where the ids go, picked once per process:
 
 - with REDIS_URL, a HyperLogLog per day (`PFADD pasargad:visitors:<day>`; kept 3 days):
-  constant memory, one Redis round trip per add, shared by every worker and host; ~0.8 % standard error above a
-  few hundred visitors, exact below. A Redis error loses that add (the request goes on) and
-  Redis is left alone for `REDIS_RETRY_SECONDS`; a warning at most once a minute.
+  constant memory, one Redis round trip per add, shared by every worker and host; ~0.8 %
+  standard error above a few hundred visitors, exact below. A Redis error loses that add (the
+  request goes on) and Redis is left alone for `REDIS_RETRY_SECONDS`; a warning at most once a
+  minute.
 - without Redis, each process keeps the day's ids in memory (each id queued once) and inserts
   the new ones into `Visit` in one `bulk_create(ignore_conflicts=True)` per batch (every
   FLUSH_SECONDS or BATCH ids): the unique constraint merges the workers' batches.
