@@ -16,7 +16,9 @@ Where the ids go, picked once per process:
   minute.
 - without Redis, each process keeps the day's ids in memory (each id queued once) and inserts
   the new ones into `Visit` in one `bulk_create(ignore_conflicts=True)` per batch (every
-  FLUSH_SECONDS or BATCH ids): the unique constraint merges the workers' batches.
+  FLUSH_SECONDS or BATCH ids): the unique constraint merges the workers' batches. A batch is
+  written by the next request after it is due (or at exit, or when this process counts): a
+  worker that goes idle holds its last few ids until then, which only a quiet shop notices.
 
 `visitors_on(day)` reads the count back (the business collector's conversion rate).
 """
