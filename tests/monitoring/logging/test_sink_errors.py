@@ -116,7 +116,7 @@ def test_a_line_the_disk_cuts_short_is_taken_back_whole(tmp_path):
     assert text.endswith("\n") and len(text) < limit
     lines = [json.loads(line) for line in text.splitlines()]  # no half line
     assert [line["n"] for line in lines] == list(range(len(lines)))
-    # Reported once (the bare handler outside the app has no counter), no traceback.
+    # Reported once, no traceback per line.
     assert "Traceback" not in child.stderr
     [report] = child.stderr.splitlines()
     assert "File too large" in report and "1 log line lost" in report
