@@ -5,7 +5,8 @@ script, a crawler, a health probe from outside, a first request) is its address 
 agent. Either is hashed with a key derived from SECRET_KEY and the day, so neither raw cookies
 nor addresses are stored, and ids of different days cannot be linked. The middleware
 (shop/visits/middleware.py) skips requests whose day cookie says they were counted today, so a
-browser costs one `add` a day and a cookie-less client one cheap, deduplicated `add` per request.
+browser costs one `add` a day; a cookie-less client one `add` per request, which each process
+answers from its own set of the day's ids after the first (one write per id and process).
 
 Where the ids go, picked once per process:
 
@@ -67,6 +68,33 @@ class _Warner:
             logger.warning(message, *args)
 
 
+class _DaySet:
+    """The ids this process has seen today (bounded; a new day starts empty)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._day: datetime.date | None = None
+        self._ids: set[str] = set()
+
+    def has(self, day: datetime.date, visitor: str) -> bool:
+        return day == self._day and visitor in self._ids
+
+    def add(self, day: datetime.date, visitor: str) -> bool:
+        """Remember `visitor`; False if it was already remembered."""
+        with self._lock:
+            if day != self._day:
+                self._day, self._ids = day, set()
+            if visitor in self._ids:
+                return False
+            if len(self._ids) < MAX_SEEN_PER_DAY:
+                self._ids.add(visitor)
+            return True
+
+    def clear(self) -> None:
+        with self._lock:
+            self._day, self._ids = None, set()
+
+
 class RedisVisitors:
     """A HyperLogLog per day in Redis."""
 
@@ -81,9 +109,10 @@ class RedisVisitors:
         self.clock = clock
         self._skip_until = float("-inf")
         self._warner = _Warner(clock)
+        self._seen = _DaySet()  # a script's burst costs one PFADD per process, not one each
 
     def add(self, day: datetime.date, visitor: str, user_id: int | None = None) -> None:
-        if self.clock() < self._skip_until:
+        if self.clock() < self._skip_until or self._seen.has(day, visitor):
             return
         key = REDIS_KEY.format(day=day.isoformat())
         try:
@@ -91,6 +120,7 @@ class RedisVisitors:
             pipe.pfadd(key, visitor)
             pipe.expire(key, REDIS_TTL_SECONDS)
             pipe.execute()
+            self._seen.add(day, visitor)
         except Exception as error:  # redis.RedisError, OSError: the request goes on
             self._skip_until = self.clock() + REDIS_RETRY_SECONDS
             self._warner.warn("Visitors not counted: Redis failed (%s)", error)
@@ -116,20 +146,15 @@ class BatchedVisitors:
         self.batch = batch
         self.clock = clock
         self._lock = threading.Lock()
-        self._day: datetime.date | None = None
-        self._seen: set[str] = set()
+        self._seen = _DaySet()
         self._pending: list[tuple[datetime.date, str, int | None]] = []
         self._next_flush = clock() + flush_seconds
         self._warner = _Warner(clock)
 
     def add(self, day: datetime.date, visitor: str, user_id: int | None = None) -> None:
+        if not self._seen.add(day, visitor):
+            return
         with self._lock:
-            if day != self._day:
-                self._day, self._seen = day, set()
-            if visitor in self._seen:
-                return
-            if len(self._seen) < MAX_SEEN_PER_DAY:
-                self._seen.add(visitor)
             self._pending.append((day, visitor, user_id))
             due = len(self._pending) >= self.batch or self.clock() >= self._next_flush
         if due:
@@ -157,8 +182,9 @@ class BatchedVisitors:
 
     def forget(self) -> None:
         """For tests: drop what this process remembers (the database was rolled back)."""
+        self._seen.clear()
         with self._lock:
-            self._day, self._seen, self._pending = None, set(), []
+            self._pending = []
 
 
 _visitors: RedisVisitors | BatchedVisitors | None = None
