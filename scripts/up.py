@@ -1,7 +1,8 @@
 """`make up`: prepare the database and run the shop with its monitoring until Ctrl-C.
 
 Embedded defaults: SQLite and no Redis (tasks run in-process; Redis and Celery report
-"disabled"). With REDIS_URL set, a Celery worker and beat start beside the web app.
+"disabled"). With REDIS_URL set, a Celery worker and beat start beside the web app; without it,
+`manage.py beat_inprocess` runs beat's schedule (reservation expiry) in-process.
 
 Supervision: once the shop has answered its first health check, every process started here
 (web app, monitor, Celery worker and beat) that exits, SIGKILL included, is started again after
@@ -217,6 +218,12 @@ def main(argv: list[str] | None = None) -> int:
         supervised.append(
             Supervised("beat", [*celery, "beat", "--loglevel", "INFO", "--schedule", schedule], env)
         )
+    else:
+        # No broker: the beat schedule (reservation expiry, …) runs in a process of its own,
+        # its counters written beside gunicorn's.
+        metrics = env.get("PROMETHEUS_MULTIPROC_DIR") or str(Path(env["VAR_DIR"]) / "metrics")
+        beat_env = {**env, "PROMETHEUS_MULTIPROC_DIR": metrics}
+        supervised.append(Supervised("beat", [PYTHON, "manage.py", "beat_inprocess"], beat_env))
     state_path = Path(env["VAR_DIR"]) / STATE_FILE
     simulator: subprocess.Popen | None = None
     stopping = False

@@ -16,6 +16,8 @@ order_placed = Signal()
 order_completed = Signal()
 # kwargs: order, reason (str)
 order_failed = Signal()
+# kwargs: order, units (int)  (a pending order cancelled: its reservation expired)
+order_reservation_expired = Signal()
 # kwargs: payment  (status succeeded or failed; error_code set on failure)
 payment_finished = Signal()
 # kwargs: product, stock_quantity

@@ -12,3 +12,13 @@ def _postgres_marker(request):
         engine = settings.DATABASES["default"]["ENGINE"]
         if "postgresql" not in engine:
             pytest.fail("a `postgres` test ran without DATABASE_URL pointing at PostgreSQL")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_visitor_counter():
+    """The in-process visitor counter (no Redis) remembers ids and queues rows across tests;
+    each test's database starts empty, so its counter does too."""
+    from shop.visits import counting
+
+    if isinstance(counting._visitors, counting.BatchedVisitors):
+        counting._visitors.forget()

@@ -170,6 +170,20 @@ MONITORING_COLLECTOR_INTERVAL = env_float("MONITORING_COLLECTOR_INTERVAL", 15.0)
 MONITORING_BUSINESS_INTERVAL = env_float("MONITORING_BUSINESS_INTERVAL", 60.0)
 MONITORING_COLLECTOR_BUDGET = env_float("MONITORING_COLLECTOR_BUDGET", 1.0)
 
+# Shop: how long a pending order keeps its stock, and how much one customer may hold pending
+# (shop/orders/reservations.py). The sweep runs every RESERVATION_SWEEP_SECONDS: Celery beat
+# with Redis, `manage.py beat_inprocess` without (scripts/up.py starts either).
+ORDER_RESERVATION_MINUTES = env_float("ORDER_RESERVATION_MINUTES", 30.0)
+ORDER_MAX_PENDING = int(env_float("ORDER_MAX_PENDING", 10))
+ORDER_MAX_PENDING_UNITS = int(env_float("ORDER_MAX_PENDING_UNITS", 200))
+RESERVATION_SWEEP_SECONDS = env_float("RESERVATION_SWEEP_SECONDS", 60.0)
+CELERY_BEAT_SCHEDULE = {
+    "order-reservations-expire": {
+        "task": "shop.orders.tasks.order_reservations_expire",
+        "schedule": RESERVATION_SWEEP_SECONDS,
+    },
+}
+
 BASE_DIR = BASE_DIR
 
 # Logging: JSON lines (or a readable console format), app and access logs in LOG_DIR, rotated by

@@ -13,6 +13,7 @@ from decimal import Decimal
 from django.db.models import Count, DateTimeField, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from monitoring.collectors.base import (
     CachedCollector,
@@ -24,7 +25,7 @@ from monitoring.collectors.base import (
 )
 from shop.catalog.models import Product, ReorderAlert
 from shop.orders.models import Order, OrderItem
-from shop.visits.models import Visit
+from shop.visits.services import visitors_on
 
 PAID_STATUSES = (
     Order.Status.PAID,
@@ -74,9 +75,13 @@ def business_revenue(*, now: datetime) -> dict[str, dict[str, float]]:
 
 
 def business_conversion(*, now: datetime) -> dict[str, float | int | None]:
-    """Paid orders placed today per unique visitor today, in percent (None without visitors)."""
+    """Paid orders placed today per unique visitor today, in percent (None without visitors,
+    and both None while the visitor count cannot be read: Redis down)."""
     start = _period_starts(now)["today"]
-    visitors = Visit.objects.filter(day=start.date()).count()
+    try:
+        visitors = visitors_on(day=start.date())
+    except (RedisError, OSError):  # the HyperLogLog's Redis: unavailable, not zero
+        visitors = None
     orders = Order.objects.filter(created_at__gte=start, status__in=PAID_STATUSES).count()
     rate = round(100.0 * orders / visitors, 3) if visitors else None
     return {"visitors_today": visitors, "orders_today": orders, "conversion_rate_percent": rate}

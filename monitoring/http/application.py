@@ -6,7 +6,8 @@ The shop only announces events; these receivers count them. Connected once from
 Exported: ``user_registrations_total``, ``user_logins_total{result="success"|"failure"}``,
 ``orders_placed_total``, ``orders_completed_total``, ``orders_failed_total``,
 ``payments_succeeded_total{provider}``, ``payments_failed_total{provider,error_code}``,
-``reorder_alerts_total``.
+``reorder_alerts_total``, ``order_reservations_expired_total``,
+``order_reservation_units_released_total``.
 """
 
 import re
@@ -30,6 +31,14 @@ PAYMENTS_FAILED = Counter(
     ["provider", "error_code"],
 )
 REORDER_ALERTS = Counter("reorder_alerts_total", "Reorder alerts raised for low stock.")
+RESERVATIONS_EXPIRED = Counter(
+    "order_reservations_expired_total",
+    "Pending orders cancelled because their stock reservation expired.",
+)
+RESERVATION_UNITS_RELEASED = Counter(
+    "order_reservation_units_released_total",
+    "Units given back to stock by expired reservations.",
+)
 
 # Providers and error codes known in advance start at 0: the failure-rate rule's increase()
 # then sees the first failure after a start.
@@ -80,6 +89,11 @@ def _reorder_alert(sender, **kwargs) -> None:
     REORDER_ALERTS.inc()
 
 
+def _reservation_expired(sender, units: int = 0, **kwargs) -> None:
+    RESERVATIONS_EXPIRED.inc()
+    RESERVATION_UNITS_RELEASED.inc(units)
+
+
 def connect_receivers() -> None:
     """Idempotent: each receiver has a dispatch_uid."""
     pairs = [
@@ -90,6 +104,7 @@ def connect_receivers() -> None:
         (signals.order_failed, _order_failed),
         (signals.payment_finished, _payment),
         (signals.reorder_alert_raised, _reorder_alert),
+        (signals.order_reservation_expired, _reservation_expired),
     ]
     for signal, receiver in pairs:
         signal.connect(receiver, weak=False, dispatch_uid=f"monitoring.{receiver.__name__}")

@@ -4,7 +4,10 @@
 - `formatters`: `JsonFormatter` (one JSON object per line) and `ConsoleFormatter`;
 - `redaction`: secrets out of messages, extra keys, nested values and exception text;
 - `counters`: `log_records_total`, `log_errors_total`, `payment_errors_total`,
-  `database_errors_total` and the `LogCounterHandler` that feeds the first three;
+  `database_errors_total`, `log_write_errors_total` and the `LogCounterHandler` that feeds the
+  first three;
+- `handlers`: `AppendFileHandler` (one O_APPEND write per line); `sink_errors`: a log file
+  that refuses lines (counted, reported on stderr once a minute);
 - `db_errors`: counts database exceptions where they happen;
 - `celery_context`: request id into tasks, Django's LOGGING in Celery workers;
 - `config`: `logging_config(...)`, the `LOGGING` dict built from LOG_* settings.

@@ -56,7 +56,10 @@ def logging_config(
         app_handlers, access_handlers = ["stdout"], ["stdout"]
     else:
         log_dir = Path(log_dir)
-        log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+        except OSError:  # read-only: the app still starts; its handlers count the lost lines
+            pass
         for name, filename in (("app_file", APP_LOG_FILE), ("access_file", ACCESS_LOG_FILE)):
             handlers[name] = {
                 "class": "monitoring.logging.handlers.AppendFileHandler",

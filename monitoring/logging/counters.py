@@ -2,7 +2,8 @@
 
 `LogCounterHandler` sits beside the output handlers (see `config.logging_config`) and counts
 every record once: by level, errors by logger, and payment errors by their `error_code`.
-Database errors are counted where they happen, in `monitoring.logging.db_errors`.
+Database errors are counted where they happen, in `monitoring.logging.db_errors`; lines a log
+file refused in `monitoring.logging.sink_errors`.
 The counters are `monitoring.metrics` primitives: summed over gunicorn and Celery processes.
 """
 
@@ -22,6 +23,11 @@ payment_errors_total = Counter(
 )
 database_errors_total = Counter(
     "database_errors_total", "Database exceptions raised, by kind.", ["kind"]
+)
+# No labels: one series per process, at 0 from the start (monitoring/logging/sink_errors.py).
+log_write_errors_total = Counter(
+    "log_write_errors_total",
+    "Log lines that could not be written to their file (read-only LOG_DIR, full disk).",
 )
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -96,6 +102,10 @@ def count_record(record: logging.LogRecord) -> None:
 def count_level(level_name: str) -> None:
     """A record below WARNING written without a LogRecord (the direct access line)."""
     _by_level[level_name]._value.inc(1)  # once per request: Counter.inc's checks skipped
+
+
+def count_write_error() -> None:
+    log_write_errors_total.inc()
 
 
 def count_database_error(kind: str) -> None:

@@ -12,12 +12,19 @@ flushes on every line:
 - the path is checked for rotation at most once a `check_interval` (1 s), not on every line: a
   renamed or deleted file is noticed, and a new one opened, on the first line after that. The
   lines of that last second go to the renamed file, which logrotate's `delaycompress` leaves
-  in place until the next day.
+  in place until the next day;
+- a sink that fails (LOG_DIR read-only, a full disk) never fails the caller: the line is lost,
+  counted in `log_write_errors_total` and reported on stderr at most once a minute per process
+  (`sink_errors`), not a traceback per line. A line is written whole or not at all: a write
+  the disk cut short is truncated away again (unless another process appended after it).
 """
 
+import errno
 import logging
 import os
 import time
+
+from monitoring.logging import sink_errors
 
 CHECK_INTERVAL_SECONDS = 1.0
 _FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
@@ -38,10 +45,13 @@ class AppendFileHandler(logging.Handler):
         self._fd = -1
         self._identity: tuple[int, int] | None = None  # (device, inode) of the open file
         self._next_check = 0.0  # opened on the first line (no empty files from idle processes)
+        self._open_error: OSError | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             self._write(self.format(record))
+        except OSError as error:  # the sink, not the record: counted, reported once a minute
+            sink_errors.write_failed(self.baseFilename, error)
         except RecursionError:
             raise
         except Exception:
@@ -49,9 +59,13 @@ class AppendFileHandler(logging.Handler):
 
     def write_line(self, line: str) -> None:
         """Append one formatted line (no newline) outside `handle`, e.g. the direct access
-        line (monitoring.logging.access_log); errors are the caller's to report."""
+        line (monitoring.logging.access_log); a failing sink is counted and reported here,
+        other errors are the caller's to report."""
         with self.lock:
-            self._write(line)
+            try:
+                self._write(line)
+            except OSError as error:
+                sink_errors.write_failed(self.baseFilename, error)
 
     def _write(self, line: str) -> None:
         # A line that cannot be encoded (a lone surrogate) is kept, escaped, not dropped.
@@ -59,10 +73,26 @@ class AppendFileHandler(logging.Handler):
         now = time.monotonic()
         if now >= self._next_check:
             self._reopen_if_rotated(now)
+        if self._fd < 0:  # the last open failed; tried again at the next check
+            raise self._open_error or OSError(errno.EBADF, "log file not open")
         written = os.write(self._fd, data)
-        while written < len(data):  # only on a full disk or a signal; never in one line
-            data = data[written:]
-            written = os.write(self._fd, data)
+        if written < len(data):  # only on a full disk or a signal; never in one line
+            self._write_rest(data, written)
+
+    def _write_rest(self, data: bytes, written: int) -> None:
+        """Finish a short write, or take its start back: no half line stays in the file."""
+        total = written
+        try:
+            while total < len(data):
+                total += os.write(self._fd, data[total:])
+        except OSError:
+            try:
+                end = os.lseek(self._fd, 0, os.SEEK_CUR)  # just after our bytes (O_APPEND)
+                if os.fstat(self._fd).st_size == end:  # nobody appended after them
+                    os.ftruncate(self._fd, end - total)
+            except OSError:
+                pass
+            raise
 
     def _reopen_if_rotated(self, now: float) -> None:
         """Called under the handler's lock (Handler.handle): no thread writes to a descriptor
@@ -75,7 +105,12 @@ class AppendFileHandler(logging.Handler):
             current = None
         if self._fd >= 0 and current == self._identity:
             return
-        fd = os.open(self.baseFilename, _FLAGS, 0o644)
+        try:
+            fd = os.open(self.baseFilename, _FLAGS, 0o644)
+        except OSError as error:
+            self._open_error = error  # the old descriptor, if any, is kept meanwhile
+            raise
+        self._open_error = None
         stat = os.fstat(fd)
         self._close_fd()
         self._fd, self._identity = fd, (stat.st_dev, stat.st_ino)

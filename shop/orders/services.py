@@ -13,6 +13,7 @@ from shop import signals
 from shop.catalog.services import stock_release, stock_reserve
 from shop.errors import Conflict, InvalidRequest, NotFound
 from shop.orders.models import Order, OrderItem
+from shop.orders.reservations import reservation_limits_check
 
 Status = Order.Status
 
@@ -42,6 +43,7 @@ def order_create(*, user: AbstractBaseUser, items: Iterable[tuple[int, int]]) ->
     if not quantities:
         raise InvalidRequest("An order needs at least one item.", code="empty_order")
     with transaction.atomic():
+        reservation_limits_check(user=user, quantities=quantities)
         products = stock_reserve(quantities=quantities)
         order = Order.objects.create(
             number=_order_number(), user=user, status=Status.PENDING, total=Decimal("0")

@@ -1,4 +1,4 @@
-"""Background work for orders: the confirmation email."""
+"""Background work for orders: the confirmation email, the expiry of reservations."""
 
 from celery import shared_task
 from django.conf import settings
@@ -28,3 +28,12 @@ def order_confirmation_send(order_id: int) -> bool:
         recipient_list=[order.user.email],
     )
     return True
+
+
+@shared_task(ignore_result=True)
+def order_reservations_expire() -> int:
+    """Release the stock of pending orders past their reservation time (Celery beat, or
+    `manage.py beat_inprocess`, every RESERVATION_SWEEP_SECONDS)."""
+    from shop.orders.reservations import reservations_expire
+
+    return len(reservations_expire())

@@ -10,6 +10,7 @@ after `duration` seconds or `max_requests` requests, whichever comes first; the 
 faults alone act on the database, as the maintenance job they model would (database.py).
 """
 
+import itertools
 import random
 import secrets
 import threading
@@ -225,6 +226,7 @@ class _Session:
         self._attacker: httpx.Client | None = None
         # One transport for all this session's visitors (each still has its own cookies).
         self._transport = httpx.HTTPTransport()
+        self._clients = itertools.count(1)
 
     def run(self) -> None:
         try:
@@ -271,7 +273,12 @@ class _Session:
             timeout=self.timeout,
             # A new connection per request, like many separate visitors (and no keep-alive
             # stalls against development servers).
-            headers={"User-Agent": "pasargad-simulator", "Connection": "close"},
+            # Its own user agent: the shop counts a visitor's cookie-less first request by
+            # address and agent (shop/visits/counting.py), and all of them share one address.
+            headers={
+                "User-Agent": f"pasargad-simulator/{id(self):x}.{next(self._clients)}",
+                "Connection": "close",
+            },
         )
 
     def _visitor(self) -> httpx.Client:

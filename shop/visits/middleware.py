@@ -1,4 +1,9 @@
-"""Counts unique visitors per day (cookie-based), once per visitor per day."""
+"""Counts unique visitors per day, without a database write per request.
+
+A browser that keeps cookies is counted once a day (the day marker lives in its cookie); a
+client that keeps none is counted by address and user agent, so 1,200 requests from one
+script are one visitor. The count itself is shop/visits/counting.py's.
+"""
 
 import secrets
 
@@ -16,21 +21,24 @@ class VisitMiddleware:
         response = self.get_response(request)
         if request.path.startswith(SKIP_PREFIXES):
             return response
+        today = timezone.localdate()
+        if request.COOKIES.get(COOKIE + "_day") == today.isoformat():
+            return response  # counted today already
         key = request.COOKIES.get(COOKIE, "")
         if not (16 <= len(key) <= 64 and key.isalnum()):
-            key = secrets.token_hex(16)
-            response.set_cookie(COOKIE, key, max_age=365 * 86400, httponly=True, samesite="Lax")
-        today = timezone.localdate()
-        # Only the first request of the day from a visitor writes; the marker lives in the cookie.
-        day_cookie = request.COOKIES.get(COOKIE + "_day")
-        if day_cookie != today.isoformat():
-            from shop.visits.services import visit_record
-
-            user = getattr(request, "user", None)
-            visit_record(
-                day=today,
-                visitor_key=key,
-                user_id=user.pk if user is not None and user.is_authenticated else None,
+            key = ""  # none, or forged: counted as a cookie-less client
+            response.set_cookie(
+                COOKIE, secrets.token_hex(16), max_age=365 * 86400, httponly=True, samesite="Lax"
             )
-            response.set_cookie(COOKIE + "_day", today.isoformat(), max_age=86400, samesite="Lax")
+        from shop.visits.services import visit_record
+
+        user = getattr(request, "user", None)
+        visit_record(
+            day=today,
+            cookie=key,
+            address=request.META.get("REMOTE_ADDR", ""),
+            agent=request.META.get("HTTP_USER_AGENT", ""),
+            user_id=user.pk if user is not None and user.is_authenticated else None,
+        )
+        response.set_cookie(COOKIE + "_day", today.isoformat(), max_age=86400, samesite="Lax")
         return response

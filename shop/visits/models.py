@@ -2,7 +2,8 @@ from django.db import models
 
 
 class Visit(models.Model):
-    """One row per unique visitor per day: the denominator of the conversion rate."""
+    """One row per unique visitor per day, without Redis: the denominator of the conversion
+    rate. Inserted in batches (shop/visits/counting.py); `visitor_key` is a keyed hash."""
 
     day = models.DateField(db_index=True)
     visitor_key = models.CharField(max_length=64)

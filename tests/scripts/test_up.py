@@ -210,6 +210,8 @@ def test_the_monitor_scrapes_bind_and_killed_processes_are_restarted_while_the_s
     )
     assert sample["metric"]["instance"] == runner.bind
     assert runner.state()["monitor"]["restarts"] == 0
+    # Without Redis, beat's schedule (reservation expiry) runs in a supervised process too.
+    assert runner.state()["beat"]["pid"] is not None
 
     statuses: list[int] = []
     stop_polling = threading.Event()
@@ -258,7 +260,7 @@ def test_the_monitor_scrapes_bind_and_killed_processes_are_restarted_while_the_s
 
     # Ctrl-C stops everything, and nothing is left behind.
     started = runner.processes()
-    assert len(started) >= 3  # gunicorn's master and worker, the monitor
+    assert len(started) >= 4  # gunicorn's master and worker, the monitor, beat_inprocess
     assert runner.stop() == 0
     assert not (runner.tmp / "var/supervisor.json").exists()
     gone, alive = psutil.wait_procs(started, timeout=30)

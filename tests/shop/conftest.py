@@ -83,6 +83,7 @@ class SignalRecorder:
         "order_failed",
         "payment_finished",
         "reorder_alert_raised",
+        "order_reservation_expired",
     ]
 
     def __init__(self) -> None:

@@ -29,19 +29,25 @@ def test_log_rules_pass_promtool_check_and_their_unit_tests():
     require_prometheus()
     check = run("promtool", "check", "rules", str(DEPLOY / "prometheus/log_rules.yml"))
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "3 rules found" in check.stdout
+    assert "4 rules found" in check.stdout
     test = run("promtool", "test", "rules", str(DEPLOY / "prometheus/tests/log_rules.test.yml"))
     assert test.returncode == 0, test.stdout + test.stderr
 
 
 def test_log_rules_are_the_specification_rules_with_a_distinct_error_rate_name():
     groups = yaml.safe_load((DEPLOY / "prometheus/log_rules.yml").read_text())["groups"]
-    rules = {rule["alert"]: rule for group in groups for rule in group["rules"]}
+    spec = [group for group in groups if group["name"] == "error_monitoring"]
+    rules = {rule["alert"]: rule for group in spec for rule in group["rules"]}
     assert {name: (r["expr"], r["labels"]["severity"]) for name, r in rules.items()} == {
         "HighLogErrorRate": ("increase(log_errors_total[5m]) > 50", "critical"),
         "PaymentFailures": ("increase(payment_errors_total[5m]) > 10", "warning"),
         "DatabaseErrors": ("increase(database_errors_total[5m]) > 5", "critical"),
     }
+    # Besides them, our own: the log files refusing lines (monitoring/logging/sink_errors.py).
+    [sink] = [group for group in groups if group["name"] == "log_sink"]
+    assert [(r["alert"], r["expr"], r["labels"]["team"]) for r in sink["rules"]] == [
+        ("LogWriteErrors", "increase(log_write_errors_total[5m]) > 0", "devops")
+    ]
     other = yaml.safe_load((DEPLOY / "prometheus/alert_rules.yml").read_text())["groups"]
     assert not set(rules) & {rule.get("alert") for g in other for rule in g["rules"]}
 
