@@ -68,3 +68,14 @@ def test_render_alertmanager_writes_a_private_copy(tmp_path: Path, monkeypatch) 
     assert code == 0 and str(out_path) in out
     assert stat.S_IMODE(out_path.stat().st_mode) == 0o600
     assert "hooks.slack.com/services/T/B/secret" in out_path.read_text()
+
+
+def test_render_alertmanager_over_an_older_copy_makes_it_private(tmp_path: Path) -> None:
+    out_path = tmp_path / "alertmanager.yml"
+    out_path.write_text("an older, world-readable copy\n")
+    out_path.chmod(0o644)
+    code, _, err = monitor("render-alertmanager", "--out", str(out_path))
+    assert code == 0, err
+    assert stat.S_IMODE(out_path.stat().st_mode) == 0o600
+    assert "route:" in out_path.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["alertmanager.yml"]  # no temporary left
