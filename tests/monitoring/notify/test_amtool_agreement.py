@@ -158,3 +158,21 @@ def test_amtool_accepts_the_rendered_file(tmp_path: Path) -> None:
         config.route,
         config.receivers,
     )
+
+
+def test_the_token_replaces_other_auth_on_webhooks_to_the_app(tmp_path: Path) -> None:
+    """Alertmanager refuses two kinds of auth on one webhook, and the app takes the bearer
+    token only: tangled.yml's basic_auth on an app webhook goes."""
+    require_alertmanager()
+    from monitoring.notify.environment import config_render
+
+    env = {"APP_URL": "https://shop.example.com", "MONITORING_TOKEN": "s3cret"}
+    rendered = tmp_path / "alertmanager.yml"
+    rendered.write_text(config_render(TANGLED, env))
+    done = subprocess.run(
+        ["amtool", "check-config", str(rendered)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    [hook] = config_load(rendered, env={}).receivers["security-oncall"].webhook_configs
+    assert hook.http_config.authorization_credentials == "s3cret"
+    assert hook.http_config.basic_auth_username is None

@@ -153,7 +153,7 @@ class Command(BaseCommand):
         return 0
 
     def handle_render_alertmanager(self, *, config: str, out: str, **_) -> int:
-        from monitoring.notify.environment import config_render
+        from monitoring.notify.environment import config_render, placeholders_left
 
         try:
             text = config_render(Path(config))
@@ -175,6 +175,8 @@ class Command(BaseCommand):
             Path(temporary).unlink(missing_ok=True)
             raise
         self.stdout.write(f"wrote {target}")
+        for variable in placeholders_left(text):
+            self.stderr.write(f"warning: {variable} is not set: its endpoint keeps the placeholder")
         return 0
 
     def handle_notify_test(self, *, channel: str, to: list[str] | None, **_) -> int:
