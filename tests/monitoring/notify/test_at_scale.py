@@ -214,9 +214,21 @@ def _scenario(app: Gunicorn, prom: httpx.Client, smtp, http, tmp_path: Path) -> 
     # Slack: the critical channel, through the rendered SLACK_WEBHOOK_URL.
     [message] = [json.loads(r.body) for r in slack() if b"DatabaseErrors" in r.body]
     assert message["channel"] == "#alerts-critical"
+    # The shipped title and text templates, rendered by Alertmanager itself.
+    [attachment] = message["attachments"]
+    assert attachment["color"] == "danger"
+    assert attachment["title"] == "[FIRING:1] DatabaseErrors (critical, team development)"
+    instance = app.base_url.removeprefix("http://")
+    lines = attachment["text"].splitlines()
+    assert lines[0] == f"*DatabaseErrors* on {instance}: Database errors detected"
+    assert lines[1].startswith("More than 5 database errors (OperationalError)")
+    assert lines[2].startswith("Since ") and lines[2].endswith(
+        " UTC | runbook: docs/runbooks/DatabaseErrors.md"
+    )
     # SMS: Alertmanager → the app's /sms receiver (bearer token) → the SMS API.
     [text] = [parse_qs(r.body.decode()) for r in sms() if b"DatabaseErrors" in r.body]
     assert text["To"] == ["+15557654321"] and text["From"] == ["+15550000000"]
+    assert text["Body"] == [f"CRITICAL DatabaseErrors {instance}: Database errors detected"]
     assert [r.path for r in sms()][0] == "/sms/2010-04-01/Accounts/AC7/Messages.json"
     # Dashboard: Alertmanager → the app's /dashboard receiver → the records the embedded
     # monitor's dashboard channel writes (the state store at MONITOR_STATE_PATH's default).
