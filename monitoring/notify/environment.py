@@ -130,6 +130,7 @@ def config_render(path: Path | str, env: Mapping[str, str] | None = None) -> str
     reader = Reader(path)
     reader.raise_if_errors()
     environment_apply(reader.root, os.environ if env is None else env)
+    _paths_absolute(reader.root, Path(path).resolve().parent)
     for hook in _app_webhooks(reader.root):
         http = _pairs(hook).get("http_config")
         auth = _pairs(http).get("authorization") if isinstance(http, MappingNode) else None
@@ -152,6 +153,31 @@ def placeholders_left(rendered: str) -> list[str]:
     """The variables whose shipped placeholder (`https://….invalid/set-VARIABLE`) is still in
     a rendered file: those endpoints are unreachable until the variable is set."""
     return sorted(set(re.findall(r"\.invalid/set-([A-Z_]+)", rendered)))
+
+
+def _paths_absolute(node: Node | None, base: Path) -> None:
+    """Template globs and `*_file` paths made absolute (in place): both are relative to the
+    file that names them, and the rendered copy lives elsewhere ($VAR_DIR)."""
+    if isinstance(node, SequenceNode):
+        for item in node.value:
+            _paths_absolute(item, base)
+        return
+    if not isinstance(node, MappingNode):
+        return
+    for i, (key, value) in enumerate(node.value):
+        name = key.value if isinstance(key, ScalarNode) else ""
+        if name == "templates" and isinstance(value, SequenceNode):
+            value.value[:] = [_absolute(item, base) for item in value.value]
+        elif name.endswith("_file") and isinstance(value, ScalarNode):
+            node.value[i] = (key, _absolute(value, base))
+        else:
+            _paths_absolute(value, base)
+
+
+def _absolute(node: Node, base: Path) -> Node:
+    if not isinstance(node, ScalarNode) or not node.value or os.path.isabs(node.value):
+        return node
+    return ScalarNode(node.tag, str(base / node.value), node.start_mark, node.end_mark)
 
 
 def _app_webhooks(root: Node | None) -> list[MappingNode]:
