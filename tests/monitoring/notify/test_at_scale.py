@@ -247,3 +247,15 @@ def _scenario(app: Gunicorn, prom: httpx.Client, smtp, http, tmp_path: Path) -> 
         timeout=120, interval=0.5, what="Watchdog at the dead man's switch",
     )  # fmt: skip
     assert not mails_about(smtp, "Watchdog")
+
+    # What Prometheus ran: both shipped jobs up (the app with its token, Prometheus itself),
+    # every shipped rule file loaded and no rule failing.
+    targets = prom.get("/api/v1/targets").json()["data"]["activeTargets"]
+    assert {(t["labels"]["job"], t["health"]) for t in targets} == {
+        (APP_JOB, "up"),
+        ("prometheus", "up"),
+    }
+    groups = prom.get("/api/v1/rules").json()["data"]["groups"]
+    assert {Path(g["file"]).name for g in groups} == {p.name for p in PROM_DIR.glob("*_rules.yml")}
+    failing = [r["name"] for g in groups for r in g["rules"] if r["health"] == "err"]
+    assert failing == []
