@@ -8,8 +8,8 @@ MONITORING_TOKEN.
 The dashboard records are the monitor's state store (the dashboard channel's), so the web
 dashboard shows notifications the same whether the embedded notifier or Alertmanager sent them.
 Answers: 200 done; 400 malformed JSON or webhook document (the reason in `error`); 401 without
-the token; 503 when the channel is not configured and 502 when it failed (Alertmanager retries
-on 5xx, so nothing is dropped).
+the token; 413 past MAX_WEBHOOK_BYTES; 503 when the channel is not configured and 502 when it
+failed (Alertmanager retries on 5xx, so nothing is dropped).
 """
 
 from __future__ import annotations
@@ -24,7 +24,12 @@ from monitoring.auth import bearer_token_ok
 from monitoring.notify.channels import ChannelConfigError, channel_from_env
 from monitoring.notify.channels.webhook import notification_from_webhook
 
-__all__ = ["alertmanager_receiver"]
+__all__ = ["MAX_WEBHOOK_BYTES", "alertmanager_receiver"]
+
+# Alertmanager sends a whole group in one webhook, and refused (4xx) it does not retry: a
+# group of thousands of alerts (LowStock over a large catalog) is several MB, more than
+# Django's 2.5 MB default for a request body. This bound is ~100,000 alerts.
+MAX_WEBHOOK_BYTES = 64 << 20
 
 
 @csrf_exempt
@@ -35,7 +40,14 @@ def alertmanager_receiver(request: HttpRequest, channel: str = "dashboard") -> J
         response["WWW-Authenticate"] = "Bearer"
         return response
     try:
-        notification = notification_from_webhook(json.loads(request.body))
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return JsonResponse({"error": "invalid Content-Length"}, status=400)
+    if length > MAX_WEBHOOK_BYTES:
+        return JsonResponse({"error": f"larger than {MAX_WEBHOOK_BYTES} bytes"}, status=413)
+    try:
+        # read(), not .body: .body refuses more than DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB).
+        notification = notification_from_webhook(json.loads(request.read()))
     except ValueError as exc:  # json's JSONDecodeError is a ValueError too
         return JsonResponse({"error": f"not an Alertmanager webhook (v4): {exc}"}, status=400)
     try:

@@ -314,7 +314,7 @@ class StateStore:
             problem = db.execute("PRAGMA quick_check").fetchone()[0]
             if problem != "ok":
                 raise _Unusable(f"quick_check: {problem}")
-            db.execute("PRAGMA journal_mode=WAL")
+            self._wal(db)
             # FULL: a committed transition survives a power loss too, not only a process kill;
             # the monitor writes a few rows per evaluation, so the extra fsync costs nothing.
             db.execute("PRAGMA synchronous=FULL")
@@ -325,19 +325,45 @@ class StateStore:
             raise
         return db
 
+    def _wal(self, db: sqlite3.Connection) -> None:
+        """WAL mode; the switch of a new file can answer "locked" at once, without waiting on
+        the busy timeout, while another opener switches it: try again until that timeout."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
     def _migrate(self, db: sqlite3.Connection) -> None:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise _Unusable(
-                f"schema version {version} is newer than this monitor's {len(MIGRATIONS)}"
-            )
-        for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+        while True:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise _Unusable(
+                    f"schema version {version} is newer than this monitor's {len(MIGRATIONS)}"
+                )
+            if version == len(MIGRATIONS):
+                return
+            number = version + 1
             # executescript() commits first and runs outside a transaction: wrap it in one,
             # so a kill mid-step leaves the previous version, not half of this one.
             try:
                 db.executescript(
-                    f"BEGIN IMMEDIATE; {step}; PRAGMA user_version = {number}; COMMIT;"
+                    f"BEGIN IMMEDIATE; {MIGRATIONS[version]}; PRAGMA user_version = {number};"
+                    " COMMIT;"
                 )
+            except sqlite3.OperationalError:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                # Another process opening a new file at the same moment (the monitor, the
+                # app's gunicorn workers receiving Alertmanager's webhooks) made this step
+                # between our reading the version and taking the lock: go on from its version.
+                if db.execute("PRAGMA user_version").fetchone()[0] >= number:
+                    continue
+                raise
             except BaseException:
                 if db.in_transaction:
                     db.execute("ROLLBACK")

@@ -9,6 +9,7 @@ shipped file keeps local defaults and stays valid for `amtool check-config` unch
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -66,6 +67,9 @@ def environment_apply(root: Node | None, env: Mapping[str, str]) -> None:
                     _set(hook, "url", env["APP_URL"].rstrip("/") + tail, "APP_URL")
                 if env.get("MONITORING_TOKEN"):
                     http = _child_mapping(hook, "http_config")
+                    # The app takes the bearer token only; Alertmanager refuses a second kind.
+                    for other in ("basic_auth", "bearer_token", "bearer_token_file", "oauth2"):
+                        _drop(http, other)
                     auth = _child_mapping(http, "authorization")
                     _drop(auth, "credentials_file")
                     _set(auth, "credentials", env["MONITORING_TOKEN"], "MONITORING_TOKEN")
@@ -118,8 +122,73 @@ def _child_mapping(node: MappingNode, key: str) -> MappingNode:
 
 
 def config_render(path: Path | str, env: Mapping[str, str] | None = None) -> str:
-    """The shipped file with the environment applied, for real Alertmanager (comments go)."""
+    """The shipped file with the environment applied, for real Alertmanager (comments go).
+
+    ConfigError when a webhook to the app's receiver would go without credentials: the app
+    answers 401, which Alertmanager does not retry, so SMS and dashboard notifications would
+    be dropped (the embedded notifier needs none: it delivers those channels itself)."""
     reader = Reader(path)
     reader.raise_if_errors()
     environment_apply(reader.root, os.environ if env is None else env)
+    _paths_absolute(reader.root, Path(path).resolve().parent)
+    for hook in _app_webhooks(reader.root):
+        http = _pairs(hook).get("http_config")
+        auth = _pairs(http).get("authorization") if isinstance(http, MappingNode) else None
+        fields = _pairs(auth) if isinstance(auth, MappingNode) else {}
+        if not any(
+            isinstance(fields.get(key), ScalarNode) and fields[key].value
+            for key in ("credentials", "credentials_file")
+        ):
+            reader.error(
+                hook,
+                "a webhook to the app's receiver without credentials: set MONITORING_TOKEN"
+                " (make up keeps it in var/monitoring_token); the app would refuse it (401)"
+                " and Alertmanager does not retry that",
+            )
+    reader.raise_if_errors()
     return yaml.serialize(reader.root, Dumper=yaml.SafeDumper)
+
+
+def placeholders_left(rendered: str) -> list[str]:
+    """The variables whose shipped placeholder (`https://….invalid/set-VARIABLE`) is still in
+    a rendered file: those endpoints are unreachable until the variable is set."""
+    return sorted(set(re.findall(r"\.invalid/set-([A-Z_]+)", rendered)))
+
+
+def _paths_absolute(node: Node | None, base: Path) -> None:
+    """Template globs and `*_file` paths made absolute (in place): both are relative to the
+    file that names them, and the rendered copy lives elsewhere ($VAR_DIR)."""
+    if isinstance(node, SequenceNode):
+        for item in node.value:
+            _paths_absolute(item, base)
+        return
+    if not isinstance(node, MappingNode):
+        return
+    for i, (key, value) in enumerate(node.value):
+        name = key.value if isinstance(key, ScalarNode) else ""
+        if name == "templates" and isinstance(value, SequenceNode):
+            value.value[:] = [_absolute(item, base) for item in value.value]
+        elif name.endswith("_file") and isinstance(value, ScalarNode):
+            node.value[i] = (key, _absolute(value, base))
+        else:
+            _paths_absolute(value, base)
+
+
+def _absolute(node: Node, base: Path) -> Node:
+    if not isinstance(node, ScalarNode) or not node.value or os.path.isabs(node.value):
+        return node
+    return ScalarNode(node.tag, str(base / node.value), node.start_mark, node.end_mark)
+
+
+def _app_webhooks(root: Node | None) -> list[MappingNode]:
+    receivers = _pairs(root).get("receivers") if isinstance(root, MappingNode) else None
+    hooks = []
+    for receiver in receivers.value if isinstance(receivers, SequenceNode) else ():
+        webhooks = (
+            _pairs(receiver).get("webhook_configs") if isinstance(receiver, MappingNode) else None
+        )
+        for hook in webhooks.value if isinstance(webhooks, SequenceNode) else ():
+            url = _pairs(hook).get("url") if isinstance(hook, MappingNode) else None
+            if isinstance(url, ScalarNode) and APP_RECEIVER_PATH in url.value:
+                hooks.append(hook)
+    return hooks

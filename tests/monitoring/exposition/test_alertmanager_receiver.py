@@ -25,9 +25,9 @@ def _setup(settings, monkeypatch, tmp_path):
     monkeypatch.setenv("MONITOR_STATE_PATH", str(tmp_path / "state.sqlite3"))
 
 
-def post(client, path: str, body: bytes, token: str | None = TOKEN):
+def post(client, path: str, body: bytes, token: str | None = TOKEN, **extra):
     headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
-    return client.post(path, body, content_type="application/json", **headers)
+    return client.post(path, body, content_type="application/json", **headers, **extra)
 
 
 def test_alertmanagers_webhook_is_recorded_once_for_the_dashboard(
@@ -114,3 +114,63 @@ def test_a_real_alertmanager_delivers_sms_and_dashboard_through_the_app(
         assert record.receiver == "oncall" and record.status == "firing"
     finally:
         sms_api.close()
+
+
+def test_a_group_of_thousands_of_alerts_is_recorded_not_refused(client, tmp_path):
+    """Alertmanager sends a whole group in one webhook (no `max_alerts` on the shipped ones):
+    LowStock over a large catalog is thousands of alerts, more than Django's 2.5 MB default
+    for a request body. Refused (4xx), Alertmanager would drop it without retrying."""
+    alerts = [
+        {
+            "status": "firing",
+            "labels": {
+                "alertname": "LowStock",
+                "severity": "info",
+                "team": "product",
+                "product": f"product-{i:05d}",
+                "sku": f"SKU-{i:08d}",
+                "instance": "web-1:8000",
+                "job": "pasargad-prints",
+            },
+            "annotations": {
+                "summary": f"Low stock for product-{i:05d}",
+                "description": f"product-{i:05d} has 3 left in stock (threshold 10)",
+                "runbook_url": "docs/runbooks/LowStock.md",
+            },
+            "startsAt": "2026-12-05T00:00:00Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus:9090/graph?g0.expr=product_stock_quantity+%3C%3D+10",
+            "fingerprint": f"{i:016x}",
+        }
+        for i in range(6000)
+    ]
+    body = json.dumps(
+        {
+            "version": "4",
+            "receiver": "dashboard",
+            "groupKey": '{}/{}:{alertname="LowStock", team="product"}',
+            "status": "firing",
+            "alerts": alerts,
+            "groupLabels": {"alertname": "LowStock", "team": "product"},
+            "commonLabels": {},
+            "commonAnnotations": {},
+            "externalURL": "http://alertmanager:9093",
+            "truncatedAlerts": 0,
+        }
+    ).encode()
+    assert len(body) > 2.5 * 1024 * 1024
+    response = post(client, "/api/monitoring/alertmanager/dashboard", body)
+    assert response.status_code == 200, response.content
+    store = StateStore(tmp_path / "state.sqlite3")
+    [record] = store.dashboard_notifications()
+    store.close()
+    assert len(record.body["alerts"]) == 6000
+
+
+def test_a_body_past_the_bound_is_413_before_it_is_read(client):
+    from monitoring.exposition.alertmanager import MAX_WEBHOOK_BYTES
+
+    response = post(
+        client, "/api/monitoring/alertmanager/", b"{}", CONTENT_LENGTH=str(MAX_WEBHOOK_BYTES + 1)
+    )
+    assert response.status_code == 413 and "larger than" in response.json()["error"]

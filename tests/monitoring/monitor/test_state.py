@@ -212,6 +212,30 @@ os.kill(os.getpid(), 9)
 """
 
 
+def test_several_openers_of_a_new_file_at_once_all_get_the_migrated_file(tmp_path):
+    """The monitor and the app's workers (Alertmanager's webhooks) may create the file at the
+    same moment: an opener that lost the race to a migration step goes on, never fails."""
+    for attempt in range(5):
+        path = tmp_path / f"state-{attempt}.sqlite3"
+        start, failures = threading.Barrier(6), []
+
+        def open_it(path=path, start=start, failures=failures) -> None:
+            start.wait()
+            try:
+                StateStore(path).close()
+            except sqlite3.Error as exc:
+                failures.append(repr(exc))
+
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []
+        with sqlite3.connect(path) as db:
+            assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
 def test_a_file_reopened_after_a_kill_keeps_everything_committed(tmp_path):
     path = tmp_path / "state.sqlite3"
     result = subprocess.run(

@@ -41,6 +41,7 @@ def test_groups_and_inhibition_agree_with_alertmanager(alertmanager, config, see
     # Every endpoint at 127.0.0.1:9, where nothing listens: Alertmanager sends nowhere.
     nowhere = "http://127.0.0.1:9"
     env = {"EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": "9", "APP_URL": nowhere}
+    env |= {"MONITORING_TOKEN": "token"}  # no webhook to the app renders without one
     env |= {"SLACK_WEBHOOK_URL": f"{nowhere}/slack", "WATCHDOG_WEBHOOK_URL": f"{nowhere}/w"}
     rendered = tmp_path / "alertmanager.yml"
     rendered.write_text(config_render(config, env))

@@ -158,3 +158,45 @@ def test_amtool_accepts_the_rendered_file(tmp_path: Path) -> None:
         config.route,
         config.receivers,
     )
+
+
+def test_the_token_replaces_other_auth_on_webhooks_to_the_app(tmp_path: Path) -> None:
+    """Alertmanager refuses two kinds of auth on one webhook, and the app takes the bearer
+    token only: tangled.yml's basic_auth on an app webhook goes."""
+    require_alertmanager()
+    from monitoring.notify.environment import config_render
+
+    env = {"APP_URL": "https://shop.example.com", "MONITORING_TOKEN": "s3cret"}
+    rendered = tmp_path / "alertmanager.yml"
+    rendered.write_text(config_render(TANGLED, env))
+    done = subprocess.run(
+        ["amtool", "check-config", str(rendered)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    [hook] = config_load(rendered, env={}).receivers["security-oncall"].webhook_configs
+    assert hook.http_config.authorization_credentials == "s3cret"
+    assert hook.http_config.basic_auth_username is None
+
+
+def test_the_rendered_copy_elsewhere_keeps_its_templates_and_files(tmp_path: Path) -> None:
+    """Alertmanager reads template globs and `*_file` paths relative to the file naming them;
+    the rendered copy lives elsewhere ($VAR_DIR), so they are written absolute."""
+    from monitoring.notify.environment import config_render
+
+    source = tmp_path / "conf" / "alertmanager.yml"
+    (source.parent / "templates").mkdir(parents=True)
+    (source.parent / "templates" / "x.tmpl").write_text('{{ define "x" }}x{{ end }}')
+    (source.parent / "slack_url").write_text("https://hooks.slack.com/services/T/B/C\n")
+    source.write_text(
+        "global: {slack_api_url_file: slack_url}\n"
+        "templates: [templates/*.tmpl]\n"
+        "route: {receiver: r}\n"
+        "receivers: [{name: r, slack_configs: [{channel: '#x'}]}]\n"
+    )
+    rendered = tmp_path / "var" / "alertmanager.yml"
+    rendered.parent.mkdir()
+    rendered.write_text(config_render(source, {}))
+    original, copy = config_load(source, env={}), config_load(rendered, env={})
+    assert copy.templates == original.templates == (source.parent / "templates" / "x.tmpl",)
+    assert copy.global_.slack_api_url_file == str(source.parent / "slack_url")
+    assert "/conf/templates/*.tmpl" in rendered.read_text()

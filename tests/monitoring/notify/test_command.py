@@ -63,8 +63,50 @@ def test_check_config_checks_alertmanager_yml(tmp_path: Path) -> None:
 
 def test_render_alertmanager_writes_a_private_copy(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/secret")
+    monkeypatch.setenv("MONITORING_TOKEN", "app-token")
     out_path = tmp_path / "rendered" / "alertmanager.yml"
     code, out, _ = monitor("render-alertmanager", "--out", str(out_path))
     assert code == 0 and str(out_path) in out
     assert stat.S_IMODE(out_path.stat().st_mode) == 0o600
     assert "hooks.slack.com/services/T/B/secret" in out_path.read_text()
+
+
+def test_render_alertmanager_over_an_older_copy_makes_it_private(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("MONITORING_TOKEN", "app-token")
+    out_path = tmp_path / "alertmanager.yml"
+    out_path.write_text("an older, world-readable copy\n")
+    out_path.chmod(0o644)
+    code, _, err = monitor("render-alertmanager", "--out", str(out_path))
+    assert code == 0, err
+    assert stat.S_IMODE(out_path.stat().st_mode) == 0o600
+    assert "route:" in out_path.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["alertmanager.yml"]  # no temporary left
+
+
+def test_render_alertmanager_refuses_webhooks_to_the_app_without_the_token(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The app answers 401 without it, and Alertmanager does not retry a 4xx: SMS and the
+    dashboard would be dropped. The embedded notifier needs no token (test_config)."""
+    monkeypatch.delenv("MONITORING_TOKEN", raising=False)
+    out_path = tmp_path / "alertmanager.yml"
+    code, _, err = monitor("render-alertmanager", "--out", str(out_path))
+    assert code == 1 and not out_path.exists()
+    shipped = HERE.parents[2] / "deploy/alertmanager/alertmanager.yml"
+    lines = err.strip().splitlines()
+    assert len(lines) == 2  # the oncall (SMS) and dashboard webhooks
+    for line in lines:
+        assert line.startswith(f"{shipped}:") and "set MONITORING_TOKEN" in line, line
+
+
+def test_render_alertmanager_warns_about_placeholders_left(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("MONITORING_TOKEN", "app-token")
+    monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
+    monkeypatch.setenv("WATCHDOG_WEBHOOK_URL", "https://deadman.example.com/ping")
+    code, _, err = monitor("render-alertmanager", "--out", str(tmp_path / "am.yml"))
+    assert code == 0
+    assert err.splitlines() == [
+        "warning: SLACK_WEBHOOK_URL is not set: its endpoint keeps the placeholder"
+    ]

@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -161,7 +162,7 @@ class Command(BaseCommand):
         return 0
 
     def handle_render_alertmanager(self, *, config: str, out: str, **_) -> int:
-        from monitoring.notify.environment import config_render
+        from monitoring.notify.environment import config_render, placeholders_left
 
         try:
             text = config_render(Path(config))
@@ -171,11 +172,20 @@ class Command(BaseCommand):
             return 1
         target = Path(out)
         target.parent.mkdir(parents=True, exist_ok=True)
-        # It may hold the Slack URL and the monitoring token: readable by the owner only.
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        # It may hold the Slack URL and the monitoring token: readable by the owner only, also
+        # when it replaces an older copy (whose mode O_CREAT would keep). Written beside and
+        # renamed, so a running Alertmanager reloading it never reads half a file.
+        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        try:
+            with os.fdopen(fd, "w") as f:  # mkstemp makes it 0600
+                f.write(text)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
         self.stdout.write(f"wrote {target}")
+        for variable in placeholders_left(text):
+            self.stderr.write(f"warning: {variable} is not set: its endpoint keeps the placeholder")
         return 0
 
     def handle_notify_test(

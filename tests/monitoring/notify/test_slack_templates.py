@@ -1,0 +1,92 @@
+"""The shipped Slack receivers' `title` and `text`, rendered by amtool (Alertmanager 0.25's
+template engine) as real Alertmanager renders them: what a Slack message says at scale.
+The firing case is also rendered by a real Alertmanager in test_at_scale.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from monitoring.notify.config import config_load
+from tests.services import require_alertmanager
+
+ROOT = Path(__file__).resolve().parents[3]
+SHIPPED = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+
+
+def _alert(status: str, instance: str, ends: str) -> dict:
+    return {
+        "status": status,
+        "labels": {
+            "alertname": "DatabaseDown",
+            "severity": "critical",
+            "team": "devops",
+            "instance": instance,
+        },
+        "annotations": {
+            "summary": "Database default is down",
+            "description": f"{instance} cannot reach database default",
+            "runbook_url": "docs/runbooks/DatabaseDown.md",
+        },
+        "startsAt": "2026-12-05T00:30:00+01:00",
+        "endsAt": ends,
+    }
+
+
+def _data(status: str) -> dict:
+    zero = "0001-01-01T00:00:00Z"
+    alerts = [
+        _alert(status, "web-1:8000", zero if status == "firing" else "2026-12-05T00:10:00Z"),
+        _alert("resolved", "web-2:8000", "2026-12-05T00:05:00Z"),
+    ]
+    labels = {"alertname": "DatabaseDown", "team": "devops"}
+    return {
+        "receiver": "slack-critical",
+        "status": status,
+        "alerts": alerts,
+        "groupLabels": labels,
+        "commonLabels": {**labels, "severity": "critical"},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+    }
+
+
+def _render(template: str, data: dict, tmp_path: Path) -> str:
+    (tmp_path / "data.json").write_text(json.dumps(data))
+    (tmp_path / "none.tmpl").write_text('{{ define "none" }}{{ end }}')
+    done = subprocess.run(
+        [
+            "amtool", "template", "render", f"--template.glob={tmp_path / 'none.tmpl'}",
+            f"--template.text={template}", f"--template.data={tmp_path / 'data.json'}",
+        ],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.rstrip("\n")
+
+
+@pytest.mark.parametrize("receiver", ["slack-critical", "slack-warnings"])
+def test_the_slack_title_and_text_say_what_fired_and_what_resolved(receiver, tmp_path):
+    require_alertmanager()
+    [slack] = config_load(SHIPPED, env={}).receivers[receiver].slack_configs
+    firing = _data("firing")
+    assert _render(slack.title, firing, tmp_path) == (
+        "[FIRING:1] DatabaseDown (critical, team devops)"
+    )
+    assert _render(slack.text, firing, tmp_path).splitlines() == [
+        "*DatabaseDown* on web-1:8000: Database default is down",
+        "web-1:8000 cannot reach database default",
+        "Since 2026-12-04 23:30:00 UTC | runbook: docs/runbooks/DatabaseDown.md",
+        "*DatabaseDown* on web-2:8000: Database default is down",
+        "web-2:8000 cannot reach database default",
+        "Since 2026-12-04 23:30:00 UTC, resolved 2026-12-05 00:05:00 UTC"
+        " | runbook: docs/runbooks/DatabaseDown.md",
+    ]
+    resolved = _data("resolved")
+    assert _render(slack.title, resolved, tmp_path) == (
+        "[RESOLVED] DatabaseDown (critical, team devops)"
+    )
+    assert "resolved 2026-12-05 00:10:00 UTC" in _render(slack.text, resolved, tmp_path)
