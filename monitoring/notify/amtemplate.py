@@ -34,6 +34,7 @@ from monitoring.rules.gofmt import go_print
 from monitoring.rules.template import (
     FUNCS,
     Dialect,
+    ExecError,
     GoValue,
     If,
     Range,
@@ -440,14 +441,15 @@ def render_fields(
         try:
             out[name] = templates.render(text, data, html=name in html)
         except (TemplateError, RecursionError) as exc:
+            if isinstance(exc, ExecError):
+                exc = f"at <{exc.node}>: {exc.message}"
             log.error(
-                "notification template failed; sending the channel's own message",
-                extra={
-                    "integration": integration,
-                    "receiver": notification.receiver,
-                    "field": name,
-                    "error": str(exc),
-                },
+                "template of %s (%s) field %s failed, sending the channel's own message: %s",
+                notification.receiver,
+                integration,
+                name,
+                exc,
+                extra={"template_error": str(exc)},
             )
             return None
     return out
