@@ -117,9 +117,46 @@ def _slice(item: Any, *indexes: int) -> Any:
     return item[start:end]
 
 
+def _upper(text: str) -> str:
+    """Go's strings.ToUpper: one rune for one (``ß`` stays; Python's upper makes ``SS``)."""
+    return "".join(u if len(u := c.upper()) == 1 else c for c in text)
+
+
+def _lower(text: str) -> str:
+    return "".join(u if len(u := c.lower()) == 1 else c for c in text)
+
+
+def _title_word(word: re.Match) -> str:
+    # The first letter of the word upper-cased (after digits: "1st" is "1St"), the rest lower.
+    text = word[0]
+    for i, c in enumerate(text):
+        if c.isalpha():
+            return text[:i] + _upper(c) + _lower(text[i + 1 :])
+    return text
+
+
 def _title(text: str) -> str:
-    """golang.org/x/text's ``cases.Title``: each word capitalised, the rest lower-cased."""
-    return re.sub(r"[^\W_]+(?:['’][^\W_]+)*", lambda m: m[0][:1].upper() + m[0][1:].lower(), text)
+    """golang.org/x/text's ``cases.Title``: words as Unicode splits them (``o'neil``,
+    ``foo_bar`` are one word), each capitalised and the rest lower-cased."""
+    return re.sub(r"\w+(?:['’.:·]\w+)*", _title_word, text)
+
+
+def _sprint(*args: Any) -> str:
+    """Go's fmt.Sprint: a space between two operands when neither is a string."""
+    out = []
+    for i, arg in enumerate(args):
+        if i and not isinstance(arg, str) and not isinstance(args[i - 1], str):
+            out.append(" ")
+        out.append(go_print(arg))
+    return "".join(out)
+
+
+def _len(item: Any) -> int:
+    if isinstance(item, str):
+        return len(item.encode())  # Go's len of a string counts bytes
+    if isinstance(item, list | tuple | dict):
+        return len(item)
+    raise TemplateError(f"len of type {getattr(item, 'go_type', type(item).__name__)}")
 
 
 def _time(value: Any) -> GoTime:
@@ -144,17 +181,19 @@ def _join(sep: str, items: Any) -> str:
     return _string(sep).join(_string(item) for item in items)
 
 
-_BUILTINS = ("printf", "print", "println", "len", "index", "eq", "ne", "lt", "le", "gt", "ge")
+_BUILTINS = ("printf", "println", "index", "eq", "ne", "lt", "le", "gt", "ge")
 AM_FUNCS: dict[str, Any] = {
     **{name: FUNCS[name] for name in _BUILTINS},
+    "print": _sprint,
+    "len": _len,
     "not": FUNCS["not"],
     "html": lambda *a: _html_escape("".join(str(x) for x in a)),
     "js": lambda *a: _js_escape("".join(str(x) for x in a)),
     "urlquery": lambda *a: quote_plus("".join(str(x) for x in a), safe="-_.~"),
     "slice": _slice,
     # Alertmanager 0.25's own.
-    "toUpper": lambda s: _string(s).upper(),
-    "toLower": lambda s: _string(s).lower(),
+    "toUpper": lambda s: _upper(_string(s)),
+    "toLower": lambda s: _lower(_string(s)),
     "title": lambda s: _title(_string(s)),
     "join": _join,
     "match": FUNCS["match"],
@@ -171,7 +210,9 @@ AM_FUNCS: dict[str, Any] = {
     "humanizeDuration": _humanize_duration,
 }
 
-ALERTMANAGER = Dialect(AM_FUNCS, frozenset({"call"}), frozenset({"$"}), named_templates=True)
+ALERTMANAGER = Dialect(
+    AM_FUNCS, frozenset({"call"}), frozenset({"$"}), named_templates=True, strict=True
+)
 
 
 # --- data -------------------------------------------------------------------------------------

@@ -311,7 +311,10 @@ def go_type_name(arg: Any) -> str:
 
 def _format_one(flags: str, width: str | None, prec: str | None, verb: str, arg: Any) -> str:
     spec = "%" + flags + (width or "") + (f".{prec}" if prec is not None else "")
-    if verb == "v" or (verb == "s" and isinstance(arg, str)):
+    stringer = "String" in getattr(arg, "go_methods", ())  # a Go value with String()
+    if verb == "v" or (verb in "sq" and stringer) or (verb == "s" and isinstance(arg, str)):
+        if verb == "q":
+            return json.dumps(str(arg), ensure_ascii=False)
         text = go_print(arg)
         return (spec + "s") % text
     if verb == "q" and isinstance(arg, str):

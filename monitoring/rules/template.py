@@ -297,6 +297,7 @@ class Dialect:
     unsupported: frozenset[str] = frozenset()
     variables: frozenset[str] = frozenset({"$"})
     named_templates: bool = False
+    strict: bool = False  # Go's checks the rule templates never made: string escapes, nil
 
 
 PROMETHEUS = Dialect(
@@ -469,6 +470,17 @@ def _literal(tok: Tok) -> Any:
     if re.fullmatch(r"[+-]?(0[xX][0-9a-fA-F]+|\d+)", text):
         return int(text, 0) if not re.fullmatch(r"[+-]?0\d+", text) else int(text, 8)
     return float(text)
+
+
+_GO_ESCAPE_RE = re.compile(
+    r"\\(?:[abfnrtv\\\"]|x[0-9a-fA-F]{2}|[0-7]{3}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})"
+)
+
+
+def _check_go_string(tok: Tok) -> None:
+    """Go's strconv.Unquote accepts only its own escapes (`"\\w"` is a syntax error)."""
+    if tok.kind == "str" and "\\" in _GO_ESCAPE_RE.sub("", tok.text[1:-1]):
+        raise TemplateError("invalid syntax")
 
 
 def _line(text: str, offset: int) -> int:
@@ -664,6 +676,8 @@ class _Parser:
                 return Operand("chain", pipe, path, after), j + 1
             return Operand("pipe", pipe), j
         if tok.kind in ("str", "raw", "num", "char"):
+            if self.dialect.strict:
+                _check_go_string(tok)
             return Operand("literal", _literal(tok)), k + 1
         if tok.kind == "var":
             name, *path = tok.text.split(".")
@@ -722,7 +736,7 @@ class Template:
     ) -> str:
         """`templates`: named templates `{{ template }}` may call besides this text's own
         defines; `escape(text)`: applied to every printed value that is not `SafeHTML`."""
-        run = _Exec(self.dialect.funcs, {**(templates or {}), **self.defines}, escape)
+        run = _Exec(self.dialect, {**(templates or {}), **self.defines}, escape)
         out: list[str] = []
         try:
             run.nodes(self.nodes, [dict(scope)], dot, out)
@@ -737,8 +751,9 @@ MAX_TEMPLATE_DEPTH = 100  # nested {{ template }} calls (Go allows more; Python'
 class _Exec:
     """One execution: the functions, the named templates and the output escaping."""
 
-    def __init__(self, funcs: dict[str, Any], templates: dict[str, list], escape: Any) -> None:
-        self.funcs = funcs
+    def __init__(self, dialect: Dialect, templates: dict[str, list], escape: Any) -> None:
+        self.funcs = dialect.funcs
+        self.strict = dialect.strict
         self.templates = templates
         self.escape = escape
         self.depth = 0
@@ -900,6 +915,8 @@ class _Exec:
                 pass
         if has_args:
             raise TemplateError(f"can't give argument to non-function {go_print(first.value)}")
+        if self.strict and first.kind == "literal" and first.value is None:
+            raise TemplateError("nil is not a command")
         return self._operand(first, scopes, dot)
 
 

@@ -1,0 +1,193 @@
+"""Our template engine against `amtool template render` (Debian's Alertmanager 0.25): the same
+template files, data and text render to the same output, or fail in both.
+
+The data is our `template_data` written as Alertmanager's JSON (amtool reads it as is), so this
+checks the engine, the functions and the methods; test_amtemplate_alertmanager.py checks the
+data a real Alertmanager builds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from monitoring.notify.amtemplate import Data, TemplateSet, template_data
+from monitoring.rules.gofmt import rfc3339
+from monitoring.rules.template import TemplateError
+from tests.monitoring.notify.channels.sample import notification, payment_alert, resolved
+from tests.services import require_alertmanager
+
+pytestmark = pytest.mark.slow
+
+FILES = {
+    "a.tmpl": r"""
+{{ define "list" }}{{ range . }}{{ .Labels.instance }};{{ end }}{{ end }}
+{{ define "pairs" -}}
+{{ range $i, $p := . }}{{ if $i }}, {{ end }}{{ $p.Name }}={{ $p.Value | printf "%q" }}{{ end }}
+{{- end }}
+{{ define "vars" }}{{ $x := .Status }}{{ with .CommonLabels.team }}{{ $x }}/{{ . }}{{ end }}{{ end }}
+top of a
+""",
+    "b.tmpl": r"""{{ define "b.title" }}[{{ .Status | toUpper }}] {{ template "list" .Alerts }}{{ end }}
+{{ define "recurse" }}{{ if . }}{{ index . 0 }}{{ template "recurse" (slice . 1) }}{{ end }}{{ end }}""",
+}
+
+CASES = [
+    # fields, data and printing
+    "{{ .Receiver }} {{ .Status }} {{ .ExternalURL }}",
+    "{{ . }}",
+    "{{ .Alerts }}",
+    "{{ index .Alerts 0 }}",
+    "{{ .CommonLabels }} {{ .GroupLabels }} {{ .CommonAnnotations }}",
+    "{{ .CommonLabels.SortedPairs }}",
+    "{{ .CommonLabels.Names }} {{ .CommonLabels.Values }} {{ .GroupLabels.SortedPairs.Names }}",
+    '{{ .CommonLabels.Remove (stringSlice "job" "nope") }}',
+    "{{ (.CommonLabels.Remove .GroupLabels.Names).SortedPairs.Values }}",
+    '{{ .CommonLabels.missing }}|{{ index .CommonLabels "missing" }}|',
+    "{{ len .Alerts.Firing }} {{ len .Alerts.Resolved }} {{ .Alerts.Resolved }}",
+    "{{ range .Alerts }}{{ .Status }} {{ .Fingerprint }} {{ .GeneratorURL }}\n{{ end }}",
+    "{{ range .Alerts }}{{ .StartsAt }} | {{ .EndsAt }} | {{ .EndsAt.IsZero }}\n{{ end }}",
+    '{{ range .Alerts }}{{ .StartsAt.Format "2006-01-02T15:04:05.000Z07:00 Mon Jan _2 3PM" }}{{ end }}',
+    '{{ range .Alerts }}{{ .StartsAt.UTC.Format "Monday, 02-Jan-06 15:04:05.99 MST -0700" }}{{ end }}',
+    "{{ range .Alerts }}{{ .StartsAt.Unix }} {{ .StartsAt.Year }}{{ end }}",
+    # control flow, variables, whitespace
+    "{{ range $k, $v := .CommonLabels }}{{ $k }}:{{ $v }},{{ end }}",
+    "{{ range .Alerts.Resolved }}x{{ else }}none{{ end }}",
+    '{{ if eq .Status "resolved" }}r{{ else if eq .Status "firing" }}f{{ else }}?{{ end }}',
+    "{{ with .CommonLabels.nope }}yes{{ else }}no{{ end }} {{ with .CommonLabels.job }}{{ . }}{{ end }}",
+    "a  {{- .Status -}}  b {{/* a comment */}} c",
+    "{{ $n := len .Alerts }}{{ $n = 7 }}{{ $n }} {{ $.Status }}",
+    # named templates
+    '{{ template "b.title" . }}',
+    '{{ template "pairs" .CommonLabels.SortedPairs }}',
+    '{{ template "vars" . }}',
+    '{{ template "a.tmpl" . }}',
+    '{{ template "recurse" (stringSlice "x" "y" "z") }}',
+    '{{ define "local" }}L{{ . }}{{ end }}{{ template "local" 42 }}{{ block "blk" .Status }}<{{ . }}>{{ end }}',
+    # functions
+    '{{ title "hello-world foo_bar o\'neil 1st ünïcode ÉCOLE mIxEd" }}',
+    '{{ toUpper "straße" }} {{ toLower "ÀB" }}',
+    '{{ join ", " (stringSlice "a" "b" "c") }} {{ .CommonLabels.Names | join "+" }}',
+    '{{ match "^web-[0-9]+$" "web-12" }} {{ match "b" "abc" }} {{ match "^b" "abc" }}',
+    r'{{ reReplaceAll "(\\w+)-(\\d)" "$2:${1}x" "web-1 db-2" }} {{ reReplaceAll "a" "$$" "banana" }}',
+    r'{{ reReplaceAll `(\w+)` "<$1>" "a b" }} {{ "\x41\u00e9\101\n" }}',
+    '{{ safeHtml "<b>" }} {{ html "<a href=\'x\'>&\\"" }} {{ js "it\'s <b> \\"q\\" = &" }}',
+    '{{ urlquery "a b&c=d/é" }} {{ print "a" 1 2 "b" "c" 3.5 true }}',
+    '{{ println "x" 1 }}{{ printf "%s|%q|%v|%d|%5.2f|%x|%t|%-4s|%03d" "s" "q" 1.5 42 3.14159 255 true "ab" 7 }}',
+    '{{ len "héllo" }} {{ index (stringSlice "a" "b") 1 }} {{ slice "abcdef" 2 }} {{ slice "abcdef" 1 3 }}',
+    '{{ eq .Status "firing" "resolved" }} {{ ne 1 2 }} {{ lt "a" "b" }} {{ ge 2.5 2.5 }} {{ gt 3 2 }}',
+    '{{ and 1 0 "x" }} {{ or 0 "" "y" }} {{ not "" }} {{ and .Status .ExternalURL }}',
+    "{{ 1 }} {{ 1.5 }} {{ 1e21 }} {{ 0x1F }} {{ 'a' }} {{ \"a\\tb\" }} {{ `raw\\n` }}",
+    "{{ .CommonLabels.SortedPairs | len }} {{ range $i, $a := .Alerts }}{{ $i }}{{ end }}",
+    '{{ printf "%v|%s|%d alerts" .CommonLabels (index .Alerts 0).StartsAt (len .Alerts) }}',
+    "{{ (index .Alerts 0).Labels.SortedPairs }} {{ index .CommonLabels.SortedPairs 0 }}",
+    '{{ with $x := .Status }}{{ $x }}{{ end }} {{ .Alerts.Firing | len | printf "%03d" }}',
+    '{{ if and (eq .Status "firing") (gt (len .Alerts.Firing) 0) }}yes{{ end }}',
+    '{{ range .Alerts }}{{ .EndsAt.Format "Jan 2, 2006 at 3:04pm (MST)" }};{{ end }}',
+    # errors: both must refuse
+    "{{ .Nope }}",
+    "{{ .CommonLabels.SortedPairs.Nope }}",
+    '{{ template "missing" . }}',
+    "{{ index .Alerts 5 }}",
+    '{{ reReplaceAll "(" "x" "y" }}',
+    "{{ humanize 1 }}",
+    "{{ nosuch }}",
+    "{{ if }}",
+    r'{{ "\w" }}',
+    "{{ nil }}",
+    "{{ range .Status }}{{ end }}",
+    "{{ toUpper 1 }}",
+]
+
+HTML_CASES = [
+    '<p>{{ "a<b & \'c\' + \\"d\\"" }} {{ "<i>x</i>" | safeHtml }} {{ .CommonAnnotations.summary }}</p>',
+    "<ul>{{ range .Alerts }}<li>{{ .Labels.instance }} {{ .Annotations.description }}</li>{{ end }}</ul>",
+    '{{ template "b.title" . }} <b>{{ "<" }}</b>',
+]
+
+
+def _data_json(data: Data) -> dict:
+    """Alertmanager's JSON for `template.Data`, as amtool's --template.data reads it."""
+
+    def alert(a) -> dict:
+        return {
+            "status": a.Status,
+            "labels": dict(a.Labels),
+            "annotations": dict(a.Annotations),
+            "startsAt": rfc3339(a.StartsAt.ms),
+            "endsAt": "0001-01-01T00:00:00Z" if a.EndsAt.IsZero() else rfc3339(a.EndsAt.ms),
+            "generatorURL": a.GeneratorURL,
+            "fingerprint": a.Fingerprint,
+        }
+
+    return {
+        "receiver": data.Receiver,
+        "status": data.Status,
+        "alerts": [alert(a) for a in data.Alerts],
+        "groupLabels": dict(data.GroupLabels),
+        "commonLabels": dict(data.CommonLabels),
+        "commonAnnotations": dict(data.CommonAnnotations),
+        "externalURL": data.ExternalURL,
+    }
+
+
+def _amtool(glob: str, data: Path, text: str, kind: str) -> tuple[bool, str]:
+    result = subprocess.run(
+        [
+            shutil.which("amtool") or "amtool",
+            "template",
+            "render",
+            f"--template.glob={glob}",
+            f"--template.data={data}",
+            f"--template.type={kind}",
+            f"--template.text={text}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return result.returncode == 0, result.stdout if result.returncode == 0 else result.stderr
+
+
+def _ours(templates: TemplateSet, data: Data, text: str, html: bool) -> tuple[bool, str]:
+    try:
+        return True, templates.render(text, data, html=html)
+    except (TemplateError, ValueError, SyntaxError) as exc:
+        return False, str(exc)
+
+
+def test_templates_render_as_amtool_renders_them(tmp_path):
+    require_alertmanager()
+    for name, body in FILES.items():
+        (tmp_path / name).write_text(body)
+    templates, errors = TemplateSet.load(sorted(tmp_path.glob("*.tmpl")))
+    assert errors == []
+    web2 = payment_alert("web-2", starts_at_ms=1_796_421_600_123)
+    web1 = resolved(payment_alert("web-1"))
+    web1 = replace(web1, annotations={**web1.annotations, "description": "<b>1 & 2</b>"})
+    data = template_data(notification(web2, web1, receiver="team.payments"))
+    data_file = tmp_path / "data.json"
+    data_file.write_text(json.dumps(_data_json(data)))
+    glob = str(tmp_path / "*.tmpl")
+    jobs = [(text, False) for text in CASES] + [(text, True) for text in HTML_CASES]
+    with ThreadPoolExecutor(4) as pool:
+        theirs = list(
+            pool.map(
+                lambda job: _amtool(glob, data_file, job[0], "html" if job[1] else "text"), jobs
+            )
+        )
+    differ = []
+    for (text, html), (their_ok, their_out) in zip(jobs, theirs, strict=True):
+        our_ok, our_out = _ours(templates, data, text, html)
+        if our_ok != their_ok or (our_ok and our_out != their_out):
+            differ.append(
+                f"{text!r}\n  amtool: {their_ok} {their_out!r}\n  ours:   {our_ok} {our_out!r}"
+            )
+    assert not differ, "\n".join(differ)
+    assert sum(ok for ok, _ in theirs) >= len(jobs) - 13  # the error cases fail, the rest render
