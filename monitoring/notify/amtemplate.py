@@ -12,8 +12,8 @@
 - ``render_fields(templates, fields, notification)``: a channel's templated fields rendered,
   or None (logged) when one fails: the channel then sends its own message (docs/notify.md).
 
-HTML rendering escapes every printed value as html/template does in HTML text (``safeHtml``
-values as they are); it does not follow attribute, URL or script contexts.
+HTML rendering escapes each printed value for its place in the HTML as html/template does
+(htmlescape.py: text, attributes, URLs; not script or style contents).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
 from monitoring.notify.gotime import GoDuration, GoTime, load_location
+from monitoring.notify.htmlescape import HTMLEscaper
 from monitoring.notify.notification import Notification, NotifiedAlert
 from monitoring.rules.gofmt import go_print
 from monitoring.rules.template import (
@@ -88,11 +89,6 @@ def _html_escape(text: str) -> str:
         .replace('"', "&#34;")
         .replace("\0", "\ufffd")
     )
-
-
-def html_text_escape(text: str) -> str:
-    """html/template's escaper for a value printed in HTML text (it also escapes ``+``)."""
-    return _html_escape(text).replace("+", "&#43;")
 
 
 def _js_escape(text: str) -> str:
@@ -451,7 +447,7 @@ class TemplateSet:
         if not text:
             return ""
         parsed = _parse(text)
-        escape = html_text_escape if html else None
+        escape = HTMLEscaper() if html else None
         return parsed.render({"$": data}, data, templates=dict(self.defines), escape=escape)
 
 

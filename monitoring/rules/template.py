@@ -735,7 +735,9 @@ class Template:
         escape: Any = None,
     ) -> str:
         """`templates`: named templates `{{ template }}` may call besides this text's own
-        defines; `escape(text)`: applied to every printed value that is not `SafeHTML`."""
+        defines; `escape`: an HTML context (notify/htmlescape.py) that sees the template's
+        text (`escape.text(s)`, what it returns is written) and escapes each printed value
+        (`escape.value(value, printed)`)."""
         run = _Exec(self.dialect, {**(templates or {}), **self.defines}, escape)
         out: list[str] = []
         try:
@@ -761,13 +763,13 @@ class _Exec:
     def nodes(self, nodes: list, scopes: list[dict], dot: Any, out: list[str]) -> None:
         for node in nodes:
             if isinstance(node, Text):
-                out.append(node.text)
+                out.append(node.text if self.escape is None else self.escape.text(node.text))
             elif isinstance(node, Action):
                 value = self._pipeline(node.pipe, scopes, dot)
                 if not node.pipe.decl:
                     text = go_print(value)
-                    if self.escape is not None and not isinstance(value, SafeHTML):
-                        text = self.escape(text)
+                    if self.escape is not None:
+                        text = self.escape.value(value, text)
                     out.append(text)
             elif isinstance(node, If):
                 for pipe, body in node.branches:

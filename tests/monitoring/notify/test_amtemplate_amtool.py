@@ -109,6 +109,15 @@ HTML_CASES = [
     '<p>{{ "a<b & \'c\' + \\"d\\"" }} {{ "<i>x</i>" | safeHtml }} {{ .CommonAnnotations.summary }}</p>',
     "<ul>{{ range .Alerts }}<li>{{ .Labels.instance }} {{ .Annotations.description }}</li>{{ end }}</ul>",
     '{{ template "b.title" . }} <b>{{ "<" }}</b>',
+    '<a href="{{ (index .Alerts 0).GeneratorURL }}&x=(1)">q</a> <img src={{ "a b(c)" }} alt=x>',
+    '<a href="{{ .ExternalURL }}/#/alerts?receiver={{ .Receiver }}&x={{ "a b&c/d" }}">am</a>',
+    "<a href='{{ \"javascript:alert(1)\" }}' title=\"{{ .CommonAnnotations.summary }} 'q' + &\">x</a>",
+    '<a data-url="{{ "HTTPS://x.example/a%20b%zz" }}" class="{{ "a<b>" | safeHtml }}">{{ "<b>" | safeHtml }}</a>',
+    '<!-- a comment {{ .Status }} --><p>kept</p><!-- another -->{{ "<" }}',
+    '<input value={{ "a b=c`d" }}><p title="{{ "x" }}" >{{ .Status }}</p>',
+    '<input disabled value="{{ .Status }}"><a href="/rel/{{ "a b?c" }}">x</a><br/>{{ "&" }}',
+    '<a href="{{ "mailto:a@b" }}{{ "x y" }}">m</a> <a href="{{ "http://x/?q=1 2" }}?{{ "?" }}">n</a>',
+    '<table>{{ range .Alerts }}<tr><td><a href="{{ .GeneratorURL }}">{{ .Labels.alertname }}</a></td></tr>{{ end }}</table>',
 ]
 
 
