@@ -415,6 +415,18 @@ class Range:
 
 
 @dataclass
+class LoopControl:
+    """``{{ break }}`` or ``{{ continue }}`` in a range."""
+
+    kind: str
+
+
+class _LoopExit(Exception):
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+
+@dataclass
 class TemplateCall:
     """``{{ template "name" pipeline }}`` (and the call half of ``block``)."""
 
@@ -505,6 +517,7 @@ class _Parser:
         self.i = 0
         self.vars: list[set[str]] = [set(dialect.variables)]
         self.defines: dict[str, list] = {}
+        self.range_depth = 0
 
     def parse_list(self, stops: tuple[str, ...]) -> tuple[list, str | None, list[Tok]]:
         nodes: list = []
@@ -547,6 +560,12 @@ class _Parser:
             nodes.append(self.parse_if(head.text, toks[1:]))
         elif head.kind == "ident" and head.text == "range":
             nodes.append(self.parse_range(toks[1:]))
+        elif head.kind == "ident" and head.text in ("break", "continue") and self.dialect.strict:
+            if not self.range_depth:
+                raise TemplateError(f"{{{{{head.text}}}}} outside {{{{range}}}}")
+            if len(toks) > 1:
+                raise TemplateError(f"unexpected {toks[1].text!r} in {{{{{head.text}}}}}")
+            nodes.append(LoopControl(head.text))
         elif head.kind == "ident" and head.text in named and self.dialect.named_templates:
             self.parse_named(head.text, toks, stops, nodes, body.strip())
         elif head.kind == "ident" and head.text in (*named, "break"):
@@ -574,8 +593,9 @@ class _Parser:
             raise TemplateError("unexpected <define> in command")
         if kind in ("define", "block"):
             outer, self.vars = self.vars, [{"$"}]
+            depth, self.range_depth = self.range_depth, 0  # a define is not in the range
             body, _, _ = self.parse_list(("end",))
-            self.vars = outer
+            self.vars, self.range_depth = outer, depth
             if name in self.defines and self.defines[name] and body:
                 raise TemplateError(f"template: multiple definition of template {name!r}")
             self.defines[name] = body
@@ -607,7 +627,9 @@ class _Parser:
     def parse_range(self, toks: list[Tok]) -> Range:
         self.vars.append(set())
         pipe = self.parse_pipeline(toks, allow_two=True)
+        self.range_depth += 1
         body, stop, _ = self.parse_list(("end", "else"))
+        self.range_depth -= 1
         orelse: list = []
         if stop == "else":
             orelse, _, _ = self.parse_list(("end",))
@@ -786,6 +808,8 @@ class _Exec:
                 self._range(node, scopes, dot, out)
             elif isinstance(node, TemplateCall):
                 self._template(node, scopes, dot, out)
+            elif isinstance(node, LoopControl):
+                raise _LoopExit(node.kind)
 
     def _template(self, node: TemplateCall, scopes: list[dict], dot: Any, out: list[str]) -> None:
         body = self.templates.get(node.name)
@@ -823,9 +847,15 @@ class _Exec:
                 scope[names[0]] = item
             elif len(names) == 2:
                 scope[names[0]], scope[names[1]] = key, item
+            depth = len(scopes)
             scopes.append(scope)
-            self.nodes(node.body, scopes, item, out)
-            scopes.pop()
+            try:
+                self.nodes(node.body, scopes, item, out)
+            except _LoopExit as exit_:
+                if exit_.kind == "break":
+                    break
+            finally:
+                del scopes[depth:]  # also the scopes of the ifs a break or continue left
 
     def _lookup(self, name: str, scopes: list[dict]) -> Any:
         for scope in reversed(scopes):
