@@ -605,6 +605,11 @@ class _Parser:
 
     def parse_if(self, kind: str, toks: list[Tok]) -> If:
         branches = []
+        # As Go: a variable an if/with pipeline declares lives until its {{end}} (the rule
+        # templates keep their older, wider scope).
+        strict = self.dialect.strict
+        if strict:
+            self.vars.append(set())
         pipe = self.parse_pipeline(toks)
         self.vars.append(set())
         body, stop, rest = self.parse_list(("end", "else"))
@@ -622,6 +627,8 @@ class _Parser:
             self.vars.append(set())
             orelse, stop, rest = self.parse_list(("end",))
             self.vars.pop()
+        if strict:
+            self.vars.pop()
         return If(branches, orelse, kind)
 
     def parse_range(self, toks: list[Tok]) -> Range:
@@ -637,6 +644,8 @@ class _Parser:
         return Range(pipe, body, orelse)
 
     def parse_pipeline(self, toks: list[Tok], allow_two: bool = False) -> Pipeline:
+        if self.dialect.strict and len(toks) > 1 and toks[-1].kind == "pipe":
+            toks = toks[:-1]  # Go (as Alertmanager 0.25 is built) accepts `{{ .x | }}`
         decl: list[str] = []
         assign = False
         # "$x :=" or "$k, $v :="
@@ -794,16 +803,19 @@ class _Exec:
                         text = self.escape.value(value, text)
                     out.append(text)
             elif isinstance(node, If):
-                for pipe, body in node.branches:
-                    scopes.append({})
-                    value = self._pipeline(pipe, scopes, dot)
-                    if _truth(value):
-                        self.nodes(body, scopes, value if node.kind == "with" else dot, out)
-                        scopes.pop()
-                        break
-                    scopes.pop()
-                else:
-                    self.nodes(node.orelse, scopes, dot, out)
+                depth = len(scopes)
+                scopes.append({})  # what the pipelines declare, until {{end}}
+                try:
+                    for pipe, body in node.branches:
+                        value = self._pipeline(pipe, scopes, dot)
+                        if _truth(value):
+                            with_dot = value if node.kind == "with" else dot
+                            self.nodes(body, [*scopes, {}], with_dot, out)
+                            break
+                    else:
+                        self.nodes(node.orelse, [*scopes, {}], dot, out)
+                finally:
+                    del scopes[depth:]
             elif isinstance(node, Range):
                 self._range(node, scopes, dot, out)
             elif isinstance(node, TemplateCall):

@@ -9,6 +9,7 @@ data a real Alertmanager builds.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from monitoring.configfile import ConfigError
 from monitoring.notify.amtemplate import Data, TemplateSet, template_data
+from monitoring.notify.config import config_load
 from monitoring.rules.gofmt import rfc3339
 from monitoring.rules.template import TemplateError
 from tests.monitoring.notify.channels.sample import notification, payment_alert, resolved
@@ -204,3 +207,57 @@ def test_templates_render_as_amtool_renders_them(tmp_path):
             )
     assert not differ, "\n".join(differ)
     assert sum(ok for ok, _ in theirs) >= len(jobs) - 15  # the error cases fail, the rest render
+
+
+TEMPLATE_FILES = [
+    '{{ define "ok" }}{{ .Status }}{{ end }}',
+    '{{ define "a" }}{{ end }}{{ define "a" }}filled{{ end }}',
+    '{{/* a comment */}}{{ define "b" -}}\n{{ range .Alerts }}{{ break }}{{ end }}\n{{- end }}',
+    '{{ define "x" }}\nfine\n{{ .Status | nosuch }}\n{{ end }}',
+    '{{ define "x" }}\n{{ if .Status }}\n',
+    "line one\n{{ end }}",
+    '{{ define "x" }}{{ "\\w" }}{{ end }}',
+    "\n\n{{ break }}",
+    '{{ define "a" }}x{{ end }}\n{{ define "a" }}y{{ end }}',
+    "{{ .Status | }}",
+    '{{ define "x" }}{{ humanize 1 }}{{ end }}',
+    "{{ $undefined }}",
+    "{{ template }}",
+    "{{ .Status | }}",  # Go as Alertmanager 0.25 is built accepts a trailing pipe
+    "\n\n{{ .Status",
+    "ok\n{{/* open",
+    "{{ else }}",
+    "{{ range }}{{ end }}",
+    '{{ define "x" }}{{ end }}\n{{ end }}',
+    '{{ define "x" }}\n{{ with $x := .Status }}{{ $x }}{{ end }}{{ $x }}{{ end }}',
+]
+
+
+def test_template_files_are_refused_as_amtool_check_config_refuses_them(tmp_path):
+    """The same verdict for each file, and for a refused one the same line."""
+    require_alertmanager()
+    (tmp_path / "templates").mkdir()
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(
+        "route:\n  receiver: r\nreceivers:\n  - name: r\ntemplates:\n  - templates/*.tmpl\n"
+    )
+    differ = []
+    for body in TEMPLATE_FILES:
+        (tmp_path / "templates" / "a.tmpl").write_text(body)
+        amtool = subprocess.run(
+            [shutil.which("amtool") or "amtool", "check-config", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        their_line = re.search(r"a\.tmpl:(\d+)", amtool.stdout + amtool.stderr)
+        try:
+            config_load(path, env={})
+            ours = None
+        except ConfigError as exc:
+            ours = re.search(r"a\.tmpl:(\d+)", str(exc))
+        if (amtool.returncode == 0) != (ours is None) or (
+            ours and their_line and ours.group(1) != their_line.group(1)
+        ):
+            differ.append(f"{body!r}\n  amtool: {amtool.stdout[-200:]!r}\n  ours: {ours}")
+    assert not differ, "\n".join(differ)
