@@ -162,8 +162,10 @@ def _time(value: Any) -> GoTime:
 
 
 def _string(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TemplateError(f"wrong type for value; expected string; got {type(value).__name__}")
+    """A Go string argument: not another type, not even `safeHtml`'s template.HTML."""
+    if not isinstance(value, str) or isinstance(value, SafeHTML):
+        kind = "template.HTML" if isinstance(value, SafeHTML) else type(value).__name__
+        raise TemplateError(f"wrong type for value; expected string; got {kind}")
     return value
 
 
@@ -183,9 +185,9 @@ AM_FUNCS: dict[str, Any] = {
     "print": _sprint,
     "len": _len,
     "not": FUNCS["not"],
-    "html": lambda *a: _html_escape("".join(str(x) for x in a)),
-    "js": lambda *a: _js_escape("".join(str(x) for x in a)),
-    "urlquery": lambda *a: quote_plus("".join(str(x) for x in a), safe="-_.~"),
+    "html": lambda *a: _html_escape(_sprint(*a)),
+    "js": lambda *a: _js_escape(_sprint(*a)),
+    "urlquery": lambda *a: quote_plus(_sprint(*a), safe="-_.~"),
     "slice": _slice,
     # Alertmanager 0.25's own.
     "toUpper": lambda s: _upper(_string(s)),

@@ -10,7 +10,8 @@ printed value for where it lands, as Go's html/template does:
 - a URL attribute (``href``, ``src``, … or a name holding ``url``/``uri``/``src``): a value at
   the start of the URL must have an http(s)/mailto scheme or none (else ``#ZgotmplZ``) and is
   percent-normalised; after ``?`` or ``#`` it is percent-encoded as a query value;
-- HTML comments in the template's text are dropped, with what is printed inside them.
+- HTML comments in the template's text are dropped, with what is printed inside them; a ``<``
+  in the text that starts no tag is written ``&lt;``.
 
 Script and style contents (JavaScript and CSS contexts) are escaped as HTML text, where Go
 escapes for JavaScript or CSS: a documented difference.
@@ -169,7 +170,9 @@ class HTMLEscaper:
                     out.append(m.group(0))
                     i = start + len(m.group(0))
                 else:
-                    out.append("<")
+                    # As Go: a "<" that starts no tag is escaped (a doctype is kept).
+                    doctype = text[start : start + 9].upper() == "<!DOCTYPE"
+                    out.append("<" if doctype else "&lt;")
                     i = start + 1
                 continue
             if self.state == "raw":

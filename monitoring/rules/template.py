@@ -922,6 +922,8 @@ class _Exec:
 
     def _call(self, cmd: Command, scopes: list[dict], dot: Any, piped: Any) -> Any:
         first = cmd.args[0]
+        if first.kind == "func" and first.value in ("and", "or") and self.strict:
+            return self._and_or(first.value, cmd, scopes, dot, piped)
         if first.kind == "func":
             args = [self._operand(a, scopes, dot) for a in cmd.args[1:]]
             if piped is not _NOTHING:
@@ -962,6 +964,18 @@ class _Exec:
         if self.strict and first.kind == "literal" and first.value is None:
             raise TemplateError("nil is not a command")
         return self._operand(first, scopes, dot)
+
+    def _and_or(self, name: str, cmd: Command, scopes: list[dict], dot: Any, piped: Any) -> Any:
+        """Go's `and`/`or` since 1.18: arguments evaluated only until the result is known."""
+        if len(cmd.args) < 2 and piped is _NOTHING:
+            raise TemplateError(f"wrong number of args for {name}: want at least 1 got 0")
+        result = None
+        operands = [*cmd.args[1:], None] if piped is not _NOTHING else cmd.args[1:]
+        for op in operands:
+            result = piped if op is None else self._operand(op, scopes, dot)
+            if _truth(result) != (name == "and"):
+                break
+        return result
 
 
 class _NotAMethod(Exception):
