@@ -194,9 +194,11 @@ AM_FUNCS: dict[str, Any] = {
     "toLower": lambda s: _lower(_string(s)),
     "title": lambda s: _title(_string(s)),
     "join": _join,
-    "match": FUNCS["match"],
+    "match": lambda pattern, text: FUNCS["match"](_string(pattern), _string(text)),
     "safeHtml": lambda s: SafeHTML(_string(s)),
-    "reReplaceAll": FUNCS["reReplaceAll"],
+    "reReplaceAll": lambda pattern, repl, text: FUNCS["reReplaceAll"](
+        _string(pattern), _string(repl), _string(text)
+    ),
     "stringSlice": lambda *s: [_string(x) for x in s],
     # Added by later Alertmanagers (0.26+): accepted here, refused by Debian's 0.25.
     "trimSpace": lambda s: _string(s).strip(" \t\n\r\v\f"),
@@ -219,6 +221,7 @@ ALERTMANAGER = Dialect(
 class Pair(GoValue):
     go_type = "template.Pair"
     go_fields = frozenset({"Name", "Value"})
+    go_field_order = ("Name", "Value")
 
     def __init__(self, name: str, value: str) -> None:
         self.Name, self.Value = name, value  # noqa: N815 (Go's field names)

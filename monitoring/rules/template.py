@@ -310,6 +310,8 @@ PROMETHEUS = Dialect(
 class SafeHTML(str):
     """Text an HTML rendering writes as is (``safeHtml``; Go's ``template.HTML``)."""
 
+    go_type = "template.HTML"
+
 
 class GoValue:
     """A Go value with fields and methods that templates reach by name (``.Alerts.Firing``).
