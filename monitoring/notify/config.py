@@ -854,17 +854,19 @@ class _Loader:
         """The files the `templates:` globs name, parsed: a file that does not parse is
         refused here, naming the config's line and the template file's own line."""
         paths: list[Path] = []
+        written_at: dict[str, Node] = {}  # a file -> the glob that names it
         for item in self.r.sequence(node, "templates"):
             pattern = self.text(item, "templates")
             if pattern is None:
                 continue
             full = pattern if os.path.isabs(pattern) else str(self.base / pattern)
             found = [Path(p) for p in sorted(glob.glob(full))]
-            _, errors = TemplateSet.load(found)
-            for problem in errors:
-                self.r.error(item, f"templates: {problem}")
+            written_at.update((str(p), item) for p in found)
             paths.extend(found)
-        self.template_set, _ = TemplateSet.load(paths)
+        self.template_set, errors = TemplateSet.load(paths)
+        for problem in errors:  # "file:line: …"
+            path = next((p for p in written_at if problem.startswith(f"{p}:")), None)
+            self.r.error(written_at.get(path) if path else node, f"templates: {problem}")
         return tuple(paths)
 
 

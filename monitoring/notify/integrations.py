@@ -98,8 +98,10 @@ _SLACK_FIELDS = (
 
 def _slack(c: SlackConfig, timeout_s: float, templates: TemplateSet) -> SlackChannel:
     fields = {key: value for key in _SLACK_FIELDS if (value := getattr(c, key)) is not None}
+    channel = c.channel if c.channel and "{{" not in c.channel else ""
     return SlackChannel(
         c.api_url or _read(c.api_url_file),
+        channel=channel,  # kept when the templates fail and the message is our own
         timeout_s=timeout_s,
         templates=templates,
         fields=fields,
