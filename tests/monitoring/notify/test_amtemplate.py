@@ -3,6 +3,7 @@ loader refuses (test_amtemplate_alertmanager.py checks the rendering against rea
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,14 @@ def test_template_fields_are_checked_at_load(tmp_path):
         assert problem in error
     with pytest.raises(ConfigError, match=r":17: .*headers.Subject: template does not parse"):
         _load(tmp_path, ok, subject="{{ .Status")
+
+
+def test_later_alertmanager_functions_since_and_humanize_duration():
+    # Accepted here (Alertmanager 0.26+), refused by Debian's 0.25: docs/notify.md.
+    assert render("{{ humanizeDuration 3725 }} {{ humanizeDuration 0.25 }}") == "1h 2m 5s 250ms"
+    since = render(
+        "{{ (index .Alerts 1).StartsAt | since }}|{{ since (index .Alerts 1).StartsAt | humanizeDuration }}"
+    )
+    go_duration, humanized = since.split("|")
+    assert re.fullmatch(r"\d+h\d+m[\d.]+s", go_duration)  # Go's Duration.String()
+    assert re.fullmatch(r"(\d+d )?\d+h \d+m \d+s", humanized)
