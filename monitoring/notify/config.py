@@ -23,6 +23,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from monitoring.configfile import Reader
+from monitoring.notify.amtemplate import TemplateSet, is_default_reference
 from monitoring.notify.environment import (
     APP_CHANNELS,
     APP_RECEIVER_PATH,
@@ -146,15 +147,16 @@ class EmailConfig:
     auth_identity: str | None = None
     auth_secret: str | None = None
     require_tls: bool = True
-    headers: Mapping[str, str] = field(default_factory=dict)
-    html: str | None = None  # None: the channel's own message (templates are not rendered)
-    text: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)  # values are templates
+    html: str | None = None  # a template; None: the channel's own HTML part
+    text: str | None = None  # a template; None: the channel's own text part
     send_resolved: bool = False
 
 
 @dataclass(frozen=True)
 class SlackConfig:
-    """One `slack_configs` entry; `api_url`/`api_url_file` fall back to the global ones."""
+    """One `slack_configs` entry; `api_url`/`api_url_file` fall back to the global ones.
+    `channel` … `icon_url` are templates (None: the channel's own message for that part)."""
 
     api_url: str | None = None
     api_url_file: str | None = None
@@ -231,7 +233,8 @@ class Config:
     receivers: Mapping[str, Receiver]
     inhibit_rules: tuple[InhibitRule, ...] = ()
     time_intervals: Mapping[str, tuple[TimeInterval, ...]] = field(default_factory=dict)
-    templates: tuple[Path, ...] = ()  # the files the globs name (their text is not rendered)
+    templates: tuple[Path, ...] = ()  # the files the globs name
+    template_set: TemplateSet = field(default_factory=TemplateSet)  # their `define`s
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -255,6 +258,7 @@ class _Loader:
         self.r = reader
         self.base = Path(reader.path).parent
         self.global_slack_written = False
+        self.template_set = TemplateSet()
 
     # Small typed readers on top of configfile.Reader.
 
@@ -355,9 +359,9 @@ class _Loader:
             },
         )
         global_ = self.global_config(top.get("global"))
+        templates = self.templates(top.get("templates"))
         receivers = self.receivers(top.get("receivers"), global_)
         intervals = self.time_intervals(top)
-        templates = self.templates(top.get("templates"))
         inhibit_rules = tuple(
             rule
             for i, node in enumerate(self.r.sequence(top.get("inhibit_rules"), "inhibit_rules"))
@@ -377,6 +381,7 @@ class _Loader:
             inhibit_rules=inhibit_rules,
             time_intervals=intervals,
             templates=templates,
+            template_set=self.template_set,
         )
 
     def http_config(self, node: Node | None, where: str) -> HTTPConfig:
@@ -524,6 +529,8 @@ class _Loader:
         }
         f = self.fields(node, where, supported, _EMAIL_UNSUPPORTED)
         text = {key: self.text(f.get(key), f"{where}.{key}") for key in supported - {"headers"}}
+        for key in ("html", "text"):
+            text[key] = self.template(f.get(key), text[key], f"{where}.{key}")
         if not text["to"]:
             self.r.error(node, f"{where}: missing to address in email config")
         smarthost = self.smarthost(f.get("smarthost"), f"{where}.smarthost") or g.smtp_smarthost
@@ -540,7 +547,10 @@ class _Loader:
             canonical = "-".join(part.capitalize() for part in name.split("-"))
             if canonical in headers:
                 self.r.error(value, f"{where}: duplicate header {canonical!r} in email config")
-            headers[canonical] = self.text(value, f"{where}.headers.{name}") or ""
+            header = self.text(value, f"{where}.headers.{name}") or ""
+            header = self.template(value, header, f"{where}.headers.{name}")
+            if header is not None:  # Alertmanager's default subject: our own
+                headers[canonical] = header
         if not (text["to"] and smarthost and sender):
             return None
         password, password_file = (
@@ -602,7 +612,10 @@ class _Loader:
             http_config=self.http_config(f.get("http_config"), f"{where}.http_config")
             if "http_config" in f
             else g.http_config,
-            **{key: self.text(f.get(key), f"{where}.{key}") for key in plain},
+            **{
+                key: self.template(f.get(key), self.text(f.get(key), f"{where}.{key}"), where, key)
+                for key in plain
+            },
         )
 
     def webhook(self, node: Node, where: str, g: GlobalConfig) -> WebhookConfig | None:
@@ -824,14 +837,36 @@ class _Loader:
                 self.r.error(f["location"], f"{where}.location: {exc}")
         return TimeInterval(times=times, location=location, **ranges)
 
+    def template(
+        self, node: Node | None, text: str | None, where: str, key: str = ""
+    ) -> str | None:
+        """A template-valued field: checked now (a typo is refused at load, not found at the
+        first alert); a bare reference to Alertmanager's default template means unset."""
+        where = f"{where}.{key}" if key else where
+        if text is None or is_default_reference(text):
+            return None
+        problem = self.template_set.check(text)
+        if problem is not None:
+            self.r.error(node, f"{where}: {problem}")
+        return text
+
     def templates(self, node: Node | None) -> tuple[Path, ...]:
+        """The files the `templates:` globs name, parsed: a file that does not parse is
+        refused here, naming the config's line and the template file's own line."""
         paths: list[Path] = []
+        written_at: dict[str, Node] = {}  # a file -> the glob that names it
         for item in self.r.sequence(node, "templates"):
             pattern = self.text(item, "templates")
             if pattern is None:
                 continue
             full = pattern if os.path.isabs(pattern) else str(self.base / pattern)
-            paths.extend(Path(p) for p in sorted(glob.glob(full)))
+            found = [Path(p) for p in sorted(glob.glob(full))]
+            written_at.update((str(p), item) for p in found)
+            paths.extend(found)
+        self.template_set, errors = TemplateSet.load(paths)
+        for problem in errors:  # "file:line: …"
+            path = next((p for p in written_at if problem.startswith(f"{p}:")), None)
+            self.r.error(written_at.get(path) if path else node, f"templates: {problem}")
         return tuple(paths)
 
 

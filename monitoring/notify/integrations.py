@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monitoring.monitor.state import StateStore
+from monitoring.notify.amtemplate import TemplateSet
 from monitoring.notify.channels import (
     Channel,
     ChannelConfigError,
@@ -28,7 +29,7 @@ from monitoring.notify.channels import (
     WebhookChannel,
     channel_from_env,
 )
-from monitoring.notify.config import Config, EmailConfig, HTTPConfig, WebhookConfig
+from monitoring.notify.config import Config, EmailConfig, HTTPConfig, SlackConfig, WebhookConfig
 
 __all__ = ["Integration", "integrations_build", "integrations_close"]
 
@@ -59,7 +60,11 @@ def _read(path: str | None) -> str:
     return Path(path).read_text().strip() if path else ""
 
 
-def _email(c: EmailConfig, timeout_s: float) -> EmailChannel:
+def _email(c: EmailConfig, timeout_s: float, templates: TemplateSet) -> EmailChannel:
+    # A header without an action stays even when the templates fail (the own message).
+    static = {name: value for name, value in c.headers.items() if "{{" not in value}
+    fields = {f"headers.{k}": v for k, v in c.headers.items() if k not in static}
+    fields |= {key: value for key, value in (("html", c.html), ("text", c.text)) if value}
     host, _, port = c.smarthost.rpartition(":")
     return EmailChannel(
         host=host.strip("[]"),
@@ -70,7 +75,36 @@ def _email(c: EmailConfig, timeout_s: float) -> EmailChannel:
         password=c.auth_password or _read(c.auth_password_file),
         use_tls=c.require_tls,
         timeout_s=timeout_s,
-        headers=dict(c.headers),
+        headers=static,
+        templates=templates,
+        fields=fields,
+    )
+
+
+_SLACK_FIELDS = (
+    "channel",
+    "username",
+    "color",
+    "title",
+    "title_link",
+    "pretext",
+    "text",
+    "footer",
+    "fallback",
+    "icon_emoji",
+    "icon_url",
+)
+
+
+def _slack(c: SlackConfig, timeout_s: float, templates: TemplateSet) -> SlackChannel:
+    fields = {key: value for key in _SLACK_FIELDS if (value := getattr(c, key)) is not None}
+    channel = c.channel if c.channel and "{{" not in c.channel else ""
+    return SlackChannel(
+        c.api_url or _read(c.api_url_file),
+        channel=channel,  # kept when the templates fail and the message is our own
+        timeout_s=timeout_s,
+        templates=templates,
+        fields=fields,
     )
 
 
@@ -92,25 +126,14 @@ def integrations_build(
     """Receiver name → its integrations, in the file's order."""
     env = os.environ if env is None else env
     timeout_s = float(env.get("NOTIFY_TIMEOUT_SECONDS") or 10)
+    templates = config.template_set
     built: dict[str, list[Integration]] = {}
     for receiver in config.receivers.values():
         entries = []
         for i, c in enumerate(receiver.email_configs):
-            entries.append(("email", i, c, "email", lambda c=c: _email(c, timeout_s)))
+            entries.append(("email", i, c, "email", lambda c=c: _email(c, timeout_s, templates)))
         for i, c in enumerate(receiver.slack_configs):
-            entries.append(
-                (
-                    "slack",
-                    i,
-                    c,
-                    "slack",
-                    lambda c=c: SlackChannel(
-                        c.api_url or _read(c.api_url_file),
-                        channel=c.channel or "",
-                        timeout_s=timeout_s,
-                    ),
-                )
-            )
+            entries.append(("slack", i, c, "slack", lambda c=c: _slack(c, timeout_s, templates)))
         for i, c in enumerate(receiver.webhook_configs):
             kind = c.channel or "webhook"
             entries.append(("webhook", i, c, kind, lambda c=c: _webhook(c, state, env, timeout_s)))

@@ -306,12 +306,33 @@ def go_sprintf(fmt: str, *args: Any) -> str:
 
 
 def go_type_name(arg: Any) -> str:
+    named = getattr(arg, "go_type", None)  # a Go value of the notification templates
+    if named:
+        return named
     return {bool: "bool", int: "int", float: "float64", str: "string"}.get(type(arg), "map")
 
 
 def _format_one(flags: str, width: str | None, prec: str | None, verb: str, arg: Any) -> str:
+    # As Go's fmt: a verb applies to each element of a slice, map or struct (no String()).
+    stringer = "String" in getattr(arg, "go_methods", ())
+    if not stringer and verb in "sdvqxXt" and not isinstance(arg, str):
+        fields = getattr(arg, "go_field_order", None)
+        one = lambda x: _format_one(flags, width, prec, verb, x)  # noqa: E731
+        if isinstance(arg, dict):
+            return "map[" + " ".join(f"{one(k)}:{one(v)}" for k, v in sorted(arg.items())) + "]"
+        if isinstance(arg, list | tuple):
+            return "[" + " ".join(one(x) for x in arg) + "]"
+        if fields:
+            return "{" + " ".join(one(getattr(arg, f)) for f in fields) + "}"
+    return _format_scalar(flags, width, prec, verb, arg)
+
+
+def _format_scalar(flags: str, width: str | None, prec: str | None, verb: str, arg: Any) -> str:
     spec = "%" + flags + (width or "") + (f".{prec}" if prec is not None else "")
-    if verb == "v" or (verb == "s" and isinstance(arg, str)):
+    stringer = "String" in getattr(arg, "go_methods", ())  # a Go value with String()
+    if verb == "v" or (verb in "sq" and stringer) or (verb == "s" and isinstance(arg, str)):
+        if verb == "q":
+            return json.dumps(str(arg), ensure_ascii=False)
         text = go_print(arg)
         return (spec + "s") % text
     if verb == "q" and isinstance(arg, str):

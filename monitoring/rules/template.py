@@ -32,7 +32,7 @@ from functools import lru_cache
 from typing import Any
 
 from monitoring.rules.functions import go_expand
-from monitoring.rules.gofmt import format_go_g_prec, go_print, go_sprintf, go_type_name
+from monitoring.rules.gofmt import format_go_g_prec, go_print, go_quote, go_sprintf, go_type_name
 
 
 class TemplateError(Exception):
@@ -285,6 +285,45 @@ UNSUPPORTED_FUNCS = {
 }
 
 
+@dataclass(frozen=True)
+class Dialect:
+    """What a template may use: its functions, predefined variables and named templates.
+
+    Prometheus' rule templates (the default) predefine ``$labels`` and friends; Alertmanager's
+    notification templates (monitoring/notify/amtemplate.py) have their own functions, only
+    ``$``, and ``define``/``template``/``block``."""
+
+    funcs: dict[str, Any]
+    unsupported: frozenset[str] = frozenset()
+    variables: frozenset[str] = frozenset({"$"})
+    named_templates: bool = False
+    strict: bool = False  # Go's checks the rule templates never made: string escapes, nil
+
+
+PROMETHEUS = Dialect(
+    FUNCS,
+    frozenset(UNSUPPORTED_FUNCS),
+    frozenset({"$", "$labels", "$externalLabels", "$externalURL", "$value"}),
+)
+
+
+class SafeHTML(str):
+    """Text an HTML rendering writes as is (``safeHtml``; Go's ``template.HTML``)."""
+
+    go_type = "template.HTML"
+
+
+class GoValue:
+    """A Go value with fields and methods that templates reach by name (``.Alerts.Firing``).
+
+    ``go_fields`` name attributes, ``go_methods`` methods (a method wins over a map key, as in
+    Go); ``go_type`` is the type Go names in an error."""
+
+    go_type = "struct"
+    go_fields: frozenset[str] = frozenset()
+    go_methods: frozenset[str] = frozenset()
+
+
 # ------------------------------------------------------------------------------------ lexing
 
 _TOKEN_RE = re.compile(
@@ -338,7 +377,7 @@ class Text:
 
 @dataclass
 class Operand:
-    kind: str  # literal, var, field, func, pipe
+    kind: str  # literal, var, field, func, pipe, chain (`(pipe).Field`)
     value: Any
     path: list[str] = field(default_factory=list)
     tok: Tok | None = None  # for a variable or field: where it is written
@@ -377,6 +416,28 @@ class Range:
     orelse: list
 
 
+@dataclass
+class LoopControl:
+    """``{{ break }}`` or ``{{ continue }}`` in a range."""
+
+    kind: str
+
+
+class _LoopExit(Exception):
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+
+@dataclass
+class TemplateCall:
+    """``{{ template "name" pipeline }}`` (and the call half of ``block``)."""
+
+    name: str
+    pipe: Pipeline | None
+    pos: int = 0
+    text: str = ""
+
+
 def _split(text: str) -> list[tuple[str, str, int]]:
     """Split into ('text', s, offset) and ('action', s, offset), applying {{- -}} trimming."""
     parts: list[tuple[str, str, int]] = []
@@ -398,7 +459,9 @@ def _split(text: str) -> list[tuple[str, str, int]]:
         parts.append(("text", chunk, pos))
         end = text.find("}}", inner_start)
         if end == -1:
-            raise TemplateError("unclosed action")
+            exc = TemplateError("unclosed action")
+            exc.offset = start  # type: ignore[attr-defined]
+            raise exc
         inner = text[inner_start:end]
         after = end + 2
         if inner.endswith(" -") or inner.endswith("\t-") or inner.endswith("\n-"):
@@ -423,11 +486,40 @@ def _literal(tok: Tok) -> Any:
     return float(text)
 
 
+_GO_ESCAPE_RE = re.compile(
+    r"\\(?:[abfnrtv\\\"]|x[0-9a-fA-F]{2}|[0-7]{3}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})"
+)
+
+
+def _check_go_string(tok: Tok) -> None:
+    """Go's strconv.Unquote accepts only its own escapes (`"\\w"` is a syntax error)."""
+    if tok.kind == "str" and "\\" in _GO_ESCAPE_RE.sub("", tok.text[1:-1]):
+        raise TemplateError("invalid syntax")
+
+
+def _line(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def _at_line(exc: TemplateError, text: str, offset: int) -> TemplateError:
+    """Remember the line of the first place an error was found (for `file:line` messages)."""
+    if getattr(exc, "line", None) is None:
+        exc.line = _line(text, offset)  # type: ignore[attr-defined]
+    return exc
+
+
 class _Parser:
-    def __init__(self, text: str) -> None:
-        self.parts = _split(text)
+    def __init__(self, text: str, dialect: Dialect = PROMETHEUS) -> None:
+        self.text = text
+        self.dialect = dialect
+        try:
+            self.parts = _split(text)
+        except TemplateError as exc:
+            raise _at_line(exc, text, getattr(exc, "offset", 0)) from None
         self.i = 0
-        self.vars: list[set[str]] = [{"$", "$labels", "$externalLabels", "$externalURL", "$value"}]
+        self.vars: list[set[str]] = [set(dialect.variables)]
+        self.defines: dict[str, list] = {}
+        self.range_depth = 0
 
     def parse_list(self, stops: tuple[str, ...]) -> tuple[list, str | None, list[Tok]]:
         nodes: list = []
@@ -438,33 +530,88 @@ class _Parser:
                 if body:
                     nodes.append(Text(body))
                 continue
-            stripped = body.strip()
-            if stripped.startswith("/*"):
-                if not stripped.endswith("*/"):
-                    raise TemplateError("unclosed comment")
-                continue
-            toks = _tokenize(body, offset)
-            if not toks:
-                raise TemplateError("missing value for command")
-            head = toks[0]
-            if head.kind == "ident" and head.text in ("end", "else"):
-                if head.text not in stops:
-                    raise TemplateError(f"unexpected {{{{{head.text}}}}}")
-                return nodes, head.text, toks[1:]
-            if head.kind == "ident" and head.text in ("if", "with"):
-                nodes.append(self.parse_if(head.text, toks[1:]))
-            elif head.kind == "ident" and head.text == "range":
-                nodes.append(self.parse_range(toks[1:]))
-            elif head.kind == "ident" and head.text in ("define", "template", "block", "break"):
-                raise TemplateError(f"unsupported template action {head.text}")
-            else:
-                nodes.append(Action(self.parse_pipeline(toks)))
+            try:
+                stop = self.parse_action(body, offset, stops, nodes)
+            except TemplateError as exc:
+                raise _at_line(exc, self.text, offset) from None
+            if stop is not None:
+                return nodes, stop[0], stop[1]
         if stops:
-            raise TemplateError("unexpected EOF")
+            raise _at_line(TemplateError("unexpected EOF"), self.text, len(self.text))
         return nodes, None, []
+
+    def parse_action(
+        self, body: str, offset: int, stops: tuple[str, ...], nodes: list
+    ) -> tuple[str, list[Tok]] | None:
+        """Parse one action into `nodes`; an `end`/`else` it may stop at is returned."""
+        stripped = body.strip()
+        if stripped.startswith("/*"):
+            if not stripped.endswith("*/"):
+                raise TemplateError("unclosed comment")
+            return None
+        toks = _tokenize(body, offset)
+        if not toks:
+            raise TemplateError("missing value for command")
+        head = toks[0]
+        if head.kind == "ident" and head.text in ("end", "else"):
+            if head.text not in stops:
+                raise TemplateError(f"unexpected {{{{{head.text}}}}}")
+            return head.text, toks[1:]
+        named = ("define", "template", "block")
+        if head.kind == "ident" and head.text in ("if", "with"):
+            nodes.append(self.parse_if(head.text, toks[1:]))
+        elif head.kind == "ident" and head.text == "range":
+            nodes.append(self.parse_range(toks[1:]))
+        elif head.kind == "ident" and head.text in ("break", "continue") and self.dialect.strict:
+            if not self.range_depth:
+                raise TemplateError(f"{{{{{head.text}}}}} outside {{{{range}}}}")
+            if len(toks) > 1:
+                raise TemplateError(f"unexpected {toks[1].text!r} in {{{{{head.text}}}}}")
+            nodes.append(LoopControl(head.text))
+        elif head.kind == "ident" and head.text in named and self.dialect.named_templates:
+            self.parse_named(head.text, toks, stops, nodes, body.strip())
+        elif head.kind == "ident" and head.text in (*named, "break"):
+            raise TemplateError(f"unsupported template action {head.text}")
+        else:
+            nodes.append(Action(self.parse_pipeline(toks)))
+        return None
+
+    def parse_named(
+        self, kind: str, toks: list[Tok], stops: tuple[str, ...], nodes: list, text: str
+    ) -> None:
+        """`define`, `template` and `block`: as Go, a define only at the top level, the name a
+        string constant; `block` is a define and a template call in one."""
+        if len(toks) < 2 or toks[1].kind not in ("str", "raw"):
+            raise TemplateError(
+                f"unexpected {toks[1].text if len(toks) > 1 else 'end'!r} in {kind} clause"
+            )
+        name = _literal(toks[1])
+        rest = toks[2:]
+        if kind == "define" and rest:
+            raise TemplateError(f"unexpected {rest[0].text!r} in define clause")
+        if kind == "block" and not rest:
+            raise TemplateError("missing value for block clause")
+        if kind == "define" and stops:
+            raise TemplateError("unexpected <define> in command")
+        if kind in ("define", "block"):
+            outer, self.vars = self.vars, [{"$"}]
+            depth, self.range_depth = self.range_depth, 0  # a define is not in the range
+            body, _, _ = self.parse_list(("end",))
+            self.vars, self.range_depth = outer, depth
+            if name in self.defines and self.defines[name] and body:
+                raise TemplateError(f"template: multiple definition of template {name!r}")
+            self.defines[name] = body
+        if kind in ("template", "block"):
+            pipe = self.parse_pipeline(rest) if rest else None
+            nodes.append(TemplateCall(name, pipe, toks[0].pos, "{{" + text + "}}"))
 
     def parse_if(self, kind: str, toks: list[Tok]) -> If:
         branches = []
+        # As Go: a variable an if/with pipeline declares lives until its {{end}} (the rule
+        # templates keep their older, wider scope).
+        strict = self.dialect.strict
+        if strict:
+            self.vars.append(set())
         pipe = self.parse_pipeline(toks)
         self.vars.append(set())
         body, stop, rest = self.parse_list(("end", "else"))
@@ -482,12 +629,16 @@ class _Parser:
             self.vars.append(set())
             orelse, stop, rest = self.parse_list(("end",))
             self.vars.pop()
+        if strict:
+            self.vars.pop()
         return If(branches, orelse, kind)
 
     def parse_range(self, toks: list[Tok]) -> Range:
         self.vars.append(set())
         pipe = self.parse_pipeline(toks, allow_two=True)
+        self.range_depth += 1
         body, stop, _ = self.parse_list(("end", "else"))
+        self.range_depth -= 1
         orelse: list = []
         if stop == "else":
             orelse, _, _ = self.parse_list(("end",))
@@ -495,6 +646,8 @@ class _Parser:
         return Range(pipe, body, orelse)
 
     def parse_pipeline(self, toks: list[Tok], allow_two: bool = False) -> Pipeline:
+        if self.dialect.strict and len(toks) > 1 and toks[-1].kind == "pipe":
+            toks = toks[:-1]  # Go (as Alertmanager 0.25 is built) accepts `{{ .x | }}`
         decl: list[str] = []
         assign = False
         # "$x :=" or "$k, $v :="
@@ -548,8 +701,16 @@ class _Parser:
                 j += 1
             if depth:
                 raise TemplateError("unclosed left paren")
-            return Operand("pipe", self.parse_pipeline(toks[k + 1 : j - 1])), j
+            pipe = self.parse_pipeline(toks[k + 1 : j - 1])
+            after = toks[j] if j < len(toks) else None
+            if after and after.kind == "field" and after.pos == toks[j - 1].pos + 1:
+                # `(pipeline).Field.Method`: a chain on the pipeline's value, as Go's.
+                path = [p for p in after.text.split(".") if p]
+                return Operand("chain", pipe, path, after), j + 1
+            return Operand("pipe", pipe), j
         if tok.kind in ("str", "raw", "num", "char"):
+            if self.dialect.strict:
+                _check_go_string(tok)
             return Operand("literal", _literal(tok)), k + 1
         if tok.kind == "var":
             name, *path = tok.text.split(".")
@@ -566,9 +727,9 @@ class _Parser:
                 return Operand("literal", None), k + 1
             if tok.text in ("and", "or"):
                 return Operand("func", tok.text), k + 1
-            if tok.text in UNSUPPORTED_FUNCS:
+            if tok.text in self.dialect.unsupported:
                 raise TemplateError(f'function "{tok.text}" is not supported by this engine')
-            if tok.text not in FUNCS:
+            if tok.text not in self.dialect.funcs:
                 raise TemplateError(f'function "{tok.text}" not defined')
             return Operand("func", tok.text), k + 1
         raise TemplateError(f"unexpected {tok.text!r} in operand")
@@ -591,37 +752,92 @@ class ExecError(TemplateError):
 
 
 class Template:
-    def __init__(self, text: str, name: str = "") -> None:
+    def __init__(self, text: str, name: str = "", dialect: Dialect = PROMETHEUS) -> None:
         self.name = name
-        parser = _Parser(text)
+        self.dialect = dialect
+        parser = _Parser(text, dialect)
         self.nodes, _, _ = parser.parse_list(())
+        self.defines: dict[str, list] = parser.defines  # `{{ define "x" }}`s of this text
 
-    def render(self, scope: dict[str, Any], dot: Any = None) -> str:
+    def render(
+        self,
+        scope: dict[str, Any],
+        dot: Any = None,
+        *,
+        templates: dict[str, list] | None = None,
+        escape: Any = None,
+    ) -> str:
+        """`templates`: named templates `{{ template }}` may call besides this text's own
+        defines; `escape`: an HTML context (notify/htmlescape.py) that sees the template's
+        text (`escape.text(s)`, what it returns is written) and escapes each printed value
+        (`escape.value(value, printed)`)."""
+        run = _Exec(self.dialect, {**(templates or {}), **self.defines}, escape)
         out: list[str] = []
-        self._run(self.nodes, [dict(scope)], dot, out)
+        try:
+            run.nodes(self.nodes, [dict(scope)], dot, out)
+        except RecursionError:
+            raise TemplateError("exceeded maximum template depth") from None
         return "".join(out)
 
-    def _run(self, nodes: list, scopes: list[dict], dot: Any, out: list[str]) -> None:
+
+MAX_TEMPLATE_DEPTH = 100  # nested {{ template }} calls (Go allows more; Python's stack less)
+
+
+class _Exec:
+    """One execution: the functions, the named templates and the output escaping."""
+
+    def __init__(self, dialect: Dialect, templates: dict[str, list], escape: Any) -> None:
+        self.funcs = dialect.funcs
+        self.strict = dialect.strict
+        self.templates = templates
+        self.escape = escape
+        self.depth = 0
+
+    def nodes(self, nodes: list, scopes: list[dict], dot: Any, out: list[str]) -> None:
         for node in nodes:
             if isinstance(node, Text):
-                out.append(node.text)
+                out.append(node.text if self.escape is None else self.escape.text(node.text))
             elif isinstance(node, Action):
                 value = self._pipeline(node.pipe, scopes, dot)
                 if not node.pipe.decl:
-                    out.append(go_print(value))
+                    text = go_print(value)
+                    if self.escape is not None:
+                        text = self.escape.value(value, text)
+                    out.append(text)
             elif isinstance(node, If):
-                for pipe, body in node.branches:
-                    scopes.append({})
-                    value = self._pipeline(pipe, scopes, dot)
-                    if _truth(value):
-                        self._run(body, scopes, value if node.kind == "with" else dot, out)
-                        scopes.pop()
-                        break
-                    scopes.pop()
-                else:
-                    self._run(node.orelse, scopes, dot, out)
+                depth = len(scopes)
+                scopes.append({})  # what the pipelines declare, until {{end}}
+                try:
+                    for pipe, body in node.branches:
+                        value = self._pipeline(pipe, scopes, dot)
+                        if _truth(value):
+                            with_dot = value if node.kind == "with" else dot
+                            self.nodes(body, [*scopes, {}], with_dot, out)
+                            break
+                    else:
+                        self.nodes(node.orelse, [*scopes, {}], dot, out)
+                finally:
+                    del scopes[depth:]
             elif isinstance(node, Range):
                 self._range(node, scopes, dot, out)
+            elif isinstance(node, TemplateCall):
+                self._template(node, scopes, dot, out)
+            elif isinstance(node, LoopControl):
+                raise _LoopExit(node.kind)
+
+    def _template(self, node: TemplateCall, scopes: list[dict], dot: Any, out: list[str]) -> None:
+        body = self.templates.get(node.name)
+        if body is None:
+            raise ExecError(node.pos, node.text, f"template {go_quote(node.name)} not defined")
+        value = self._pipeline(node.pipe, scopes, dot) if node.pipe else None
+        if self.depth >= MAX_TEMPLATE_DEPTH:
+            raise ExecError(node.pos, node.text, "exceeded maximum template depth")
+        self.depth += 1
+        try:
+            # As Go: the called template sees only `$`, set to its dot.
+            self.nodes(body, [{"$": value}], value, out)
+        finally:
+            self.depth -= 1
 
     def _range(self, node: Range, scopes: list[dict], dot: Any, out: list[str]) -> None:
         pipe = Pipeline([], node.pipe.commands)
@@ -636,7 +852,7 @@ class Template:
         if items is None:
             raise TemplateError(f"range can't iterate over {go_print(value)}")
         if not items:
-            self._run(node.orelse, scopes, dot, out)
+            self.nodes(node.orelse, scopes, dot, out)
             return
         for key, item in items:
             scope: dict[str, Any] = {}
@@ -645,9 +861,15 @@ class Template:
                 scope[names[0]] = item
             elif len(names) == 2:
                 scope[names[0]], scope[names[1]] = key, item
+            depth = len(scopes)
             scopes.append(scope)
-            self._run(node.body, scopes, item, out)
-            scopes.pop()
+            try:
+                self.nodes(node.body, scopes, item, out)
+            except _LoopExit as exit_:
+                if exit_.kind == "break":
+                    break
+            finally:
+                del scopes[depth:]  # also the scopes of the ifs a break or continue left
 
     def _lookup(self, name: str, scopes: list[dict]) -> Any:
         for scope in reversed(scopes):
@@ -669,20 +891,26 @@ class Template:
                 scopes[-1][pipe.decl[0]] = value
         return value
 
-    def _operand(self, op: Operand, scopes: list[dict], dot: Any) -> Any:
+    def _operand(self, op: Operand, scopes: list[dict], dot: Any, args: list | None = None) -> Any:
+        """A value; `args` (a command's arguments) go to the method a field chain ends in."""
         if op.kind == "literal":
             return op.value
         if op.kind == "pipe":
             return self._pipeline(op.value, scopes, dot)
-        base = self._lookup(op.value, scopes) if op.kind == "var" else dot
+        if op.kind == "chain":
+            base = self._pipeline(op.value, scopes, dot)
+        else:
+            base = self._lookup(op.value, scopes) if op.kind == "var" else dot
         # Go points at the field that failed: after "$name" and the fields before it.
         offset = len(op.value) if op.kind == "var" else 0
-        for part in op.path:
-            if isinstance(base, dict):
-                base = base.get(part, "")
-            else:
-                message = f"can't evaluate field {part} in type {go_type_name(base)}"
-                raise ExecError(op.tok.pos + offset, op.tok.text, message)
+        for i, part in enumerate(op.path):
+            last = i == len(op.path) - 1
+            try:
+                base = _field(base, part, args if last else None)
+            except _NotAMethod:
+                raise
+            except TemplateError as exc:
+                raise ExecError(op.tok.pos + offset, op.tok.text, str(exc)) from None
             offset += len(part) + 1
         return base
 
@@ -696,6 +924,8 @@ class Template:
 
     def _call(self, cmd: Command, scopes: list[dict], dot: Any, piped: Any) -> Any:
         first = cmd.args[0]
+        if first.kind == "func" and first.value in ("and", "or") and self.strict:
+            return self._and_or(first.value, cmd, scopes, dot, piped)
         if first.kind == "func":
             args = [self._operand(a, scopes, dot) for a in cmd.args[1:]]
             if piped is not _NOTHING:
@@ -716,14 +946,62 @@ class Template:
                         break
                 return result
             try:
-                return FUNCS[name](*args)
+                return self.funcs[name](*args)
             except TemplateError as exc:
                 raise TemplateError(f"error calling {name}: {exc}") from None
             except TypeError:
                 raise TemplateError(f"wrong number of args for {name}") from None
-        if len(cmd.args) > 1 or piped is not _NOTHING:
+        has_args = len(cmd.args) > 1 or piped is not _NOTHING
+        if has_args and first.kind in ("field", "var", "chain") and first.path:
+            # A field chain ending in a method takes the arguments (`.Labels.Remove $names`).
+            args = [self._operand(a, scopes, dot) for a in cmd.args[1:]]
+            if piped is not _NOTHING:
+                args.append(piped)
+            try:
+                return self._operand(first, scopes, dot, args)
+            except _NotAMethod:
+                pass
+        if has_args:
             raise TemplateError(f"can't give argument to non-function {go_print(first.value)}")
+        if self.strict and first.kind == "literal" and first.value is None:
+            raise TemplateError("nil is not a command")
         return self._operand(first, scopes, dot)
+
+    def _and_or(self, name: str, cmd: Command, scopes: list[dict], dot: Any, piped: Any) -> Any:
+        """Go's `and`/`or` since 1.18: arguments evaluated only until the result is known."""
+        if len(cmd.args) < 2 and piped is _NOTHING:
+            raise TemplateError(f"wrong number of args for {name}: want at least 1 got 0")
+        result = None
+        operands = [*cmd.args[1:], None] if piped is not _NOTHING else cmd.args[1:]
+        for op in operands:
+            result = piped if op is None else self._operand(op, scopes, dot)
+            if _truth(result) != (name == "and"):
+                break
+        return result
+
+
+class _NotAMethod(Exception):
+    """Arguments given to a field chain that does not end in a method."""
+
+
+def _field(base: Any, name: str, args: list | None) -> Any:
+    """`base.name` as Go's text/template resolves it: a method first, then a struct field,
+    then a map key (a missing key is the zero value, ``missingkey=zero``)."""
+    if name in getattr(base, "go_methods", ()):
+        method = getattr(base, name)
+        try:
+            return method(*(args or []))
+        except TypeError:
+            got = len(args or [])
+            raise TemplateError(f"wrong number of args for {name}: got {got}") from None
+    if args:
+        raise _NotAMethod(name)
+    if name in getattr(base, "go_fields", ()):
+        return getattr(base, name)
+    if isinstance(base, dict):
+        return base.get(name, "")
+    kind = getattr(base, "go_type", None) or go_type_name(base)
+    raise TemplateError(f"can't evaluate field {name} in type {kind}")
 
 
 _NOTHING = object()

@@ -9,6 +9,10 @@ crash carries the same id and mail systems (and people's clients) can drop it;
 ``In-Reply-To``/``References`` name one id per alert group, so a group's firing and resolved
 mails thread together; ``X-Idempotency-Key`` and ``X-Alert-Status`` for filters.
 
+A receiver's templated fields (rendered before ``email_message`` by amtemplate) replace their
+part: ``html`` the HTML part (rendered with HTML escaping), ``text`` the text part, a header
+(``Subject`` among them) ours of that name.
+
 SMTP's own classes: a 4xx reply is transient (retry), a 5xx one permanent; no answer at all
 (refused, reset, timed out) is retried.
 """
@@ -18,12 +22,14 @@ from __future__ import annotations
 import hashlib
 import smtplib
 import time
+from collections.abc import Mapping
 from email.utils import parseaddr
 from pathlib import Path
 
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.template import Context, Engine
 
+from monitoring.notify.amtemplate import TemplateSet, render_fields
 from monitoring.notify.content import RESOLVED_COLOUR, alert_view, colour, title, web_url
 from monitoring.notify.notification import Delivery, Notification
 
@@ -50,8 +56,15 @@ def email_message(
     now_ms: int,
     headers: dict[str, str] | None = None,
     connection=None,
+    rendered: Mapping[str, str] | None = None,
 ) -> EmailMultiAlternatives:
+    """The mail; `rendered` holds the receiver's templated fields (``html``, ``text``,
+    ``headers.<Name>``), already rendered."""
     n = notification
+    r = rendered or {}
+    headers = dict(headers or {})
+    headers.update({k.split(".", 1)[1]: v for k, v in r.items() if k.startswith("headers.")})
+    subject = headers.pop("Subject", None)
     domain = _domain(from_addr)
     thread = hashlib.sha256(f"{n.receiver}\0{n.group_key}".encode()).hexdigest()[:24]
     shown = n.alerts[:MAX_ALERTS]
@@ -66,9 +79,12 @@ def email_message(
         "receiver": n.receiver,
         "key": n.idempotency_key,
     }
+    text = r["text"] if "text" in r else None
     message = EmailMultiAlternatives(
-        subject=context["title"],
-        body=_TEMPLATES.get_template("notify/email.txt").render(Context(context)),
+        subject=context["title"] if subject is None else subject,
+        body=_TEMPLATES.get_template("notify/email.txt").render(Context(context))
+        if text is None
+        else text,
         from_email=from_addr,
         to=to,
         connection=connection,
@@ -78,10 +94,12 @@ def email_message(
             "References": f"<group-{thread}@{domain}>",
             "X-Idempotency-Key": n.idempotency_key,
             "X-Alert-Status": n.status,
-            **(headers or {}),
+            **headers,
         },
     )
-    html = _TEMPLATES.get_template("notify/email.html").render(Context(context))
+    html = r.get("html")
+    if html is None:
+        html = _TEMPLATES.get_template("notify/email.html").render(Context(context))
     message.attach_alternative(html, "text/html")
     return message
 
@@ -102,6 +120,8 @@ class EmailChannel:
         use_ssl: bool = False,
         timeout_s: float = 10.0,
         headers: dict[str, str] | None = None,
+        templates: TemplateSet | None = None,
+        fields: Mapping[str, str] | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.from_addr, self.to = from_addr, list(to)
@@ -109,6 +129,8 @@ class EmailChannel:
         self.use_tls, self.use_ssl = use_tls, use_ssl
         self.timeout_s = timeout_s
         self.headers = dict(headers or {})
+        self.templates = templates or TemplateSet()
+        self.fields = dict(fields or {})  # html, text, headers.<Name>: templates
 
     def send(self, notification: Notification) -> Delivery:
         if not self.to:
@@ -131,6 +153,13 @@ class EmailChannel:
             now_ms=round(time.time() * 1000),
             headers=self.headers,
             connection=connection,
+            rendered=render_fields(
+                self.templates,
+                self.fields,
+                notification,
+                html_fields=("html",),
+                integration="email",
+            ),
         )
         try:
             sent = message.send()

@@ -3,6 +3,13 @@ resolved) holding a header, then per alert its summary and description, the fact
 team, value, since, instance), its other labels, and link buttons (runbook, query, dashboard,
 silence).
 
+A receiver's templated fields (``title``, ``text``, ``pretext``, ``color``, …; rendered before
+``slack_payload`` by amtemplate) replace their part of the message: ``title`` the header
+(linked to ``title_link`` when set), ``text`` the per-alert blocks, ``pretext`` a section above,
+``footer`` a context line below, ``color``/``fallback`` the attachment's, and ``channel``,
+``username``, ``icon_emoji``, ``icon_url`` the message's. Rendered text is Slack mrkdwn as the
+template wrote it (not escaped: templates write ``<url|text>`` links).
+
 Slack's limits shape it: at most 50 blocks a message (we show ``MAX_ALERTS`` alerts and say how
 many more), 150 characters a header, 3,000 a section's text, 2,000 a field; a button's URL must
 be absolute http(s), so a runbook left relative (no ``RUNBOOK_BASE_URL``) is named in text.
@@ -15,9 +22,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 
 import httpx
 
+from monitoring.notify.amtemplate import TemplateSet, render_fields
 from monitoring.notify.channels._http import http_client, http_send
 from monitoring.notify.content import AlertView, alert_view, colour, title, web_url
 from monitoring.notify.notification import Delivery, Notification
@@ -27,11 +36,54 @@ __all__ = ["MAX_ALERTS", "SlackChannel", "slack_payload"]
 MAX_ALERTS = 10  # 4 blocks each, plus a header and a "more" line: within Slack's 50
 
 
-def slack_payload(notification: Notification, *, now_ms: int, channel: str = "") -> dict:
-    heading = title(notification)
-    blocks: list[dict] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _cut(heading, 150)}}
-    ]
+def slack_payload(
+    notification: Notification,
+    *,
+    now_ms: int,
+    channel: str = "",
+    rendered: Mapping[str, str] | None = None,
+) -> dict:
+    """The message; `rendered` holds the receiver's templated fields, already rendered."""
+    r = rendered or {}
+    heading = r.get("title") or title(notification)
+    blocks: list[dict] = []
+    if r.get("pretext"):
+        blocks.append(_section(r["pretext"], "pretext"))
+    if r.get("title_link") and web_url(r["title_link"]):
+        link = f"*<{r['title_link']}|{_esc(heading)}>*"
+        blocks.append(_section(link, "title"))  # a header block cannot link
+    else:
+        header = {"type": "header", "text": {"type": "plain_text", "text": _cut(heading, 150)}}
+        if r.get("title"):
+            header["block_id"] = "title"  # the template's title: findable by tests and tools
+        blocks.append(header)
+    if "text" in r:
+        if r["text"]:
+            blocks.append(_section(r["text"], "text"))
+    else:
+        blocks.extend(_alerts_blocks(notification, now_ms))
+    if r.get("footer"):
+        blocks.append(_context(r["footer"]))
+    attachment = {
+        "color": r.get("color") or colour(notification),
+        "fallback": r.get("fallback") or heading,
+        "blocks": blocks,
+    }
+    payload: dict = {
+        "text": heading,  # what Slack shows in notifications and old clients
+        "attachments": [attachment],
+    }
+    channel = r.get("channel") or channel
+    if channel:
+        payload["channel"] = channel
+    for key in ("username", "icon_emoji", "icon_url"):
+        if r.get(key):
+            payload[key] = r[key]
+    return payload
+
+
+def _alerts_blocks(notification: Notification, now_ms: int) -> list[dict]:
+    blocks: list[dict] = []
     shown = notification.alerts[:MAX_ALERTS]
     for index, alert in enumerate(shown):
         if index:
@@ -41,13 +93,15 @@ def slack_payload(notification: Notification, *, now_ms: int, channel: str = "")
     more = len(notification.alerts) - len(shown) + notification.truncated_alerts
     if more:
         blocks.append(_context(f"…and {more} more alert{'s' if more > 1 else ''}"))
-    payload: dict = {
-        "text": heading,  # what Slack shows in notifications and old clients
-        "attachments": [{"color": colour(notification), "fallback": heading, "blocks": blocks}],
+    return blocks
+
+
+def _section(text: str, block_id: str) -> dict:
+    return {
+        "type": "section",
+        "block_id": block_id,
+        "text": {"type": "mrkdwn", "text": _cut(text, 3000)},
     }
-    if channel:
-        payload["channel"] = channel
-    return payload
 
 
 def _alert_blocks(view: AlertView, notification: Notification, index: int) -> list[dict]:
@@ -122,14 +176,22 @@ class SlackChannel:
         channel: str = "",
         transport: httpx.BaseTransport | None = None,
         timeout_s: float = 10.0,
+        templates: TemplateSet | None = None,
+        fields: Mapping[str, str] | None = None,
     ) -> None:
         self.webhook_url = webhook_url
         self.channel = channel  # only honoured by legacy webhooks; new ones post to their own
         self._client = http_client(transport, timeout_s)
+        self.templates = templates or TemplateSet()
+        self.fields = dict(fields or {})  # the receiver's templated fields, by name
 
     def send(self, notification: Notification) -> Delivery:
+        rendered = render_fields(self.templates, self.fields, notification, integration="slack")
         payload = slack_payload(
-            notification, now_ms=round(time.time() * 1000), channel=self.channel
+            notification,
+            now_ms=round(time.time() * 1000),
+            channel=self.channel,
+            rendered=rendered,
         )
         request = self._client.build_request(
             "POST",

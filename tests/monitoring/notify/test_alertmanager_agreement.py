@@ -8,6 +8,7 @@ Its `/api/v2/alerts/groups` says which (receiver, group labels) groups each aler
 from __future__ import annotations
 
 import random
+import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -45,6 +46,8 @@ def test_groups_and_inhibition_agree_with_alertmanager(alertmanager, config, see
     env |= {"SLACK_WEBHOOK_URL": f"{nowhere}/slack", "WATCHDOG_WEBHOOK_URL": f"{nowhere}/w"}
     rendered = tmp_path / "alertmanager.yml"
     rendered.write_text(config_render(config, env))
+    if (config.parent / "templates").is_dir():  # the `templates:` globs are relative
+        shutil.copytree(config.parent / "templates", tmp_path / "templates")
     url = alertmanager(rendered)
     alerts = generated_alerts(seed)
     now = datetime.now(UTC)
