@@ -8,6 +8,7 @@ shipped file keeps local defaults and stays valid for `amtool check-config` unch
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 from collections.abc import Mapping
@@ -130,6 +131,7 @@ def config_render(path: Path | str, env: Mapping[str, str] | None = None) -> str
     reader = Reader(path)
     reader.raise_if_errors()
     environment_apply(reader.root, os.environ if env is None else env)
+    _slack_templates_default(reader.root, Path(path).resolve().parent)
     _paths_absolute(reader.root, Path(path).resolve().parent)
     for hook in _app_webhooks(reader.root):
         http = _pairs(hook).get("http_config")
@@ -147,6 +149,42 @@ def config_render(path: Path | str, env: Mapping[str, str] | None = None) -> str
             )
     reader.raise_if_errors()
     return yaml.serialize(reader.root, Dumper=yaml.SafeDumper)
+
+
+# What a Slack receiver of the rendered file says where the shipped file leaves it unset: the
+# shipped templates (deploy/alertmanager/templates/slack.tmpl), since Alertmanager's own Slack
+# text is empty. The embedded notifier keeps its own layout for unset fields.
+SLACK_DEFAULTS = {
+    "title": '{{ template "pasargad.slack.title" . }}',
+    "text": '{{ template "pasargad.slack.text" . }}',
+}
+
+
+def _slack_templates_default(root: Node | None, base: Path) -> None:
+    """Unset Slack `title`/`text` point at the shipped templates, when the file's `templates`
+    globs (relative to `base`) load a file defining them (a user's own file gets nothing)."""
+    receivers = _pairs(root).get("receivers") if isinstance(root, MappingNode) else None
+    if not isinstance(receivers, SequenceNode) or not _defines_slack_templates(root, base):
+        return
+    for receiver in receivers.value:
+        slacks = (
+            _pairs(receiver).get("slack_configs") if isinstance(receiver, MappingNode) else None
+        )
+        for slack in slacks.value if isinstance(slacks, SequenceNode) else ():
+            if isinstance(slack, MappingNode):
+                for key, value in SLACK_DEFAULTS.items():
+                    if key not in _pairs(slack):
+                        slack.value.append((_scalar(key, slack), _scalar(value, slack)))
+
+
+def _defines_slack_templates(root: MappingNode, base: Path) -> bool:
+    globs = _pairs(root).get("templates")
+    for item in globs.value if isinstance(globs, SequenceNode) else ():
+        if isinstance(item, ScalarNode) and item.value:
+            for name in glob.glob(os.path.join(base, item.value)):
+                if '"pasargad.slack.title"' in Path(name).read_text(errors="replace"):
+                    return True
+    return False
 
 
 def placeholders_left(rendered: str) -> list[str]:

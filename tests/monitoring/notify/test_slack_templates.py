@@ -1,6 +1,8 @@
-"""The shipped Slack receivers' `title` and `text`, rendered by amtool (Alertmanager 0.25's
-template engine) as real Alertmanager renders them: what a Slack message says at scale.
-The firing case is also rendered by a real Alertmanager in test_at_scale.py."""
+"""The Slack receivers' `title` and `text` of the file `render-alertmanager` writes from the
+shipped one (the shipped templates/slack.tmpl), rendered by amtool (Alertmanager 0.25's template
+engine) as real Alertmanager renders them: what a Slack message says at scale. The firing case
+is also rendered by a real Alertmanager in test_at_scale.py. The embedded notifier reads the
+shipped file, where they are unset: it sends its own layout."""
 
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ from pathlib import Path
 import pytest
 
 from monitoring.notify.config import config_load
+from monitoring.notify.environment import config_render
 from tests.services import require_alertmanager
 
 ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+TEMPLATES = ROOT / "deploy" / "alertmanager" / "templates" / "*.tmpl"
 
 
 def _alert(status: str, instance: str, ends: str) -> dict:
@@ -56,10 +60,9 @@ def _data(status: str) -> dict:
 
 def _render(template: str, data: dict, tmp_path: Path) -> str:
     (tmp_path / "data.json").write_text(json.dumps(data))
-    (tmp_path / "none.tmpl").write_text('{{ define "none" }}{{ end }}')
     done = subprocess.run(
         [
-            "amtool", "template", "render", f"--template.glob={tmp_path / 'none.tmpl'}",
+            "amtool", "template", "render", f"--template.glob={TEMPLATES}",
             f"--template.text={template}", f"--template.data={tmp_path / 'data.json'}",
         ],
         capture_output=True, text=True, timeout=60,
@@ -71,7 +74,10 @@ def _render(template: str, data: dict, tmp_path: Path) -> str:
 @pytest.mark.parametrize("receiver", ["slack-critical", "slack-warnings"])
 def test_the_slack_title_and_text_say_what_fired_and_what_resolved(receiver, tmp_path):
     require_alertmanager()
-    [slack] = config_load(SHIPPED, env={}).receivers[receiver].slack_configs
+    assert config_load(SHIPPED, env={}).receivers[receiver].slack_configs[0].title is None
+    rendered = config_render(SHIPPED, env={"MONITORING_TOKEN": "t"})
+    config = config_load("rendered.yml", env={}, text=rendered)
+    [slack] = config.receivers[receiver].slack_configs
     firing = _data("firing")
     assert _render(slack.title, firing, tmp_path) == (
         "[FIRING:1] DatabaseDown (critical, team devops)"
