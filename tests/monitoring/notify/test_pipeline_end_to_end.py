@@ -101,7 +101,16 @@ def test_a_firing_alert_is_told_once_everywhere_and_its_resolution_follows(
         monitor.wait_for(lambda: everywhere(1), timeout=60)
         exporter.body = "payment_failure_percent 0\n"
         monitor.wait_for(lambda: everywhere(2), timeout=60)
-        metrics = monitor.client.get("/metrics").text
+        # The sender counts a notification after the server took it: wait for the count.
+        metrics = monitor.wait_for(
+            lambda: (
+                text
+                if 'alertmanager_notifications_total{integration="email"} 4.0'
+                in (text := monitor.client.get("/metrics").text)
+                else None
+            ),
+            timeout=60,
+        )
     finally:
         monitor.proc.terminate()
         monitor.proc.wait(30)
