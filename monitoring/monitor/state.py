@@ -802,6 +802,27 @@ class StateStore:
                 (receiver, group_key),
             )
 
+    def notification_log_untell(
+        self, *, receiver: str, group_key: str, sequence: int, fingerprints: Iterable[str]
+    ) -> bool:
+        """A notification failed for good: its firing alerts were not told after all, unless
+        a later notification of the group was made meanwhile (the entry's sequence moved on).
+        Then the next flush sends them again, as Alertmanager retries at the next
+        group_interval (its log records only what was delivered). Returns whether it changed."""
+        with self._transaction(durable=False) as db:
+            row = db.execute(
+                "SELECT firing, sequence FROM notification_log WHERE receiver = ? AND group_key = ?",
+                (receiver, group_key),
+            ).fetchone()
+            if row is None or row[1] != sequence:
+                return False
+            firing = set(json.loads(row[0])) - set(fingerprints)
+            db.execute(
+                "UPDATE notification_log SET firing = ? WHERE receiver = ? AND group_key = ?",
+                (json.dumps(sorted(firing)), receiver, group_key),
+            )
+            return True
+
     _OUTBOX_COLUMNS = (
         "id, idempotency_key, receiver, integration, kind, payload, status, attempts,"
         " next_attempt_ms, deadline_ms, last_error, created_ms, delivered_ms"

@@ -42,7 +42,7 @@ from monitoring.notify.stages import (
     TimeMuteStage,
 )
 from monitoring.rules.alerting import FIRING as RULE_FIRING
-from monitoring.rules.alerting import Alert
+from monitoring.rules.alerting import Alert, fingerprint
 
 __all__ = [
     "CHANNEL_DOWN",
@@ -409,6 +409,16 @@ class Notifier:
             n, f = self.metrics.notifications, self.metrics.failed
             n[row.kind] = n.get(row.kind, 0) + 1
             f[row.kind] = f.get(row.kind, 0) + 1
+        # Not told after all: the group's next flush sends its firing alerts again (to every
+        # integration of the receiver: the log is kept per receiver).
+        self.state.notification_log_untell(
+            receiver=row.receiver,
+            group_key=row.payload["group_key"],
+            sequence=row.payload["sequence"],
+            fingerprints=[
+                fingerprint(a["labels"]) for a in row.payload["alerts"] if a["status"] == FIRING
+            ],
+        )
         if row.payload["alerts"] and all(
             a["labels"].get("alertname") == CHANNEL_DOWN for a in row.payload["alerts"]
         ):

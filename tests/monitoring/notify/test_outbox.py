@@ -377,3 +377,25 @@ def test_a_batch_commits_every_group_and_a_failing_write_rolls_back_alone(store)
         store.outbox_enqueue(rows=[], log=entry("c"))
     found = {g: store.notification_log_get(receiver="r", group_key=g) for g in "abc"}
     assert found["a"] is not None and found["c"] is not None and found["b"] is None
+
+
+def test_a_notification_failed_for_good_is_sent_again_at_the_next_group_interval(store):
+    clock = Clock()
+    team, pager = Receiver(), Receiver(statuses=(503,))
+    n = notifier(store, clock, team, pager, deadline_ms=60_000)
+    critical = alert(severity="critical", starts_at_ms=clock())
+    n.put([critical])
+    n.flush_due()
+    while any(r.status == "pending" for r in store.outbox_rows()):
+        n.deliverer.deliver_due()
+        clock.advance(5)
+    failed = len(pager.posts)
+    pager.statuses = [200]  # the pager is back
+    n.put([critical])  # still firing: handed again at each evaluation
+    clock.advance(5 * 60)  # the pager route's group_interval
+    n.flush_due()
+    n.deliverer.deliver_due()
+    again = [b for _, b, _ in pager.posts[failed:] if b["status"] == "firing"]
+    assert {b["commonLabels"]["alertname"] for b in again} == {"HighCpu"}
+    assert len(again) == 2  # both integrations of the pager, delivered this time
+    assert {r.status for r in store.outbox_rows() if r.receiver == "pager"} >= {"delivered"}
