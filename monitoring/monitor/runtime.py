@@ -45,10 +45,11 @@ from monitoring.monitor.scrape import Scraper, now_ms
 from monitoring.monitor.state import StateStore, StoredAlert, Transition
 from monitoring.monitor.thresholds import rules_stale
 from monitoring.notify.loaded import LoadedConfig
+from monitoring.notify.notification import RESOLVED, NotifiedAlert
 from monitoring.notify.pipeline import Notifier, notified_alerts
 from monitoring.notify.silences import Silences
 from monitoring.notify.state import NotifierState
-from monitoring.rules.alerting import Alert, AlertingRule
+from monitoring.rules.alerting import RESOLVED_RETENTION_MS, Alert, AlertingRule
 from monitoring.rules.engine import Engine
 from monitoring.rules.group import RuleGroup
 from monitoring.rules.loader import load_rule_files
@@ -291,9 +292,32 @@ class Monitor:
                     snapshot[f"{index}:{rule.name}"] = items
             restored += group.restore(snapshot)
         self._retire_orphans()
+        self._resolutions_hand_over()
         if restored:
             logger.info("restored %d pending/firing alerts from %s", restored, self.state.path)
         return restored
+
+    def _resolutions_hand_over(self) -> None:
+        """The alerts resolved in the last 15 minutes, handed to the notifier as the engine
+        would have handed them: a kill between the evaluation that resolved an alert and the
+        notifier's flush would otherwise lose its resolved notice. The notification log says
+        who was told it fired; a resolution sent already is not sent again."""
+        if self.notifier is None or self.state is None:
+            return
+        since = self.clock() - RESOLVED_RETENTION_MS
+        self.notifier.put(
+            [
+                NotifiedAlert(
+                    labels=row.labels,
+                    annotations=row.annotations,
+                    starts_at_ms=row.fired_at_ms or row.active_at_ms or row.resolved_at_ms,
+                    ends_at_ms=row.resolved_at_ms,
+                    status=RESOLVED,
+                    value=row.last_value,
+                )
+                for row in self.state.alerts_resolved_since(since_ms=since)
+            ]
+        )
 
     def _retire_orphans(self) -> None:
         if self.state is None:

@@ -609,6 +609,16 @@ class StateStore:
         with self._lock:
             return self._select(self._db, where, params)
 
+    def alerts_resolved_since(self, *, since_ms: int) -> list[StoredAlert]:
+        """Alerts that fired and resolved at or after `since_ms` (the rule engine keeps such
+        an alert 15 minutes to send its resolution; after a restart only this file has it)."""
+        with self._lock:
+            return self._select(
+                self._db,
+                "state = 'inactive' AND fired_at_ms IS NOT NULL AND resolved_at_ms >= ?",
+                [since_ms],
+            )
+
     def alert_transitions_after(self, *, after_id: int, limit: int = 500) -> list[Transition]:
         """The transitions recorded after `after_id`, oldest first: what a consumer (the
         notifier) has not handled yet. It stores the last id it handled and asks from there."""

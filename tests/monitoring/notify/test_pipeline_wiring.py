@@ -24,9 +24,9 @@ groups:
 """
 
 
-def _monitor(tmp_path, notify_config: str, clock) -> Monitor:
+def _monitor(tmp_path, notify_config: str, clock, rules: str = RULES) -> Monitor:
     (tmp_path / "prometheus.yml").write_text("rule_files: [rules.yml]\nscrape_configs: []\n")
-    (tmp_path / "rules.yml").write_text(RULES)
+    (tmp_path / "rules.yml").write_text(rules)
     env = {"NOTIFY_CONFIG": notify_config, "MONITOR_STATE_PATH": str(tmp_path / "s.sqlite3")}
     return Monitor(
         config_path=tmp_path / "prometheus.yml", settings=settings_from_env(env), clock=clock
@@ -186,3 +186,50 @@ def test_silences_plug_in_as_a_muter(tmp_path):
         assert monitor.state.outbox_rows() == []  # silenced: nobody is told
     finally:
         monitor.stop()
+
+
+def test_a_resolution_not_yet_told_when_the_monitor_stopped_is_told_after_the_restart(
+    tmp_path, monkeypatch
+):
+    clock = Clock()
+    monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
+    monitor = _monitor(tmp_path, "deploy/alertmanager/alertmanager.yml", clock)
+    try:
+        monitor.evaluate(monitor.groups[0], clock())  # firing
+        monitor.notifier.flush_due()  # told (rows in the outbox, the log says so)
+        clock.advance(10)
+    finally:
+        monitor.stop()
+    # The rule stops firing and the evaluation records it resolved; the process dies before the
+    # notifier's flush (a rule that no longer fires stands in for the condition gone).
+    gone = RULES.replace("> 0", "< 0")
+    monitor = _monitor(tmp_path, "deploy/alertmanager/alertmanager.yml", clock, gone)
+    monitor.restore()
+    monitor.notifier.put = lambda alerts: None  # stands in for the kill before the flush
+    monitor.evaluate(monitor.groups[0], clock())
+    monitor.stop()  # not flushed: the notifier's memory is gone with the process
+
+    clock.advance(5)
+    restarted = _monitor(tmp_path, "deploy/alertmanager/alertmanager.yml", clock, gone)
+    try:
+        restarted.restore()
+        clock.advance(300)  # past every route's group_wait
+        restarted.notifier.flush_due()
+        resolved = {
+            r.receiver
+            for r in restarted.state.outbox_rows()
+            if any(a["status"] == RESOLVED for a in r.payload["alerts"])
+        }
+        assert {"dashboard", "slack-critical", "oncall", "email-devops"} <= resolved
+        # A second restart sends nothing again.
+        before = len(restarted.state.outbox_rows())
+    finally:
+        restarted.stop()
+    again = _monitor(tmp_path, "deploy/alertmanager/alertmanager.yml", clock, gone)
+    try:
+        again.restore()
+        clock.advance(300)
+        again.notifier.flush_due()
+        assert len(again.state.outbox_rows()) == before
+    finally:
+        again.stop()
