@@ -663,7 +663,8 @@ class StateStore:
 
     def alerts_received(self, alerts: Iterable[NotifiedAlert], *, at_ms: int) -> list[Transition]:
         """Record alerts real Alertmanager sent (a webhook's) in the alert history, under
-        ``RECEIVED_GROUP``; returns the transitions recorded.
+        ``RECEIVED_GROUP``; returns the transitions recorded. `at_ms` (when the webhook came)
+        is stored as the alert's ``last_evaluated_at_ms``.
 
         An episode is the fingerprint and ``startsAt`` (Alertmanager keeps an alert's start
         while it fires): its first firing is ``inactive → firing`` at ``startsAt``, its
@@ -705,6 +706,10 @@ class StateStore:
         if received.ends_at_ms is not None and row.state == FIRING:
             resolved = replace(alert, state=INACTIVE, resolved_at_ms=received.ends_at_ms)
             out.append(self._received(db, resolved, FIRING, row, at_ms=received.ends_at_ms))
+        # When Alertmanager last spoke of it (its repeats keep a firing alert fresh).
+        db.execute(
+            "UPDATE alert SET last_evaluated_at_ms = ? WHERE fingerprint = ?", (at_ms, fingerprint)
+        )
 
     def _received(
         self,

@@ -515,6 +515,7 @@ def test_a_received_episode_is_one_firing_and_one_resolution_however_often_it_is
     assert store.alerts_received([_received("firing")] * 2, at_ms=T0 + 4 * MINUTE) == []
     (row,) = store.alerts_active()
     assert (row.rule_group, row.rule_file, row.state) == (RECEIVED_GROUP, RECEIVED_FILE, "firing")
+    assert row.last_evaluated_at_ms == T0 + 4 * MINUTE  # when Alertmanager last sent it
     (resolution,) = store.alerts_received([_received("resolved", end=end)], at_ms=end + 1)
     assert _steps([resolution]) == [("firing", "inactive", end)]
     assert resolution.is_resolution and resolution.resolved_at_ms == end
