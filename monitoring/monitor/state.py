@@ -5,6 +5,8 @@ down (watching that outage is its job). The file holds:
 
 - ``alert``: one row per alert (rule + label set, keyed by the rules layer's ``fingerprint``)
   with its current state, kept after resolution so the row is reused when the alert comes back;
+  alerts real Alertmanager posts to the app's receiver are recorded here too
+  (``alerts_received``), under a rule group of their own (``RECEIVED_GROUP``);
 - ``alert_transition``: an append-only row per state change. Ids come from one writer (a lock
   serialises every write of the process) and AUTOINCREMENT never reuses one, so they increase
   in commit order: a consumer (the notifier) remembers the last id it handled and asks for
@@ -48,10 +50,13 @@ from typing import TYPE_CHECKING
 from monitoring.rules.alerting import FIRING, INACTIVE, PENDING, Alert
 
 if TYPE_CHECKING:
+    from monitoring.notify.notification import NotifiedAlert
     from monitoring.notify.silences import Silence
 
 __all__ = [
     "LEGAL_TRANSITIONS",
+    "RECEIVED_FILE",
+    "RECEIVED_GROUP",
     "DashboardNotification",
     "LogEntry",
     "OutboxRow",
@@ -74,6 +79,12 @@ LEGAL_TRANSITIONS = frozenset(
     }
 )
 _LIVE = (PENDING, FIRING)
+
+# The rule group and file of alerts received from real Alertmanager (`alerts_received`): no
+# loaded rule group has an empty name (the loader refuses one), so the monitor's evaluation,
+# restore and retirement never take these alerts for its own rules'.
+RECEIVED_GROUP = ""
+RECEIVED_FILE = "alertmanager"
 
 # Each step takes the file from version i to i + 1 (`PRAGMA user_version`), in one transaction.
 MIGRATIONS: tuple[str, ...] = (
@@ -656,9 +667,83 @@ class StateStore:
             orphans = [
                 row
                 for row in self._select(db, "state IN (?, ?)", list(_LIVE))
-                if (row.rule_group, row.alertname) not in keep
+                if (row.rule_group, row.alertname) not in keep and row.rule_group != RECEIVED_GROUP
             ]
             return [self._end(db, row, evaluated_at_ms) for row in orphans]
+
+    def alerts_received(self, alerts: Iterable[NotifiedAlert], *, at_ms: int) -> list[Transition]:
+        """Record alerts real Alertmanager sent (a webhook's) in the alert history, under
+        ``RECEIVED_GROUP``; returns the transitions recorded. `at_ms` (when the webhook came)
+        is stored as the alert's ``last_evaluated_at_ms``.
+
+        An episode is the fingerprint and ``startsAt`` (Alertmanager keeps an alert's start
+        while it fires): its first firing is ``inactive → firing`` at ``startsAt``, its
+        resolution ``firing → inactive`` at ``endsAt``; a repeat of either (repeat_interval,
+        several receivers, a retry) records nothing. A firing alert with a later start ends
+        the stored episode first, at that start (its resolution was never received); an alert
+        of an episode older than the stored one is ignored, and so is one the monitor's own
+        rules are recording live (the same label set evaluated by both)."""
+        transitions: list[Transition] = []
+        with self._transaction() as db:
+            for received in alerts:
+                self._receive(db, received, at_ms, transitions)
+        return transitions
+
+    def _receive(
+        self, db: sqlite3.Connection, received: NotifiedAlert, at_ms: int, out: list[Transition]
+    ) -> None:
+        fingerprint, start = received.fingerprint, received.starts_at_ms
+        [row] = self._select(db, "fingerprint = ?", [fingerprint]) or [None]
+        if row is not None and row.state in _LIVE and row.rule_group != RECEIVED_GROUP:
+            return  # the monitor's own rule is recording this episode
+        if row is not None and row.active_at_ms is not None:
+            if start < row.active_at_ms:
+                return  # a late message about an episode before the stored one
+            if start > row.active_at_ms and row.state in _LIVE:
+                out.append(self._end(db, row, start))  # its resolution was never received
+                row = replace(row, state=INACTIVE)
+        alert = Alert(
+            labels=tuple(sorted(received.labels.items())),
+            annotations=dict(received.annotations),
+            state=FIRING,
+            value=math.nan,  # the webhook carries no value
+            active_at_ms=start,
+            fired_at_ms=start,
+        )
+        if row is None or row.active_at_ms != start:  # the episode's first message
+            out.append(self._received(db, alert, INACTIVE, row, at_ms=start))
+            [row] = self._select(db, "fingerprint = ?", [fingerprint])
+        if received.ends_at_ms is not None and row.state == FIRING:
+            resolved = replace(alert, state=INACTIVE, resolved_at_ms=received.ends_at_ms)
+            out.append(self._received(db, resolved, FIRING, row, at_ms=received.ends_at_ms))
+        # When Alertmanager last spoke of it (its repeats keep a firing alert fresh).
+        db.execute(
+            "UPDATE alert SET last_evaluated_at_ms = ? WHERE fingerprint = ?", (at_ms, fingerprint)
+        )
+
+    def _received(
+        self,
+        db: sqlite3.Connection,
+        alert: Alert,
+        previous: str,
+        row: StoredAlert | None,
+        *,
+        at_ms: int,
+    ) -> Transition:
+        self._upsert(db, alert, RECEIVED_GROUP, RECEIVED_FILE, at_ms, previous, row)
+        return self._record(
+            db,
+            fingerprint=alert.fingerprint,
+            labels=dict(alert.labels),
+            annotations=alert.annotations,
+            from_state=previous,
+            to_state=alert.state,
+            value=None,
+            at_ms=at_ms,
+            active_at_ms=alert.active_at_ms,
+            fired_at_ms=alert.fired_at_ms,
+            resolved_at_ms=alert.resolved_at_ms,
+        )
 
     # -- dashboard notifications --------------------------------------------------------------
     def dashboard_notification_add(

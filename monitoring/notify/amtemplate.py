@@ -21,14 +21,13 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus, unquote_plus
+from urllib.parse import quote_plus
 
-from monitoring.notify.gotime import GoDuration, GoTime, load_location
+from monitoring.notify.gotime import GoTime
 from monitoring.notify.htmlescape import HTMLEscaper
 from monitoring.notify.notification import Notification, NotifiedAlert
 from monitoring.rules.gofmt import go_print
@@ -43,7 +42,6 @@ from monitoring.rules.template import (
     Template,
     TemplateCall,
     TemplateError,
-    humanize_duration,
 )
 
 __all__ = [
@@ -155,22 +153,12 @@ def _len(item: Any) -> int:
     raise TemplateError(f"len of type {getattr(item, 'go_type', type(item).__name__)}")
 
 
-def _time(value: Any) -> GoTime:
-    if not isinstance(value, GoTime):
-        raise TemplateError(f"wrong type for value; expected time.Time; got {type(value).__name__}")
-    return value
-
-
 def _string(value: Any) -> str:
     """A Go string argument: not another type, not even `safeHtml`'s template.HTML."""
     if not isinstance(value, str) or isinstance(value, SafeHTML):
         kind = "template.HTML" if isinstance(value, SafeHTML) else type(value).__name__
         raise TemplateError(f"wrong type for value; expected string; got {kind}")
     return value
-
-
-def _humanize_duration(value: Any) -> str:
-    return humanize_duration(value.Seconds() if isinstance(value, GoDuration) else value)
 
 
 def _join(sep: str, items: Any) -> str:
@@ -200,14 +188,8 @@ AM_FUNCS: dict[str, Any] = {
         _string(pattern), _string(repl), _string(text)
     ),
     "stringSlice": lambda *s: [_string(x) for x in s],
-    # Added by later Alertmanagers (0.26+): accepted here, refused by Debian's 0.25.
-    "trimSpace": lambda s: _string(s).strip(" \t\n\r\v\f"),
-    "safeUrl": lambda s: SafeHTML(_string(s)),
-    "urlUnescape": lambda s: unquote_plus(_string(s), errors="strict"),
-    "date": lambda layout, t: _time(t).Format(_string(layout)),
-    "tz": lambda name, t: _time(t).in_zone(load_location(_string(name))),
-    "since": lambda t: GoDuration(round(time.time() * 1000) - _time(t).ms),
-    "humanizeDuration": _humanize_duration,
+    # Nothing of later Alertmanagers (trimSpace, date, tz, since, humanizeDuration, safeUrl,
+    # urlUnescape): amtool 0.25 refuses them, so they are unknown functions here too.
 }
 
 ALERTMANAGER = Dialect(

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitoring.rules.gofmt import go_time_duration
-from monitoring.rules.template import GoValue, TemplateError
+from monitoring.rules.template import GoValue
 
-__all__ = ["GoDuration", "GoTime", "go_time_format", "load_location"]
+__all__ = ["GoDuration", "GoTime", "go_time_format"]
 
 _MONTHS = (
     "January February March April May June July August September October November December"
@@ -98,18 +97,6 @@ def _chunk(when: datetime, chunk: str, nanos: int) -> str:
 def go_time_format(when: datetime, layout: str, nanos: int | None = None) -> str:
     nanos = when.microsecond * 1000 if nanos is None else nanos
     return _CHUNK_RE.sub(lambda m: _chunk(when, m.group(0), nanos), layout)
-
-
-def load_location(name: str) -> tzinfo:
-    """Go's ``time.LoadLocation``: "" and "UTC" are UTC, "Local" the machine's zone."""
-    if name in ("", "UTC"):
-        return UTC
-    if name == "Local":
-        return datetime.now().astimezone().tzinfo or UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise TemplateError(f"unknown time zone {name}") from None
 
 
 class GoDuration(GoValue):

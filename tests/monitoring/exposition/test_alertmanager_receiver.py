@@ -1,5 +1,6 @@
 """The app's receiver for real Alertmanager: the webhook document real Alertmanager 0.25 sent
-(captured by test_webhook_alertmanager's fixture) is recorded in the dashboard records."""
+(captured by test_webhook_alertmanager's fixture) is recorded in the dashboard records, and its
+alerts in the alert history."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 import pytest
 
 from monitoring.monitor.state import StateStore
+from monitoring.rules.alerting import fingerprint
+from monitoring.rules.gofmt import parse_rfc3339_ms
 from tests.monitoring.notify.channels.servers import HttpReceiver
 from tests.monitoring.notify.channels.test_webhook_alertmanager import (  # noqa: F401 (fixture)
     alertmanager_body,
@@ -44,6 +47,93 @@ def test_alertmanagers_webhook_is_recorded_once_for_the_dashboard(
     store.close()
     assert record.status == "firing" and record.severity == "critical"
     assert record.body["alerts"][0]["labels"]["alertname"] == "HighPaymentFailureRate"
+    # The history is keyed by Alertmanager's fingerprint of the label set: it equals ours.
+    [fired] = history(tmp_path)
+    assert fired.fingerprint == alertmanager_body["alerts"][0]["fingerprint"]
+    assert (fired.from_state, fired.to_state) == ("inactive", "firing")
+
+
+def history(tmp_path) -> list:
+    store = StateStore(tmp_path / "state.sqlite3")
+    try:
+        return store.alert_transitions_after(after_id=0)
+    finally:
+        store.close()
+
+
+def webhook(status: str, alerts: list[dict], receiver: str = "dashboard") -> bytes:
+    return json.dumps(
+        {
+            "version": "4",
+            "receiver": receiver,
+            "groupKey": '{}:{alertname="HighPaymentFailureRate"}',
+            "status": status,
+            "alerts": alerts,
+            "groupLabels": {"alertname": "HighPaymentFailureRate"},
+            "commonLabels": {},
+            "commonAnnotations": {},
+            "externalURL": "http://alertmanager:9093",
+            "truncatedAlerts": 0,
+        }
+    ).encode()
+
+
+def test_firing_repeated_and_resolved_webhooks_record_one_firing_and_one_resolution(
+    client, monkeypatch, tmp_path
+):
+    """Alertmanager re-sends a firing alert at every repeat_interval, to every receiver of its
+    routes (here the dashboard and, through the SMS path, on-call), and retries: the history
+    gets the episode's firing once, its resolution once, each at Alertmanager's times."""
+    sms_api = HttpReceiver()
+    for name, value in {
+        "SMS_API_URL": sms_api.url,
+        "SMS_ACCOUNT_SID": "AC42",
+        "SMS_AUTH_TOKEN": "sms-secret",
+        "SMS_FROM": "+15550000000",
+        "ONCALL_SMS_TO": "+15551112222",
+    }.items():
+        monkeypatch.setenv(name, value)
+    labels = {"alertname": "HighPaymentFailureRate", "severity": "critical", "team": "payments"}
+    alert = {
+        "labels": labels,
+        "annotations": {"summary": "Many payments are failing"},
+        "startsAt": "2026-12-05T00:00:00.123Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus:9090/graph",
+        "fingerprint": fingerprint(labels),
+    }
+    resolved = {**alert, "status": "resolved", "endsAt": "2026-12-05T00:09:30Z"}
+    firing = webhook("firing", [{**alert, "status": "firing"}])
+    try:
+        for path, body in [
+            ("/api/monitoring/alertmanager/dashboard", firing),
+            (
+                "/api/monitoring/alertmanager/sms",
+                webhook("firing", [{**alert, "status": "firing"}], "oncall"),
+            ),
+            ("/api/monitoring/alertmanager/dashboard", firing),  # repeat_interval
+            ("/api/monitoring/alertmanager/dashboard", webhook("resolved", [resolved])),
+            ("/api/monitoring/alertmanager/sms", webhook("resolved", [resolved], "oncall")),
+            ("/api/monitoring/alertmanager/", webhook("resolved", [resolved])),  # a retry
+        ]:
+            response = post(client, path, body)
+            assert response.status_code == 200, response.content
+    finally:
+        sms_api.close()
+    start, end = parse_rfc3339_ms(alert["startsAt"]), parse_rfc3339_ms(resolved["endsAt"])
+    assert [
+        (t.fingerprint, t.from_state, t.to_state, t.at_ms, t.resolved_at_ms)
+        for t in history(tmp_path)
+    ] == [
+        (fingerprint(labels), "inactive", "firing", start, None),
+        (fingerprint(labels), "firing", "inactive", end, end),
+    ]
+    store = StateStore(tmp_path / "state.sqlite3")
+    try:
+        assert store.alerts_active() == []
+        assert len(store.dashboard_notifications()) == 2  # the firing and the resolved one
+    finally:
+        store.close()
 
 
 def test_no_token_is_401_and_bad_json_is_400_with_the_reason(client):
@@ -165,6 +255,11 @@ def test_a_group_of_thousands_of_alerts_is_recorded_not_refused(client, tmp_path
     [record] = store.dashboard_notifications()
     store.close()
     assert len(record.body["alerts"]) == 6000
+    store = StateStore(tmp_path / "state.sqlite3")
+    try:
+        assert len(store.alerts_active()) == 6000  # each in the history, firing
+    finally:
+        store.close()
 
 
 def test_a_body_past_the_bound_is_413_before_it_is_read(client):

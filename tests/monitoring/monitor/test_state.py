@@ -15,9 +15,17 @@ import pytest
 
 from monitoring.monitor.config import settings_from_env
 from monitoring.monitor.runtime import OUTAGE_TOLERANCE_MS, Monitor
-from monitoring.monitor.state import LEGAL_TRANSITIONS, MIGRATIONS, StateStore
+from monitoring.monitor.state import (
+    LEGAL_TRANSITIONS,
+    MIGRATIONS,
+    RECEIVED_FILE,
+    RECEIVED_GROUP,
+    StateStore,
+)
+from monitoring.notify.notification import NotifiedAlert
 from monitoring.rules.alerting import Alert, fingerprint
 from monitoring.tsdb.store import labels_from
+from tests.wait import wait_for
 
 T0 = 1_767_268_800_000  # 2026-01-01T12:00:00Z, in ms
 MINUTE = 60_000
@@ -481,3 +489,99 @@ def test_the_monitors_gc_prunes_transitions_past_the_state_retention(tmp_path):
         ]
     finally:
         monitor.stop()
+
+
+# -- alerts received from real Alertmanager (the app's receiver, at scale) ---------------------
+def _received(status: str, *, labels=CPU, start=T0, end=None) -> NotifiedAlert:
+    return NotifiedAlert(
+        labels=dict(labels),
+        annotations={"summary": "High CPU usage detected"},
+        starts_at_ms=start,
+        ends_at_ms=end if status == "resolved" else None,
+        status=status,
+    )
+
+
+def _steps(transitions) -> list[tuple[str, str, int]]:
+    return [(t.from_state, t.to_state, t.at_ms) for t in transitions]
+
+
+def test_a_received_episode_is_one_firing_and_one_resolution_however_often_it_is_sent(store):
+    end = T0 + 9 * MINUTE
+    (fired,) = store.alerts_received([_received("firing")], at_ms=T0 + 1)
+    assert _steps([fired]) == [("inactive", "firing", T0)]
+    assert fired.fingerprint == fingerprint(CPU) and fired.fired_at_ms == T0
+    # Repeats (repeat_interval, a second receiver, a retry) record nothing.
+    assert store.alerts_received([_received("firing")] * 2, at_ms=T0 + 4 * MINUTE) == []
+    (row,) = store.alerts_active()
+    assert (row.rule_group, row.rule_file, row.state) == (RECEIVED_GROUP, RECEIVED_FILE, "firing")
+    assert row.last_evaluated_at_ms == T0 + 4 * MINUTE  # when Alertmanager last sent it
+    (resolution,) = store.alerts_received([_received("resolved", end=end)], at_ms=end + 1)
+    assert _steps([resolution]) == [("firing", "inactive", end)]
+    assert resolution.is_resolution and resolution.resolved_at_ms == end
+    # A repeated resolution, or a firing message of the ended episode arriving late: nothing.
+    late = [_received("resolved", end=end), _received("firing")]
+    assert store.alerts_received(late, at_ms=end + MINUTE) == []
+    assert store.alerts_active() == []
+    assert _legal_history(store.path) == {
+        fingerprint(CPU): [("inactive", "firing"), ("firing", "inactive")]
+    }
+
+
+def test_a_received_new_episode_ends_the_one_whose_resolution_was_lost(store):
+    later = T0 + 30 * MINUTE
+    store.alerts_received([_received("firing")], at_ms=T0)
+    transitions = store.alerts_received([_received("firing", start=later)], at_ms=later)
+    assert _steps(transitions) == [("firing", "inactive", later), ("inactive", "firing", later)]
+    # The old episode's resolution arriving now is about an episode before the stored one.
+    old = _received("resolved", end=T0 + 9 * MINUTE)
+    assert store.alerts_received([old], at_ms=later + 1) == []
+    assert store.alerts_active()[0].active_at_ms == later
+    _legal_history(store.path)
+
+
+def test_a_resolution_of_an_episode_never_seen_firing_records_both(store):
+    end = T0 + 9 * MINUTE
+    transitions = store.alerts_received([_received("resolved", end=end)], at_ms=end)
+    assert _steps(transitions) == [("inactive", "firing", T0), ("firing", "inactive", end)]
+
+
+def test_a_received_alert_the_monitors_rule_records_live_is_left_to_the_monitor(store):
+    _persist(store, _alert("pending"), at=T0)
+    assert store.alerts_received([_received("firing")], at_ms=T0 + MINUTE) == []
+    assert store.alerts_active()[0].rule_group == "system"
+    _persist(store, at=T0 + 2 * MINUTE)  # the monitor's episode ends
+    (fired,) = store.alerts_received([_received("firing", start=T0 + 3 * MINUTE)], at_ms=T0)
+    assert fired.to_state == "firing" and store.alerts_active()[0].rule_group == RECEIVED_GROUP
+
+
+def test_retirement_leaves_received_alerts_alone(store):
+    store.alerts_received([_received("firing")], at_ms=T0)
+    assert store.alerts_retire(keep=set(), evaluated_at_ms=T0 + MINUTE) == []
+    assert [a.state for a in store.alerts_active()] == ["firing"]
+
+
+def test_a_running_monitor_leaves_received_alerts_alone(monitor_at, tmp_path):
+    """Restore, retirement (at start and reload) and the group's evaluations are about the
+    monitor's rules: an alert received from Alertmanager, even one named like a rule's, stays
+    firing until Alertmanager resolves it."""
+    now = T0 + 3 * 3600_000
+    store = StateStore(tmp_path / "state.sqlite3")
+    named_like_a_rule = labels_from({**dict(CPU), "instance": "web9"})
+    other = labels_from({"alertname": "DatabaseErrors", "severity": "critical"})
+    store.alerts_received(
+        [_received("firing", labels=named_like_a_rule), _received("firing", labels=other)],
+        at_ms=T0,
+    )
+    store.close()
+    monitor = monitor_at(now)
+    monitor.start()
+    (group,) = monitor.groups
+    wait_for(lambda: group.last_eval_ms, timeout=60, what="an evaluation of the group")
+    assert monitor.reload() == []
+    monitor.gc(now)
+    assert {a.alertname: a.state for a in monitor.state.alerts_active()} == {
+        "HighCpuUsage": "firing",
+        "DatabaseErrors": "firing",
+    }
+    assert all(t.to_state == "firing" for t in monitor.state.alert_transitions_after(after_id=0))

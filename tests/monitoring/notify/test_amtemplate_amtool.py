@@ -227,6 +227,13 @@ TEMPLATE_FILES = [
     '{{ define "a" }}x{{ end }}\n{{ define "a" }}y{{ end }}',
     "{{ .Status | }}",
     '{{ define "x" }}{{ humanize 1 }}{{ end }}',
+    # Functions of later Alertmanagers, unknown to 0.25.
+    '{{ define "x" }}\n{{ trimSpace " x " }}{{ end }}',
+    '{{ define "x" }}\n\n{{ date "15:04" .StartsAt }}{{ end }}',
+    '{{ define "x" }}{{ tz "UTC" .StartsAt }}{{ end }}',
+    '{{ define "x" }}{{ since .StartsAt | humanizeDuration }}{{ end }}',
+    '{{ define "x" }}{{ humanizeDuration 1 }}{{ end }}',
+    '{{ define "x" }}{{ safeUrl "http://x" }}{{ urlUnescape "a" }}{{ end }}',
     "{{ $undefined }}",
     "{{ template }}",
     "{{ .Status | }}",  # Go as Alertmanager 0.25 is built accepts a trailing pipe

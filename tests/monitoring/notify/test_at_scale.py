@@ -35,6 +35,7 @@ import yaml
 
 from monitoring.monitor.config import settings_from_env
 from monitoring.monitor.state import StateStore
+from monitoring.rules.gofmt import parse_rfc3339_ms
 from tests.gunicorn import ROOT, TOKEN, Gunicorn, single_process
 from tests.monitoring.notify.channels.servers import HttpReceiver, SmtpServer
 from tests.monitoring.notify.real_alertmanager import alertmanager, free_port  # noqa: F401
@@ -239,6 +240,17 @@ def _scenario(app: Gunicorn, prom: httpx.Client, smtp, http, tmp_path: Path) -> 
     assert alert["labels"]["team"] == "development"
     assert alert["labels"]["job"] == APP_JOB
     assert alert["annotations"]["runbook_url"] == "docs/runbooks/DatabaseErrors.md"
+    # History: the /dashboard and /sms receivers both got it, one firing transition recorded,
+    # under Alertmanager's fingerprint (ours) and start.
+    store = StateStore(state_path)
+    try:
+        history = store.alert_transitions_after(after_id=0)
+    finally:
+        store.close()
+    [fired] = [t for t in history if t.alertname == "DatabaseErrors"]
+    assert (fired.from_state, fired.to_state) == ("inactive", "firing")
+    assert fired.fingerprint == alert["fingerprint"]
+    assert fired.at_ms == parse_rfc3339_ms(alert["startsAt"])
     # The dead man's switch: Watchdog pinged through WATCHDOG_WEBHOOK_URL, and told nowhere else.
     # (Prometheus resends a firing alert once a minute: a first send before it had found
     # Alertmanager is made up for then.)
