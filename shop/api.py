@@ -13,11 +13,19 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from shop.errors import ShopError
+from shop.outage import RETRY_AFTER_SECONDS, UNAVAILABLE_BODY, database_unavailable
 
 logger = logging.getLogger("shop.api")
 
 
 def exception_handler(exc, context):
+    if database_unavailable(exc):
+        # Logged by Django at ERROR as any 5xx ("Service Unavailable: <path>"), no traceback.
+        return Response(
+            UNAVAILABLE_BODY,
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, DataError):
         # The database refused a value the validation let through (e.g. a NUL character in
         # a lookup on PostgreSQL): still the client's input, so a 400, but worth a warning.

@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from monitoring.auth import IsMonitoringReader
+from monitoring.auth import MONITORING_AUTHENTICATION, IsMonitoringReader
 from monitoring.collectors import collectors
 from monitoring.health.checks import (
     DISABLED,
@@ -50,6 +50,7 @@ def system_summary() -> dict:
 
 
 class _MonitoringView(APIView):
+    authentication_classes = MONITORING_AUTHENTICATION
     permission_classes = [IsMonitoringReader]
     throttle_classes: list = []  # probes are never throttled
 
