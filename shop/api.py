@@ -2,8 +2,10 @@
 
 import logging
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError
+from django.http import Http404
 from drf_spectacular.utils import inline_serializer
 from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -35,6 +37,10 @@ def exception_handler(exc, context):
         return Response(
             {"detail": exc.message, "code": exc.code}, status=exc.status_code, headers=exc.headers
         )
+    if isinstance(exc, Http404):  # as DRF's handler does, but here, so the code is known
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else exc.messages
@@ -44,6 +50,13 @@ def exception_handler(exc, context):
         return None
     if response.status_code == status.HTTP_400_BAD_REQUEST and not isinstance(response.data, dict):
         response = Response({"detail": response.data}, status=response.status_code)
+    if (
+        isinstance(exc, exceptions.APIException)
+        and set(response.data) == {"detail"}
+        and isinstance(exc.get_codes(), str)
+    ):
+        # One error shape for the whole API: {"detail", "code"}, as ShopError answers.
+        response.data["code"] = exc.get_codes()
     return response
 
 
