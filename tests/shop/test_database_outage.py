@@ -76,7 +76,7 @@ def _user_token(app: Gunicorn) -> str:
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
         timeout=60, check=True,
     )  # fmt: skip
-    return done.stdout.strip()
+    return done.stdout.split()[-1]  # the last line: anything logged comes before it
 
 
 def _serving(client: httpx.Client, token: str) -> bool:
