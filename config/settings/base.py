@@ -78,6 +78,11 @@ else:
     # A kept connection is checked before a request reuses it: after a database restart the
     # first request reconnects instead of failing on the dead connection (shop.outage).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A server that accepts and never answers (hung, or a dead host's address) is unreachable
+    # after this many seconds, a 503, instead of holding the request until gunicorn kills it.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = max(
+        2, round(env_float("DATABASE_CONNECT_TIMEOUT", 5.0))
+    )  # libpq counts whole seconds, at least 2
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis is optional: without it tasks run in-process and Redis/Celery report "disabled".

@@ -13,13 +13,14 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import httpx
 import psycopg
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from tests.faults import tcp_proxy
+from tests.faults import hung_server, tcp_proxy
 from tests.gunicorn import ROOT, TOKEN, Gunicorn
 from tests.services import require_postgres
 from tests.wait import wait_for
@@ -159,5 +160,30 @@ def test_connections_dropped_while_idle_are_replaced_without_a_failed_request(
             token = _user_token(app)
             assert _serving(client, token)
             proxy.cut()
+            proxy.restore()
+            assert _serving(client, token)
+
+
+def test_a_database_that_never_answers_is_a_503_within_the_connect_timeout(tmp_path, app_database):
+    """A hung server (it accepts and never answers): connects give up after
+    DATABASE_CONNECT_TIMEOUT, and the request is a 503, not held until gunicorn kills it."""
+    with tcp_proxy() as proxy, hung_server() as hung:
+        url = f"postgres://postgres@{proxy.address}/{app_database}"
+        with (
+            Gunicorn(tmp_path, workers=2, DATABASE_URL=url, DATABASE_CONNECT_TIMEOUT="2") as app,
+            httpx.Client(base_url=app.base_url, timeout=30) as client,
+        ):
+            token = _user_token(app)
+            assert _serving(client, token)
+            real = proxy.upstream
+            proxy.cut()
+            proxy.upstream = ("127.0.0.1", hung.port)  # new connections reach the hung server
+            proxy.restore()
+            started = time.monotonic()
+            response = client.get("/api/orders/", headers={"Authorization": f"Token {token}"})
+            _assert_json_unavailable(response, "hung database")
+            assert time.monotonic() - started < 10  # 2 s connect timeout, and some slack
+            proxy.cut()
+            proxy.upstream = real
             proxy.restore()
             assert _serving(client, token)
