@@ -25,6 +25,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -63,6 +64,20 @@ def app_address(bind: str) -> str:
     elif host in ("[::]", "::"):
         host = "[::1]"
     return f"{host}:{port}"
+
+
+def redacted_url(url: str) -> str:
+    """`url` for a banner or log: its userinfo (a Redis or database password) and a
+    `password=` query parameter replaced by `***`."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = "&".join(
+        f"{key}=***" if key.lower() == "password" else f"{key}={value}" if sep else key
+        for key, sep, value in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _manage(env: dict[str, str], *args: str) -> None:
@@ -264,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  monitor (PromQL)    http://{env.get('MONITOR_LISTEN', '127.0.0.1:9091')}/api/v1/alerts"
             f"  (scrapes {env['MONITOR_APP_TARGET']})\n"
             f"  logs (JSON lines)   {env.get('LOG_DIR', env['VAR_DIR'] + '/log')}/app.log, access.log\n"
-            f"  background tasks    {'Celery on ' + env['REDIS_URL'] if env.get('REDIS_URL') else 'in-process (no REDIS_URL)'}\n"
+            f"  background tasks    {'Celery on ' + redacted_url(env['REDIS_URL']) if env.get('REDIS_URL') else 'in-process (no REDIS_URL)'}\n"
             f"  restarts            {state_path}\n",
             flush=True,
         )

@@ -2,8 +2,10 @@
 
 import logging
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError
+from django.http import Http404
 from drf_spectacular.utils import inline_serializer
 from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -13,11 +15,19 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from shop.errors import ShopError
+from shop.outage import RETRY_AFTER_SECONDS, UNAVAILABLE_BODY, database_unavailable
 
 logger = logging.getLogger("shop.api")
 
 
 def exception_handler(exc, context):
+    if database_unavailable(exc):
+        # Logged by Django at ERROR as any 5xx ("Service Unavailable: <path>"), no traceback.
+        return Response(
+            UNAVAILABLE_BODY,
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, DataError):
         # The database refused a value the validation let through (e.g. a NUL character in
         # a lookup on PostgreSQL): still the client's input, so a 400, but worth a warning.
@@ -27,6 +37,10 @@ def exception_handler(exc, context):
         return Response(
             {"detail": exc.message, "code": exc.code}, status=exc.status_code, headers=exc.headers
         )
+    if isinstance(exc, Http404):  # as DRF's handler does, but here, so the code is known
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else exc.messages
@@ -36,6 +50,13 @@ def exception_handler(exc, context):
         return None
     if response.status_code == status.HTTP_400_BAD_REQUEST and not isinstance(response.data, dict):
         response = Response({"detail": response.data}, status=response.status_code)
+    if (
+        isinstance(exc, exceptions.APIException)
+        and set(response.data) == {"detail"}
+        and isinstance(exc.get_codes(), str)
+    ):
+        # One error shape for the whole API: {"detail", "code"}, as ShopError answers.
+        response.data["code"] = exc.get_codes()
     return response
 
 

@@ -37,6 +37,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "monitoring.http.middleware.RequestMonitoringMiddleware",
+    # Inside the monitoring middleware, so metrics and access log see the status it answers.
+    "shop.middleware.ApiJsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -72,6 +74,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several gunicorn workers share the file: wait for the write lock instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+else:
+    # A kept connection is checked before a request reuses it: after a database restart the
+    # first request reconnects instead of failing on the dead connection (shop.outage).
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A server that accepts and never answers (hung, or a dead host's address) is unreachable
+    # after this many seconds, a 503, instead of holding the request until gunicorn kills it.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = max(
+        2, round(env_float("DATABASE_CONNECT_TIMEOUT", 5.0))
+    )  # libpq counts whole seconds, at least 2
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis is optional: without it tasks run in-process and Redis/Celery report "disabled".
@@ -119,12 +130,14 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
 REST_FRAMEWORK = {
+    # Token first: DRF takes the WWW-Authenticate challenge of the first class, and without
+    # one (sessions have none) it answers a missing or bad token 403 instead of 401.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "shop.schema.ShopAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "shop.api.exception_handler",

@@ -1,26 +1,29 @@
 """`GET /api/monitoring/prometheus/`: every metric in Prometheus text format 0.0.4.
 
 Readable with `Authorization: Bearer <MONITORING_TOKEN>` (when a token is configured) or a
-staff session; anyone else gets 401 (no credentials) or 403 (wrong ones) and no data.
+staff session; anyone else gets 401 (no credentials or wrong ones) or 403 (a signed-in user who
+is not staff) and no data.
 A plain Django view, not DRF: Prometheus scrapes it often and needs none of DRF's machinery.
 """
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
-from monitoring.auth import is_monitoring_reader
+from monitoring.auth import CHALLENGE, is_monitoring_reader
 from monitoring.metrics import CONTENT_TYPE, exposition
 
 
 def refusal(request: HttpRequest) -> JsonResponse:
-    """401 when the caller showed no credentials at all, 403 when they are not enough."""
+    """401 when the caller is nobody (no credentials, or wrong ones), 403 when a signed-in
+    user is not enough."""
     user = getattr(request, "user", None)
-    has_session = bool(user is not None and user.is_authenticated)
-    if not has_session and not request.META.get("HTTP_AUTHORIZATION"):
-        response = JsonResponse(
-            {"detail": "Authentication credentials were not provided."}, status=401
+    if not (user is not None and user.is_authenticated):
+        wrong = bool(request.META.get("HTTP_AUTHORIZATION"))
+        detail = (
+            "Invalid credentials." if wrong else "Authentication credentials were not provided."
         )
-        response["WWW-Authenticate"] = 'Bearer realm="monitoring"'
+        response = JsonResponse({"detail": detail}, status=401)
+        response["WWW-Authenticate"] = CHALLENGE
         return response
     return JsonResponse(
         {"detail": "Monitoring data needs a staff session or the monitoring bearer token."},

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from monitoring.auth import IsMonitoringReader
+from monitoring.auth import MONITORING_AUTHENTICATION, IsMonitoringReader
 from monitoring.collectors import collectors
 from monitoring.http.snapshot import application_snapshot
 from monitoring.metrics import exposition
@@ -71,6 +71,7 @@ CATEGORIES = ("system", "database", "redis", "application", "business")
 
 
 class CategoryMetricsView(APIView):
+    authentication_classes = MONITORING_AUTHENTICATION
     permission_classes = [IsMonitoringReader]
     throttle_classes: list = []
     category = ""

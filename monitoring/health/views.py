@@ -4,13 +4,20 @@
 ok or not. The database check behind it (`checks.database_reachable`, which `database_up`
 exports too) runs at most once per HEALTH_BASIC_CACHE_SECONDS per process; probes in between
 get the last answer.
+
+A probe that finds a component down answers 503 and logs a WARNING on `monitoring.health`,
+not Django's ERROR for a 5xx: the probe itself worked, and the outage it saw has its own
+alerts (DatabaseDown, RedisDown, CeleryBrokerDown, CeleryWorkersDown). At ERROR every probe of
+a load balancer (one every few seconds) would count towards HighLogErrorRate and page a second
+time for it, as an application fault that is not one.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from drf_spectacular.types import OpenApiTypes
@@ -19,7 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from monitoring.auth import IsMonitoringReader
+from monitoring.auth import MONITORING_AUTHENTICATION, IsMonitoringReader
 from monitoring.collectors import collectors
 from monitoring.health.checks import (
     DISABLED,
@@ -30,12 +37,22 @@ from monitoring.health.checks import (
     run_checks,
 )
 
+logger = logging.getLogger("monitoring.health")
+
+
+def probe_failed(response: HttpResponse, failing: str, path: str) -> HttpResponse:
+    """`response` (a 503), logged once at WARNING instead of django.request's ERROR."""
+    logger.warning("Health probe %s: %s", path, failing, extra={"status_code": 503})
+    response._has_been_logged = True  # Django's log_response skips a logged response
+    return response
+
 
 @never_cache
 def health_basic(request: HttpRequest) -> JsonResponse:
     if database_reachable():
         return JsonResponse({"status": "ok"})
-    return JsonResponse({"status": "unavailable"}, status=503)
+    response = JsonResponse({"status": "unavailable"}, status=503)
+    return probe_failed(response, "database unreachable", request.path)
 
 
 def system_summary() -> dict:
@@ -50,12 +67,23 @@ def system_summary() -> dict:
 
 
 class _MonitoringView(APIView):
+    authentication_classes = MONITORING_AUTHENTICATION
     permission_classes = [IsMonitoringReader]
     throttle_classes: list = []  # probes are never throttled
 
 
 def _http_status(results) -> int:
     return 200 if all(r.status in (OK, DISABLED) for r in results) else 503
+
+
+def _answer(request: Request, body: dict, results) -> Response:
+    response = Response(body, status=_http_status(results))
+    if response.status_code == 503:
+        failing = ", ".join(
+            f"{r.name} {r.status}: {r.error}" for r in results if r.status not in (OK, DISABLED)
+        )
+        probe_failed(response, failing, request.path)
+    return response
 
 
 _HEALTH_RESPONSES = {
@@ -79,7 +107,7 @@ class HealthDetailedView(_MonitoringView):
             "components": {r.name: r.as_dict() for r in results},
             "metrics": system_summary(),
         }
-        return Response(body, status=_http_status(results))
+        return _answer(request, body, results)
 
 
 class HealthComponentView(_MonitoringView):
@@ -90,4 +118,4 @@ class HealthComponentView(_MonitoringView):
         checks = [check for check in health_checks() if check.name == self.component]
         (result,) = run_checks(checks)
         body = {"component": result.name, **result.as_dict()}
-        return Response(body, status=_http_status([result]))
+        return _answer(request, body, [result])

@@ -17,6 +17,7 @@ import secrets
 import time
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import empty
 
@@ -71,7 +72,10 @@ def _user_id(request: HttpRequest, session_cookie: str) -> int | None:
     wrapped = getattr(user, "_wrapped", user)  # SimpleLazyObject keeps the real user here
     if wrapped is empty:
         if session_cookie in request.COOKIES:
-            return user.pk if user.is_authenticated else None  # resolves the session once
+            try:
+                return user.pk if user.is_authenticated else None  # resolves the session once
+            except DatabaseError:  # the database is down: the answer (a 503) is still recorded
+                return None
         return None
     return wrapped.pk if getattr(wrapped, "is_authenticated", False) else None
 

@@ -34,8 +34,9 @@ _KEY_VALUE = re.compile(
 _AUTH_SCHEME = re.compile(
     r"(?i)\b(bearer|basic|digest)\s+[A-Za-z0-9._~+/=-]{4,}|\b(token)\s+[A-Za-z0-9._~+/=-]{16,}"
 )
-# 13-19 digits, optionally grouped by single spaces or dashes, not inside a longer number.
-_CARD_CANDIDATE = re.compile(r"(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d])")
+# A run of digit groups joined by single spaces or dashes, not after a decimal point: a card
+# number (13-19 digits) is the whole run or some of its groups (`_card_replacement`).
+_CARD_CANDIDATE = re.compile(r"(?<![\d.])\d+(?:[ -]\d+)*")
 
 # Cheap tests first (C-level substring checks), the patterns only when they could match.
 _CARD_DIGITS = re.compile(r"\d[\d -]{11,}\d")
@@ -73,11 +74,42 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _is_card(text: str) -> bool:
+    digits = text.replace(" ", "").replace("-", "")
+    return 13 <= len(digits) <= 19 and luhn_valid(digits)
+
+
+_DIGIT_RUN = re.compile(r"\d+")
+
+
 def _card_replacement(match: re.Match) -> str:
-    digits = match.group(0).replace(" ", "").replace("-", "")
-    if 13 <= len(digits) <= 19 and luhn_valid(digits):
+    text = match.group(0)
+    if len(text) < 13:  # fewer than 13 digits: no card (the common case, kept cheap)
+        return text
+    if _is_card(text):
         return REDACTED
-    return match.group(0)
+    # The run may hold a card beside other numbers ("qty 2 4111 1111 1111 1111", "4222222222222
+    # 12"), or two cards: look for cards made of whole digit groups, grouped as cards are
+    # printed (every group but the last of 4 digits or more), so that a list of small numbers
+    # is not taken for one.
+    runs = [(run.start(), run.end()) for run in _DIGIT_RUN.finditer(text)]
+    out, done, i = [], 0, 0
+    while i < len(runs):
+        start, card_end, digits = runs[i][0], None, 0
+        for j in range(i, len(runs)):
+            digits += runs[j][1] - runs[j][0]
+            if digits > 19:
+                break
+            if digits >= 13 and _is_card(text[start : runs[j][1]]):
+                card_end, last = runs[j][1], j
+            if runs[j][1] - runs[j][0] < 4:
+                break  # only the last group of a card is shorter
+        if card_end is None:
+            i += 1
+            continue
+        out += [text[done:start], REDACTED]
+        done, i = card_end, last + 1
+    return "".join(out) + text[done:]
 
 
 def redact_text(text: str) -> str:

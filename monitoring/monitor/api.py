@@ -368,6 +368,11 @@ class _Handler(BaseHTTPRequestHandler):
     # client's delayed ACK of the headers, 40 ms on every small answer.
     disable_nagle_algorithm = True
 
+    def version_string(self) -> str:
+        # http.server's default, "BaseHTTP/0.6 Python/3.11.7", tells a caller which runtime
+        # (and its known flaws) to aim at; the Server header names only the product.
+        return "pasargad-monitor"
+
     def _serve(self, method: str) -> None:
         url = urlsplit(self.path)
         params = parse_qs(url.query, keep_blank_values=True)

@@ -3,6 +3,10 @@ from rest_framework import serializers
 
 
 class UserSerializer(serializers.ModelSerializer):
+    # Text, not an email format: users made without one (createsuperuser, the simulator's
+    # staff user) have an empty address.
+    email = serializers.CharField(read_only=True)
+
     class Meta:
         model = User
         fields = ["id", "username", "email", "is_staff", "date_joined"]

@@ -16,6 +16,10 @@ class Category(models.Model):
         return self.name
 
 
+# The most units of a product the shop holds: the API refuses a stock level or delivery above it.
+MAX_STOCK = 1_000_000
+
+
 class Product(models.Model):
     sku = models.CharField(max_length=40, unique=True)
     name = models.CharField(max_length=200)

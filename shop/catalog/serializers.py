@@ -3,9 +3,7 @@ from decimal import Decimal
 from django.core.validators import slug_re
 from rest_framework import serializers
 
-from shop.catalog.models import Category, Product
-
-MAX_STOCK = 1_000_000
+from shop.catalog.models import MAX_STOCK, Category, Product
 
 
 class CategorySlugField(serializers.SlugRelatedField):

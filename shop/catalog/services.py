@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from shop import signals
-from shop.catalog.models import Category, Product, ReorderAlert
+from shop.catalog.models import MAX_STOCK, Category, Product, ReorderAlert
 from shop.errors import Conflict, InvalidRequest, NotFound
 
 
@@ -75,17 +75,25 @@ def stock_receive(*, product_id: int, quantity: int) -> Product:
     """Book `quantity` units of a delivery into stock (staff restocking a product).
 
     An increment, not a new absolute level: orders placed while the delivery is counted keep
-    their reservations (setting `stock_quantity` outright would silently undo them).
+    their reservations (setting `stock_quantity` outright would silently undo them). Stock
+    never goes above MAX_STOCK, the level the API accepts (what staff read, they can write).
     """
     if quantity <= 0:
         raise InvalidRequest("A delivery adds at least one unit.", code="invalid_quantity")
     with transaction.atomic():
-        updated = Product.objects.filter(pk=product_id).update(
-            stock_quantity=F("stock_quantity") + quantity
-        )
-        if not updated:
+        updated = Product.objects.filter(
+            pk=product_id, stock_quantity__lte=MAX_STOCK - quantity
+        ).update(stock_quantity=F("stock_quantity") + quantity)
+        product = Product.objects.select_related("category").filter(pk=product_id).first()
+        if product is None:
             raise NotFound(f"Product {product_id} does not exist.")
-        return Product.objects.select_related("category").get(pk=product_id)
+        if not updated:
+            raise Conflict(
+                f"{product.sku} holds {product.stock_quantity} units: {quantity} more would "
+                f"exceed the limit of {MAX_STOCK}.",
+                code="stock_limit",
+            )
+        return product
 
 
 def stock_release(*, quantities: Mapping[int, int]) -> None:

@@ -103,7 +103,7 @@ class ProductViewSet(_CatalogViewSet):
 
     @extend_schema(
         request=StockReceiptSerializer,
-        responses={200: ProductSerializer, **error_responses(400, 401, 403, 404, 415)},
+        responses={200: ProductSerializer, **error_responses(400, 401, 403, 404, 409, 415)},
         description="Book a delivery into stock: adds `quantity` units (staff only).",
     )
     @action(detail=True, methods=["post"], permission_classes=[permissions.IsAdminUser])

@@ -332,3 +332,16 @@ def test_broken_configuration_never_keeps_the_shop_from_serving(up):
     )
     assert detailed.json()["components"]["database"]["status"] == "ok", detailed.text
     assert runner.process.poll() is None, runner.log()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:s3cret@cache:6379/0", "redis://***@cache:6379/0"),
+        ("rediss://shop:s3cret@cache:6380/1", "rediss://***@cache:6380/1"),
+        ("redis://cache:6379/0?password=s3cret&db=2", "redis://cache:6379/0?password=***&db=2"),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+    ],
+)
+def test_the_banner_never_shows_a_password_in_redis_url(url, shown):
+    assert _up_module().redacted_url(url) == shown

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from monitoring.collectors.base import CachedCollector, CachedReading, Families
 from monitoring.collectors.business import (
     BusinessCollector,
+    business_revenue,
     business_statistics,
     families_from_reading,
 )
@@ -64,12 +65,39 @@ def shop_data(django_user_model):
     return products
 
 
+def test_revenue_counts_an_order_in_each_period_it_was_paid_in(db):
+    """Each period from its first microsecond: orders paid just before and at the starts of
+    today, the week (Monday) and the month, seen from a fixed Wednesday, 16 December."""
+    now = timezone.now().replace(2026, 12, 16, 12, 0, 0, 0)
+    tick = timedelta(microseconds=1)
+    today, monday, first = (
+        now.replace(hour=0),
+        now.replace(day=14, hour=0),
+        now.replace(day=1, hour=0),
+    )
+    paid = {
+        today: "1.00",
+        today - tick: "2.00",  # yesterday, this week
+        monday: "4.00",
+        monday - tick: "8.00",  # last week, this month
+        first: "16.00",
+        first - tick: "32.00",  # last month
+    }
+    for number, (when, total) in enumerate(paid.items()):
+        order = Order.objects.create(number=f"R-{number}", status="paid", total=Decimal(total))
+        Order.objects.filter(pk=order.pk).update(created_at=when, paid_at=when)
+    assert business_revenue(now=now) == {
+        "today": {"USD": 1.0},
+        "week": {"USD": 7.0},
+        "month": {"USD": 31.0},
+    }
+
+
 def test_statistics_from_the_shop(shop_data):
     reading = business_statistics(alias="default", timeout=5, now=NOW)
-    today_revenue = 30.0 + (20.0 if NOW.date() == (NOW - timedelta(days=1)).date() else 0.0)
-    assert reading["revenue"]["today"] == {"USD": today_revenue}
-    assert reading["revenue"]["month"]["USD"] >= 30.0
-    assert reading["revenue"]["month"]["USD"] <= 90.0  # never the pending order's 99
+    # A only: B was paid yesterday, C (99) is pending. (The month's bounds: next test.)
+    assert reading["revenue"]["today"] == {"USD": 30.0}
+    assert 30.0 <= reading["revenue"]["month"]["USD"] <= 90.0  # never the pending order's 99
     # One paid order today over four unique visitors.
     assert reading["orders_today"] == 1
     assert reading["visitors_today"] == 4
@@ -96,7 +124,7 @@ def test_statistics_from_the_shop(shop_data):
 
     registry.register(Fixed())
     value = registry.get_sample_value
-    assert value("business_revenue", {"period": "today", "currency": "USD"}) == today_revenue
+    assert value("business_revenue", {"period": "today", "currency": "USD"}) == 30.0
     assert value("business_conversion_rate_percent") == 25.0
     assert value("product_stock_quantity", {"sku": "P-3"}) == 0
     assert value("product_stock_quantity", {"sku": "OLD"}) is None

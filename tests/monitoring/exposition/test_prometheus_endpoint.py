@@ -28,9 +28,10 @@ def test_no_credentials_is_401_without_data(client):
 
 
 @pytest.mark.parametrize("header", ["Bearer wrong-token", "Basic czNjcmV0", f"Bearer {TOKEN}x"])
-def test_wrong_credentials_are_403_without_data(client, header):
+def test_wrong_credentials_are_401_without_data(client, header):
     response = client.get(URL, HTTP_AUTHORIZATION=header)
-    assert response.status_code == 403
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
     assert b"# TYPE" not in response.content
 
 
@@ -57,7 +58,7 @@ def test_staff_session_reads(client):
 
 def test_without_a_configured_token_a_bearer_is_refused(client, settings):
     settings.MONITORING_TOKEN = ""
-    assert client.get(URL, HTTP_AUTHORIZATION="Bearer ").status_code == 403
+    assert client.get(URL, HTTP_AUTHORIZATION="Bearer ").status_code == 401
 
 
 def test_only_get(client):

@@ -43,8 +43,8 @@ def test_basic_health_is_503_when_the_database_is_unreachable(
 @pytest.mark.parametrize("url", PROTECTED)
 def test_protected_endpoints_refuse_anonymous_readers(client, health_settings, url):
     response = client.get(url)
-    assert response.status_code in (401, 403)
-    assert set(response.json()) == {"detail"}
+    assert response.status_code == 401
+    assert set(response.json()) == {"detail", "code"}
 
 
 @pytest.mark.parametrize("url", PROTECTED)
@@ -120,3 +120,23 @@ def test_production_never_redirects_health_probes_to_https(client, health_settin
     assert client.get("/api/health/database/", **bearer).status_code == 200
     # The redirect itself is on: other plain-HTTP requests are sent to HTTPS.
     assert client.get("/api/monitoring/system/", **bearer).status_code == 301
+
+
+def test_a_failed_probe_is_a_warning_not_an_error(
+    client, reader, broken_database, refused_port, caplog
+):
+    """A probe that sees the database down logs a WARNING naming it: an ERROR per probe would
+    count towards HighLogErrorRate (log_errors_total) beside the DatabaseDown alert."""
+    from tests.monitoring.metric_values import sample_value
+
+    broken_database(refused_port)
+    errors_before = sample_value("log_errors_total", logger="django.request") or 0
+    with caplog.at_level("INFO"):
+        assert client.get("/api/health/").status_code == 503
+        assert reader("/api/health/detailed/").status_code == 503
+        assert reader("/api/health/database/").status_code == 503
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    warnings = [r for r in caplog.records if r.name == "monitoring.health"]
+    assert [r.levelname for r in warnings] == ["WARNING"] * 3
+    assert all("database" in r.getMessage() for r in warnings)
+    assert (sample_value("log_errors_total", logger="django.request") or 0) == errors_before

@@ -67,8 +67,51 @@ def test_card_numbers_in_text_are_removed(text):
     assert REDACTED in out
 
 
+def _luhn_completed(prefix: str) -> str:
+    """`prefix` and the check digit that makes it a valid card number."""
+    return next(prefix + d for d in "0123456789" if luhn_valid(prefix + d))
+
+
+# Every card length there is: 13 (old Visa), 14 (Diners), 15 (Amex), 16, and the 17-19 digit
+# numbers of Visa, UnionPay, Maestro and Discover.
+CARDS = {
+    13: "4222222222222",
+    14: "30569309025904",
+    15: AMEX,
+    16: VISA,
+    17: _luhn_completed("4" + "1" * 15),
+    18: _luhn_completed("6" + "2" * 16),
+    19: _luhn_completed("62" + "1" * 16),
+}
+
+
+def _shapes(card: str) -> list[str]:
+    fours = [card[i : i + 4] for i in range(0, len(card), 4)]
+    return [card, " ".join(fours), "-".join(fours)]
+
+
+@pytest.mark.parametrize("length", sorted(CARDS))
+@pytest.mark.parametrize(
+    "template",
+    ["paying with {} now", "{}", "card={}.", "qty 2 {}", "{} 12 units", "order 7: {}, total 12"],
+)
+def test_card_numbers_of_every_length_are_removed(length, template):
+    card = CARDS[length]
+    assert len(card) == length and luhn_valid(card)
+    for shape in _shapes(card):
+        out = redact_text(template.format(shape))
+        assert REDACTED in out, (shape, out)
+        digits = out.replace(" ", "").replace("-", "")
+        assert card[-8:] not in digits and card[:8] not in digits, (shape, out)
+
+
 def test_numbers_that_are_not_cards_stay():
-    for text in ["order 4111111111111112 total", "amount 1234.5678901234567", "id 12345"]:
+    for text in [
+        "order 4111111111111112 total",
+        "amount 1234.5678901234567",
+        "id 12345",
+        "ids 1 2 3 4 5 6 7 8 9 10 11 12 13",  # small numbers side by side are no card
+    ]:
         assert redact_text(text) == text
 
 

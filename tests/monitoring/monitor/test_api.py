@@ -254,6 +254,23 @@ def test_health_ready_and_unknown_paths(running):
     assert client.delete("/api/v1/query").status_code == 405
 
 
+def test_no_answer_names_the_python_version(running):
+    """http.server's Server header ("BaseHTTP/0.6 Python/3.11.7") is not sent, on a routed
+    answer, a refusal, or a request line http.server itself rejects."""
+    import platform
+    import socket
+
+    _, client, _, _ = running
+    for response in (client.get("/-/healthy"), client.get("/api/v1/nope")):
+        assert response.headers["Server"] == "pasargad-monitor"
+    host, port = client.base_url.host, client.base_url.port
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n")  # 501 from http.server
+        head = sock.recv(65536).decode(errors="replace")
+    assert head.startswith("HTTP/1.1 501")
+    assert "Python" not in head and platform.python_version() not in head, head
+
+
 def test_a_token_protects_everything_but_health(running):
     monitor, _, _, _ = running
     server = api_server_start(monitor, host="127.0.0.1", port=0, token="s3cret")
