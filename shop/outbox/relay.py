@@ -21,7 +21,7 @@ import threading
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connections
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from shop.breaker import CircuitOpen, breaker
@@ -61,37 +61,44 @@ def requeue_lost(*, now=None) -> int:
     )
 
 
+def claim_due(*, limit: int) -> list[int]:
+    """Take up to `limit` due pending jobs, oldest first, in one transaction (pending → sent).
+
+    On PostgreSQL rows another relay is claiming are skipped (SKIP LOCKED); on SQLite the
+    IMMEDIATE transaction serialises the relays. Either way no job is claimed twice."""
+    now = timezone.now()
+    with transaction.atomic():
+        due = Job.objects.filter(state=State.PENDING, due_at__lte=now).order_by("due_at", "pk")
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        ids = list(due.values_list("pk", flat=True)[:limit])
+        if ids:
+            Job.objects.filter(pk__in=ids).update(state=State.SENT, sent_at=now)
+    return ids
+
+
 def relay_once(*, limit: int = BATCH) -> int:
     """One round: returns how many jobs were handed over (sent, or run in-process)."""
     requeue_lost()
-    eager = in_process()
-    redis = breaker("redis")
-    handed = 0
-    due = (
-        Job.objects.filter(state=State.PENDING, due_at__lte=timezone.now())
-        .order_by("due_at", "pk")
-        .values_list("pk", flat=True)[:limit]
-    )
-    for job_id in list(due):
-        if not eager and not redis.ready():
-            break
-        now = timezone.now()
-        if not Job.objects.filter(pk=job_id, state=State.PENDING).update(
-            state=State.SENT, sent_at=now
-        ):
-            continue  # another relay took it
-        if eager:
+    if in_process():
+        ids = claim_due(limit=limit)
+        for job_id in ids:
             run_job(job_id)
-        else:
-            try:
-                redis.call(lambda job_id=job_id: publish(job_id), errors=(Exception,))
-            except Exception as exc:
-                Job.objects.filter(pk=job_id, state=State.SENT).update(state=State.PENDING)
-                if not isinstance(exc, CircuitOpen):
-                    logger.warning("outbox relay: broker unavailable", extra={"error": repr(exc)})
-                break
-        handed += 1
-    return handed
+        return len(ids)
+    redis = breaker("redis")
+    if not redis.ready():
+        return 0
+    ids = claim_due(limit=limit)
+    for handed, job_id in enumerate(ids):
+        try:
+            redis.call(lambda job_id=job_id: publish(job_id), errors=(Exception,))
+        except Exception as exc:
+            # The broker is gone: this job and the rest wait for the breaker's next probe.
+            Job.objects.filter(pk__in=ids[handed:], state=State.SENT).update(state=State.PENDING)
+            if not isinstance(exc, CircuitOpen):
+                logger.warning("outbox relay: broker unavailable", extra={"error": repr(exc)})
+            return handed
+    return len(ids)
 
 
 def relay_all() -> int:
