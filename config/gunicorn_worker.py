@@ -9,17 +9,22 @@ busy but healthy worker out. Here the poller peeks at a readable connection's fi
 from __future__ import annotations
 
 import socket
+import sys
 from concurrent import futures
 
 from gunicorn.workers.gthread import ThreadWorker
 
 PROBE = b"GET /api/health/ "
 PROBE_THREADS = 2
+# A probe thread waiting for the GIL behind busy request threads gets it after this long at most
+# per switch (Python's default is 5 ms; a probe re-takes the GIL after each system call).
+SWITCH_INTERVAL = 0.001
 
 
 class ProbeFirstWorker(ThreadWorker):
     def init_process(self) -> None:
         self.probe_pool = futures.ThreadPoolExecutor(max_workers=PROBE_THREADS)
+        sys.setswitchinterval(SWITCH_INTERVAL)
         super().init_process()
 
     def enqueue_req(self, conn) -> None:

@@ -9,12 +9,15 @@ up to `max_reset` (backoff while the outage lasts). One breaker per process and 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 T = TypeVar("T")
+
+logger = logging.getLogger("shop.breaker")
 
 
 class CircuitOpen(Exception):
@@ -63,6 +66,8 @@ class CircuitBreaker:
 
     def success(self) -> None:
         with self._lock:
+            if self._open_until is not None:
+                logger.info("circuit closed: %s answers again", self.name)
             self._open_until = None
             self._open_for = self.reset
             self._probing = False
@@ -71,6 +76,8 @@ class CircuitBreaker:
         with self._lock:
             if self._open_until is not None:  # a failed probe (or a late failure): back off
                 self._open_for = min(self._open_for * 2, self.max_reset)
+            else:  # once per outage, not per failed call
+                logger.warning("circuit open: %s failed, failing fast", self.name)
             self._open_until = self.clock() + self._open_for
             self._probing = False
 

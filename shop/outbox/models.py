@@ -15,6 +15,9 @@ class Job(models.Model):
     key = models.CharField(max_length=200, unique=True)
     task = models.CharField(max_length=200)
     args = models.JSONField(default=list)
+    # Message headers captured at enqueue (who caused it: request id, user id; see
+    # services.CONTEXT_PROVIDERS), so the task's log lines name the request that placed it.
+    headers = models.JSONField(default=dict)
     state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     due_at = models.DateTimeField()

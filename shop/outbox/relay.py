@@ -1,11 +1,12 @@
 """The relay: hand committed outbox jobs to Celery when the broker answers.
 
-`relay_once()` takes the due pending jobs (oldest first), claims each (pending → sent, one
-conditional UPDATE, so two relays never send one job twice) and publishes it through the
+`relay_once()` takes the due pending jobs (oldest first), claims them (pending → sent, in one
+transaction, so two relays never send one job twice) and publishes each as its own task through the
 process's Redis circuit breaker. A broker that fails puts the job back and stops the round; the
 breaker then fails fast and lets one probe through after a doubling wait (REDIS_BREAKER_RESET
 to REDIS_BREAKER_MAX_RESET). A job sent but not run within OUTBOX_REDELIVER_SECONDS is sent
-again (a restarted Redis forgets its queue); `run_job`'s claim makes the duplicate a no-op.
+again (a restarted Redis forgets its queue); the task's claim (OutboxTask) makes the duplicate
+a no-op.
 Without Redis (task_always_eager, the embedded default) jobs run in-process instead.
 
 Where it runs: a daemon thread in each web (and worker) process, woken by every commit that
@@ -26,7 +27,7 @@ from django.utils import timezone
 
 from shop.breaker import CircuitOpen, breaker
 from shop.outbox.models import Job
-from shop.outbox.services import run_job
+from shop.outbox.services import JOB_HEADER, run_job
 
 logger = logging.getLogger("shop.outbox")
 
@@ -45,11 +46,11 @@ def in_process() -> bool:
     return bool(_celery_app().conf.task_always_eager)
 
 
-def publish(job_id: int) -> None:
-    """One job to the broker (no retries of its own: the breaker and the relay retry)."""
-    from shop.outbox.tasks import outbox_run
-
-    outbox_run.apply_async((job_id,), retry=False)
+def publish(job: Job) -> None:
+    """One job to the broker as its own task, with the job's headers and id (no retries of its
+    own: the breaker and the relay retry)."""
+    task = _celery_app().tasks[job.task]
+    task.apply_async(job.args, headers={**job.headers, JOB_HEADER: job.pk}, retry=False)
 
 
 def requeue_lost(*, now=None) -> int:
@@ -89,9 +90,10 @@ def relay_once(*, limit: int = BATCH) -> int:
     if not redis.ready():
         return 0
     ids = claim_due(limit=limit)
+    jobs = Job.objects.in_bulk(ids)
     for handed, job_id in enumerate(ids):
         try:
-            redis.call(lambda job_id=job_id: publish(job_id), errors=(Exception,))
+            redis.call(lambda job=jobs[job_id]: publish(job), errors=(Exception,))
         except Exception as exc:
             # The broker is gone: this job and the rest wait for the breaker's next probe.
             Job.objects.filter(pk__in=ids[handed:], state=State.SENT).update(state=State.PENDING)

@@ -10,6 +10,7 @@ twice (redelivery after a broker restart, two relays) runs the task once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +25,18 @@ from shop.outbox.models import Job
 logger = logging.getLogger("shop.outbox")
 
 State = Job.State
+# The header a relayed task message carries: the job it runs (OutboxTask claims it).
+JOB_HEADER = "outbox_job"
+# Functions giving headers for a job's message from the enqueuing context (the request id and
+# user id: monitoring registers its provider at start; the shop knows nothing of it).
+CONTEXT_PROVIDERS: list[Callable[[], dict[str, Any]]] = []
+
+
+def _context_headers() -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    for provider in CONTEXT_PROVIDERS:
+        headers.update(provider())
+    return headers
 
 
 def enqueue(task: Task, *args: Any, key: str) -> Job:
@@ -33,7 +46,13 @@ def enqueue(task: Task, *args: Any, key: str) -> Job:
     """
     assert transaction.get_connection().in_atomic_block, "enqueue needs the caller's transaction"
     job, _ = Job.objects.get_or_create(
-        key=key, defaults={"task": task.name, "args": list(args), "due_at": timezone.now()}
+        key=key,
+        defaults={
+            "task": task.name,
+            "args": list(args),
+            "headers": _context_headers(),
+            "due_at": timezone.now(),
+        },
     )
     from shop.outbox.relay import kick
 
@@ -47,8 +66,11 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), 3600.0))
 
 
-def run_job(job_id: int) -> str:
+def run_job(job_id: int, call: Callable[[], Any] | None = None) -> str:
     """Run one job if nobody has: 'done', 'retry', 'dead', or 'skipped' (already claimed).
+
+    `call` runs the task (a worker's OutboxTask passes its own body); by default the task is
+    called in this process (in-process mode, without a broker).
 
     A job that fails is put back (pending, due after a backoff) or, after
     OUTBOX_MAX_ATTEMPTS, given up as dead. A process that dies while running a job leaves it
@@ -61,7 +83,10 @@ def run_job(job_id: int) -> str:
         return "skipped"
     job = Job.objects.get(pk=job_id)
     try:
-        current_app.tasks[job.task](*job.args)
+        if call is None:
+            current_app.tasks[job.task](*job.args)
+        else:
+            call()
     except Exception as exc:
         return _failed(job, exc)
     Job.objects.filter(pk=job_id).update(

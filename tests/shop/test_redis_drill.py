@@ -35,6 +35,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 
 ORDERS, PAYMENTS = 20, 10
+MIN_PROBES = 200
 CARD = {"card_number": "4242424242424242", "exp_month": 12, "exp_year": 2099, "cvc": "123"}
 
 SETUP = """
@@ -135,7 +136,6 @@ def shop(tmp_path_factory, database):
         "OUTBOX_REDELIVER_SECONDS": "5",
         "REDIS_BREAKER_MAX_RESET": "2",
         "REDIS_TIMEOUT": "1",
-        "GUNICORN_THREADS": "8",
     }
     web = Gunicorn(tmp, workers=2, **extra)
     web.migrate()
@@ -207,6 +207,9 @@ def drill(shop: Shop, fault, recover) -> None:
         ]
         # Every job of the drill done: no email or capture can still come (or come twice).
         wait_for(lambda: not shop.jobs_unfinished(), 90, "the outbox drained")
+        # A p99 over fewer than 100 probes is just the slowest one: probe on until there are
+        # enough (the burst's 30 requests take under a second of the 4 s or more this spans).
+        wait_for(lambda: len(probe.answers()) >= MIN_PROBES, 60, f"{MIN_PROBES} health probes")
     finally:
         probe.stop()
         for client in new_orders + [c for c, _ in to_pay]:
@@ -230,13 +233,14 @@ def drill(shop: Shop, fault, recover) -> None:
     assert all(
         captured and state == "done" and attempts == 1 for _, captured, state, attempts in captures
     ), captures
-    answers = probe.answers()
-    assert all(status == 200 for status, _ in answers), answers
-    latencies = sorted(t for _, t in answers)
+    probes = probe.answers()
+    assert all(status == 200 for status, _ in probes), probes
+    latencies = sorted(t for _, t in probes)
     p99 = latencies[int(len(latencies) * 0.99)]
     slowest = max(t for _, t, _ in answers)
     print(
-        f"drill: slowest request {slowest:.3f} s; health p99 {p99 * 1000:.1f} ms of {len(latencies)}"
+        f"drill: slowest request {slowest:.3f} s; health p99 {p99 * 1000:.1f} ms, "
+        f"max {latencies[-1] * 1000:.1f} ms of {len(latencies)} probes"
     )
     assert p99 < 0.05, f"health p99 {p99:.3f} s of {len(latencies)}; slowest {latencies[-5:]}"
 
