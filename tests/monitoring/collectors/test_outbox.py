@@ -29,6 +29,8 @@ def test_an_empty_outbox_reports_every_state_at_zero():
     assert reading["oldest_age_seconds"] == 0.0
 
 
+# Committed rows: on PostgreSQL the collector reads in a thread of its own (another connection).
+@pytest.mark.django_db(transaction=True)
 def test_backlog_counts_states_and_ages_the_oldest_unfinished_job():
     job("a", "pending", 30)
     job("b", "pending", 10)
