@@ -21,9 +21,11 @@ import os
 import threading
 from datetime import timedelta
 
+import redis
 from django.conf import settings
 from django.db import connection, connections, transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from shop.breaker import CircuitOpen, breaker
 from shop.outbox.models import Job
@@ -33,6 +35,8 @@ logger = logging.getLogger("shop.outbox")
 
 State = Job.State
 BATCH = 100
+# What a broker that is down or hung raises (kombu wraps connection errors; redis-py times out).
+BROKER_ERRORS = (OperationalError, redis.RedisError, OSError)
 
 
 def _celery_app():
@@ -86,20 +90,26 @@ def relay_once(*, limit: int = BATCH) -> int:
         for job_id in ids:
             run_job(job_id)
         return len(ids)
-    redis = breaker("redis")
-    if not redis.ready():
+    broker = breaker("redis")
+    if not broker.ready():
         return 0
     ids = claim_due(limit=limit)
     jobs = Job.objects.in_bulk(ids)
     for handed, job_id in enumerate(ids):
         try:
-            redis.call(lambda job=jobs[job_id]: publish(job), errors=(Exception,))
-        except Exception as exc:
+            broker.call(lambda job=jobs[job_id]: publish(job), errors=BROKER_ERRORS)
+        except (CircuitOpen, *BROKER_ERRORS) as exc:
             # The broker is gone: this job and the rest wait for the breaker's next probe.
             Job.objects.filter(pk__in=ids[handed:], state=State.SENT).update(state=State.PENDING)
             if not isinstance(exc, CircuitOpen):
                 logger.warning("outbox relay: broker unavailable", extra={"error": repr(exc)})
             return handed
+        except Exception as exc:  # not the broker: this job cannot be sent (an unknown task)
+            error = f"{type(exc).__name__}: {exc}"[:1000]
+            Job.objects.filter(pk=job_id).update(
+                state=State.DEAD, finished_at=timezone.now(), last_error=error
+            )
+            logger.error("outbox job cannot be sent", extra={"job": jobs[job_id].key})
     return len(ids)
 
 

@@ -7,6 +7,7 @@ import kombu.pools
 import pytest
 import redis
 from django.db import transaction
+from django.utils import timezone
 
 from config.celery import app as celery_app
 from shop.breaker import breaker
@@ -124,3 +125,12 @@ def test_the_cache_degrades_to_a_miss_within_its_timeout(redis_server):
     finally:
         redis_server.thaw()
     wait_for(lambda: cache.get("k") == "v", 15, "the cache is back")
+
+
+def test_a_job_that_cannot_be_sent_is_dead_and_does_not_stop_the_others(broker):
+    with transaction.atomic():
+        Job.objects.create(key="gone", task="shop.no_such_task", due_at=timezone.now())
+    new_job("after")
+    assert relay_once() == 2
+    assert dict(Job.objects.values_list("key", "state")) == {"gone": "dead", "after": "sent"}
+    assert not breaker("redis").is_open and queued(broker) == 1
