@@ -30,7 +30,7 @@ class ProbeFirstWorker(ThreadWorker):
     def enqueue_req(self, conn) -> None:
         try:  # the socket is still non-blocking here: what has arrived, without consuming it
             head = conn.sock.recv(len(PROBE), socket.MSG_PEEK)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a TLS socket takes no flags; not a probe
             head = b""
         if head != PROBE:
             super().enqueue_req(conn)
