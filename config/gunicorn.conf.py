@@ -1,7 +1,13 @@
 """gunicorn settings: `gunicorn -c config/gunicorn.conf.py config.wsgi`.
 
-Environment: WEB_CONCURRENCY (workers, default 4), BIND (default 127.0.0.1:8000),
-PROMETHEUS_MULTIPROC_DIR (default $VAR_DIR/metrics), GUNICORN_TIMEOUT (seconds, default 30).
+Environment: WEB_CONCURRENCY (workers, default 4), GUNICORN_THREADS (threads per worker,
+default 4), BIND (default 127.0.0.1:8000), PROMETHEUS_MULTIPROC_DIR (default $VAR_DIR/metrics),
+GUNICORN_TIMEOUT (seconds, default 30).
+
+Threads (gthread workers): a request that waits (a slow database, a dependency at its timeout)
+holds one thread, not the whole worker, so the health probe and the metrics scrape are still
+answered at once; the public health probe has threads of its own (config/gunicorn_worker.py),
+so it never waits for a pool thread either (issue 11's drill measures its p99 in a burst).
 
 Metrics: this file runs in the master before any worker imports the app, so setting
 PROMETHEUS_MULTIPROC_DIR here puts every worker's prometheus_client in multiprocess mode
@@ -25,6 +31,8 @@ os.environ.setdefault(
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
+worker_class = "config.gunicorn_worker.ProbeFirstWorker"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 accesslog = None
 errorlog = "-"

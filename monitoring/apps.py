@@ -20,5 +20,11 @@ class MonitoringConfig(AppConfig):
         # Every query timed, every Celery task counted (web and worker processes alike).
         connection_created.connect(install_query_timer, dispatch_uid="monitoring-query-timer")
         connect_task_signals()
+        # Outbox jobs keep the request id and user id of the request that caused them.
+        from monitoring.logging.celery_context import context_headers
+        from shop.outbox.services import CONTEXT_PROVIDERS
+
+        if context_headers not in CONTEXT_PROVIDERS:
+            CONTEXT_PROVIDERS.append(context_headers)
         # Collectors register once per process, with monitoring.metrics' registry.
         register_collectors()

@@ -4,6 +4,7 @@ import dj_database_url
 
 from config.settings.env import (
     BASE_DIR,
+    env_bool,
     env_float,
     env_list,
     env_str,
@@ -30,6 +31,7 @@ INSTALLED_APPS = [
     "shop.orders",
     "shop.payments",
     "shop.visits",
+    "shop.outbox",
     "shop.traffic",
     "monitoring",
     "monitoring.monitor",
@@ -87,16 +89,44 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis is optional: without it tasks run in-process and Redis/Celery report "disabled".
 REDIS_URL = env_str("REDIS_URL", "")
+# Bounded waits on Redis (issue 11). A request touches Redis only through the cache: it waits at
+# most REDIS_REQUEST_TIMEOUT, once, before the breaker opens and makes the next ones fail fast.
+# The broker and result backend are used by the relay thread and workers, never by a request.
+REDIS_REQUEST_TIMEOUT = env_float("REDIS_REQUEST_TIMEOUT", 0.25)
+REDIS_TIMEOUT = env_float("REDIS_TIMEOUT", 2.0)
+# The breaker stays open this long after a failure, doubling per failed probe up to the max.
+REDIS_BREAKER_RESET = env_float("REDIS_BREAKER_RESET", 1.0)
+REDIS_BREAKER_MAX_RESET = env_float("REDIS_BREAKER_MAX_RESET", 30.0)
 if REDIS_URL:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "shop.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_REQUEST_TIMEOUT,
+                "socket_timeout": REDIS_REQUEST_TIMEOUT,
+                # redis-py retries 3 times by default: that would triple the wait.
+                "retry": Retry(NoBackoff(), 0),
+            },
         }
     }
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
     CELERY_TASK_ALWAYS_EAGER = False
+    CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "socket_connect_timeout": REDIS_TIMEOUT,
+        "socket_timeout": REDIS_TIMEOUT,
+    }
+    CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = REDIS_TIMEOUT
+    CELERY_REDIS_SOCKET_TIMEOUT = REDIS_TIMEOUT
+    CELERY_REDIS_RETRY_ON_TIMEOUT = False
+    # A publish that fails is the relay's to retry (through the breaker), not kombu's.
+    CELERY_TASK_PUBLISH_RETRY = False
+    CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 else:
     # A file cache is shared by all gunicorn workers on one machine (locmem is not).
     CACHES = {
@@ -109,6 +139,17 @@ else:
     CELERY_RESULT_BACKEND = None
     CELERY_TASK_ALWAYS_EAGER = True
     CELERY_TASK_EAGER_PROPAGATES = False
+# The outbox (shop/outbox): how often each process's relay thread looks for due jobs, when a
+# job handed to the broker but not started is sent again, how failed runs back off and give up.
+OUTBOX_RELAY_THREAD = env_bool("OUTBOX_RELAY_THREAD", True)
+OUTBOX_POLL_SECONDS = env_float("OUTBOX_POLL_SECONDS", 2.0)
+OUTBOX_REDELIVER_SECONDS = env_float("OUTBOX_REDELIVER_SECONDS", 300.0)
+OUTBOX_RETRY_SECONDS = env_float("OUTBOX_RETRY_SECONDS", 30.0)
+OUTBOX_MAX_ATTEMPTS = int(env_float("OUTBOX_MAX_ATTEMPTS", 8))
+OUTBOX_KEEP_DAYS = env_float("OUTBOX_KEEP_DAYS", 7.0)
+CELERY_BEAT_SCHEDULE = {
+    "outbox-relay": {"task": "shop.outbox.relay", "schedule": OUTBOX_POLL_SECONDS * 5},
+}
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_ACKS_LATE = True
@@ -190,11 +231,9 @@ ORDER_RESERVATION_MINUTES = env_float("ORDER_RESERVATION_MINUTES", 30.0)
 ORDER_MAX_PENDING = int(env_float("ORDER_MAX_PENDING", 10))
 ORDER_MAX_PENDING_UNITS = int(env_float("ORDER_MAX_PENDING_UNITS", 200))
 RESERVATION_SWEEP_SECONDS = env_float("RESERVATION_SWEEP_SECONDS", 60.0)
-CELERY_BEAT_SCHEDULE = {
-    "order-reservations-expire": {
-        "task": "shop.orders.tasks.order_reservations_expire",
-        "schedule": RESERVATION_SWEEP_SECONDS,
-    },
+CELERY_BEAT_SCHEDULE["order-reservations-expire"] = {
+    "task": "shop.orders.tasks.order_reservations_expire",
+    "schedule": RESERVATION_SWEEP_SECONDS,
 }
 
 BASE_DIR = BASE_DIR
@@ -203,7 +242,6 @@ BASE_DIR = BASE_DIR
 # deploy/logrotate/pasargad, or stdout only for containers. See monitoring/logging/config.py.
 from pathlib import Path  # noqa: E402
 
-from config.settings.env import env_bool  # noqa: E402
 from monitoring.logging.config import logging_config  # noqa: E402
 
 LOG_FORMAT = env_str("LOG_FORMAT", "json")

@@ -24,3 +24,7 @@ if _env_bool("LOG_TO_STDOUT_ONLY", True):
         level=LOG_LEVEL,  # noqa: F405
         environment=ENVIRONMENT,  # noqa: F405
     )
+
+# Tests relay outbox jobs inline at commit (a relay thread would outlive the test's database),
+# unless a test runs the app as a server and asks for the thread.
+OUTBOX_RELAY_THREAD = _env_bool("OUTBOX_RELAY_THREAD", False)

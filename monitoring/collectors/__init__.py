@@ -15,6 +15,7 @@ from django.conf import settings
 from monitoring.collectors.business import BusinessCollector
 from monitoring.collectors.celery import CeleryCollector
 from monitoring.collectors.database import DatabaseCollector
+from monitoring.collectors.outbox import OutboxCollector
 from monitoring.collectors.redis import RedisCollector, redis_client
 from monitoring.collectors.supervisor import SupervisorCollector
 from monitoring.collectors.system import SystemCollector
@@ -28,12 +29,22 @@ class Collectors:
     system: SystemCollector
     database: DatabaseCollector
     business: BusinessCollector
+    outbox: OutboxCollector
     redis: RedisCollector | None  # None: REDIS_URL unset (Redis and Celery are disabled)
     celery: CeleryCollector | None
 
     def enabled(self) -> list:
         return [
-            c for c in (self.system, self.database, self.business, self.redis, self.celery) if c
+            c
+            for c in (
+                self.system,
+                self.database,
+                self.business,
+                self.outbox,
+                self.redis,
+                self.celery,
+            )
+            if c
         ]
 
 
@@ -68,6 +79,7 @@ def collectors() -> Collectors:
             interval=getattr(settings, "MONITORING_BUSINESS_INTERVAL", 60.0),
             budget=budget,
         ),
+        outbox=OutboxCollector(alias="default", interval=interval, budget=budget),
         redis=None if client is None else RedisCollector(client),
         celery=celery,
     )

@@ -359,12 +359,44 @@ def database_reachable(*, alias: str = "default") -> bool:
     """Whether the database check of `alias` is not down, bounded by HEALTH_CHECK_TIMEOUT.
 
     The answer is reused for HEALTH_BASIC_CACHE_SECONDS per process: probes and scrapes in
-    between cost nothing."""
+    between cost nothing. For as long again, a reachable answer is still served while the next
+    check runs in the background, so no probe waits on a check (a new connection, tens of ms
+    on a busy host); an unreachable one is checked again in the caller, so a return is seen at
+    once."""
     answer = _reachable.get(alias)
-    if answer is not None and time.monotonic() - answer[0] < settings.HEALTH_BASIC_CACHE_SECONDS:
-        return answer[1]
+    fresh = settings.HEALTH_BASIC_CACHE_SECONDS
+    if answer is not None:
+        age = time.monotonic() - answer[0]
+        if age < fresh:
+            return answer[1]
+        if answer[1] and age < 2 * fresh:
+            _refresh_in_background(alias)
+            return True
+    return _check_reachable(alias)
+
+
+_refreshing: set[str] = set()
+
+
+def _check_reachable(alias: str) -> bool:
     (result,) = run_checks([DatabaseCheck(alias=alias)])
     reachable = result.status != DOWN
     with _reachable_lock:
         _reachable[alias] = (time.monotonic(), reachable)
     return reachable
+
+
+def _refresh_in_background(alias: str) -> None:
+    with _reachable_lock:
+        if alias in _refreshing:
+            return
+        _refreshing.add(alias)
+
+    def refresh() -> None:
+        try:
+            _check_reachable(alias)
+        finally:
+            with _reachable_lock:
+                _refreshing.discard(alias)
+
+    threading.Thread(target=refresh, name="health-db-refresh", daemon=True).start()

@@ -28,18 +28,27 @@ USER_ID_HEADER = "user_id"
 _tokens: dict[str, list] = {}
 
 
+def context_headers() -> dict:
+    """The current request id and user id as task headers (also kept with an outbox job, whose
+    message is published later by the relay thread, outside the request)."""
+    from monitoring.logging.context import current_user_id
+
+    headers = {}
+    request_id = request_id_var.get()
+    if request_id is not None:
+        headers[REQUEST_ID_HEADER] = request_id
+    user_id = current_user_id()
+    if user_id is not None:
+        headers[USER_ID_HEADER] = user_id
+    return headers
+
+
 @signals.before_task_publish.connect(dispatch_uid="monitoring.logging.publish")
 def add_context_headers(headers=None, **kwargs) -> None:
     if headers is None:
         return
-    from monitoring.logging.context import current_user_id
-
-    request_id = request_id_var.get()
-    if request_id is not None:
-        headers.setdefault(REQUEST_ID_HEADER, request_id)
-    user_id = current_user_id()
-    if user_id is not None:
-        headers.setdefault(USER_ID_HEADER, user_id)
+    for name, value in context_headers().items():
+        headers.setdefault(name, value)
 
 
 @signals.task_prerun.connect(dispatch_uid="monitoring.logging.prerun")

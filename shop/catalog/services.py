@@ -121,13 +121,14 @@ def _reorder_alert_check(*, product: Product, before: int) -> None:
     if not (before > threshold >= product.stock_quantity):
         return
     alert = ReorderAlert.objects.create(product=product, stock_quantity=product.stock_quantity)
+    from shop.catalog.tasks import reorder_notice_send
+    from shop.outbox.services import enqueue
+
+    enqueue(reorder_notice_send, alert.pk, key=f"reorder_notice_send:{alert.pk}")
 
     def announce() -> None:
-        from shop.catalog.tasks import reorder_notice_send
-
         signals.reorder_alert_raised.send(
             sender=Product, product=product, stock_quantity=product.stock_quantity
         )
-        reorder_notice_send.delay(alert.pk)
 
     transaction.on_commit(announce)

@@ -9,11 +9,13 @@ from django.core.mail import send_mail
 from django.utils import timezone
 
 from shop.catalog.models import ReorderAlert
+from shop.outbox.tasks import OutboxTask
 
 logger = logging.getLogger("shop.catalog")
 
 
-@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=3)
+# Relayed from the outbox: run once per job, retried with its backoff (shop/outbox).
+@shared_task(base=OutboxTask)
 def reorder_notice_send(alert_id: int) -> int:
     """Email the staff a reorder notice; returns the number of recipients."""
     alert = ReorderAlert.objects.select_related("product").filter(pk=alert_id).first()

@@ -14,6 +14,7 @@ from shop.catalog.services import stock_release, stock_reserve
 from shop.errors import Conflict, InvalidRequest, NotFound
 from shop.orders.models import Order, OrderItem
 from shop.orders.reservations import reservation_limits_check
+from shop.outbox.services import enqueue
 
 Status = Order.Status
 
@@ -65,7 +66,8 @@ def order_create(*, user: AbstractBaseUser, items: Iterable[tuple[int, int]]) ->
             )
         OrderItem.objects.bulk_create(lines)
         order.save(update_fields=["total"])
-        transaction.on_commit(lambda: _announce_placed(order))
+        _confirmation_enqueue(order)
+        transaction.on_commit(lambda: signals.order_placed.send(sender=Order, order=order))
     return order
 
 
@@ -108,11 +110,11 @@ def _order_number() -> str:
     return "ORDER-" + secrets.token_hex(6).upper()
 
 
-def _announce_placed(order: Order) -> None:
+def _confirmation_enqueue(order: Order) -> None:
+    # In the order's transaction: the email is owed exactly when the order exists (issue 11).
     from shop.orders.tasks import order_confirmation_send
 
-    signals.order_placed.send(sender=Order, order=order)
-    order_confirmation_send.delay(order.pk)
+    enqueue(order_confirmation_send, order.pk, key=f"order_confirmation_send:{order.pk}")
 
 
 def _announce_status(order: Order, reason: str) -> None:

@@ -5,9 +5,11 @@ from django.conf import settings
 from django.core.mail import send_mail
 
 from shop.orders.models import Order
+from shop.outbox.tasks import OutboxTask
 
 
-@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=3)
+# Relayed from the outbox: run once per job, retried with its backoff (shop/outbox).
+@shared_task(base=OutboxTask)
 def order_confirmation_send(order_id: int) -> bool:
     """Email the customer their order summary; False when there is nobody to write to."""
     order = Order.objects.select_related("user").filter(pk=order_id).first()

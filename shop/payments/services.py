@@ -10,6 +10,7 @@ from shop import signals
 from shop.errors import Conflict, NotFound, PermissionDenied
 from shop.orders.models import Order
 from shop.orders.services import order_transition
+from shop.outbox.services import enqueue
 from shop.payments.gateways import Card, gateway_get
 from shop.payments.models import Payment
 
@@ -73,6 +74,11 @@ def payment_process(*, order_id: int, user: AbstractBaseUser, provider: str, car
                 order_transition(
                     order_id=order.pk, status=Order.Status.FAILED, reason=result.error_code
                 )
+        if payment.status == Payment.Status.SUCCEEDED:
+            # In the charge's transaction: a paid order always has its capture owed.
+            from shop.payments.tasks import payment_capture_task
+
+            enqueue(payment_capture_task, payment.pk, key=f"payment_capture_task:{payment.pk}")
         transaction.on_commit(lambda: _announce(payment))
     return payment
 
@@ -130,8 +136,4 @@ def payment_refund_for_order(*, order_id: int) -> list[Payment]:
 
 
 def _announce(payment: Payment) -> None:
-    from shop.payments.tasks import payment_capture_task
-
     signals.payment_finished.send(sender=Payment, payment=payment)
-    if payment.status == Payment.Status.SUCCEEDED:
-        payment_capture_task.delay(payment.pk)
