@@ -158,9 +158,7 @@ def test_amtool_accepts_the_rendered_file(tmp_path: Path) -> None:
     applied = config_load(SHIPPED, env=env)
     assert (applied.global_, applied.route) == (config.global_, config.route)
     for name, receiver in config.receivers.items():
-        slack = tuple(
-            dataclasses.replace(s, title=None, text=None) for s in receiver.slack_configs
-        )
+        slack = tuple(dataclasses.replace(s, title=None, text=None) for s in receiver.slack_configs)
         assert dataclasses.replace(receiver, slack_configs=slack) == applied.receivers[name]
         assert all(s.title and s.text for s in receiver.slack_configs)
 
