@@ -77,6 +77,9 @@ def environment(tmp: Path, database_url: str | None, redis_port: int) -> None:
         REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
         LOG_TO_STDOUT_ONLY="false",
         OUTBOX_RELAY_THREAD="false",
+        # One customer places every order of the run: no per-customer reservation limit.
+        ORDER_MAX_PENDING="1000000000",
+        ORDER_MAX_PENDING_UNITS="1000000000",
     )
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
