@@ -34,7 +34,8 @@ _DESCRIPTIONS = {
     "404": "No such object.",
     "415": "The request body is not of a supported media type.",
     "500": "An unexpected error; it is logged with the request id.",
-    "503": "The database is unreachable; retry after the given seconds.",
+    "503": "The database is unreachable, or the shop is in maintenance (`code: maintenance`); "
+    "retry after the given seconds.",
 }
 RETRY_AFTER_HEADER = {
     "Retry-After": {

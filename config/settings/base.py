@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "shop.traffic",
     "monitoring",
     "monitoring.monitor",
+    "maintenance",
 ]
 
 MIDDLEWARE = [
@@ -46,6 +47,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After the session's user is known; before anything that writes (visits).
+    "maintenance.middleware.MaintenanceModeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "shop.visits.middleware.VisitMiddleware",
@@ -169,6 +172,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+
+# Maintenance mode (maintenance/mode.py): the flag file every process stats at most once per
+# interval; `manage.py maintenance_mode on|off|status` switches it.
+MAINTENANCE_FILE = VAR_DIR / "maintenance.json"
+MAINTENANCE_CHECK_INTERVAL = 1.0
 
 REST_FRAMEWORK = {
     # Token first: DRF takes the WWW-Authenticate challenge of the first class, and without

@@ -15,6 +15,7 @@ from django.conf import settings
 from monitoring.collectors.business import BusinessCollector
 from monitoring.collectors.celery import CeleryCollector
 from monitoring.collectors.database import DatabaseCollector
+from monitoring.collectors.maintenance_mode import MaintenanceModeCollector
 from monitoring.collectors.outbox import OutboxCollector
 from monitoring.collectors.redis import RedisCollector, redis_client
 from monitoring.collectors.supervisor import SupervisorCollector
@@ -101,4 +102,5 @@ def register_collectors(register: Callable[[object], None] | None = None) -> Non
         register(collector)
     # `make up`'s restarts (scripts/up.py writes the file; absent elsewhere: nothing exported).
     register(SupervisorCollector(settings.VAR_DIR / "supervisor.json"))
+    register(MaintenanceModeCollector())
     _registered = True
