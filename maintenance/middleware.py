@@ -32,7 +32,8 @@ CODE = "maintenance"
 
 def is_exempt(path: str) -> bool:
     static = "/" + settings.STATIC_URL.lstrip("/")
-    return path.startswith((*EXEMPT_PREFIXES, static))
+    # Also without the trailing slash, so CommonMiddleware's redirect to it is not refused.
+    return path.startswith((*EXEMPT_PREFIXES, static)) or path + "/" in EXEMPT_PREFIXES
 
 
 def is_staff(request: HttpRequest) -> bool:

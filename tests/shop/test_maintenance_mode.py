@@ -153,3 +153,19 @@ def test_a_refusal_is_not_logged_as_a_server_error(anon_client, caplog):
     anon_client.get("/api/catalog/products/")
     assert not [r for r in caplog.records if r.name == "django.request"]
     assert [r for r in caplog.records if r.name == "access" and "503" in r.getMessage()]
+
+
+def test_a_process_stats_the_flag_at_most_once_per_interval(settings, flag):
+    settings.MAINTENANCE_CHECK_INTERVAL = 3600
+    assert not mode.current().enabled
+    flag.write_text("{}")  # switched by another process: not seen before the interval is over
+    assert not mode.current().enabled
+    settings.MAINTENANCE_CHECK_INTERVAL = 0
+    assert mode.current().enabled
+
+
+@pytest.mark.usefixtures("on")
+def test_exempt_paths_without_their_trailing_slash_are_exempt_too(client):
+    assert client.get("/api/health").status_code == 301
+    assert client.get("/admin").status_code == 301
+    assert client.get("/api/healthy/").status_code == 503
