@@ -16,6 +16,7 @@ enqueued a job and every OUTBOX_POLL_SECONDS (requests never wait on the broker)
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -50,10 +51,21 @@ def in_process() -> bool:
     return bool(_celery_app().conf.task_always_eager)
 
 
+def task_for(name: str):
+    """The registered Celery task `name`. A web process registers a task only when its module
+    is imported (Celery's autodiscovery runs in workers): a relay thread sending a job another
+    process wrote may not have it yet, so its module is imported first. An unknown module
+    raises (the job cannot be sent)."""
+    app = _celery_app()
+    if name not in app.tasks:
+        importlib.import_module(name.rpartition(".")[0])
+    return app.tasks[name]
+
+
 def publish(job: Job) -> None:
     """One job to the broker as its own task, with the job's headers and id (no retries of its
     own: the breaker and the relay retry)."""
-    task = _celery_app().tasks[job.task]
+    task = task_for(job.task)
     task.apply_async(job.args, headers={**job.headers, JOB_HEADER: job.pk}, retry=False)
 
 
@@ -109,7 +121,9 @@ def relay_once(*, limit: int = BATCH) -> int:
             Job.objects.filter(pk=job_id).update(
                 state=State.DEAD, finished_at=timezone.now(), last_error=error
             )
-            logger.error("outbox job cannot be sent", extra={"job": jobs[job_id].key})
+            logger.error(
+                "outbox job cannot be sent", extra={"job": jobs[job_id].key, "error": error}
+            )
     return len(ids)
 
 
