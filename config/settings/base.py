@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "shop.traffic",
     "monitoring",
     "monitoring.monitor",
+    "maintenance",
 ]
 
 MIDDLEWARE = [
@@ -234,6 +235,18 @@ RESERVATION_SWEEP_SECONDS = env_float("RESERVATION_SWEEP_SECONDS", 60.0)
 CELERY_BEAT_SCHEDULE["order-reservations-expire"] = {
     "task": "shop.orders.tasks.order_reservations_expire",
     "schedule": RESERVATION_SWEEP_SECONDS,
+}
+
+# Backups and database maintenance (maintenance/, docs/maintenance.md): weekly, as intervals so
+# beat_inprocess runs them too (it also runs each once at start). BackupTooOld fires when the
+# newest verified backup in BACKUP_DIR is older than 8 days.
+BACKUP_DIR = env_str("BACKUP_DIR", str(VAR_DIR / "backups"))
+BACKUP_KEEP = int(env_float("BACKUP_KEEP", 8))
+WEEK_SECONDS = 7 * 24 * 3600
+CELERY_BEAT_SCHEDULE["database-backup"] = {"task": "maintenance.backup", "schedule": WEEK_SECONDS}
+CELERY_BEAT_SCHEDULE["database-maintain"] = {
+    "task": "maintenance.database_maintain",
+    "schedule": WEEK_SECONDS,
 }
 
 BASE_DIR = BASE_DIR
