@@ -244,14 +244,13 @@ def backup_create(
     partial = directory / f".{final.name}.partial"
     try:
         try:
-            counts = (
-                _pg_dump(alias, partial) if vendor == "postgresql" else _sqlite_dump(alias, partial)
-            )
+            dump = _pg_dump if vendor == "postgresql" else _sqlite_dump
+            counts = dump(alias, partial)
+            backup_verify(partial, counts, alias=alias)
         except BackupError:
             raise
-        except Exception as e:  # a database error while dumping
+        except Exception as e:  # a database error while dumping or restoring
             raise BackupError(f"backup of the {vendor} database failed: {e}") from e
-        backup_verify(partial, counts, alias=alias)
         os.replace(partial, final)
     except BaseException:
         partial.unlink(missing_ok=True)
