@@ -244,6 +244,18 @@ CELERY_BEAT_SCHEDULE["order-reservations-expire"] = {
     "schedule": RESERVATION_SWEEP_SECONDS,
 }
 
+# Backups and database maintenance (maintenance/, docs/maintenance.md): weekly, as intervals so
+# beat_inprocess runs them too (it also runs each once at start). BackupTooOld fires when the
+# newest verified backup in BACKUP_DIR is older than 8 days.
+BACKUP_DIR = env_str("BACKUP_DIR", str(VAR_DIR / "backups"))
+BACKUP_KEEP = int(env_float("BACKUP_KEEP", 8))
+WEEK_SECONDS = 7 * 24 * 3600
+CELERY_BEAT_SCHEDULE["database-backup"] = {"task": "maintenance.backup", "schedule": WEEK_SECONDS}
+CELERY_BEAT_SCHEDULE["database-maintain"] = {
+    "task": "maintenance.database_maintain",
+    "schedule": WEEK_SECONDS,
+}
+
 BASE_DIR = BASE_DIR
 
 # Logging: JSON lines (or a readable console format), app and access logs in LOG_DIR, rotated by

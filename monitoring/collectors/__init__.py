@@ -9,9 +9,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
 
+from monitoring.collectors.backup import BackupCollector
 from monitoring.collectors.business import BusinessCollector
 from monitoring.collectors.celery import CeleryCollector
 from monitoring.collectors.database import DatabaseCollector
@@ -103,4 +105,5 @@ def register_collectors(register: Callable[[object], None] | None = None) -> Non
     # `make up`'s restarts (scripts/up.py writes the file; absent elsewhere: nothing exported).
     register(SupervisorCollector(settings.VAR_DIR / "supervisor.json"))
     register(MaintenanceModeCollector())
+    register(BackupCollector(Path(settings.BACKUP_DIR)))
     _registered = True
