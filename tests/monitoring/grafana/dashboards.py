@@ -32,23 +32,27 @@ def documents() -> dict[str, dict]:
     return {path.name: json.loads(path.read_text()) for path in sorted(DASHBOARDS.glob("*.json"))}
 
 
-def substitute(expr: str) -> str:
-    for variable, value in ALL.items():
+def substitute(expr: str, values: dict[str, str] = ALL) -> str:
+    for variable, value in values.items():
         expr = expr.replace(variable, value)
     assert "$" not in expr, f"an unknown variable in {expr}"
     return expr
 
 
-def queries() -> list[Query]:
+def queries(values: dict[str, dict[str, str]] | None = None) -> list[Query]:
+    """Every target of every dashboard, the variables at "All", or at `values[dashboard file]`
+    for the dashboards `values` names (only those are returned then)."""
     found = []
     for name, document in documents().items():
+        if values is not None and name not in values:
+            continue
         for panel in document["panels"]:
             for target in panel["targets"]:
                 found.append(
                     Query(
                         name,
                         panel["title"],
-                        substitute(target["expr"]),
+                        substitute(target["expr"], ALL if values is None else values[name]),
                         bool(target.get("instant")),
                     )
                 )

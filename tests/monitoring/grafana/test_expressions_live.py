@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 import httpx
 import psycopg
@@ -35,7 +37,7 @@ import redis
 import yaml
 
 from tests.gunicorn import BIN, ROOT, TOKEN, Gunicorn, single_process
-from tests.monitoring.grafana.dashboards import Query, queries
+from tests.monitoring.grafana.dashboards import Query, documents, queries
 from tests.monitoring.monitor.test_run import MonitorProcess
 from tests.monitoring.notify.channels.servers import HttpReceiver
 from tests.monitoring.notify.real_alertmanager import free_port
@@ -54,6 +56,14 @@ RULE_FILES = sorted(str(p) for p in (ROOT / "deploy/prometheus").glob("*_rules.y
 APP_JOB = "pasargad-prints"
 SCRAPE = {"scrape_interval": "2s", "evaluation_interval": "1s"}
 WEBHOOK = {"group_wait": "0s", "group_interval": "1s", "repeat_interval": "1h"}
+
+
+@dataclass
+class Engines:
+    prometheus: httpx.Client  # real Prometheus' API
+    monitor: httpx.Client  # the embedded monitor's API (Prometheus' and Alertmanager's)
+    alertmanager: httpx.Client  # real Alertmanager's API
+    app_instance: str  # the app's `instance` label, host:port
 
 
 class Stack:
@@ -137,7 +147,7 @@ def engines(tmp_path_factory):
         MONITORING_COLLECTOR_INTERVAL="1",
         MONITORING_BUSINESS_INTERVAL="1",
     )
-    monitor = prometheus = None
+    monitor = prometheus = alertmanager = None
     try:
         app.start()
         subprocess.run(
@@ -208,6 +218,7 @@ def engines(tmp_path_factory):
             tmp / "prometheus.log",
         )  # fmt: skip
         prometheus = httpx.Client(base_url=f"http://127.0.0.1:{prom_port}", timeout=30)
+        alertmanager = httpx.Client(base_url=f"http://127.0.0.1:{am_port}", timeout=30)
 
         # The embedded monitor: the app and itself (job `prometheus`), the same rule files, its
         # own notifier on the webhook.
@@ -250,12 +261,13 @@ def engines(tmp_path_factory):
         for client in (prometheus, monitor.client):
             wait_for(lambda c=client: _up(c, APP_JOB), timeout=90, what="the app scraped")
         _traffic(app)
-        yield prometheus, monitor.client
+        yield Engines(prometheus, monitor.client, alertmanager, target)
     finally:
         if monitor is not None:
             monitor.stop()
-        if prometheus is not None:
-            prometheus.close()
+        for client in (prometheus, alertmanager):
+            if client is not None:
+                client.close()
         stack.stop()
         app.stop()
         receiver.close()
@@ -282,9 +294,7 @@ def _empty(client: httpx.Client, all_queries: list[Query]) -> list[str]:
     return [str(q) for q in all_queries if not _has_data(client, q, now)]
 
 
-def _every_panel_has_data(client: httpx.Client) -> None:
-    all_queries = queries()
-    assert len(all_queries) > 100
+def _every_panel_has_data(client: httpx.Client, all_queries: list[Query]) -> None:
     empty = [str(q) for q in all_queries]
     deadline = time.monotonic() + 180  # a loaded machine: rates need two scrapes of each series
     while empty and time.monotonic() < deadline:
@@ -295,23 +305,62 @@ def _every_panel_has_data(client: httpx.Client) -> None:
 
 
 def test_every_panel_returns_data_from_real_prometheus(engines):
-    prometheus, _ = engines
-    _every_panel_has_data(prometheus)
+    all_queries = queries()
+    assert len(all_queries) > 100
+    _every_panel_has_data(engines.prometheus, all_queries)
 
 
 def test_every_panel_returns_data_from_the_embedded_monitor(engines):
-    _, monitor = engines
-    _every_panel_has_data(monitor)
+    _every_panel_has_data(engines.monitor, queries())
 
 
-@pytest.mark.parametrize("engine", [0, 1], ids=["prometheus", "monitor"])
+def _chosen(engines: Engines) -> dict[str, dict[str, str]]:
+    """The variables at one value each, as an operator narrows a dashboard to the shop's job
+    and its one instance (the monitor's dashboard: job `prometheus`). The alerts dashboard
+    does not filter by them."""
+    # Grafana escapes a single value for the regex, then for the PromQL string: `127\\.0…`.
+    instance = re.escape(engines.app_instance).replace("\\", "\\\\")
+    app = {"$job": APP_JOB, "$instance": instance}
+    chosen = {name: app for name in documents() if name != "pasargad-alerts.json"}
+    chosen["pasargad-monitor.json"] = {"$job": "prometheus", "$instance": ".+"}
+    return chosen
+
+
+@pytest.mark.parametrize("engine", ["prometheus", "monitor"])
+def test_every_panel_has_data_with_one_job_and_instance_chosen(engines, engine):
+    _every_panel_has_data(getattr(engines, engine), queries(_chosen(engines)))
+
+
+@pytest.mark.parametrize("engine", ["prometheus", "monitor"])
 def test_the_template_variables_have_values(engines, engine):
     """The variables' queries, as Grafana runs `label_values(up, job)` and
     `label_values(up{job=~"$job"}, instance)`: the app's job and instance are offered."""
-    client = engines[engine]
+    client = getattr(engines, engine)
     jobs = client.get("/api/v1/label/job/values", params={"match[]": "up"}).json()["data"]
     assert APP_JOB in jobs and "prometheus" in jobs
     instances = client.get(
-        "/api/v1/label/instance/values", params={"match[]": 'up{job=~".*"}'}
+        "/api/v1/label/instance/values", params={"match[]": f'up{{job=~"{APP_JOB}"}}'}
     ).json()["data"]
-    assert len(instances) >= 2
+    assert instances == [engines.app_instance]
+
+
+@pytest.mark.parametrize("engine", ["alertmanager", "monitor"])
+def test_the_alertmanager_data_source_endpoints(engines, engine):
+    """What Grafana's Alertmanager data source (implementation `prometheus`) calls: its health
+    check (`/api/v2/status`), alert groups and silences, on real Alertmanager and on the
+    monitor the docs offer as ALERTMANAGER_URL."""
+    client = getattr(engines, engine)
+    status = client.get("/api/v2/status")
+    assert status.status_code == 200 and "config" in status.json()
+
+    def watchdog_grouped() -> bool:
+        groups = client.get("/api/v2/alerts/groups").json()
+        return any(
+            alert["labels"]["alertname"] == "Watchdog"
+            for group in groups
+            for alert in group["alerts"]
+        )
+
+    wait_for(watchdog_grouped, timeout=60, what=f"Watchdog in {engine}'s alert groups")
+    silences = client.get("/api/v2/silences")
+    assert silences.status_code == 200 and isinstance(silences.json(), list)
