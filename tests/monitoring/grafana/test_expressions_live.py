@@ -93,7 +93,9 @@ class Stack:
             handle.close()
 
 
-def _database() -> str:
+def _database(*, drop: bool = False) -> str:
+    """A database of the app's own on the PostgreSQL the run points at, made afresh (or
+    dropped)."""
     server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pasargad")
     if not server.startswith("postgres"):
         server = "postgres://postgres@127.0.0.1:5432/pasargad"
@@ -101,7 +103,8 @@ def _database() -> str:
     admin = server.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+        if not drop:
+            conn.execute(f'CREATE DATABASE "{name}"')
     return server.rsplit("/", 1)[0] + "/" + name
 
 
@@ -271,6 +274,7 @@ def engines(tmp_path_factory):
         stack.stop()
         app.stop()
         receiver.close()
+        _database(drop=True)
 
 
 def _has_data(client: httpx.Client, query: Query, now: float) -> bool:
