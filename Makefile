@@ -9,7 +9,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 BIND ?= 127.0.0.1:8000
 SHOP_ADDRESS = $(patsubst 0.0.0.0:%,127.0.0.1:%,$(patsubst :%,127.0.0.1:%,$(BIND)))
 
-.PHONY: up install test test-sqlite test-postgres lint simulate superuser bench mutation
+.PHONY: up install test test-sqlite test-postgres lint simulate superuser bench mutation grafana
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,3 +54,7 @@ bench: install
 # Mutation testing of the alerting rules, health checks and scraper (docs/mutation-testing.md).
 mutation: install
 	$(PY) scripts/mutation.py
+
+# Regenerate deploy/grafana/dashboards/*.json from monitoring/grafana/catalogue.py (docs/grafana.md).
+grafana: install
+	$(PY) -m monitoring.grafana
