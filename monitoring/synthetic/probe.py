@@ -108,7 +108,7 @@ def _cert_not_after(response: httpx.Response) -> float | None:
     ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
     if ssl_object is None:
         return None
-    der = ssl_object.getpeercert(binary_form=True)  # also when not verified
+    der = ssl_object.getpeercert(True)  # DER, also when not verified
     return der_not_after(der) if der else None
 
 
