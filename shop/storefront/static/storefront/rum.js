@@ -69,9 +69,9 @@
         if (m.messages.length) { body.error_messages = m.messages; }
         var text = JSON.stringify(body);
         var queued = false;
-        if (navigator.sendBeacon) {
+        try {
           queued = navigator.sendBeacon(endpoint, new Blob([text], { type: "application/json" }));
-        }
+        } catch (e) { /* missing, or stubbed out by a blocker: try fetch */ }
         if (!queued && window.fetch) {
           fetch(endpoint, {
             method: "POST", body: text, keepalive: true, credentials: "omit",
