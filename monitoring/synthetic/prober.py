@@ -19,17 +19,16 @@ gives), so the same rules run on either:
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import httpx
-
 from monitoring.synthetic.config import CheckConfig
-from monitoring.synthetic.probe import ProbeResult, client_for, probe_once
-from monitoring.tsdb.store import SampleStore
+from monitoring.synthetic.probe import ProbeResult, probe_once, tls_context
+from monitoring.tsdb.store import Labels, SampleStore, labels_from
 
 __all__ = ["JOB", "CheckState", "Prober", "state_next"]
 
@@ -50,6 +49,12 @@ class CheckState:
     last_at_ms: int | None = None
     changed_at_ms: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Each exported series' label set, built once (the hot path appends four per attempt).
+    series: dict[str, Labels] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        labels = {"job": JOB, "instance": self.check.url, "check": self.check.name}
+        self.series = {name: labels_from({"__name__": name, **labels}) for name in _SERIES}
 
     @property
     def source(self) -> str:
@@ -76,28 +81,30 @@ class Prober:
     ):
         self.store = store
         self.clock = clock
-        self._clients: dict[tuple, httpx.Client] = {}
+        self._contexts: dict[tuple, ssl.SSLContext] = {}
         self._states: dict[str, CheckState] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.update(checks)
 
-    def _client(self, check: CheckConfig) -> httpx.Client:
+    def _context(self, check: CheckConfig) -> ssl.SSLContext | None:
+        if not check.url.startswith("https:"):
+            return None  # a redirect to https makes a default context in probe_once
         key = check.tls_key
         with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                client = client_for(insecure_skip_verify=key[0], ca_file=key[1])
-                self._clients[key] = client
-            return client
+            context = self._contexts.get(key)
+            if context is None:
+                context = tls_context(insecure_skip_verify=key[0], ca_file=key[1])
+                self._contexts[key] = context
+            return context
 
     # -- one attempt ---------------------------------------------------------------------------
     def attempt(self, state: CheckState) -> bool:
         """Probe once, update the state, append the series; True: retry soon."""
         check = state.check
         t_ms = self.clock()
-        result = probe_once(self._client(check), check)
+        result = probe_once(check, self._context(check))
         with state.lock:
             was_up = state.up
             state.up, state.streak, retry = state_next(
@@ -116,7 +123,7 @@ class Prober:
                 f": {result.error}" * bool(result.error),
                 extra={"check": check.name, "url": check.url},
             )
-        self.store.append_scrape(state.source, _samples(check, state.up, result), t_ms)
+        self.store.append_scrape(state.source, _samples(state, result), t_ms)
         return retry
 
     # -- the loops -----------------------------------------------------------------------------
@@ -183,22 +190,25 @@ class Prober:
 
     def close(self) -> None:
         self.stop()
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients = {}
 
 
-def _samples(check: CheckConfig, up: bool, result: ProbeResult) -> list[tuple[dict, float]]:
-    labels = {"job": JOB, "instance": check.url, "check": check.name}
+_SERIES = (
+    "probe_success",
+    "probe_duration_seconds",
+    "probe_http_status_code",
+    "synthetic_probe_attempt_success",
+    "probe_ssl_earliest_cert_expiry",
+)
+
+
+def _samples(state: CheckState, result: ProbeResult) -> list[tuple[Labels, float]]:
+    series = state.series
     samples = [
-        ({"__name__": "probe_success", **labels}, 1.0 if up else 0.0),
-        ({"__name__": "probe_duration_seconds", **labels}, result.duration_s),
-        ({"__name__": "probe_http_status_code", **labels}, float(result.status_code)),
-        ({"__name__": "synthetic_probe_attempt_success", **labels}, float(result.success)),
+        (series["probe_success"], 1.0 if state.up else 0.0),
+        (series["probe_duration_seconds"], result.duration_s),
+        (series["probe_http_status_code"], float(result.status_code)),
+        (series["synthetic_probe_attempt_success"], float(result.success)),
     ]
-    if urlsplit(check.url).scheme == "https" and result.cert_not_after is not None:
-        samples.append(
-            ({"__name__": "probe_ssl_earliest_cert_expiry", **labels}, result.cert_not_after)
-        )
+    if result.cert_not_after is not None and urlsplit(state.check.url).scheme == "https":
+        samples.append((series["probe_ssl_earliest_cert_expiry"], result.cert_not_after))
     return samples

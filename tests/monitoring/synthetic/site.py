@@ -16,6 +16,7 @@ class Site:
         self.body = b"<h1>Pasargad Prints</h1>"
         self.content_type = "text/html"
         self.delay_s = 0.0
+        self.headers: dict[str, str] = {}
         self.requests: list[tuple[str, str, dict, bytes]] = []
         site = self
 
@@ -32,6 +33,8 @@ class Site:
                 self.send_response(status)
                 self.send_header("Content-Type", site.content_type)
                 self.send_header("Content-Length", str(len(site.body)))
+                for name, value in site.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(site.body)

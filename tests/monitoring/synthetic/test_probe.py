@@ -6,7 +6,7 @@ import time
 import pytest
 
 from monitoring.synthetic import CheckConfig, probe_once, state_next
-from monitoring.synthetic.probe import client_for, der_not_after
+from monitoring.synthetic.probe import der_not_after, tls_context
 from tests.monitoring.synthetic.site import Site, self_signed
 
 
@@ -24,11 +24,8 @@ def _check(url, **options) -> CheckConfig:
 
 
 def _probe(check):
-    client = client_for(insecure_skip_verify=check.insecure_skip_verify, ca_file=check.ca_file)
-    try:
-        return probe_once(client, check)
-    finally:
-        client.close()
+    context = tls_context(insecure_skip_verify=check.insecure_skip_verify, ca_file=check.ca_file)
+    return probe_once(check, context)
 
 
 def test_status_text_and_json_path(site):
@@ -88,6 +85,47 @@ def test_https_reports_the_certificate_expiry(tmp_path):
         skipped = _probe(_check(site.url + "/", insecure_skip_verify=True))
         assert skipped.success and skipped.cert_not_after == expected
     finally:
+        site.close()
+
+
+def test_redirects_are_followed_to_the_final_answer(site):
+    target = Site()
+    try:
+        site.status, site.headers = 302, {"Location": target.url + "/landing"}
+        result = _probe(_check(site.url + "/old", expected_text="Pasargad"))
+        assert result.success and result.status_code == 200
+        assert target.requests[-1][:2] == ("GET", "/landing")
+        site.headers = {"Location": site.url + "/loop"}  # to itself, for ever
+        looped = _probe(_check(site.url + "/loop"))
+        assert not looped.success and "more than 10 redirects" in looped.error
+    finally:
+        target.close()
+
+
+def test_the_prober_exports_the_certificate_expiry_of_https_checks(tmp_path):
+    from monitoring.synthetic import Prober
+    from monitoring.tsdb.store import SampleStore
+
+    cert, key = self_signed(tmp_path, days=20)
+    site = Site(certfile=cert, keyfile=key)
+    store = SampleStore(retention_seconds=3600)
+    prober = Prober(store, [_check(site.url + "/", ca_file=str(cert))])
+    try:
+        (state,) = prober.states()
+        prober.attempt(state)
+        t = prober.clock()
+        from monitoring.rules.engine import Engine
+
+        (expiry,) = Engine(store).instant("probe_ssl_earliest_cert_expiry", t).samples
+        assert 19 * 86400 < expiry.value - time.time() <= 20 * 86400
+        assert dict(expiry.labels) == {
+            "__name__": "probe_ssl_earliest_cert_expiry",
+            "job": "synthetic",
+            "instance": site.url + "/",
+            "check": "c",
+        }
+    finally:
+        prober.close()
         site.close()
 
 
