@@ -178,3 +178,24 @@ def test_a_blocked_beacon_or_script_never_breaks_a_page(shop, browser, blocked):
     _control_page_view(shop, browser)
     wait_for(lambda: _metric(shop, "rum_beacons_total") > beacons_before, what="the control beacon")
     assert _metric(shop, "rum_beacons_total") == beacons_before + 1
+
+
+def test_the_shipped_synthetic_checks_pass_against_the_running_shop(shop):
+    """deploy/synthetic/checks.yml, resolved on this shop as the monitor resolves it: the
+    specification's home page, API health and login checks all succeed."""
+    from monitoring.synthetic import Prober, checks_load
+    from monitoring.tsdb.store import SampleStore
+
+    checks = checks_load(ROOT / "deploy/synthetic/checks.yml", base_url=shop.base_url)
+    prober = Prober(SampleStore(retention_seconds=600), checks)
+    try:
+        for state in prober.states():
+            prober.attempt(state)
+            assert state.last.success, (state.check.name, state.last.error)
+        assert {s.check.name for s in prober.states()} == {
+            "homepage_load",
+            "api_health",
+            "user_login",
+        }
+    finally:
+        prober.close()

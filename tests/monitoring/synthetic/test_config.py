@@ -129,3 +129,12 @@ def test_a_path_needs_a_base_url_and_yaml_errors_have_lines(tmp_path):
 )
 def test_json_paths(text, steps):
     assert json_path_parse(text) == steps
+
+
+def test_synthetic_config_setting():
+    from monitoring.monitor.config import settings_from_env
+
+    assert settings_from_env({}).synthetic_config is None  # off unless asked for
+    assert settings_from_env({"SYNTHETIC_CONFIG": "off"}).synthetic_config is None
+    chosen = settings_from_env({"SYNTHETIC_CONFIG": "deploy/synthetic/checks.yml"})
+    assert chosen.synthetic_config.name == "checks.yml" and chosen.synthetic_config.is_absolute()
