@@ -16,6 +16,8 @@ from tests.gunicorn import ROOT, Gunicorn, single_process
 from tests.services import require
 from tests.wait import wait_for
 
+pytestmark = pytest.mark.slow
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--no-sandbox",

@@ -6,7 +6,7 @@ from django.test import Client, override_settings
 from shop.orders.models import Order
 from tests.shop.conftest import PASSWORD
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.db]
 
 
 @pytest.fixture
