@@ -8,5 +8,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/health/", include("monitoring.health.urls")),
     path("api/monitoring/", include("monitoring.exposition.urls")),
+    path("api/rum/", include("monitoring.rum.urls")),
     path("api/", include("shop.urls")),
+    # The storefront's pages (home, product, login, cart, checkout) last: it owns "/".
+    path("", include("shop.storefront.urls")),
 ]

@@ -215,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     base_url = f"http://{app_address(args.bind)}"
     # The monitor scrapes the shop where it is served, whatever prometheus.yml's target says.
     env.setdefault("MONITOR_APP_TARGET", app_address(args.bind))
+    # The spec's synthetic checks of the local shop (home, API health, login; docs/synthetic.md).
+    env.setdefault("SYNTHETIC_CONFIG", "deploy/synthetic/checks.yml")
     _manage(env, "migrate", "--no-input", "-v", "0")
     _manage(env, "load_demo_catalog")
 

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "shop.visits",
     "shop.outbox",
     "shop.traffic",
+    "shop.storefront",
     "monitoring",
     "monitoring.monitor",
     "maintenance",
@@ -255,6 +256,16 @@ CELERY_BEAT_SCHEDULE["database-maintain"] = {
     "task": "maintenance.database_maintain",
     "schedule": WEEK_SECONDS,
 }
+
+# Storefront and real-user monitoring (docs/rum.md): the first-party beacon (RUM_ENABLED) and
+# /api/rum/'s per-client rate limit; third-party analytics load only when their id is set and,
+# with ANALYTICS_CONSENT=required (the default), only after the visitor accepts.
+RUM_ENABLED = env_bool("RUM_ENABLED", True)
+RUM_RATE_PER_MINUTE = env_float("RUM_RATE_PER_MINUTE", 60.0)
+GA_MEASUREMENT_ID = env_str("GA_MEASUREMENT_ID", "")
+MIXPANEL_TOKEN = env_str("MIXPANEL_TOKEN", "")
+HOTJAR_SITE_ID = env_str("HOTJAR_SITE_ID", "")
+ANALYTICS_CONSENT = env_str("ANALYTICS_CONSENT", "required")  # required | granted
 
 BASE_DIR = BASE_DIR
 

@@ -108,6 +108,8 @@ class MonitorSettings:
     # a notification is retried before it fails (NOTIFY_DELIVERY_DEADLINE).
     notify_config: Path | None = None
     notify_deadline_ms: int = 600_000
+    # The synthetic checks file (SYNTHETIC_CONFIG; None: no probes, nothing runs).
+    synthetic_config: Path | None = None
 
     @property
     def loopback(self) -> bool:
@@ -133,7 +135,8 @@ def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
     MONITOR_SCRAPE_TOKEN (MONITORING_TOKEN), MONITOR_STATE_PATH ($VAR_DIR/monitor/state.sqlite3),
     MONITOR_STATE_RETENTION (30d), MONITOR_DATA_DIR ($VAR_DIR/monitor/data), MONITOR_APP_TARGET
     (unset), NOTIFY_CONFIG (deploy/alertmanager/alertmanager.yml; `off` for no notifier),
-    NOTIFY_DELIVERY_DEADLINE (10m).
+    NOTIFY_DELIVERY_DEADLINE (10m), SYNTHETIC_CONFIG (unset or `off`: no synthetic checks;
+    `make up` sets deploy/synthetic/checks.yml).
 
     Raises ConfigError for a malformed value, and when the API would be reachable from other
     machines without a token.
@@ -163,6 +166,8 @@ def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
     if not notify_deadline_ms:
         errors.append(f"NOTIFY_DELIVERY_DEADLINE={deadline_text!r}: expected a duration like 10m")
         notify_deadline_ms = 600_000
+    synthetic_text = env.get("SYNTHETIC_CONFIG", "")
+    synthetic_config = None if synthetic_text in ("", "off") else _REPO / synthetic_text
     result = MonitorSettings(
         host,
         int(port_text),
@@ -175,6 +180,7 @@ def settings_from_env(environ: dict[str, str] | None = None) -> MonitorSettings:
         data_dir=data_dir,
         notify_config=notify_config,
         notify_deadline_ms=notify_deadline_ms,
+        synthetic_config=synthetic_config,
     )
     if not result.loopback and not token:
         errors.append(
@@ -297,6 +303,15 @@ def _empty_config(path: Path) -> MonitorConfig:
 # The app's own Prometheus endpoint (monitoring/exposition/urls.py): a scrape job with this
 # metrics_path is the app's job, whose target MONITOR_APP_TARGET replaces.
 APP_METRICS_PATH = "/api/monitoring/prometheus/"
+
+
+def app_base_url(config: MonitorConfig) -> str:
+    """The shop's base URL (scheme://host:port) as its scrape job reaches it: what a synthetic
+    check's relative URL (`/login/`) is resolved against. '' without an app job."""
+    for job in config.scrape_configs:
+        if job.metrics_path == APP_METRICS_PATH and job.targets:
+            return f"{job.scheme}://{job.targets[0].address}"
+    return ""
 
 
 def app_target_apply(config: MonitorConfig, address: str) -> tuple[MonitorConfig, list[str]]:

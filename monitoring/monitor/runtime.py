@@ -38,6 +38,7 @@ from monitoring.monitor import self_metrics
 from monitoring.monitor.config import (
     MonitorConfig,
     MonitorSettings,
+    app_base_url,
     app_target_apply,
     config_load_partial,
 )
@@ -53,6 +54,7 @@ from monitoring.rules.alerting import RESOLVED_RETENTION_MS, Alert, AlertingRule
 from monitoring.rules.engine import Engine
 from monitoring.rules.group import RuleGroup
 from monitoring.rules.loader import load_rule_files
+from monitoring.synthetic import CheckConfig, Prober, checks_load
 from monitoring.thresholds import thresholds_load
 from monitoring.tsdb.disk import open_store
 from monitoring.tsdb.store import SampleStore
@@ -196,6 +198,18 @@ class Monitor:
             clock=clock,
             default_token=settings.scrape_token,
         )
+        # SYNTHETIC_CONFIG: the probes write into the same store the rules read. A file that
+        # does not load is reported with the configuration's problems; no probe runs then.
+        self.prober: Prober | None = None
+        if settings.synthetic_config is not None:
+            checks: list[CheckConfig] = []
+            try:
+                checks = self._checks_load()
+            except ConfigError as exc:
+                self.config_errors += exc.errors
+                self.last_reload_successful = False
+                logger.error("synthetic checks not loaded: %s", "; ".join(exc.errors))
+            self.prober = Prober(self.store, checks, clock=clock)
         # NOTIFY_CONFIG, loaded once: the pipeline runs on it and /api/v2 shows it.
         notify_config = LoadedConfig(settings.notify_config)
         notify_config.load()
@@ -342,6 +356,8 @@ class Monitor:
         if self.notifier is not None:
             self.notifier.start()
         self.scraper.start()
+        if self.prober is not None:
+            self.prober.start()
         self._start_loops()
         self.ready = True
 
@@ -416,6 +432,12 @@ class Monitor:
         if pruned:
             logger.info("pruned %d alert transitions past MONITOR_STATE_RETENTION", pruned)
 
+    def _checks_load(self, config: MonitorConfig | None = None) -> list[CheckConfig]:
+        """SYNTHETIC_CONFIG's checks, relative URLs on the shop the app job scrapes."""
+        assert self.settings.synthetic_config is not None
+        base_url = app_base_url(config or self.config)
+        return checks_load(self.settings.synthetic_config, base_url=base_url)
+
     def _config_state(self, errors: list[str]) -> None:
         self.config_errors = list(errors)
         self.last_reload_successful = not errors
@@ -441,10 +463,13 @@ class Monitor:
         notifier's file is reloaded too, on its own (`notifier_reload`): a problem there keeps
         the notifier's running configuration and does not hold up the rules."""
         self.notifier_reload()
+        checks: list[CheckConfig] | None = None
         try:
             config, groups = config_and_rules_load(
                 self.config_path, app_target=self.settings.app_target
             )
+            if self.prober is not None:
+                checks = self._checks_load(config)
         except ConfigError as exc:
             self._config_state(exc.errors)
             logger.error(
@@ -465,6 +490,8 @@ class Monitor:
             finally:
                 if running:
                     self._start_loops()
+        if checks is not None and self.prober is not None:
+            self.prober.update(checks)
         self._config_state([])
         logger.info(
             "configuration reloaded: %d scrape jobs, %d rule groups",
@@ -497,6 +524,8 @@ class Monitor:
         self.ready = False
         self._stop_loops()
         self.scraper.close()
+        if self.prober is not None:
+            self.prober.close()
         if self.notifier is not None:
             self.notifier.stop()
         if self.state is not None:

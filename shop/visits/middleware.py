@@ -10,7 +10,17 @@ import secrets
 from django.utils import timezone
 
 COOKIE = "pp_visitor"
-SKIP_PREFIXES = ("/api/health/", "/api/monitoring/", "/static/", "/admin/jsi18n/")
+SKIP_PREFIXES = (
+    "/api/health/",
+    "/api/monitoring/",
+    "/api/rum/",  # beacons: the page view they report was counted already
+    "/rum.js",
+    "/static/",
+    "/admin/jsi18n/",
+)
+
+# The monitor's synthetic checks (monitoring/synthetic/probe.py's USER_AGENT) are not visitors.
+SYNTHETIC_AGENT = "pasargad-synthetic/"
 
 
 class VisitMiddleware:
@@ -19,7 +29,9 @@ class VisitMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if request.path.startswith(SKIP_PREFIXES):
+        if request.path.startswith(SKIP_PREFIXES) or request.META.get(
+            "HTTP_USER_AGENT", ""
+        ).startswith(SYNTHETIC_AGENT):
             return response
         today = timezone.localdate()
         if request.COOKIES.get(COOKIE + "_day") == today.isoformat():

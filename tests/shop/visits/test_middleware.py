@@ -183,3 +183,13 @@ def test_without_its_redis_requests_go_on_and_the_rate_is_unavailable(db, monkey
     assert len(warnings) == 1  # once a minute, not per request
     reading = business_conversion(now=timezone.now())
     assert reading["visitors_today"] is None and reading["conversion_rate_percent"] is None
+
+
+def test_synthetic_checks_and_rum_beacons_are_not_visitors(db):
+    from monitoring.synthetic.probe import USER_AGENT
+
+    _cookieless_requests(3, HTTP_USER_AGENT=USER_AGENT)
+    Client().post("/api/rum/", {"page": "home"}, content_type="application/json")
+    assert _today() == 0
+    _cookieless_requests(1, HTTP_USER_AGENT="Mozilla/5.0")
+    assert _today() == 1
