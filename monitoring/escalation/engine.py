@@ -121,6 +121,7 @@ def level_alert(
     """The alert as a level's notification shows it: its own labels and annotations plus
     ``escalation`` (which level, why) and ``automated_response`` (what level 1 did)."""
     annotations = dict(alert.annotations)
+    annotations["escalation_level"] = str(level.number)
     annotations["escalation"] = (
         f"Escalation level {level.number} ({LEVEL_NAMES[level.number]}) of policy"
         f" {policy.name}: not acknowledged {level.after_ms // 1000}s after it fired"
