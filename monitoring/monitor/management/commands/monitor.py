@@ -93,6 +93,11 @@ class Command(BaseCommand):
             help="with --channel: recipient instead of the configured one (address, number,"
             " webhook URL); repeatable",
         )
+        ack = sub.add_parser("ack", help="acknowledge firing alerts (stops their escalation)")
+        ack.add_argument("alerts", nargs="*", help="fingerprints (16 hex digits) or alert names")
+        ack.add_argument("--by", default=os.environ.get("USER", ""), help="who (default: $USER)")
+        ack.add_argument("--comment", default="")
+        ack.add_argument("--list", action="store_true", help="list the acknowledgements")
         tests = sub.add_parser("test-rules")
         tests.add_argument("files", nargs="+", help="rule unit-test files in promtool's format")
 
@@ -237,6 +242,12 @@ class Command(BaseCommand):
             f"notify-test {channel}: delivered (idempotency key {notification.idempotency_key})"
         )
         return 0
+
+    def handle_ack(self, *, alerts: list[str], by: str, comment: str, list: bool, **_) -> int:
+        from monitoring.escalation.cli import ack_command
+
+        return ack_command(alerts, by=by, comment=comment, listing=list, out=self.stdout,
+                           err=self.stderr)  # fmt: skip
 
     def handle_test_rules(self, *, files: list[str], **_) -> int:
         from monitoring.rules.unittest import main
