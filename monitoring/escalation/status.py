@@ -4,7 +4,7 @@ page, read from the open escalations of the state store.
 ``status_notice()`` -> ``{"title", "message", "since", "since_ms"}`` of the newest notice up
 (None: all is well). Every page render asks (the ``status_notice`` context processor), so the
 answer is kept for ``STATUS_NOTICE_CACHE_S`` (2 s) per process, and the state file is read
-with a plain read-only SQLite connection: no schema check, no write, and a missing file or
+with a plain SQLite connection that only reads: no schema check, no write, and a missing file or
 table is "no notice". The notice comes down when the escalation ends (the alert resolved).
 """
 
@@ -31,8 +31,12 @@ def _state_path() -> str:
 
 
 def _read(path: str) -> dict | None:
+    if not os.path.exists(path):
+        return None  # nothing ever recorded (and no empty file made by asking)
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)
+        # Not `mode=ro`: a read-only connection can answer SQLITE_BUSY_RECOVERY while the
+        # monitor writes the WAL; this one only reads all the same.
+        db = sqlite3.connect(path, timeout=2.0)
     except sqlite3.Error:
         return None
     try:
