@@ -45,6 +45,7 @@ __all__ = [
     "LoadedPolicies",
     "Policies",
     "Policy",
+    "escalation_file",
     "escalation_path",
     "policies_load",
 ]
@@ -99,14 +100,25 @@ class Policies:
         return None
 
 
-def escalation_path(env: Mapping[str, str] | None = None) -> Path:
-    """ESCALATION_CONFIG, else escalation.yml beside the notifier's configuration."""
+def escalation_file(
+    notify_config: Path | str | None, env: Mapping[str, str] | None = None
+) -> Path | None:
+    """ESCALATION_CONFIG, else `escalation.yml` beside the notifier's configuration when it
+    exists; None: no policies (a test's copy of alertmanager.yml escalates nothing)."""
     env = os.environ if env is None else env
     if env.get("ESCALATION_CONFIG"):
         return Path(env["ESCALATION_CONFIG"])
+    if notify_config is None:
+        return None
+    beside = Path(notify_config).with_name("escalation.yml")
+    return beside if beside.exists() else None
+
+
+def escalation_path(env: Mapping[str, str] | None = None) -> Path | None:
+    """The app's: beside its NOTIFY_CONFIG setting (see `escalation_file`)."""
     from django.conf import settings
 
-    return Path(settings.NOTIFY_CONFIG).with_name("escalation.yml")
+    return escalation_file(settings.NOTIFY_CONFIG, env)
 
 
 def policies_load(

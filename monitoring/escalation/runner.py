@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from monitoring.escalation.engine import escalate
-from monitoring.escalation.policy import LoadedPolicies, escalation_path
+from monitoring.escalation.policy import LoadedPolicies, escalation_file, escalation_path
 from monitoring.monitor.state import LogEntry, StateStore
 from monitoring.notify.integrations import Integration
 from monitoring.notify.notification import Notification, NotifiedAlert
@@ -109,7 +109,7 @@ class EscalationRunner:
         self.env = os.environ if env is None else env
         notifier = monitor.notifier
         self.policies = LoadedPolicies(
-            escalation_path(self.env),
+            escalation_file(monitor.settings.notify_config, self.env),
             known_receivers=_receivers(notifier.config) if notifier.config else None,
         )
         self.policies.load()

@@ -94,3 +94,23 @@ def test_a_bad_reload_keeps_the_last_good_policies(tmp_path):
     assert loaded.policies is good
     path.write_text(GOOD.replace("after: 1m", "after: 2m"))
     assert loaded.load() == [] and loaded.policies.policies[0].levels[1].after_ms == 120_000
+
+
+def test_check_config_checks_the_policies_beside_the_notifier_file(tmp_path):
+    from tests.monitoring.monitor.test_command import monitor_command
+
+    notify = tmp_path / "alertmanager.yml"
+    notify.write_text((REPO / "deploy/alertmanager/alertmanager.yml").read_text())
+    config = str(REPO / "deploy/prometheus/prometheus.yml")
+    escalation = tmp_path / "escalation.yml"
+    escalation.write_text(GOOD.replace("receivers: [management]", "receivers: [ceo]"))
+    result = monitor_command("check-config", "--config", config, "--alertmanager", str(notify))
+    assert result.returncode == 1
+    assert (
+        f"{escalation}:12: policies[0].levels[2].receivers: no receiver 'ceo' in the notifier"
+        in result.stderr
+    )
+    escalation.write_text(GOOD)
+    result = monitor_command("check-config", "--config", config, "--alertmanager", str(notify))
+    assert result.returncode == 0, result.stderr
+    assert f"{escalation}: OK" in result.stdout
