@@ -110,19 +110,16 @@ class Event:
     at_ms: int
 
 
-_ready: set[int] = set()
-
-
 def _db(store: StateStore) -> None:
     # Once per store object: the tables are created by whichever process opens the file first.
-    if id(store) in _ready:
+    if getattr(store, "_escalation_ready", False):
         return
     # Statement by statement in a transaction: executescript() would commit a batch in progress.
     with store._transaction() as db:
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 db.execute(statement)
-    _ready.add(id(store))
+    store._escalation_ready = True
 
 
 def ack_put(store: StateStore, ack: Ack) -> bool:

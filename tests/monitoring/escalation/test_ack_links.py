@@ -139,3 +139,18 @@ def test_status_page_and_json_show_the_level_4_notice(client, store):
     )
     status_notice_clear_cache()
     assert client.get("/api/status/").json()["notice"] is None
+
+
+def test_status_and_ack_links_work_through_maintenance_mode(client, store, settings, tmp_path):
+    from maintenance import mode
+
+    settings.MAINTENANCE_FILE = tmp_path / "maintenance.json"
+    mode.switch_on(retry_after=60, message="Upgrading")
+    try:
+        mode.read_now()
+        assert client.get("/api/").status_code == 503  # customers get the maintenance answer
+        assert client.get("/status/").status_code == 200
+        assert client.get("/api/status/").status_code == 200
+        assert client.get(f"/ack/{ack_token(ALERT.fingerprint)}").status_code == 200
+    finally:
+        mode.switch_off()
