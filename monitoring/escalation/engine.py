@@ -122,9 +122,14 @@ def level_alert(
     ``escalation`` (which level, why) and ``automated_response`` (what level 1 did)."""
     annotations = dict(alert.annotations)
     annotations["escalation_level"] = str(level.number)
+    when = (
+        f"not acknowledged {_duration(level.after_ms)} after it fired"
+        if level.after_ms
+        else "on firing"
+    )
     annotations["escalation"] = (
         f"Escalation level {level.number} ({LEVEL_NAMES[level.number]}) of policy"
-        f" {policy.name}: not acknowledged {level.after_ms // 1000}s after it fired"
+        f" {policy.name}: {when}"
     )
     if results:
         annotations["automated_response"] = "; ".join(
@@ -136,6 +141,13 @@ def level_alert(
         starts_at_ms=alert.fired_at_ms or alert.active_at_ms or 0,
         value=alert.last_value,
     )
+
+
+def _duration(ms: int) -> str:
+    seconds = ms // 1000
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
 
 
 def _tell(

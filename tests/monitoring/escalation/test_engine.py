@@ -69,6 +69,10 @@ def test_an_unacknowledged_alert_climbs_each_level_once_on_its_timer(store, poli
     escalate(store, policies, now_ms=T0 + 10_500, send=sent)  # not twice
     assert [(r, lv) for r, lv, _ in sent] == [("team", 1), ("oncall", 2)]
     assert sent[1][2]["escalation_level"] == "2"
+    assert sent[0][2]["escalation"].endswith("of policy critical: on firing")
+    assert sent[1][2]["escalation"] == (
+        "Escalation level 2 (on-call engineer) of policy critical: not acknowledged 10s after it fired"
+    )
     state = str(tmp_path / "state.sqlite3")
     status_notice_clear_cache()
     assert status_notice(state) is None
