@@ -26,7 +26,15 @@ from maintenance.mode import Mode, current
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
-EXEMPT_PREFIXES = ("/api/health/", "/api/monitoring/", "/admin/")
+# The status page and acknowledgement links (docs/escalation.md) work through maintenance too.
+EXEMPT_PREFIXES = (
+    "/api/health/",
+    "/api/monitoring/",
+    "/admin/",
+    "/status/",
+    "/api/status/",
+    "/ack/",
+)
 CODE = "maintenance"
 
 

@@ -68,6 +68,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # The level-4 customer notice, for the shop's banner (docs/escalation.md).
+                "monitoring.escalation.views.status_notice_context",
             ],
         },
     },
@@ -252,6 +254,15 @@ BACKUP_DIR = env_str("BACKUP_DIR", str(VAR_DIR / "backups"))
 BACKUP_KEEP = int(env_float("BACKUP_KEEP", 8))
 WEEK_SECONDS = 7 * 24 * 3600
 CELERY_BEAT_SCHEDULE["database-backup"] = {"task": "maintenance.backup", "schedule": WEEK_SECONDS}
+# Escalation (docs/escalation.md): the app runs the escalation timer only in Alertmanager mode
+# (ESCALATION_IN_APP; the monitor's own loop does it in embedded mode); level 1 may restart the
+# workers' pool through remote control, which they accept only with pool restarts enabled.
+ESCALATION_IN_APP = env_bool("ESCALATION_IN_APP", False)
+CELERY_WORKER_POOL_RESTARTS = True
+CELERY_BEAT_SCHEDULE["escalation"] = {
+    "task": "monitoring.escalation.escalate",
+    "schedule": env_float("ESCALATION_INTERVAL", 15.0),
+}
 CELERY_BEAT_SCHEDULE["database-maintain"] = {
     "task": "maintenance.database_maintain",
     "schedule": WEEK_SECONDS,

@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+from monitoring.escalation.api import handle_ack
 from monitoring.metrics import CONTENT_TYPE
 from monitoring.monitor import api_json
 from monitoring.monitor.api_v2 import handle_v2
@@ -315,6 +316,9 @@ def handle(
     try:
         if path.startswith("/api/v2/"):  # Alertmanager's API: its own shapes (api_v2)
             return handle_v2(monitor, method, path, params, body, _now_ms())
+        acked = handle_ack(monitor, method, path, params, body)  # acknowledgements
+        if acked is not None:
+            return acked
         if path == "/-/healthy":
             return 200, "text/plain", b"Prometheus Server is Healthy.\n"
         if path == "/-/ready":

@@ -34,6 +34,7 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from monitoring.configfile import ConfigError
+from monitoring.escalation.runner import EscalationRunner
 from monitoring.monitor import self_metrics
 from monitoring.monitor.config import (
     MonitorConfig,
@@ -226,6 +227,8 @@ class Monitor:
                 muter=self.notifier_state.silences,
                 deadline_ms=settings.notify_deadline_ms,
             )
+        # Escalation policies beside NOTIFY_CONFIG: the embedded mode's timer (escalation/runner).
+        self.escalation = EscalationRunner(self) if self.notifier is not None else None
         self.ready = False
         self._lock = threading.RLock()  # one evaluation or reload at a time
         self._reload_lock = threading.Lock()  # one reload at a time (SIGHUP and /-/reload)
@@ -355,6 +358,8 @@ class Monitor:
             logger.exception("could not restore alert state from %s; starting afresh", path)
         if self.notifier is not None:
             self.notifier.start()
+        if self.escalation is not None:
+            self.escalation.start()
         self.scraper.start()
         if self.prober is not None:
             self.prober.start()
@@ -456,6 +461,8 @@ class Monitor:
         errors = loaded.load()
         if not errors and self.notifier is not None:
             self.notifier.apply_config(loaded.config)
+        if self.escalation is not None:  # its own file: a bad one keeps the last good, logged
+            self.escalation.reload()
         return errors
 
     def reload(self) -> list[str]:
@@ -526,6 +533,8 @@ class Monitor:
         self.scraper.close()
         if self.prober is not None:
             self.prober.close()
+        if self.escalation is not None:
+            self.escalation.stop()
         if self.notifier is not None:
             self.notifier.stop()
         if self.state is not None:

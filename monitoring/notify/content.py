@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
 
+from monitoring.acknowledge.links import ack_url
 from monitoring.notify.notification import FIRING, Notification, NotifiedAlert
 
 __all__ = [
@@ -61,6 +62,11 @@ class AlertView:
     labels: tuple[tuple[str, str], ...]  # the others, sorted
     runbook_url: str
     generator_url: str
+    # Escalation (monitoring/escalation): which level this message is, what level 1 did, and
+    # the signed one-click acknowledgement link of a firing alert ("" when not configured).
+    escalation: str = ""
+    automated_response: str = ""
+    ack_url: str = ""
 
     @property
     def runbook_href(self) -> str:
@@ -88,6 +94,9 @@ def alert_view(alert: NotifiedAlert, notification: Notification, now_ms: int) ->
         labels=tuple(sorted((k, v) for k, v in labels.items() if k not in _SHOWN)),
         runbook_url=runbook_link(annotations, notification.runbook_base_url),
         generator_url=alert.generator_url,
+        escalation=annotations.get("escalation", ""),
+        automated_response=annotations.get("automated_response", ""),
+        ack_url=ack_url(alert.fingerprint) if alert.status == FIRING else "",
     )
 
 

@@ -109,6 +109,10 @@ def _alert_blocks(view: AlertView, notification: Notification, index: int) -> li
     text = f"*{_esc(view.name)}* ({status}): {_esc(view.summary)}"
     if view.description:
         text += f"\n{_esc(view.description)}"
+    if view.escalation:
+        text += f"\n*Escalation:* {_esc(view.escalation)}"
+    if view.automated_response:
+        text += f"\n*Automated response:* {_esc(view.automated_response)}"
     facts = [
         ("Severity", view.severity),
         ("Team", view.team),
@@ -133,6 +137,7 @@ def _alert_blocks(view: AlertView, notification: Notification, index: int) -> li
         ("Query", view.query_href),
         ("Dashboard", web_url(notification.dashboard_url)),
         ("Silence", web_url(notification.silence_url)),
+        ("Acknowledge", web_url(view.ack_url)),
     ]
     buttons = [
         {

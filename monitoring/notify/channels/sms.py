@@ -17,6 +17,7 @@ import unicodedata
 
 import httpx
 
+from monitoring.acknowledge.links import ack_url
 from monitoring.notify.channels._http import http_client, http_send
 from monitoring.notify.notification import Delivery, Notification
 
@@ -75,9 +76,17 @@ def sms_body(notification: Notification) -> str:
         status = (first.labels.get("severity") or "alert").upper()
     else:
         status = "RESOLVED"
-    head = " ".join(x for x in (status, first.name, first.labels.get("instance", "")) if x)
+    level = first.annotations.get("escalation_level", "")  # a level's message: "L2 CRITICAL"
+    head = " ".join(
+        x
+        for x in (level and f"L{level}", status, first.name, first.labels.get("instance", ""))
+        if x
+    )
     others = len(alerts) - 1 + notification.truncated_alerts
     tail = f" (+{others} more)" if others else ""
+    if notification.status == "firing":
+        link = ack_url(first.fingerprint)  # short enough for the segment (~60 characters)
+        tail += f" Ack: {link}" if link else ""
     summary = first.annotations.get("summary", "")
     head, summary = _plain(head), _plain(summary)
     body = f"{head}: {summary}{tail}" if summary else head + tail

@@ -45,6 +45,25 @@ def notify_config_errors(path: Path) -> list[str]:
     return []
 
 
+def escalation_config_errors(alertmanager: Path) -> tuple[Path | None, list[str]]:
+    """The escalation policies beside `alertmanager` (or ESCALATION_CONFIG), checked against
+    its receivers: (the file, or None when there is none; its problems)."""
+    from monitoring.escalation.policy import escalation_file, policies_load
+
+    path = escalation_file(alertmanager)
+    if path is None:
+        return None, []
+    try:
+        receivers = list(notify_config_load(alertmanager).receivers)
+    except ConfigError:
+        receivers = None  # reported above; check the policies on their own
+    try:
+        policies_load(path, known_receivers=receivers)
+    except ConfigError as exc:
+        return path, exc.errors
+    return path, []
+
+
 logger = logging.getLogger("monitoring.monitor")
 
 
@@ -93,6 +112,11 @@ class Command(BaseCommand):
             help="with --channel: recipient instead of the configured one (address, number,"
             " webhook URL); repeatable",
         )
+        ack = sub.add_parser("ack", help="acknowledge firing alerts (stops their escalation)")
+        ack.add_argument("alerts", nargs="*", help="fingerprints (16 hex digits) or alert names")
+        ack.add_argument("--by", default=os.environ.get("USER", ""), help="who (default: $USER)")
+        ack.add_argument("--comment", default="")
+        ack.add_argument("--list", action="store_true", help="list the acknowledgements")
         tests = sub.add_parser("test-rules")
         tests.add_argument("files", nargs="+", help="rule unit-test files in promtool's format")
 
@@ -126,13 +150,16 @@ class Command(BaseCommand):
             config_path=Path(config), thresholds_path=Path(thresholds) if thresholds else None
         )
         notify_errors = notify_config_errors(Path(alertmanager))
-        for line in errors + notify_errors:
+        escalation, escalation_errors = escalation_config_errors(Path(alertmanager))
+        for line in errors + notify_errors + escalation_errors:
             self.stderr.write(line)
         if not errors:
             self.stdout.write(f"{config}: OK")
         if not notify_errors:
             self.stdout.write(f"{alertmanager}: OK")
-        return 1 if errors or notify_errors else 0
+        if escalation is not None and not escalation_errors:
+            self.stdout.write(f"{escalation}: OK")
+        return 1 if errors or notify_errors or escalation_errors else 0
 
     def handle_routes(
         self, *, labels: list[str], config: str, verify_receivers: str | None, verbose: bool, **_
@@ -237,6 +264,12 @@ class Command(BaseCommand):
             f"notify-test {channel}: delivered (idempotency key {notification.idempotency_key})"
         )
         return 0
+
+    def handle_ack(self, *, alerts: list[str], by: str, comment: str, list: bool, **_) -> int:
+        from monitoring.escalation.cli import ack_command
+
+        return ack_command(alerts, by=by, comment=comment, listing=list, out=self.stdout,
+                           err=self.stderr)  # fmt: skip
 
     def handle_test_rules(self, *, files: list[str], **_) -> int:
         from monitoring.rules.unittest import main
