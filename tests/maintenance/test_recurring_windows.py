@@ -167,6 +167,7 @@ class Sink(ThreadingHTTPServer):
     def __init__(self) -> None:
         sink = self
         self.got: set[tuple[str, str]] = set()
+        self.log: list[tuple[str, str, str]] = []  # (receiver, alertname, status) in order
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
@@ -174,6 +175,7 @@ class Sink(ThreadingHTTPServer):
                 receiver = self.path.rsplit("/", 1)[-1]
                 for alert in body["alerts"]:
                     sink.got.add((receiver, alert["labels"]["alertname"]))
+                    sink.log.append((receiver, alert["labels"]["alertname"], alert["status"]))
                 self.send_response(200)
                 self.end_headers()
 
@@ -185,7 +187,7 @@ class Sink(ThreadingHTTPServer):
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
 
-def derived(now: datetime, inside: bool, sink_url: str) -> str:
+def derived(now: datetime, inside: bool, sink_url: str, group_interval: str = "") -> str:
     """The shipped file with each window rewritten to hold at `now` (or not), its receivers
     webhooks to the sink and the first notification sent at once; routes untouched."""
     doc = yaml.safe_load(SHIPPED.read_text())
@@ -200,6 +202,8 @@ def derived(now: datetime, inside: bool, sink_url: str) -> str:
             {"weekdays": [today if inside else other], "location": str(zone)}
         ]
     doc["route"]["group_wait"] = "0s"
+    if group_interval:
+        doc["route"]["group_interval"] = group_interval
     doc["global"] = {"resolve_timeout": "5m"}
     doc.pop("templates", None)
     doc["receivers"] = [
