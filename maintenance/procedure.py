@@ -240,6 +240,14 @@ class Run:
         return f"silence {silence_id} expired by {self.options.author}"
 
     def notify_end(self) -> str:
+        told = any(
+            s["procedure"] == "start"
+            and s["step"] == "stakeholders notified"
+            and s["result"] == "ok"
+            for s in self.state["steps"]
+        )
+        if not told:
+            return "no notice was sent at start: nothing to resolve"
         self._notice(ends=datetime.now(UTC))
         return f"{NOTICE} resolved at {self.options.alertmanager.url}"
 
