@@ -303,7 +303,9 @@ def test_start_and_end_on_postgresql_with_a_celery_worker(
         )
 
 
-def test_an_unwritable_backup_directory_stops_start_before_anything_else(tmp_path):
+def test_a_failed_start_stops_in_a_known_state_and_reruns_without_repeating_steps(
+    tmp_path, notifier
+):
     env = single_process(
         {
             **__import__("os").environ,
@@ -332,3 +334,26 @@ def test_an_unwritable_backup_directory_stops_start_before_anything_else(tmp_pat
     assert "| database backup | failed |" in report
     status = manage(env, "maintenance", "status")
     assert "start failed" in status.stdout
+
+    # Rerun with the default directory but the notifier down: stops at the notice, the steps
+    # before it done (a known state: backup taken, beat paused, maintenance mode on).
+    down = f"http://127.0.0.1:{closed_port()}"
+    failed = manage(env, "maintenance", "start", "--alertmanager-url", down)
+    assert failed.returncode == 1
+    assert "maintenance start stopped at step 'stakeholders notified'" in failed.stderr
+    assert (tmp_path / "maintenance.json").exists() and (tmp_path / "beat-paused.json").exists()
+    [backup] = (tmp_path / "backups").glob("pasargad-*")
+
+    # The notifier back: the rerun completes; no second backup, and a further rerun no second
+    # window.
+    am_url, sink, _ = notifier
+    for _ in range(2):
+        done = manage(env, "maintenance", "start", "--alertmanager-url", am_url)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"ok  database backup: already taken: {backup}" in done.stdout
+    state = json.loads((tmp_path / "maintenance" / "procedure.json").read_text())
+    assert state["phase"] == "started" and state["author"] == "bob"
+    assert f"ok  window opened: already open: silence {state['silence_id']}" in done.stdout
+    assert list((tmp_path / "backups").glob("pasargad-*")) == [backup]
+    [silence] = call(f"{am_url}/api/v2/silences")
+    assert silence["createdBy"] == "bob" and silence["id"] == state["silence_id"]
