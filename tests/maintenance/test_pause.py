@@ -39,3 +39,35 @@ def test_a_paused_beat_sends_nothing_and_sends_again_once_resumed(tmp_path, sett
     finally:
         scheduler.close()
         client.delete("maintenance-pause-test")
+
+
+def test_beat_inprocess_skips_its_entries_while_paused(tmp_path):
+    """The embedded mode's beat (no Redis) runs each entry once at start: paused, it skips
+    them all, and says so."""
+    import subprocess
+    import sys
+
+    from tests.gunicorn import ROOT, app_env, single_process
+    from tests.wait import wait_for
+
+    env = single_process(app_env(tmp_path))
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+        cwd=ROOT, env=env, check=True, timeout=300,
+    )  # fmt: skip
+    (tmp_path / "beat-paused.json").write_text("{}\n")
+    out = tmp_path / "beat.out"
+    with open(out, "w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "beat_inprocess"],
+            cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            wait_for(lambda: out.read_text().count("paused for maintenance") >= 3, 120, "skips")
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    text = out.read_text()
+    for task in ("maintenance.backup", "maintenance.database_maintain"):
+        assert f"paused for maintenance, {task} skipped" in text
+    assert not (tmp_path / "backups").exists()  # the backup entry did not run
