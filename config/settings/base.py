@@ -160,6 +160,8 @@ CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TIMEZONE = "UTC"
+# Beat skips its entries while maintenance pauses it (maintenance/beat.py, docs/maintenance.md).
+CELERY_BEAT_SCHEDULER = "maintenance.beat:PausableScheduler"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -10,7 +10,12 @@
   GET  /api/v2/alerts/groups       the pipeline's aggregation groups with those alerts
   GET  /api/v2/silences            filter=
   POST /api/v2/silences            create or update; {"silenceID": …}
-  GET  /api/v2/silence/{id}, DELETE /api/v2/silence/{id} (expire)
+  GET  /api/v2/silence/{id}, DELETE /api/v2/silence/{id} (expire; `?by=` names who, an
+                                   extension Alertmanager ignores)
+
+Extensions, not in Alertmanager: GET /api/v2/silences/events (the silences' audit trail,
+`?silence=<id>`) and GET /api/v2/windows (maintenance windows and what each mutes now,
+monitoring.notify.windows).
 
 Errors are Alertmanager's: the status code and the message as a JSON string. `handle_v2` is
 called by `api.handle` (behind the monitor's token); handlers are plain functions.
@@ -21,6 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from monitoring.monitor import api_json_v2
@@ -29,6 +35,7 @@ from monitoring.notify.matchers import Matcher, MatcherError, compile_anchored, 
 from monitoring.notify.pipeline import HeldAlert
 from monitoring.notify.received import AlertRejected
 from monitoring.notify.silences import SilenceError, SilenceNotFound
+from monitoring.notify.windows import windows_report
 from monitoring.rules.alerting import fingerprint
 
 __all__ = ["alert_views", "handle_v2"]
@@ -209,6 +216,25 @@ def get_status(monitor: Any, params: Params, body: bytes, now_ms: int) -> Any:
     return api_json_v2.status_json(config_text=state.config.text, started_at=state.started_at)
 
 
+def get_silence_events(monitor: Any, params: Params, body: bytes, now_ms: int) -> Any:
+    """Extension: the silences' audit trail (who created, changed, expired which, when),
+    oldest first; `?silence=<id>` for one."""
+    events = monitor.notifier_state.silences.events((params.get("silence") or [""])[-1])
+    return [e.as_dict() | {"at": api_json_v2.datetime_json(e.at_ms)} for e in events]
+
+
+def get_windows(monitor: Any, params: Params, body: bytes, now_ms: int) -> Any:
+    """Extension: the maintenance windows (recurring time intervals and silences) and the
+    alerts each mutes now (monitoring.notify.windows)."""
+    config = monitor.notifier_state.config.config
+    if config is None:
+        raise V2Error(503, "the notifier's configuration did not load")
+    alerts = get_alerts(monitor, {}, b"", now_ms)
+    silences = get_silences(monitor, {}, b"", now_ms)
+    now = datetime.fromtimestamp(now_ms / 1000, UTC)
+    return windows_report(config, alerts, silences, now)
+
+
 _ROUTES_V2: dict[tuple[str, str], Callable[[Any, Params, bytes, int], Any]] = {
     ("GET", "/api/v2/status"): get_status,
     ("GET", "/api/v2/alerts"): get_alerts,
@@ -216,10 +242,14 @@ _ROUTES_V2: dict[tuple[str, str], Callable[[Any, Params, bytes, int], Any]] = {
     ("GET", "/api/v2/alerts/groups"): get_alert_groups,
     ("GET", "/api/v2/silences"): get_silences,
     ("POST", "/api/v2/silences"): post_silences,
+    ("GET", "/api/v2/silences/events"): get_silence_events,
+    ("GET", "/api/v2/windows"): get_windows,
 }
 
 
-def _silence(monitor: Any, method: str, silence_id: str, now_ms: int) -> tuple[int, str, bytes]:
+def _silence(
+    monitor: Any, method: str, silence_id: str, params: Params, now_ms: int
+) -> tuple[int, str, bytes]:
     silences = monitor.notifier_state.silences
     if method == "GET":
         silence = silences.get(silence_id)
@@ -228,7 +258,8 @@ def _silence(monitor: Any, method: str, silence_id: str, now_ms: int) -> tuple[i
         return _json(200, api_json_v2.silence_json(silence, now_ms))
     if method == "DELETE":
         try:
-            silences.expire(silence_id)
+            # `?by=` (an extension) names who expires it, for the audit trail.
+            silences.expire(silence_id, actor=(params.get("by") or [""])[-1])
         except SilenceNotFound as exc:
             return _json(404, str(exc))
         return 200, "application/json", b""
@@ -242,7 +273,7 @@ def handle_v2(
     try:
         match = _SILENCE.match(path)
         if match:
-            return _silence(monitor, method, match[1], now_ms)
+            return _silence(monitor, method, match[1], params, now_ms)
         route = _ROUTES_V2.get((method, path))
         if route is None:
             known = any(p == path for _, p in _ROUTES_V2)

@@ -51,7 +51,7 @@ from monitoring.rules.alerting import FIRING, INACTIVE, PENDING, Alert
 
 if TYPE_CHECKING:
     from monitoring.notify.notification import NotifiedAlert
-    from monitoring.notify.silences import Silence
+    from monitoring.notify.silences import Silence, SilenceEvent
 
 __all__ = [
     "LEGAL_TRANSITIONS",
@@ -183,6 +183,19 @@ MIGRATIONS: tuple[str, ...] = (
         comment TEXT NOT NULL,
         updated_at_ms INTEGER NOT NULL
     );
+    """,
+    # Who created, changed or expired which silence, and when (the maintenance windows' audit
+    # trail; monitoring.notify.silences). Pruned with the silence.
+    """
+    CREATE TABLE IF NOT EXISTS silence_event (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        silence_id TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS silence_event_by_silence ON silence_event (silence_id, seq);
     """,
 )
 
@@ -831,8 +844,28 @@ class StateStore:
         return out
 
     def silences_delete(self, ids: Iterable[str]) -> None:
+        ids = [(i,) for i in ids]
         with self._transaction() as db:
-            db.executemany("DELETE FROM silence WHERE id = ?", [(i,) for i in ids])
+            db.executemany("DELETE FROM silence WHERE id = ?", ids)
+            db.executemany("DELETE FROM silence_event WHERE silence_id = ?", ids)
+
+    def silence_event_add(self, event: SilenceEvent) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO silence_event (silence_id, at_ms, action, actor, detail)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (event.silence_id, event.at_ms, event.action, event.actor, event.detail),
+            )
+
+    def silence_events(self) -> list[SilenceEvent]:
+        """Every recorded silence event, oldest first."""
+        from monitoring.notify.silences import SilenceEvent
+
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT silence_id, at_ms, action, actor, detail FROM silence_event ORDER BY seq"
+            ).fetchall()
+        return [SilenceEvent(*row) for row in rows]
 
     # -- the notifier's outbox and notification log ------------------------------------------
     def outbox_enqueue(self, *, rows: Iterable[dict], log: LogEntry) -> int:

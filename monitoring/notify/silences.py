@@ -15,6 +15,11 @@ time window. Its state follows from the clock: pending before `starts_at`, activ
 - expired silences are kept for `retention_ms` (Alertmanager's `--data.retention`, 120h) after
   their end, then pruned.
 
+Every change is also an event of the silence's audit trail (`SilenceEvent`: created, updated,
+expired, replaced; who and when), kept as long as the silence; `events()` lists them. The actor
+is the silence's `createdBy` for a creation or change, and whoever the caller names for an
+expiry (the API's `?by=`; Alertmanager's API has no author for it).
+
 Times are Unix milliseconds (the API's resolution). `Silences` is thread-safe; without a store
 (`store=None`) silences live in memory only.
 """
@@ -40,6 +45,7 @@ __all__ = [
     "RETENTION_MS",
     "Silence",
     "SilenceError",
+    "SilenceEvent",
     "SilenceNotFound",
     "Silences",
     "silence_matches_filter",
@@ -81,6 +87,34 @@ class Silence:
             if not m.matches(labels.get(m.name, "")):
                 return False
         return True
+
+
+@dataclass(frozen=True)
+class SilenceEvent:
+    """One entry of the audit trail: `action` is created, updated, expired or replaced (expired
+    because a change would rewrite history; `detail` names the new id)."""
+
+    silence_id: str
+    at_ms: int
+    action: str
+    actor: str
+    detail: str  # what the silence was after the change: matchers, window, comment
+
+    def as_dict(self) -> dict:
+        return {
+            "silenceID": self.silence_id,
+            "at_ms": self.at_ms,
+            "action": self.action,
+            "by": self.actor,
+            "detail": self.detail,
+        }
+
+
+def _describe(silence: Silence) -> str:
+    matchers = ", ".join(str(m) for m in silence.matchers)
+    return (
+        f"{{{matchers}}} from {silence.starts_at_ms} to {silence.ends_at_ms} ms: {silence.comment}"
+    )
 
 
 def _validate(silence: Silence) -> None:
@@ -135,6 +169,7 @@ class Silences:
         self.retention_ms = retention_ms
         self._lock = threading.Lock()
         self._by_id: dict[str, Silence] = {}
+        self._events: list[SilenceEvent] = []  # without a store only
         if store is not None:
             self._by_id = {s.id: s for s in store.silences_load()}
         self.gc()
@@ -148,7 +183,9 @@ class Silences:
             if silence.id and previous is None:
                 raise SilenceNotFound(silence.id)
             if previous is not None and _can_update(previous, silence, now):
-                return self._put(replace(silence, updated_at_ms=now)).id
+                stored = self._put(replace(silence, updated_at_ms=now))
+                self._record(stored, now, "updated", silence.created_by)
+                return stored.id
             fresh = replace(
                 silence,
                 id=str(uuid.uuid4()),
@@ -157,17 +194,33 @@ class Silences:
             )
             _validate(fresh)  # refused before the one it replaces is touched
             if previous is not None and previous.state(now) != EXPIRED:
-                self._put(_expired(previous, now))
-            return self._put(fresh).id
+                old = self._put(_expired(previous, now))
+                self._record(old, now, "replaced", silence.created_by, f"by {fresh.id}")
+            self._put(fresh)
+            self._record(fresh, now, "created", silence.created_by)
+            return fresh.id
 
-    def expire(self, silence_id: str) -> None:
+    def expire(self, silence_id: str, actor: str = "") -> None:
         with self._lock:
             silence = self._by_id.get(silence_id)
             if silence is None:
                 raise SilenceNotFound(silence_id)
             now = self.clock()
             if silence.state(now) != EXPIRED:
-                self._put(_expired(silence, now))
+                self._record(self._put(_expired(silence, now)), now, "expired", actor or "unknown")
+
+    def _record(self, silence: Silence, now: int, action: str, actor: str, note: str = "") -> None:
+        detail = _describe(silence) + (f" ({note})" if note else "")
+        event = SilenceEvent(silence.id, now, action, actor, detail)
+        if self.store is not None:
+            self.store.silence_event_add(event)
+        else:
+            self._events.append(event)
+
+    def events(self, silence_id: str = "") -> list[SilenceEvent]:
+        """The audit trail, oldest first; of one silence when `silence_id` is given."""
+        found = self.store.silence_events() if self.store is not None else list(self._events)
+        return [e for e in found if not silence_id or e.silence_id == silence_id]
 
     def _put(self, silence: Silence) -> Silence:
         _validate(silence)
@@ -185,6 +238,7 @@ class Silences:
                 self.store.silences_delete(old)
             for silence_id in old:
                 del self._by_id[silence_id]
+            self._events = [e for e in self._events if e.silence_id not in old]
             return len(old)
 
     # -- reading ----------------------------------------------------------------------------

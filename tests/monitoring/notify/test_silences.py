@@ -161,3 +161,44 @@ def test_silences_persist_and_expired_ones_are_pruned_after_the_retention(tmp_pa
     assert reopened.get(old) is None and reopened.get(keep) is not None
     store.close()
     assert {s.id for s in StateStore(tmp_path / "state.sqlite3").silences_load()} == {keep}
+
+
+@pytest.mark.parametrize("persisted", [False, True], ids=["memory", "store"])
+def test_every_change_is_in_the_audit_trail_with_who_and_when(clock, tmp_path, persisted):
+    from dataclasses import replace
+
+    def open_silences() -> Silences:
+        store = StateStore(tmp_path / "state.sqlite3") if persisted else None
+        return Silences(store, clock=clock)
+
+    silences = open_silences()
+    m = ("alertname", "=", "X")
+    sid = silences.set(replace(silence(m, start=clock.now, end=clock.now + H), created_by="ana"))
+    clock.now += 1000
+    # The same matchers, a later end: updated in place, by whoever changed it.
+    kept = replace(silences.get(sid), ends_at_ms=clock.now + 2 * H, created_by="bo")
+    assert silences.set(kept) == sid
+    clock.now += 1000
+    # Other matchers: the old one is expired (replaced) and a new one created.
+    changed = replace(kept, matchers=(matcher_new("alertname", "=", "Y"),), created_by="cy")
+    new_id = silences.set(changed)
+    clock.now += 1000
+    silences.expire(new_id, actor="di")
+    silences.expire(new_id, actor="ed")  # already expired: nothing happens, nothing recorded
+    if persisted:
+        silences = open_silences()  # the trail survives a restart
+    events = [(e.silence_id, e.action, e.actor, e.at_ms) for e in silences.events()]
+    t0 = clock.now - 3000
+    assert events == [
+        (sid, "created", "ana", t0),
+        (sid, "updated", "bo", t0 + 1000),
+        (sid, "replaced", "cy", t0 + 2000),
+        (new_id, "created", "cy", t0 + 2000),
+        (new_id, "expired", "di", t0 + 3000),
+    ]
+    assert f"by {new_id}" in silences.events(sid)[-1].detail
+    assert 'alertname="Y"' in silences.events(new_id)[0].detail
+    # Pruned with its silence.
+    clock.now += 200 * H
+    silences.gc()
+    assert silences.events() == []

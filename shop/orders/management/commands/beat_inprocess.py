@@ -5,6 +5,7 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from maintenance import pause
 from shop.periodic import run_schedule
 
 
@@ -20,6 +21,9 @@ class Command(BaseCommand):
             signal.signal(signum, lambda *_: stop.set())
 
         def run(task: str) -> None:
+            if pause.paused():  # maintenance (maintenance/pause.py): skipped, not queued
+                self.stdout.write(f"beat_inprocess: paused for maintenance, {task} skipped")
+                return
             result = app.tasks[task].apply()
             if result.failed():
                 raise result.result
