@@ -8,5 +8,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/health/", include("monitoring.health.urls")),
     path("api/monitoring/", include("monitoring.exposition.urls")),
+    path("api/security/", include("security.urls")),
     path("api/", include("shop.urls")),
 ]
