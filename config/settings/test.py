@@ -36,3 +36,8 @@ from config.settings.env import env_float as _env_float  # noqa: E402
 
 SECURITY_RATE_LIMIT = int(_env_float("SECURITY_RATE_LIMIT", 1_000_000_000))
 SECURITY_BURST_LIMIT = int(_env_float("SECURITY_BURST_LIMIT", 1_000_000_000))
+
+# A drill that needs some logins as slow as in production (tests/security/test_drills.py): a
+# password stored with PBKDF2 is checked with it, new ones are still hashed fast.
+if _env_bool("REAL_PASSWORD_HASHING", False):
+    PASSWORD_HASHERS = [*PASSWORD_HASHERS, "django.contrib.auth.hashers.PBKDF2PasswordHasher"]
