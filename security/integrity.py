@@ -8,6 +8,7 @@ logged and recorded as an event). No baseline yet: the first check takes one, al
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
@@ -23,11 +24,21 @@ logger = logging.getLogger("security")
 
 
 def _files() -> list[Path]:
+    """The files the patterns name: relative ones under BASE_DIR, absolute ones as they are."""
     root = Path(settings.BASE_DIR)
     found: set[Path] = set()
     for pattern in settings.SECURITY_INTEGRITY_PATHS:
-        found.update(p for p in root.glob(pattern) if p.is_file() and "__pycache__" not in p.parts)
+        paths = (
+            (Path(p) for p in glob.glob(pattern, recursive=True))
+            if os.path.isabs(pattern)
+            else root.glob(pattern)
+        )
+        found.update(p for p in paths if p.is_file() and "__pycache__" not in p.parts)
     return sorted(found)
+
+
+def _name(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def _digest(path: Path) -> str:
@@ -40,7 +51,7 @@ def _digest(path: Path) -> str:
 
 def snapshot() -> dict[str, str]:
     root = Path(settings.BASE_DIR)
-    return {str(p.relative_to(root)): _digest(p) for p in _files()}
+    return {_name(p, root): _digest(p) for p in _files()}
 
 
 def _state_dir() -> Path:
