@@ -45,8 +45,14 @@ class SharedWindows:
         self.slots = slots
         self.size = slots * SLOT.size
         self._lock = threading.Lock()  # flock excludes processes, not threads of one process
-        self._pid = -1
+        self._fd = -1
         self._hashes: dict[str, int] = {}
+        # A forked child maps the file again (see _open); cheaper than a getpid per request.
+        os.register_at_fork(after_in_child=self._forget_mapping)
+
+    def _forget_mapping(self) -> None:
+        self._fd = -1
+        self._lock = threading.Lock()
 
     def _open(self) -> None:
         # Per process: an flock taken through a descriptor inherited across fork would be the
@@ -55,9 +61,8 @@ class SharedWindows:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         if os.fstat(fd).st_size < self.size:
             os.ftruncate(fd, self.size)
-        self._fd = fd
         self._map = mmap.mmap(fd, self.size)
-        self._pid = os.getpid()
+        self._fd = fd
 
     def _hash(self, key: str) -> int:
         found = self._hashes.get(key)
@@ -78,7 +83,7 @@ class SharedWindows:
         overlap = 1.0 - into / period
         h = self._hash(key)
         with self._lock:
-            if self._pid != os.getpid():
+            if self._fd < 0:
                 self._open()
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
@@ -120,7 +125,7 @@ class SharedWindows:
         """The current estimate for `key`, without counting."""
         window, into = divmod(now, period)
         with self._lock:
-            if self._pid != os.getpid():
+            if self._fd < 0:
                 self._open()
             fcntl.flock(self._fd, fcntl.LOCK_SH)
             try:
