@@ -31,6 +31,8 @@ from pathlib import Path
 
 SLOT = struct.Struct("<QqII")
 PROBES = 8
+unpack_from, pack_into = SLOT.unpack_from, SLOT.pack_into
+flock, LOCK_EX, LOCK_UN = fcntl.flock, fcntl.LOCK_EX, fcntl.LOCK_UN
 
 
 def key_hash(key: str) -> int:
@@ -80,21 +82,23 @@ class SharedWindows:
         request, seconds until one would be allowed: 0 when allowed)."""
         window, into = divmod(now, period)
         window = int(window)
-        overlap = 1.0 - into / period
-        h = self._hash(key)
+        h = self._hashes.get(key) or self._hash(key)
         with self._lock:
             if self._fd < 0:
                 self._open()
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            flock(self._fd, LOCK_EX)
             try:
-                offset, count, prev = self._slot(h, window)
-                estimate = prev * overlap + count + extra
+                # The usual case inline: the key's own slot, in this window (see _slot).
+                offset = (h & (self.slots - 1)) * 24
+                k, w, count, prev = unpack_from(self._map, offset)
+                if k != h or w != window:
+                    offset, count, prev = self._slot(h, window)
+                estimate = prev * (1.0 - into / period) + count + extra
                 allowed = estimate < limit
                 if allowed:
-                    count += 1
-                    SLOT.pack_into(self._map, offset, h, window, count, prev)
+                    pack_into(self._map, offset, h, window, count + 1, prev)
             finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                flock(self._fd, LOCK_UN)
         if allowed:
             return True, estimate, 0
         return False, estimate, _retry_after(count + extra, prev, limit, period, into)
