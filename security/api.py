@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import ListAPIView
@@ -20,6 +21,7 @@ from monitoring.auth import MONITORING_AUTHENTICATION, IsMonitoringReader
 from security import blocks
 from security.events import TYPES
 from security.models import BlockedIp, SecurityEvent
+from shop.api import error_responses
 
 
 class EventSerializer(serializers.ModelSerializer):
@@ -38,6 +40,17 @@ class EventList(ListAPIView):
     authentication_classes = MONITORING_AUTHENTICATION
     permission_classes = (IsMonitoringReader,)
     serializer_class = EventSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("type", str, enum=list(TYPES), description="Only this type"),
+            OpenApiParameter("ip", str, description="Only events of this client address"),
+            OpenApiParameter("since", str, description="ISO 8601: only events from then on"),
+        ],
+        responses={200: EventSerializer(many=True), **error_responses(400, 401, 403)},
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
         query = SecurityEvent.objects.all()
@@ -62,6 +75,10 @@ class BlockList(ListAPIView):
     serializer_class = BlockSerializer
     pagination_class = None
 
+    @extend_schema(responses={200: BlockSerializer(many=True), **error_responses(401, 403)})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
     def get_queryset(self):
         return blocks.active()
 
@@ -69,6 +86,7 @@ class BlockList(ListAPIView):
 class BlockDetail(APIView):
     permission_classes = (permissions.IsAdminUser,)
 
+    @extend_schema(request=None, responses={204: None, **error_responses(400, 401, 403, 404)})
     def delete(self, request, ip: str):
         if not blocks.unblock(_address(ip), actor=request.user.get_username()):
             raise NotFound("That address is not blocked.")
