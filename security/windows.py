@@ -5,8 +5,9 @@ round trip per request (tens of µs on localhost, more than django-prometheus's 
 and Redis being down would decide every request), and their in-memory stores are per process
 (four gunicorn workers would allow four times the limit). Here the count lives in a small
 memory-mapped file (SECURITY_COUNTER_FILE) that all workers of a host map: exact across them,
-a few µs per request (a lock and a 24-byte slot), no network. `SyncedWindows` adds Redis on
-top for several hosts (security/redis_sync.py), off the request's critical path.
+a few µs per request (a lock and a 24-byte slot), no network. With Redis, the middleware adds
+the other hosts' counts (security/redis_share.py: one round trip per 16 requests or second per
+address and process, not one per request).
 
 The window is the sliding approximation: the previous fixed window's count weighted by how much
 of it still overlaps the last `period` seconds, plus the current window's count. A burst
