@@ -16,6 +16,7 @@ urlpatterns = [
     path("ack/<str:token>", ack_link, name="alert-ack"),
     path("status/", status_page, name="status"),
     path("api/status/", status_api, name="status-api"),
+    path("api/security/", include("security.urls")),
     path("api/", include("shop.urls")),
     # The storefront's pages (home, product, login, cart, checkout) last: it owns "/".
     path("", include("shop.storefront.urls")),

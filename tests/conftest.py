@@ -22,3 +22,14 @@ def _fresh_visitor_counter():
 
     if isinstance(counting._visitors, counting.BatchedVisitors):
         counting._visitors.forget()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_block_list():
+    """Each test's database starts without blocks; the per-process copy of the block list
+    (refreshed once a second) must not carry one over from the previous test."""
+    from security.blocks import BLOCKS
+
+    BLOCKS.forget()
+    yield
+    BLOCKS.forget()

@@ -37,10 +37,14 @@ INSTALLED_APPS = [
     "monitoring",
     "monitoring.monitor",
     "maintenance",
+    "security",
 ]
 
 MIDDLEWARE = [
     "monitoring.http.middleware.RequestMonitoringMiddleware",
+    # Client address, blocked addresses, rate limit (security/): before anything that costs,
+    # inside the monitoring middleware so its 403s and 429s are counted and logged.
+    "security.middleware.SecurityMiddleware",
     # Inside the monitoring middleware, so metrics and access log see the status it answers.
     "shop.middleware.ApiJsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -279,6 +283,42 @@ GA_MEASUREMENT_ID = env_str("GA_MEASUREMENT_ID", "")
 MIXPANEL_TOKEN = env_str("MIXPANEL_TOKEN", "")
 HOTJAR_SITE_ID = env_str("HOTJAR_SITE_ID", "")
 ANALYTICS_CONSENT = env_str("ANALYTICS_CONSENT", "required")  # required | granted
+
+# Security monitoring (security/, docs/security.md).
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])  # CIDRs whose X-Forwarded-For is believed
+SECURITY_LOGIN_FAILURES = int(env_float("SECURITY_LOGIN_FAILURES", 5))  # more than this ...
+SECURITY_LOGIN_WINDOW_SECONDS = env_float("SECURITY_LOGIN_WINDOW_SECONDS", 300.0)  # ... in this
+SECURITY_BLOCK_SECONDS = env_float("SECURITY_BLOCK_SECONDS", 900.0)
+SECURITY_RATE_LIMIT = int(env_float("SECURITY_RATE_LIMIT", 1000))  # requests per period per IP
+SECURITY_RATE_PERIOD_SECONDS = env_float("SECURITY_RATE_PERIOD_SECONDS", 60.0)
+SECURITY_EXEMPT_PREFIXES = ["/api/health/", "/api/monitoring/"]  # probes and scrapes
+SECURITY_LOGIN_PATHS = ["/api/accounts/login/", "/admin/login/", "/login/"]  # API, admin, storefront
+SECURITY_BURST_LIMIT = int(env_float("SECURITY_BURST_LIMIT", 30))  # 401s/404s a minute per IP
+SECURITY_STUFFING_LIMIT = int(env_float("SECURITY_STUFFING_LIMIT", 10))
+SECURITY_COUNTER_FILE = env_str("SECURITY_COUNTER_FILE", str(VAR_DIR / "security/counters.bin"))
+SECURITY_BUSINESS_HOURS = BASE_DIR / env_str(
+    "SECURITY_BUSINESS_HOURS", "deploy/security/business_hours.yml"
+)
+SECURITY_INTEGRITY_DIR = VAR_DIR / "security"
+# Critical files (globs under BASE_DIR): settings, deploy configurations, the application code.
+SECURITY_INTEGRITY_PATHS = env_list(
+    "SECURITY_INTEGRITY_PATHS",
+    [
+        "config/**/*.py",
+        "deploy/**/*.yml",
+        "deploy/**/*.tmpl",
+        "shop/**/*.py",
+        "monitoring/**/*.py",
+        "maintenance/**/*.py",
+        "security/**/*.py",
+        "manage.py",
+    ],
+)
+SECURITY_INTEGRITY_SECONDS = env_float("SECURITY_INTEGRITY_SECONDS", 300.0)
+CELERY_BEAT_SCHEDULE["security-file-integrity"] = {
+    "task": "security.file_integrity_check",
+    "schedule": SECURITY_INTEGRITY_SECONDS,
+}
 
 BASE_DIR = BASE_DIR
 

@@ -28,3 +28,16 @@ if _env_bool("LOG_TO_STDOUT_ONLY", True):
 # Tests relay outbox jobs inline at commit (a relay thread would outlive the test's database),
 # unless a test runs the app as a server and asks for the thread.
 OUTBOX_RELAY_THREAD = _env_bool("OUTBOX_RELAY_THREAD", False)
+
+# The suite sends thousands of requests from 127.0.0.1 (and many 401s and 404s on purpose): the
+# rate limit and scan detection are out of its way unless a test (or a drill's environment)
+# sets them (tests/security/).
+from config.settings.env import env_float as _env_float  # noqa: E402
+
+SECURITY_RATE_LIMIT = int(_env_float("SECURITY_RATE_LIMIT", 1_000_000_000))
+SECURITY_BURST_LIMIT = int(_env_float("SECURITY_BURST_LIMIT", 1_000_000_000))
+
+# A drill that needs some logins as slow as in production (tests/security/test_drills.py): a
+# password stored with PBKDF2 is checked with it, new ones are still hashed fast.
+if _env_bool("REAL_PASSWORD_HASHING", False):
+    PASSWORD_HASHERS = [*PASSWORD_HASHERS, "django.contrib.auth.hashers.PBKDF2PasswordHasher"]

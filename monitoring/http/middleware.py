@@ -59,7 +59,8 @@ def route_of(request: HttpRequest) -> str:
 
 
 def client_ip(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "")
+    """The address security/middleware.py resolved (trusted proxies), else the peer's."""
+    return request.__dict__.get("client_ip") or request.META.get("REMOTE_ADDR", "")
 
 
 def _user_id(request: HttpRequest, session_cookie: str) -> int | None:
@@ -117,7 +118,7 @@ class RequestMonitoringMiddleware:
                     status,
                     round(duration * 1000, 3),
                     None if response.streaming else len(response.content),
-                    request.META.get("REMOTE_ADDR", ""),
+                    client_ip(request),
                     user_id,
                 )
             )
