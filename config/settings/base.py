@@ -292,7 +292,11 @@ SECURITY_BLOCK_SECONDS = env_float("SECURITY_BLOCK_SECONDS", 900.0)
 SECURITY_RATE_LIMIT = int(env_float("SECURITY_RATE_LIMIT", 1000))  # requests per period per IP
 SECURITY_RATE_PERIOD_SECONDS = env_float("SECURITY_RATE_PERIOD_SECONDS", 60.0)
 SECURITY_EXEMPT_PREFIXES = ["/api/health/", "/api/monitoring/"]  # probes and scrapes
-SECURITY_LOGIN_PATHS = ["/api/accounts/login/", "/admin/login/", "/login/"]  # API, admin, storefront
+SECURITY_LOGIN_PATHS = [
+    "/api/accounts/login/",
+    "/admin/login/",
+    "/login/",
+]  # API, admin, storefront
 SECURITY_BURST_LIMIT = int(env_float("SECURITY_BURST_LIMIT", 30))  # 401s/404s a minute per IP
 SECURITY_STUFFING_LIMIT = int(env_float("SECURITY_STUFFING_LIMIT", 10))
 SECURITY_COUNTER_FILE = env_str("SECURITY_COUNTER_FILE", str(VAR_DIR / "security/counters.bin"))
