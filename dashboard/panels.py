@@ -505,12 +505,12 @@ def _health() -> Panel:
         "Components",
         "health",
         (
-            Query("up", "job"),
+            Query("up", "{{job}} target"),
             Query("min(database_up)", "database"),
             Query("min(redis_up)", "redis"),
             Query("min(celery_broker_up)", "celery broker"),
             Query("clamp_max(max(celery_workers_online), 1)", "celery workers"),
-            Query("monitoring_collector_up", "collector"),
+            Query("monitoring_collector_up", "{{collector}} collector"),
         ),
     )
 

@@ -74,6 +74,7 @@ class Stack:
             PYTHONUNBUFFERED="1",
         )
         self.worker: subprocess.Popen | None = None
+        self.simulators: list[subprocess.Popen] = []
         self.monitor: MonitorProcess | None = None
 
     def manage(self, *args: str, **env: str) -> str:
@@ -86,6 +87,13 @@ class Stack:
         return result.stdout
 
     def start(self) -> Stack:
+        self.start_app()
+        prom = prometheus_dir(self.tmp, self.app.base_url.removeprefix("http://"), self.interval_s)
+        self.start_rest(prom)
+        return self
+
+    def start_app(self) -> None:
+        """The app with the demo catalog (products to order) and the two users."""
         self.app.start()
         self.manage("load_demo_catalog")
         self.manage(
@@ -95,6 +103,9 @@ class Stack:
             f"User.objects.create_user({STAFF[0]!r}, password={STAFF[1]!r}, is_staff=True);"
             f"User.objects.create_user({CUSTOMER[0]!r}, password={CUSTOMER[1]!r})",
         )
+
+    def start_rest(self, prom: Path) -> None:
+        """The Celery worker and `monitor run` with the configuration in `prom`."""
         self.worker_log = open(self.tmp / "worker.log", "w")  # noqa: SIM115 (closed in stop)
         self.worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
@@ -102,22 +113,25 @@ class Stack:
             cwd=ROOT, env=single_process(self.app.env),
             stdout=self.worker_log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        prom = prometheus_dir(self.tmp, self.app.base_url.removeprefix("http://"), self.interval_s)
-        env = dict(single_process(self.app.env))
-        self.monitor = MonitorProcess(prom / "prometheus.yml", env)
-        return self
+        self.monitor = MonitorProcess(prom / "prometheus.yml", dict(single_process(self.app.env)))
 
     def traffic(self, seconds: float, rate: float = 8) -> subprocess.Popen:
         """Simulated shop traffic (shop.traffic) for `seconds`, in the background."""
-        return subprocess.Popen(
+        simulator = subprocess.Popen(
             [sys.executable, "manage.py", "simulate_traffic", "--base-url", self.app.base_url,
              "--rate", str(rate), "--duration", str(seconds), "--concurrency", "2",
              "--seed", "1", "--staff-user", "simulator"],
             cwd=ROOT, env=single_process(self.app.env),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
+        self.simulators.append(simulator)
+        return simulator
 
     def stop(self) -> None:
+        for simulator in self.simulators:
+            if simulator.poll() is None:
+                simulator.terminate()
+                simulator.wait()
         if self.monitor is not None and self.monitor.proc.poll() is None:
             self.monitor.proc.terminate()
             try:

@@ -17,6 +17,15 @@
     return node;
   }
 
+  // A series' name: a legend "{{label}} text" is filled from the series' labels (Grafana's
+  // notation); a bare label name is that label's value; anything else is the name itself.
+  function seriesName(legend, metric) {
+    if (legend.indexOf("{{") >= 0) {
+      return legend.replace(/\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g, function (_, k) { return metric[k] || ""; });
+    }
+    return metric[legend] !== undefined ? metric[legend] : (legend || "value");
+  }
+
   function getJSON(path, params) {
     var url = D.api + path + (params ? "?" + new URLSearchParams(params) : "");
     return fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}})
@@ -133,8 +142,7 @@
       return Promise.all(p.queries.map(function (q) {
         return instant(q.expr).then(function (result) {
           return result.map(function (s) {
-            var name = s.metric[q.legend] !== undefined ? s.metric[q.legend] : q.legend;
-            return {name: name, up: parseFloat(s.value[1]) >= 1};
+            return {name: seriesName(q.legend, s.metric), up: parseFloat(s.value[1]) >= 1};
           });
         }, function () { return []; });
       })).then(function (groups) {
@@ -171,8 +179,7 @@
             var i = index[pt[0]];
             if (i !== undefined) { var v = parseFloat(pt[1]); ys[i] = isFinite(v) ? v : null; }
           });
-          var name = s.metric[r.legend] !== undefined ? s.metric[r.legend] : (r.legend || "value");
-          series.push({name: name, ys: ys});
+          series.push({name: seriesName(r.legend, s.metric), ys: ys});
         });
       });
       return {xs: xs, series: series};
@@ -201,7 +208,7 @@
       var opts = {
         width: width(), height: 170,
         scales: {x: {time: true}},
-        axes: [{}, {size: 60, values: function (u, vals) { return vals.map(function (v) { return format(v, p.unit); }); }}],
+        axes: [{}, {size: 72, values: function (u, vals) { return vals.map(function (v) { return format(v, p.unit); }); }}],
         series: [{}].concat(merged.series.map(function (s, i) {
           return {label: s.name, stroke: COLOURS[i % COLOURS.length], width: 1.5, spanGaps: false,
                   value: function (u, v) { return format(v, p.unit); }};
