@@ -340,8 +340,9 @@ def _application() -> tuple[Panel, ...]:
             "chart",
             (
                 Query("sum(rate(http_requests_total[5m]))", "all"),
-                Query('sum(rate(http_errors_total{class="4xx"}[5m]))', "4xx"),
-                Query('sum(rate(http_errors_total{class="5xx"}[5m]))', "5xx"),
+                # No 5xx yet is 0, not a missing line (error_rate's `or vector(0)`).
+                Query('sum(rate(http_errors_total{class="4xx"}[5m])) or vector(0)', "4xx"),
+                Query('sum(rate(http_errors_total{class="5xx"}[5m])) or vector(0)', "5xx"),
             ),
             "req/s",
         ),

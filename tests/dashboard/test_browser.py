@@ -40,10 +40,12 @@ def stack(tmp_path_factory):
         traffic = running.traffic(600)
         try:
             # Every overview panel needs data: orders paid (business), rates over two scrapes.
-            exprs = _overview_exprs()
-            running.monitor.wait_for(
-                lambda: all(_has_value(running.monitor, e) for e in exprs), 180
-            )
+            missing = _overview_exprs()
+            deadline = time.monotonic() + 240
+            while missing and time.monotonic() < deadline:
+                missing = [e for e in missing if not _has_value(running.monitor, e)]
+                time.sleep(1)
+            assert not missing, f"no data in the monitor for {missing}"
             yield running
         finally:
             traffic.terminate()
