@@ -506,12 +506,12 @@ def _health() -> Panel:
         "Components",
         "health",
         (
-            Query("up", "{{job}} target"),
-            Query("min(database_up)", "database"),
-            Query("min(redis_up)", "redis"),
-            Query("min(celery_broker_up)", "celery broker"),
-            Query("clamp_max(max(celery_workers_online), 1)", "celery workers"),
-            Query("monitoring_collector_up", "{{collector}} collector"),
+            Query("up", "{{job}} target"),  # the last scrape: a failed one is down
+            Query(_last("database_up", "min"), "database"),
+            Query(_last("redis_up", "min"), "redis"),
+            Query(_last("celery_broker_up", "min"), "celery broker"),
+            Query(f"clamp_max({_last('celery_workers_online')}, 1)", "celery workers"),
+            Query("last_over_time(monitoring_collector_up[1m])", "{{collector}} collector"),
         ),
     )
 

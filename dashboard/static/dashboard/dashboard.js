@@ -144,14 +144,14 @@
           return result.map(function (s) {
             return {name: seriesName(q.legend, s.metric), up: parseFloat(s.value[1]) >= 1};
           });
-        }, function () { return []; });
+        }, function (err) { return [{name: q.legend.replace(/\{\{.*?\}\}\s*/g, ""), up: false, error: err.message}]; });
       })).then(function (groups) {
         list.textContent = "";
         var tiles = [].concat.apply([], groups);
         if (!tiles.length) list.appendChild(el("li", {"class": "tile nodata"}, "no data"));
         tiles.forEach(function (t) {
-          list.appendChild(el("li", {"class": "tile " + (t.up ? "ok" : "crit"), "data-state": t.up ? "ok" : "crit"},
-            t.name + ": " + (t.up ? "up" : "down")));
+          list.appendChild(el("li", {"class": "tile " + (t.up ? "ok" : t.error ? "nodata" : "crit"), "data-state": t.up ? "ok" : t.error ? "error" : "crit", title: t.error || ""},
+            t.name + ": " + (t.up ? "up" : t.error ? "unknown" : "down")));
         });
         node.setAttribute("aria-busy", "false");
       });
