@@ -96,7 +96,7 @@ def fill_history(data_dir: Path, prom: Path, app_address: str, text: str, end_ms
         store, config, transport=httpx.MockTransport(handler), clock=lambda: clock["t"]
     )
     engine = Engine(store, subquery_step_ms=STEP_S * 1000)
-    targets = [t for t in scraper.targets() if t.job.name != "prometheus"]
+    targets = [t for t in scraper.targets() if t.job.job_name != "prometheus"]
     for i in range(steps):
         clock["t"] = end_ms - (steps - i) * STEP_S * 1000
         clock["step"] = i

@@ -4,6 +4,7 @@ from dashboard import views
 
 urlpatterns = [
     path("", views.overview, name="dashboard"),
+    path("api/batch", views.batch, name="dashboard-batch"),
     path("api/v1/<str:endpoint>", views.prometheus_proxy, name="dashboard-prometheus"),
     path("api/alerts/groups", views.alert_groups, name="dashboard-alert-groups"),
     path("api/silences", views.silences, name="dashboard-silences"),

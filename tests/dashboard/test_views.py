@@ -182,3 +182,28 @@ def test_every_panel_expression_compiles_and_names_real_series(panel):
         for name in _names(node):
             base = re.sub(r"_(bucket|count|sum)$", "", name)
             assert {name, base, base.removesuffix("_total")} & known, (panel.id, name)
+
+
+def test_batch_answers_in_order_and_refuses_bad_items():
+    client = Client()
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
+    requests = [
+        {"path": "v1/admin/tsdb/delete_series", "params": {}},
+        {"path": "v1/query", "params": {}},
+        {"path": "v1/query", "params": {"query": "up"}},  # nothing listens: unavailable
+    ]
+    answer = client.post(
+        "/dashboard/api/batch", {"requests": requests}, content_type="application/json", **auth
+    )
+    assert answer.status_code == 200
+    results = answer.json()["results"]
+    assert [r["status"] for r in results] == ["error"] * 3
+    assert "path" in results[0]["error"] and results[1]["error"] == "query is required"
+    assert results[2]["errorType"] == "unavailable"
+    too_many = {"requests": [{"path": "v1/query", "params": {"query": "up"}}] * 201}
+    refused = client.post("/dashboard/api/batch", too_many, content_type="application/json", **auth)
+    assert refused.status_code == 400
+    assert (
+        Client().post("/dashboard/api/batch", {}, content_type="application/json").status_code
+        == 401
+    )

@@ -26,16 +26,36 @@
     return metric[legend] !== undefined ? metric[legend] : (legend || "value");
   }
 
+  function csrf() {
+    var m = /(?:^|;\s*)csrftoken=([^;]+)/.exec(document.cookie);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
+
+  // Every Prometheus API call made in one turn of the event loop goes to the server as one
+  // batch (POST api/batch), answered in order: a page draw or a refresh is one round trip.
+  var queue = [];
   function getJSON(path, params) {
-    var url = D.api + path + (params ? "?" + new URLSearchParams(params) : "");
-    return fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}})
-      .then(function (r) {
-        return r.json().catch(function () { return {error: r.status + " " + r.statusText}; })
-          .then(function (body) {
-            if (!r.ok || body.status === "error") throw new Error(body.error || r.status + " " + r.statusText);
-            return body;
-          });
+    return new Promise(function (resolve, reject) {
+      queue.push({path: path, params: params || {}, resolve: resolve, reject: reject});
+      if (queue.length === 1) setTimeout(flush, 0);
+    });
+  }
+  function flush() {
+    var batch = queue;
+    queue = [];
+    fetch(D.api + "batch", {
+      method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrf()},
+      body: JSON.stringify({requests: batch.map(function (b) { return {path: b.path, params: b.params}; })}),
+    }).then(function (r) {
+      return r.json().catch(function () { return {error: r.status + " " + r.statusText}; }).then(function (body) {
+        if (!r.ok || !body.results) throw new Error(body.error || r.status + " " + r.statusText);
+        body.results.forEach(function (res, i) {
+          if (res.status === "error") batch[i].reject(new Error(res.error));
+          else batch[i].resolve(res);
+        });
       });
+    }).catch(function (err) { batch.forEach(function (b) { b.reject(err); }); });
   }
   D.getJSON = getJSON;
 
