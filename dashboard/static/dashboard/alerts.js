@@ -135,6 +135,21 @@
     }, function (err) { into.textContent = "history unavailable: " + err.message; });
   }
 
+  // An alert's fingerprint, as Prometheus and Alertmanager compute it (and the monitor's state
+  // file keys it): FNV-1a 64 over the label pairs sorted by name, each name and value followed
+  // by the byte 0xff. /api/v1/alerts gives none; the history needs it.
+  function fingerprint(labels) {
+    var h = 0xcbf29ce484222325n, prime = 0x100000001b3n, mask = (1n << 64n) - 1n;
+    var encoder = new TextEncoder();
+    function eat(text) {
+      encoder.encode(text).forEach(function (b) { h = ((h ^ BigInt(b)) * prime) & mask; });
+      h = ((h ^ 0xffn) * prime) & mask;
+    }
+    Object.keys(labels).sort().forEach(function (k) { eat(k); eat(labels[k]); });
+    return h.toString(16).padStart(16, "0");
+  }
+  D.fingerprint = fingerprint;
+
   // -- alert rows ---------------------------------------------------------------------------
   function alertRow(a, state) {
     var sev = a.labels.severity || "none";
@@ -198,7 +213,10 @@
       pendingList.textContent = "";
       var pending = body.data.alerts.filter(function (a) { return a.state === "pending"; });
       if (!pending.length) pendingList.appendChild(el("li", {"class": "muted"}, "none pending"));
-      pending.forEach(function (a) { pendingList.appendChild(alertRow(a, "pending")); });
+      pending.forEach(function (a) {
+        a.fingerprint = fingerprint(a.labels);
+        pendingList.appendChild(alertRow(a, "pending"));
+      });
     }, function (err) {
       pendingList.textContent = "";
       pendingList.appendChild(el("li", {"class": "error"}, "pending alerts unavailable: " + err.message));

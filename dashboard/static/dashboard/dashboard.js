@@ -242,7 +242,8 @@
     this.load = function () {
       var range = rangeSeconds();
       step = stepFor(range);
-      var end = Math.floor(Date.now() / 1000 / step) * step, start = end - range;
+      // The last point is now (not rounded down to the step): the newest sample is drawn.
+      var end = Math.floor(Date.now() / 1000), start = end - range;
       return fetchRange(start, end).then(function (results) {
         draw(merge(results, start, end));
       }, function (err) {
@@ -255,8 +256,9 @@
       // Live refresh: only the points after the newest one drawn, then drop as many old ones.
       if (!data) return self.load();
       var last = data[0][data[0].length - 1];
-      var end = Math.floor(Date.now() / 1000 / step) * step;
-      if (end <= last) return Promise.resolve();
+      var now = Math.floor(Date.now() / 1000);
+      if (now < last + step) return Promise.resolve();
+      var end = last + Math.floor((now - last) / step) * step;  // on the chart's grid
       return fetchRange(last + step, end).then(function (results) {
         var fresh = merge(results, last + step, end);
         var known = {};
