@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "monitoring.monitor",
     "maintenance",
     "security",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -237,6 +238,8 @@ HEALTH_CHECK_TIMEOUT = env_float("HEALTH_CHECK_TIMEOUT", 2.0)
 HEALTH_BASIC_CACHE_SECONDS = env_float("HEALTH_BASIC_CACHE_SECONDS", 1.0)
 # Expensive collectors (database statistics, business) are cached this long and a scrape waits
 # at most the budget for a refresh (it gets the last reading otherwise).
+# The staff dashboard (docs/dashboard.md): how often its pages refresh their panels.
+DASHBOARD_REFRESH_SECONDS = env_float("DASHBOARD_REFRESH_SECONDS", 15.0)
 MONITORING_COLLECTOR_INTERVAL = env_float("MONITORING_COLLECTOR_INTERVAL", 15.0)
 MONITORING_BUSINESS_INTERVAL = env_float("MONITORING_BUSINESS_INTERVAL", 60.0)
 MONITORING_COLLECTOR_BUDGET = env_float("MONITORING_COLLECTOR_BUDGET", 1.0)
