@@ -7,6 +7,14 @@ only repeat it; no answer at all (refused, reset, timed out) is worth retrying.
 
 from __future__ import annotations
 
+import base64
+import functools
+import http.client
+import ssl
+import threading
+from collections.abc import Mapping
+from urllib.parse import unquote, urlsplit
+
 import httpx
 
 from monitoring.notify.notification import Delivery
@@ -45,3 +53,113 @@ def classify_status(status: int, body: str, what: str) -> Delivery:
     if status >= 500 or status == 429:
         return Delivery.retryable(reason)
     return Delivery.permanent(reason)
+
+
+class HttpPool:
+    """POSTs over persistent HTTP/1.1 connections, kept per host, as Alertmanager's Go client
+    keeps its own. The stdlib's http.client rather than httpx: a notification costs a few
+    hundred microseconds of CPU end to end, and httpx's per-request machinery (its pool,
+    events, stream wrappers) cost ~1 ms a request, more than everything else on the way.
+
+    No proxies and no redirects, as the notifier's `http_config` refuses both (Alertmanager's
+    own default); TLS with the system's certificates. Thread-safe: a connection serves one
+    request at a time, an idle one is reused by the next. A reused connection the server
+    closed meanwhile (its keep-alive timeout) fails before any answer: the request is sent
+    again once on a fresh connection, as Go's transport does for a request with an
+    `Idempotency-Key` (every notification carries one)."""
+
+    def __init__(self, timeout_s: float, *, max_idle: int = 32) -> None:
+        self.timeout_s = timeout_s
+        self.max_idle = max_idle  # per host: the deliverer sends at most 8 at once anyway
+        self._idle: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _connection(self, key: tuple[str, str, int]) -> tuple[http.client.HTTPConnection, bool]:
+        with self._lock:
+            idle = self._idle.get(key)
+            if idle:
+                return idle.pop(), True
+        scheme, host, port = key
+        if scheme == "https":
+            return http.client.HTTPSConnection(
+                host, port, timeout=self.timeout_s, context=_tls_context()
+            ), False
+        return http.client.HTTPConnection(host, port, timeout=self.timeout_s), False
+
+    def _release(self, key: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if not self._closed and len(idle) < self.max_idle:
+                idle.append(conn)
+                return
+        conn.close()
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], what: str) -> Delivery:
+        """POST `body` to `url`; `what` names the channel in reasons (never the URL: it holds
+        secrets, a Slack webhook's path is its credential)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return Delivery.permanent(f"{what}: not an http(s) URL")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            return Delivery.permanent(f"{what}: invalid port in the URL")
+        key = (parts.scheme, parts.hostname, port)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers = dict(headers)
+        if parts.username is not None and "Authorization" not in headers:
+            user = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(user.encode()).decode()
+        for attempt in (1, 2):
+            conn, reused = self._connection(key)
+            if not reused:
+                try:
+                    conn.connect()
+                except TimeoutError:
+                    conn.close()
+                    return Delivery.retryable(f"{what}: timed out (ConnectTimeout)")
+                except OSError as exc:  # httpx's names, which the reasons have always used
+                    conn.close()
+                    return Delivery.retryable(f"{what}: ConnectError: {exc}")
+            try:
+                conn.request("POST", target, body=body, headers=headers)
+                response = conn.getresponse()
+                text = response.read()
+            except _STALE as exc:
+                conn.close()
+                if reused and attempt == 1:
+                    continue  # the server dropped the idle connection: once more, fresh
+                return Delivery.retryable(f"{what}: {type(exc).__name__}: {exc}")
+            except TimeoutError:
+                conn.close()
+                return Delivery.retryable(f"{what}: timed out (ReadTimeout)")
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                return Delivery.retryable(f"{what}: {type(exc).__name__}: {exc}")
+            except ValueError as exc:  # a header http.client refuses (a newline in a value)
+                conn.close()
+                return Delivery.permanent(f"{what}: {exc}")
+            if response.will_close:
+                conn.close()
+            else:
+                self._release(key, conn)
+            return classify_status(response.status, text.decode(errors="replace"), what)
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
+
+
+# Failures of a reused connection before any answer: the server closed it while idle.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    return ssl.create_default_context()
