@@ -835,12 +835,16 @@ class StateStore:
             db.executemany("DELETE FROM silence WHERE id = ?", [(i,) for i in ids])
 
     # -- the notifier's outbox and notification log ------------------------------------------
-    def outbox_enqueue(self, *, rows: Iterable[dict], log: LogEntry) -> int:
+    def outbox_enqueue(
+        self, *, rows: Iterable[dict], log: LogEntry, written: list[OutboxRow] | None = None
+    ) -> int:
         """Write a notification's rows (one per integration) and the receiver's log entry in
         one transaction: either the notification is due for delivery and recorded as sent, or
         neither. Rows whose (key, integration) exists already are kept as they are. Returns
-        the number of rows added."""
+        the number of rows added; `written` gets them as read back, once they are written
+        (the deliverer takes them from there without reading them again)."""
         added = 0
+        new: list[OutboxRow] = []
         with self._transaction(durable=False) as db:
             for row in rows:
                 cursor = db.execute(
@@ -860,6 +864,8 @@ class StateStore:
                     ),
                 )
                 added += cursor.rowcount
+                if cursor.rowcount == 1 and written is not None:
+                    new.append(_pending_row(cursor.lastrowid, row))
             db.execute(
                 "INSERT INTO notification_log (receiver, group_key, firing, resolved, sequence,"
                 " sent_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (receiver, group_key)"
@@ -874,6 +880,8 @@ class StateStore:
                     log.sent_ms,
                 ),
             )
+        if written is not None:
+            written.extend(new)
         return added
 
     def notification_log_get(self, *, receiver: str, group_key: str) -> LogEntry | None:
@@ -948,6 +956,13 @@ class StateStore:
                 "SELECT MIN(next_attempt_ms) FROM notification_outbox WHERE status = 'pending'"
             ).fetchone()[0]
 
+    def outbox_pending_schedule(self) -> list[tuple[int, int]]:
+        """(id, next attempt) of every pending row, without its payload (the index answers)."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT id, next_attempt_ms FROM notification_outbox WHERE status = 'pending'"
+            ).fetchall()
+
     def outbox_unchanged(self, row: OutboxRow) -> bool:
         """Whether `row` is still pending with the attempts it was read with: a row read
         before another thread delivered or retried it must not be sent again."""
@@ -993,6 +1008,25 @@ class StateStore:
                 " last_error = ? WHERE id = ?",
                 (error, row_id),
             )
+
+
+def _pending_row(row_id: int, row: dict) -> OutboxRow:
+    """A row `outbox_enqueue` just wrote, as `outbox_due` would read it."""
+    return OutboxRow(
+        row_id,
+        row["idempotency_key"],
+        row["receiver"],
+        row["integration"],
+        row["kind"],
+        row["payload"],
+        "pending",
+        0,
+        row["created_ms"],
+        row["deadline_ms"],
+        "",
+        row["created_ms"],
+        None,
+    )
 
 
 def _new_episode(row: StoredAlert, alert: Alert) -> bool:

@@ -179,6 +179,11 @@ class Notifier:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._flush_lock = threading.Lock()
+        self._written: list[OutboxRow] = []  # rows of the flush running, handed after commit
+        # Integrations whose NotificationChannelDown raised before a restart was looked up in
+        # the log (once each: a later one is held in memory).
+        self._down_looked_up: set[tuple[str, str]] = set()
 
     def _configure(self, config: Config | None) -> None:
         # None: no configuration loaded yet; alerts are held, routed nowhere, until one does.
@@ -278,7 +283,7 @@ class Notifier:
                 self._updated_ms[fp] = now
                 wake = self._insert(alert, now) or wake
         if wake:
-            self._wake.set()
+            self._flush_now()
 
     def _insert(self, alert: NotifiedAlert, now: int) -> bool:
         """Put the alert into its groups (under the lock); whether one is due now."""
@@ -318,13 +323,33 @@ class Notifier:
 
     def flush_due(self) -> int:
         """Run the chain for every group whose time has come; returns how many."""
+        with self._flush_lock:  # one flush at a time: the dispatcher's or a put's
+            return self._flush_due_locked()
+
+    def _flush_now(self) -> None:
+        """A group is due at once (group_wait 0s): flush it in the thread that put the alert,
+        as the dispatcher would a moment later, after waking up (a thread hand-off costs a
+        GIL switch, and each alert would wait for the ones before it). When another flush
+        runs, the dispatcher is woken to flush again after it."""
+        if self._thread is None or not self._flush_lock.acquire(blocking=False):
+            self._wake.set()
+            return
+        try:
+            self._flush_due_locked()
+        except Exception:  # the dispatcher tries again
+            logger.exception("the notification dispatcher failed")
+            self._wake.set()
+        finally:
+            self._flush_lock.release()
+
+    def _flush_due_locked(self) -> int:
         now = self.clock()
         with self._lock:
             self._expire_stale(now)
             due = [g for g in self._groups.values() if g.due(now)]
             snapshots = [dict(g.alerts) for g in due]
             firing_labels = [a.labels for a in self._alerts.values() if a.status == FIRING]
-        self._written = False
+        self._written: list[OutboxRow] = []
         flushed = []
         if due:
             # One commit for every group due; the notifier's lock is not taken inside (a put
@@ -334,7 +359,7 @@ class Notifier:
                     if self._flush_group(group, sent, now, firing_labels):
                         flushed.append((group, sent))
         if self._written:  # after the commit: a row is there before it is sent
-            self.deliverer.wake()
+            self.deliverer.wake(self._written)
         with self._lock:
             for group, sent in flushed:
                 group.flushed_at(now, sent)
@@ -376,8 +401,8 @@ class Notifier:
             return False
         return True
 
-    def _outbox_written(self) -> None:
-        self._written = True
+    def _outbox_written(self, rows: list[OutboxRow]) -> None:
+        self._written.extend(rows)
 
     def next_flush_ms(self) -> int | None:
         with self._lock:
@@ -393,10 +418,14 @@ class Notifier:
         with self._lock:
             n = self.metrics.notifications
             n[row.kind] = n.get(row.kind, 0) + 1
+        key = (row.receiver, row.integration)
+        with self._lock:
+            fresh = key not in self._down_looked_up
+            self._down_looked_up.add(key)
         down = self._channel_down(row, FIRING)
         with self._lock:
             firing = self._alerts.get(down.fingerprint)
-        if firing is None and self._told_somewhere(down):
+        if firing is None and fresh and self._told_somewhere(down):
             # Raised before a restart (held in memory only): the log says who was told.
             firing = down
             with self._lock:
