@@ -12,6 +12,7 @@ engine's.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -46,7 +47,7 @@ class NotifiedAlert:
     generator_url: str = ""
     value: float | None = None  # the rule expression's value at the last evaluation
 
-    @property
+    @functools.cached_property  # read at every stage; the instance is never changed
     def fingerprint(self) -> str:
         return fingerprint(self.labels)
 

@@ -180,6 +180,7 @@ class Notifier:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._flush_lock = threading.Lock()
+        self._next_deadline_ms: int | None = None  # the earliest of `_deadline_ms`, or later
         self._written: list[OutboxRow] = []  # rows of the flush running, handed after commit
         # Integrations whose NotificationChannelDown raised before a restart was looked up in
         # the log (once each: a later one is held in memory).
@@ -275,6 +276,7 @@ class Notifier:
                 if alert.status == FIRING:
                     ends = alert.ends_at_ms
                     self._deadline_ms[fp] = now + self.resolve_timeout_ms if ends is None else ends
+                    self._next_deadline(self._deadline_ms[fp])
                     starts = alert.starts_at_ms
                     if held is not None and held.status == FIRING:
                         starts = min(starts, held.starts_at_ms)
@@ -312,14 +314,23 @@ class Notifier:
     def _expire_stale(self, now: int) -> None:
         """A firing alert not handed again by its deadline is resolved then (its endsAt, or
         resolve_timeout after it was handed)."""
+        if self._next_deadline_ms is None or now <= self._next_deadline_ms:
+            return  # none is past its deadline: no need to look at every alert
+        self._next_deadline_ms = None
         for fp, alert in list(self._alerts.items()):
             if alert.status == FIRING and fp not in self._synthetic:
-                if self._deadline_ms[fp] < now:
+                if self._deadline_ms[fp] >= now:
+                    self._next_deadline(self._deadline_ms[fp])
+                else:
                     resolved = replace(alert, status=RESOLVED, ends_at_ms=self._deadline_ms[fp])
                     self._alerts[fp] = resolved
                     for group in self._groups.values():
                         if fp in group.alerts:
                             group.alerts[fp] = resolved
+
+    def _next_deadline(self, deadline_ms: int) -> None:
+        if self._next_deadline_ms is None or deadline_ms < self._next_deadline_ms:
+            self._next_deadline_ms = deadline_ms
 
     def flush_due(self) -> int:
         """Run the chain for every group whose time has come; returns how many."""
@@ -348,7 +359,11 @@ class Notifier:
             self._expire_stale(now)
             due = [g for g in self._groups.values() if g.due(now)]
             snapshots = [dict(g.alerts) for g in due]
-            firing_labels = [a.labels for a in self._alerts.values() if a.status == FIRING]
+            firing_labels = (  # the inhibition sources, when there are rules to look at them
+                [a.labels for a in self._alerts.values() if a.status == FIRING]
+                if self.inhibitor.rules
+                else []
+            )
         self._written: list[OutboxRow] = []
         flushed = []
         if due:
@@ -366,11 +381,12 @@ class Notifier:
             for key, group in list(self._groups.items()):
                 if not group.alerts:
                     del self._groups[key]
-            held = {fp for g in self._groups.values() for fp in g.alerts}
-            for fp, alert in list(self._alerts.items()):
-                # A firing alert no group holds (no configuration yet) is kept until it
-                # resolves, to be grouped when a configuration loads.
-                if fp not in held and alert.status != FIRING:
+            # A firing alert no group holds (no configuration yet) is kept until it resolves,
+            # to be grouped when a configuration loads; a resolved one goes with its groups.
+            gone = [fp for fp, alert in self._alerts.items() if alert.status != FIRING]
+            held = {fp for g in self._groups.values() for fp in g.alerts} if gone else set()
+            for fp in gone:
+                if fp not in held:
                     del self._alerts[fp]
                     self._updated_ms.pop(fp, None)
                     self._deadline_ms.pop(fp, None)
