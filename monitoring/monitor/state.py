@@ -307,6 +307,7 @@ class StateStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()  # re-entered by the writes of a `batch`
         self._batching = False
+        self._synchronous = "FULL"  # the connection's mode (set at connect)
         try:
             self._db = self._connect()
         except sqlite3.DatabaseError as exc:
@@ -419,19 +420,19 @@ class StateStore:
                     raise
                 self._db.execute("RELEASE write")
                 return
-            if not durable:
-                self._db.execute("PRAGMA synchronous=NORMAL")
+            # The mode is switched only when it changes (two statements saved on every
+            # outbox write; reads do not care).
+            mode = "FULL" if durable else "NORMAL"
+            if self._synchronous != mode:
+                self._db.execute(f"PRAGMA synchronous={mode}")
+                self._synchronous = mode
+            self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            finally:
-                if not durable:
-                    self._db.execute("PRAGMA synchronous=FULL")
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     @contextmanager
     def batch(self) -> Iterator[None]:

@@ -12,7 +12,6 @@ engine's.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -47,9 +46,15 @@ class NotifiedAlert:
     generator_url: str = ""
     value: float | None = None  # the rule expression's value at the last evaluation
 
-    @functools.cached_property  # read at every stage; the instance is never changed
+    @property
     def fingerprint(self) -> str:
-        return fingerprint(self.labels)
+        # Read at every stage: computed once (the instance is never changed; frozen, so
+        # kept in its __dict__ directly, cheaper than functools.cached_property's lock).
+        try:
+            return self.__dict__["_fingerprint"]
+        except KeyError:
+            fp = self.__dict__["_fingerprint"] = fingerprint(self.labels)
+            return fp
 
     @property
     def name(self) -> str:

@@ -69,7 +69,9 @@ class OutboxStage:
                 }
             )
         written: list[OutboxRow] = []
-        log = replace(ctx.log_entry, sent_ms=ctx.now_ms)
+        log = ctx.log_entry
+        if log.sent_ms != ctx.now_ms:
+            log = replace(log, sent_ms=ctx.now_ms)
         self.store.outbox_enqueue(rows=rows, log=log, written=written)
         if written:
             self.wake(written)
