@@ -122,6 +122,7 @@ class Deliverer:
         # and the sends in flight per integration. A group is (receiver, integration, key).
         self._lock = threading.Lock()
         self._claimed: set[int] = set()
+        self._fresh: set[int] = set()  # claimed rows handed over by the flush that wrote them
         self._rows: dict[tuple[str, str, str], list[OutboxRow]] = {}
         self._waiting: dict[tuple[str, str], dict[tuple[str, str, str], None]] = {}
         self._busy: set[tuple[str, str, str]] = set()
@@ -134,9 +135,10 @@ class Deliverer:
                 return integration
         return None
 
-    def deliver(self, row: OutboxRow) -> Delivery:
-        """Send one row once and record what happened."""
-        if not self.store.outbox_unchanged(row):
+    def deliver(self, row: OutboxRow, *, fresh: bool = False) -> Delivery:
+        """Send one row once and record what happened. `fresh`: the row was just written and
+        handed over by the writer, so nobody can have sent it yet (no need to look again)."""
+        if not fresh and not self.store.outbox_unchanged(row):
             return Delivery.ok()  # read before another thread sent or retried it: not again
         integration = self._integration(row)
         started = time.monotonic()
@@ -195,16 +197,19 @@ class Deliverer:
         if self._pool is None or rows is None:
             self._wake.set()
             return
-        self.offer(rows)
+        self.offer(rows, fresh=True)
 
-    def offer(self, rows: list[OutboxRow]) -> None:
+    def offer(self, rows: list[OutboxRow], *, fresh: bool = False) -> None:
         """Queue pending rows for sending (a row already queued or in flight is skipped) and
-        start a sender for every group that can have one now."""
+        start a sender for every group that can have one now. `fresh`: rows just written,
+        handed over by their writer (a row read from the table may have been sent since)."""
         with self._lock:
             for row in rows:
                 if row.id in self._claimed:
                     continue
                 self._claimed.add(row.id)
+                if fresh:
+                    self._fresh.add(row.id)
                 key = (row.receiver, row.integration, row.payload.get("group_key", ""))
                 self._rows.setdefault(key, []).append(row)
                 self._waiting.setdefault(key[:2], {})[key] = None
@@ -228,7 +233,7 @@ class Deliverer:
     def start(self) -> None:
         self._stop.clear()
         with self._lock:
-            self._claimed, self._rows, self._waiting = set(), {}, {}
+            self._claimed, self._fresh, self._rows, self._waiting = set(), set(), {}, {}
             self._busy, self._in_flight = set(), {}
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="notify-send")
         self._thread = threading.Thread(target=self._loop, name="notify-outbox", daemon=True)
@@ -275,7 +280,10 @@ class Deliverer:
             for row in rows:
                 if self._stop.is_set():
                     return
-                retried = self.deliver(row).retry or retried
+                with self._lock:
+                    fresh = row.id in self._fresh
+                    self._fresh.discard(row.id)
+                retried = self.deliver(row, fresh=fresh).retry or retried
         except Exception:
             logger.exception("delivery to %s failed", key[:2])
             retried = True  # the worker's scan finds what is left
@@ -283,6 +291,7 @@ class Deliverer:
             with self._lock:
                 # Sent (or scheduled again): the worker's scan may take them up when due.
                 self._claimed.difference_update(row.id for row in rows)
+                self._fresh.difference_update(row.id for row in rows)
                 self._busy.discard(key)
                 self._in_flight[key[:2]] -= 1
                 self._dispatch_locked()
