@@ -59,6 +59,7 @@ CHANNEL_DOWN = "NotificationChannelDown"
 DEFAULT_DEADLINE_MS = 600_000
 DEFAULT_RESOLVE_TIMEOUT_MS = 300_000  # Alertmanager's global.resolve_timeout
 LATENCY_BUCKETS = (1.0, 5.0, 10.0, 15.0, 20.0)  # Alertmanager's
+FLUSH_CHUNK = 8  # groups a flush commits together (see _flush_due_locked)
 
 
 def stages_build(
@@ -364,17 +365,20 @@ class Notifier:
                 if self.inhibitor.rules
                 else []
             )
-        self._written: list[OutboxRow] = []
         flushed = []
-        if due:
-            # One commit for every group due; the notifier's lock is not taken inside (a put
-            # holds it while it reads the store: the other order would deadlock).
+        for start in range(0, len(due), FLUSH_CHUNK):
+            # One commit for a few groups: far fewer commits than groups, and the first
+            # notifications go out while the next groups are flushed. The notifier's lock is
+            # not taken inside (a put holds it while it reads the store: the other order
+            # would deadlock).
+            self._written = []
+            chunk = range(start, min(start + FLUSH_CHUNK, len(due)))
             with self.state.batch():
-                for group, sent in zip(due, snapshots, strict=True):
-                    if self._flush_group(group, sent, now, firing_labels):
-                        flushed.append((group, sent))
-        if self._written:  # after the commit: a row is there before it is sent
-            self.deliverer.wake(self._written)
+                for i in chunk:
+                    if self._flush_group(due[i], snapshots[i], now, firing_labels):
+                        flushed.append((due[i], snapshots[i]))
+            if self._written:  # after the commit: a row is there before it is sent
+                self.deliverer.wake(self._written)
         with self._lock:
             for group, sent in flushed:
                 group.flushed_at(now, sent)
