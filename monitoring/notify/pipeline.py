@@ -17,6 +17,8 @@ that was told the alert was firing (see stages/mute.py). Clocks are passed in.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import os
 import threading
@@ -177,6 +179,10 @@ class Notifier:
         self._deadline_ms: dict[str, int] = {}  # when a firing alert resolves if not handed
         self._synthetic: set[str] = set()  # our own alerts: never stale
         self._groups: dict[tuple[str, str], AggregationGroup] = {}
+        # When groups are due (next flush, sequence, key): a heap, see _schedule.
+        self._timers: list[tuple[int, int, tuple[str, str]]] = []
+        self._timer_seq = itertools.count()
+        self._resolved: set[str] = set()  # held alerts that are not firing
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -229,6 +235,7 @@ class Notifier:
         with self._lock:
             self._configure(config)
             self._groups = {}
+            self._timers = []
             wake = False
             for alert in self._alerts.values():
                 wake = self._insert(alert, now) or wake
@@ -283,6 +290,10 @@ class Notifier:
                         starts = min(starts, held.starts_at_ms)
                     alert = replace(alert, starts_at_ms=starts, ends_at_ms=None)
                 self._alerts[fp] = alert
+                if alert.status == FIRING:
+                    self._resolved.discard(fp)
+                else:
+                    self._resolved.add(fp)
                 self._updated_ms[fp] = now
                 wake = self._insert(alert, now) or wake
         if wake:
@@ -296,9 +307,19 @@ class Notifier:
             group = self._groups.get(key)
             if group is None:
                 group = self._groups[key] = AggregationGroup.create(route, alert.labels, now)
+                self._schedule(key, group)
+            before = group.next_flush_ms
             group.insert(alert, now)
+            if group.next_flush_ms != before:
+                self._schedule(key, group)
             due = due or group.due(now)
         return due
+
+    def _schedule(self, key: tuple[str, str], group: AggregationGroup) -> None:
+        """Remember when the group is next due (under the lock): a flush looks only at the
+        groups whose time came, not at every group held. An entry whose group was flushed
+        or changed meanwhile is dropped when its time comes."""
+        heapq.heappush(self._timers, (group.next_flush_ms, next(self._timer_seq), key))
 
     def _told_somewhere(self, alert: NotifiedAlert) -> bool:
         # After a restart the groups are empty: a resolution still goes out when a receiver's
@@ -325,6 +346,7 @@ class Notifier:
                 else:
                     resolved = replace(alert, status=RESOLVED, ends_at_ms=self._deadline_ms[fp])
                     self._alerts[fp] = resolved
+                    self._resolved.add(fp)
                     for group in self._groups.values():
                         if fp in group.alerts:
                             group.alerts[fp] = resolved
@@ -358,7 +380,13 @@ class Notifier:
         now = self.clock()
         with self._lock:
             self._expire_stale(now)
-            due = [g for g in self._groups.values() if g.due(now)]
+            due, keys = [], []
+            while self._timers and self._timers[0][0] <= now:
+                key = heapq.heappop(self._timers)[2]
+                group = self._groups.get(key)
+                if group is not None and group.due(now) and key not in keys:
+                    due.append(group)
+                    keys.append(key)
             snapshots = [dict(g.alerts) for g in due]
             firing_labels = (  # the inhibition sources, when there are rules to look at them
                 [a.labels for a in self._alerts.values() if a.status == FIRING]
@@ -376,22 +404,26 @@ class Notifier:
             with self.state.batch():
                 for i in chunk:
                     if self._flush_group(due[i], snapshots[i], now, firing_labels):
-                        flushed.append((due[i], snapshots[i]))
+                        flushed.append(i)
             if self._written:  # after the commit: a row is there before it is sent
                 self.deliverer.wake(self._written)
         with self._lock:
-            for group, sent in flushed:
-                group.flushed_at(now, sent)
-            for key, group in list(self._groups.items()):
+            done = set(flushed)
+            for i, (group, key) in enumerate(zip(due, keys, strict=True)):
+                if i in done:
+                    group.flushed_at(now, snapshots[i])
                 if not group.alerts:
                     del self._groups[key]
+                else:  # next at its group_interval, or again at once when it failed
+                    self._schedule(key, group)
             # A firing alert no group holds (no configuration yet) is kept until it resolves,
             # to be grouped when a configuration loads; a resolved one goes with its groups.
-            gone = [fp for fp, alert in self._alerts.items() if alert.status != FIRING]
+            gone = list(self._resolved)
             held = {fp for g in self._groups.values() for fp in g.alerts} if gone else set()
             for fp in gone:
                 if fp not in held:
                     del self._alerts[fp]
+                    self._resolved.discard(fp)
                     self._updated_ms.pop(fp, None)
                     self._deadline_ms.pop(fp, None)
                     self._synthetic.discard(fp)
@@ -425,9 +457,8 @@ class Notifier:
         self._written.extend(rows)
 
     def next_flush_ms(self) -> int | None:
-        with self._lock:
-            times = [g.next_flush_ms for g in self._groups.values() if g.alerts]
-        return min(times) if times else None
+        with self._lock:  # maybe earlier (an entry left by a change): the flush drops it
+            return self._timers[0][0] if self._timers else None
 
     # -- delivery outcomes --------------------------------------------------------------------
     def _attempted(self, row: OutboxRow, delivery: Delivery, seconds: float) -> None:
