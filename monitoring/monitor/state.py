@@ -401,14 +401,17 @@ class StateStore:
             self._db.close()
 
     @contextmanager
-    def _transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+    def _transaction(
+        self, *, durable: bool = True, single: bool = False
+    ) -> Iterator[sqlite3.Connection]:
         """One write transaction. `durable=False` (the notifier's outbox, its log and the
         dashboard records) commits without an fsync (synchronous=NORMAL in WAL mode): it
         survives a process kill, and a power loss can only roll back whole transactions, the
         outbox row together with its log entry, so the notification is made again from the
         restored alert state, or sent once more under the same idempotency key. An fsync costs
         about 5 ms here, twice per notification: more than everything else on its way.
-        Inside a `batch` it is a savepoint of the batch's transaction."""
+        Inside a `batch` it is a savepoint of the batch's transaction. `single`: the caller
+        runs one statement, atomic on its own (autocommit), so no BEGIN/COMMIT is needed."""
         with self._lock:
             if self._batching:
                 self._db.execute("SAVEPOINT write")
@@ -426,6 +429,9 @@ class StateStore:
             if self._synchronous != mode:
                 self._db.execute(f"PRAGMA synchronous={mode}")
                 self._synchronous = mode
+            if single:
+                yield self._db
+                return
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -974,7 +980,8 @@ class StateStore:
         return found == ("pending", row.attempts)
 
     def outbox_delivered(self, *, row_id: int, at_ms: int) -> None:
-        with self._transaction(durable=False) as db:
+        # One statement: its own transaction (autocommit), without BEGIN and COMMIT around it.
+        with self._transaction(durable=False, single=True) as db:
             db.execute(
                 "UPDATE notification_outbox SET status = 'delivered', delivered_ms = ?,"
                 " attempts = attempts + 1, last_error = '' WHERE id = ?",
