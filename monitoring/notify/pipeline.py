@@ -62,6 +62,7 @@ DEFAULT_DEADLINE_MS = 600_000
 DEFAULT_RESOLVE_TIMEOUT_MS = 300_000  # Alertmanager's global.resolve_timeout
 LATENCY_BUCKETS = (1.0, 5.0, 10.0, 15.0, 20.0)  # Alertmanager's
 FLUSH_CHUNK = 8  # groups a flush commits together (see _flush_due_locked)
+PUT_SLICE = 16  # alerts of a burst grouped before a flush (see put)
 
 
 def stages_build(
@@ -269,7 +270,18 @@ class Notifier:
 
         A firing alert is resolved at its `ends_at_ms` unless handed again before (Alertmanager's
         endsAt, as a Prometheus sends it); without one, `resolve_timeout` after it was handed
-        (the monitor hands its own at each evaluation). A repeat keeps the first start."""
+        (the monitor hands its own at each evaluation). A repeat keeps the first start.
+
+        A burst is taken in slices of 1, 2, 4, then PUT_SLICE alerts, each flushed before the
+        next is grouped when due at once (group_wait 0s): the first notifications do not
+        wait for the whole burst to be routed."""
+        alerts = list(alerts)
+        start, size = 0, 1
+        while start < len(alerts):
+            self._put(alerts[start : start + size])
+            start, size = start + size, min(size * 2, PUT_SLICE)
+
+    def _put(self, alerts: list[NotifiedAlert]) -> None:
         now = self.clock()
         wake = False
         with self._lock:
@@ -394,13 +406,16 @@ class Notifier:
                 else []
             )
         flushed = []
-        for start in range(0, len(due), FLUSH_CHUNK):
-            # One commit for a few groups: far fewer commits than groups, and the first
-            # notifications go out while the next groups are flushed. The notifier's lock is
-            # not taken inside (a put holds it while it reads the store: the other order
-            # would deadlock).
+        start, size = 0, 1
+        while start < len(due):
+            # One commit for a few groups, 1, 2, 4, then FLUSH_CHUNK at a time: the first
+            # notifications of a burst go out at once, while the next groups are flushed, and
+            # a burst still takes far fewer commits than groups. The notifier's lock is not
+            # taken inside (a put holds it while it reads the store: the other order would
+            # deadlock).
             self._written = []
-            chunk = range(start, min(start + FLUSH_CHUNK, len(due)))
+            chunk = range(start, min(start + size, len(due)))
+            start, size = start + size, min(size * 2, FLUSH_CHUNK)
             with self.state.batch():
                 for i in chunk:
                     if self._flush_group(due[i], snapshots[i], now, firing_labels):
