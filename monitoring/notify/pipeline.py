@@ -62,7 +62,6 @@ DEFAULT_DEADLINE_MS = 600_000
 DEFAULT_RESOLVE_TIMEOUT_MS = 300_000  # Alertmanager's global.resolve_timeout
 LATENCY_BUCKETS = (1.0, 5.0, 10.0, 15.0, 20.0)  # Alertmanager's
 FLUSH_CHUNK = 8  # groups a flush commits together (see _flush_due_locked)
-PUT_SLICE = 16  # alerts of a burst grouped before a flush (see put)
 
 
 def stages_build(
@@ -272,16 +271,9 @@ class Notifier:
         endsAt, as a Prometheus sends it); without one, `resolve_timeout` after it was handed
         (the monitor hands its own at each evaluation). A repeat keeps the first start.
 
-        A burst is taken in slices of 1, 2, 4, then PUT_SLICE alerts, each flushed before the
-        next is grouped when due at once (group_wait 0s): the first notifications do not
-        wait for the whole burst to be routed."""
-        alerts = list(alerts)
-        start, size = 0, 1
-        while start < len(alerts):
-            self._put(alerts[start : start + size])
-            start, size = start + size, min(size * 2, PUT_SLICE)
-
-    def _put(self, alerts: list[NotifiedAlert]) -> None:
+        The alerts of one call are grouped together before any is flushed (a burst is not cut
+        into slices to go out sooner): the alerts of one POST share their groups, and each is
+        inhibited by the others, as in Alertmanager."""
         now = self.clock()
         wake = False
         with self._lock:
