@@ -27,7 +27,7 @@ from collections.abc import Mapping
 import httpx
 
 from monitoring.notify.amtemplate import TemplateSet, render_fields
-from monitoring.notify.channels._http import http_client, http_send
+from monitoring.notify.channels._http import HttpPool, http_client, http_send
 from monitoring.notify.content import AlertView, alert_view, colour, title, web_url
 from monitoring.notify.notification import Delivery, Notification
 
@@ -181,7 +181,9 @@ class SlackChannel:
     ) -> None:
         self.webhook_url = webhook_url
         self.channel = channel  # only honoured by legacy webhooks; new ones post to their own
-        self._client = http_client(transport, timeout_s)
+        # An httpx transport (a test's) goes through httpx, otherwise the pooled client.
+        self._client = http_client(transport, timeout_s) if transport is not None else None
+        self._pool = HttpPool(timeout_s)
         self.templates = templates or TemplateSet()
         self.fields = dict(fields or {})  # the receiver's templated fields, by name
 
@@ -193,16 +195,19 @@ class SlackChannel:
             channel=self.channel,
             rendered=rendered,
         )
+        body = json.dumps(payload).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": notification.idempotency_key,
+        }
+        if self._client is None:
+            return self._pool.post(self.webhook_url, body, headers, "slack")
         request = self._client.build_request(
-            "POST",
-            self.webhook_url,
-            content=json.dumps(payload).encode(),
-            headers={
-                "Content-Type": "application/json",
-                "Idempotency-Key": notification.idempotency_key,
-            },
+            "POST", self.webhook_url, content=body, headers=headers
         )
         return http_send(self._client, request, "slack")
 
     def close(self) -> None:
-        self._client.close()
+        self._pool.close()
+        if self._client is not None:
+            self._client.close()
