@@ -1,4 +1,4 @@
-"""One HTTP request, its failure classified as Alertmanager's ``Retrier`` does.
+"""One HTTP POST, its failure classified as Alertmanager's ``Retrier`` does.
 
 2xx is delivered; 5xx and 429 are worth retrying (the receiver is down or throttling); any other
 status is the request's fault (bad URL, bad credentials, refused payload) and retrying would
@@ -9,38 +9,22 @@ from __future__ import annotations
 
 import base64
 import functools
-import ssl
-import threading
 from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
-import httpx
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
 
-from monitoring.notify.channels._http11 import Closed, Connection, ProtocolError
 from monitoring.notify.notification import Delivery
 
 # How much of a refusal's body a Delivery reason quotes (receivers explain themselves there).
 _BODY_QUOTE = 200
-
-
-def http_client(
-    transport: httpx.BaseTransport | None,
-    timeout_s: float,
-    auth: tuple[str, str] | None = None,
-) -> httpx.Client:
-    return httpx.Client(transport=transport, timeout=timeout_s, auth=auth)
-
-
-def http_send(client: httpx.Client, request: httpx.Request, what: str) -> Delivery:
-    """Send `request`; `what` names the channel in reasons (never the URL: it holds secrets,
-    a Slack webhook's path is its credential)."""
-    try:
-        response = client.send(request)
-    except httpx.TimeoutException as exc:
-        return Delivery.retryable(f"{what}: timed out ({type(exc).__name__})")
-    except httpx.TransportError as exc:
-        return Delivery.retryable(f"{what}: {type(exc).__name__}: {exc}")
-    return classify_status(response.status_code, response.text, what)
 
 
 def classify_status(status: int, body: str, what: str) -> Delivery:
@@ -56,41 +40,28 @@ def classify_status(status: int, body: str, what: str) -> Delivery:
 
 
 class HttpPool:
-    """POSTs over persistent HTTP/1.1 connections, kept per host, as Alertmanager's Go client
-    keeps its own. A minimal client (`_http11.Connection`) rather than httpx: a notification
-    costs a few hundred microseconds of CPU end to end, and httpx's per-request machinery
-    cost ~1 ms a request (http.client's header parsing through the email package, ~0.3 ms).
+    """POSTs over persistent HTTP/1.1 connections kept per host (urllib3's pools, with
+    TCP_NODELAY), as Alertmanager's Go client keeps its own.
 
     No proxies and no redirects, as the notifier's `http_config` refuses both (Alertmanager's
-    own default); TLS with the system's certificates. Thread-safe: a connection serves one
-    request at a time, an idle one is reused by the next. A reused connection the server
-    closed meanwhile (its keep-alive timeout) fails before any answer: the request is sent
-    again once on a fresh connection, as Go's transport does for a request with an
-    `Idempotency-Key` (every notification carries one)."""
+    own default); TLS with the system's certificates. urllib3 never retries here
+    (`retries=False`): the pipeline's retry policy does, from the classified `Delivery`.
+    One exception, as Go's transport makes it for a request with an `Idempotency-Key` (every
+    notification carries one): a connection the server dropped before answering (an idle one
+    past its keep-alive timeout) gets the request once more. urllib3 already replaces an idle
+    connection it sees closed; this covers the close that races the request. Timeouts are
+    not resent: the receiver may still be working on the first one."""
 
     def __init__(self, timeout_s: float, *, max_idle: int = 32) -> None:
         self.timeout_s = timeout_s
-        self.max_idle = max_idle  # per host: the deliverer sends at most 8 at once anyway
-        self._idle: dict[tuple[str, str, int], list[Connection]] = {}
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def _connection(self, key: tuple[str, str, int]) -> tuple[Connection, bool]:
-        with self._lock:
-            idle = self._idle.get(key)
-            if idle:
-                return idle.pop(), True
-        scheme, host, port = key
-        tls = _tls_context() if scheme == "https" else None
-        return Connection(host, port, timeout_s=self.timeout_s, tls=tls), False
-
-    def _release(self, key: tuple[str, str, int], conn: Connection) -> None:
-        with self._lock:
-            idle = self._idle.setdefault(key, [])
-            if not self._closed and len(idle) < self.max_idle:
-                idle.append(conn)
-                return
-        conn.close()
+        # max_idle connections kept per host: the deliverer sends at most 8 at once anyway;
+        # block=False opens more if needed and keeps only max_idle.
+        self._manager = urllib3.PoolManager(
+            maxsize=max_idle,
+            block=False,
+            timeout=urllib3.Timeout(connect=timeout_s, read=timeout_s),
+            retries=False,
+        )
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], what: str) -> Delivery:
         """POST `body` to `url`; `what` names the channel in reasons (never the URL: it holds
@@ -98,51 +69,43 @@ class HttpPool:
         parsed = _url_parse(url)
         if isinstance(parsed, str):
             return Delivery.permanent(f"{what}: {parsed}")
-        key, target, authorization = parsed
+        (scheme, host, port), target, authorization = parsed
         headers = dict(headers)
         if authorization and "Authorization" not in headers:
             headers["Authorization"] = authorization
+        pool = self._manager.connection_from_host(host, port, scheme)
         for attempt in (1, 2):
-            conn, reused = self._connection(key)
-            if not reused:
-                try:
-                    conn.connect()
-                except TimeoutError:
-                    conn.close()
-                    return Delivery.retryable(f"{what}: timed out (ConnectTimeout)")
-                except OSError as exc:  # httpx's names, which the reasons have always used
-                    conn.close()
-                    return Delivery.retryable(f"{what}: ConnectError: {exc}")
             try:
-                status, answer, keep = conn.post(target, body, headers)
-            except _STALE as exc:
-                conn.close()
-                if reused and attempt == 1:
-                    continue  # the server dropped the idle connection: once more, fresh
-                return Delivery.retryable(f"{what}: {type(exc).__name__}: {exc}")
-            except TimeoutError:
-                conn.close()
+                response = pool.urlopen(
+                    "POST",
+                    target,
+                    body=body,
+                    headers=headers,
+                    retries=False,
+                    redirect=False,
+                    assert_same_host=False,
+                    preload_content=True,  # read whole: the connection goes back to the pool
+                )
+            except NewConnectionError as exc:  # before ConnectTimeoutError: its subclass
+                return Delivery.retryable(f"{what}: ConnectError: {exc.__cause__ or exc}")
+            except ConnectTimeoutError:
+                return Delivery.retryable(f"{what}: timed out (ConnectTimeout)")
+            except ReadTimeoutError:
                 return Delivery.retryable(f"{what}: timed out (ReadTimeout)")
-            except (OSError, ProtocolError) as exc:
-                conn.close()
+            except ProtocolError as exc:  # ("Connection aborted.", RemoteDisconnected(...))
+                if attempt == 1:
+                    continue  # dropped before any answer: once more, on a fresh connection
+                cause = exc.args[1] if len(exc.args) > 1 else exc
+                return Delivery.retryable(f"{what}: {type(cause).__name__}: {cause}")
+            except (HTTPError, OSError) as exc:
                 return Delivery.retryable(f"{what}: {type(exc).__name__}: {exc}")
-            except ValueError as exc:  # a header that cannot be sent (a newline in a value)
-                conn.close()
-                return Delivery.permanent(f"{what}: {exc}")
-            if keep:
-                self._release(key, conn)
-            else:
-                conn.close()
-            return classify_status(status, answer.decode(errors="replace"), what)
+            except ValueError as exc:  # http.client refuses a header with a newline in it
+                return Delivery.permanent(f"{what}: invalid header: {exc}")
+            return classify_status(response.status, response.data.decode(errors="replace"), what)
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, {}
-        for conns in idle.values():
-            for conn in conns:
-                conn.close()
+        self._manager.clear()
 
 
 @functools.lru_cache(maxsize=256)
@@ -162,12 +125,3 @@ def _url_parse(url: str) -> tuple[tuple[str, str, int], str, str] | str:
         user = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         authorization = "Basic " + base64.b64encode(user.encode()).decode()
     return (parts.scheme, parts.hostname, port), target, authorization
-
-
-# Failures of a reused connection before any answer: the server closed it while idle.
-_STALE = (Closed, ConnectionResetError, BrokenPipeError)
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    return ssl.create_default_context()

@@ -17,9 +17,7 @@ import base64
 import unicodedata
 from urllib.parse import urlencode
 
-import httpx
-
-from monitoring.notify.channels._http import HttpPool, http_client, http_send
+from monitoring.notify.channels._http import HttpPool
 from monitoring.notify.notification import Delivery, Notification
 
 __all__ = ["SMSChannel", "sms_body", "sms_length", "SEGMENT_GSM7", "SEGMENT_UCS2"]
@@ -112,18 +110,11 @@ class SMSChannel:
         auth_token: str,
         from_number: str,
         to: list[str],
-        transport: httpx.BaseTransport | None = None,
         timeout_s: float = 10.0,
     ) -> None:
         self.url = f"{api_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
         self.from_number = from_number
         self.to = list(to)
-        # An httpx transport (a test's) goes through httpx, otherwise the pooled client.
-        self._client = (
-            http_client(transport, timeout_s, auth=(account_sid, auth_token))
-            if transport is not None
-            else None
-        )
         self._pool = HttpPool(timeout_s)
         credentials = f"{account_sid}:{auth_token}".encode()
         self._authorization = "Basic " + base64.b64encode(credentials).decode()
@@ -138,25 +129,19 @@ class SMSChannel:
         for number in self.to:
             form = {"To": number, "From": self.from_number, "Body": body}
             key = {"Idempotency-Key": f"{notification.idempotency_key}-{number}"}
-            if self._client is None:
-                delivery = self._pool.post(
-                    self.url,
-                    urlencode(form).encode(),
-                    {
-                        "Content-Type": "application/x-www-form-urlencoded",
-                        "Authorization": self._authorization,
-                        **key,
-                    },
-                    "sms",
-                )
-            else:
-                request = self._client.build_request("POST", self.url, data=form, headers=key)
-                delivery = http_send(self._client, request, "sms")
+            delivery = self._pool.post(
+                self.url,
+                urlencode(form).encode(),
+                {
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "Authorization": self._authorization,
+                    **key,
+                },
+                "sms",
+            )
             if delivery.outcome == "permanent" or (not delivery.delivered and worst.delivered):
                 worst = delivery
         return worst
 
     def close(self) -> None:
         self._pool.close()
-        if self._client is not None:
-            self._client.close()

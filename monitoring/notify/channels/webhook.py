@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 
-import httpx
-
-from monitoring.notify.channels._http import HttpPool, http_client, http_send
+from monitoring.notify.channels._http import HttpPool
 from monitoring.notify.notification import Delivery, Notification, NotifiedAlert
 from monitoring.rules.gofmt import parse_rfc3339_ms, rfc3339_or_zero
 
@@ -104,15 +102,11 @@ class WebhookChannel:
         self,
         url: str,
         *,
-        transport: httpx.BaseTransport | None = None,
         timeout_s: float = 10.0,
         headers: dict[str, str] | None = None,
     ) -> None:
         self.url = url
         self.headers = dict(headers or {})  # e.g. the app receiver's Authorization
-        # An httpx transport (a test's, at the HTTP boundary) goes through httpx; otherwise
-        # the leaner pooled client (see HttpPool: it is most of a notification's cost).
-        self._client = http_client(transport, timeout_s) if transport is not None else None
         self._pool = HttpPool(timeout_s)
 
     def send(self, notification: Notification) -> Delivery:
@@ -122,12 +116,7 @@ class WebhookChannel:
             "Idempotency-Key": notification.idempotency_key,
             **self.headers,
         }
-        if self._client is None:
-            return self._pool.post(self.url, body, headers, "webhook")
-        request = self._client.build_request("POST", self.url, content=body, headers=headers)
-        return http_send(self._client, request, "webhook")
+        return self._pool.post(self.url, body, headers, "webhook")
 
     def close(self) -> None:
         self._pool.close()
-        if self._client is not None:
-            self._client.close()

@@ -1,6 +1,7 @@
-"""The webhook's pooled HTTP/1.1 client (`channels/_http.py`, `_http11.py`) against a raw local
-TCP server that answers exactly what each test scripts: connections kept alive and reused, a
-chunked answer, a kept-alive connection the server dropped, `Connection: close`."""
+"""The channels' pooled HTTP client (`channels/_http.py`'s `HttpPool` over urllib3) against a
+raw local TCP server that answers exactly what each test scripts: connections kept alive and
+reused, a chunked answer, a kept-alive connection the server dropped (resent once, never more),
+`Connection: close`, header injection refused."""
 
 from __future__ import annotations
 
@@ -17,10 +18,13 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 class RawServer:
     """Accepts connections on 127.0.0.1, reads each request (head and Content-Length body),
     records it with its connection's number, and writes `answer(n)` for the n-th request
-    (0-based); `close_after(n)` closes the connection after that answer, without saying so."""
+    (0-based); `close_after(n)` closes the connection after that answer, without saying so;
+    `drop(n)` closes it on reading that request, without answering."""
 
-    def __init__(self, answer=lambda n: OK, close_after=lambda n: False) -> None:
-        self.answer, self.close_after = answer, close_after
+    def __init__(
+        self, answer=lambda n: OK, close_after=lambda n: False, drop=lambda n: False
+    ) -> None:
+        self.answer, self.close_after, self.drop = answer, close_after, drop
         self.requests: list[tuple[int, bytes, bytes]] = []  # (connection, head, body)
         self.connections = 0
         self.lock = threading.Lock()
@@ -60,6 +64,8 @@ class RawServer:
                 with self.lock:
                     n = len(self.requests)
                     self.requests.append((number, head, body))
+                if self.drop(n):
+                    return
                 conn.sendall(self.answer(n))
                 if self.close_after(n):
                     return
@@ -111,15 +117,43 @@ def test_a_chunked_refusal_is_read_quoted_and_the_connection_kept(pool):
         server.close()
 
 
-def test_a_kept_alive_connection_the_server_dropped_is_replaced_once(pool):
+def test_a_kept_alive_connection_the_server_closed_is_replaced(pool):
     # The server closes every connection after its answer, without `Connection: close` (an
-    # idle timeout): the next request on it gets no answer and goes once more, fresh.
+    # idle timeout): the next request goes on a fresh connection (urllib3 sees the close, or
+    # the request gets no answer and goes once more).
     server = RawServer(close_after=lambda n: True)
     try:
         assert _post(pool, server, b"first").delivered
         assert _post(pool, server, b"second").delivered
         assert [body for _, _, body in server.requests] == [b"first", b"second"]
         assert server.connections == 2
+    finally:
+        server.close()
+
+
+def test_a_request_dropped_unanswered_on_a_kept_alive_connection_is_sent_once_more(pool):
+    # The close races the request: the server reads the second request on the kept-alive
+    # connection and closes it unanswered; it goes again, once, on a fresh connection.
+    server = RawServer(drop=lambda n: n == 1)
+    try:
+        assert _post(pool, server, b"first").delivered
+        assert _post(pool, server, b"second").delivered
+        assert [(c, body) for c, _, body in server.requests] == [
+            (1, b"first"),
+            (1, b"second"),
+            (2, b"second"),
+        ]
+    finally:
+        server.close()
+
+
+def test_a_receiver_that_never_answers_is_retryable_after_one_resend(pool):
+    server = RawServer(drop=lambda n: True)
+    try:
+        delivery = _post(pool, server)
+        assert delivery.retry and "RemoteDisconnected" in delivery.reason
+        assert server.url not in delivery.reason
+        assert len(server.requests) == 2  # sent twice, never more: the pipeline retries
     finally:
         server.close()
 
