@@ -320,6 +320,7 @@ class StateStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()  # re-entered by the writes of a `batch`
         self._batching = False
+        self._synchronous = "FULL"  # the connection's mode (set at connect)
         try:
             self._db = self._connect()
         except sqlite3.DatabaseError as exc:
@@ -413,14 +414,17 @@ class StateStore:
             self._db.close()
 
     @contextmanager
-    def _transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+    def _transaction(
+        self, *, durable: bool = True, single: bool = False
+    ) -> Iterator[sqlite3.Connection]:
         """One write transaction. `durable=False` (the notifier's outbox, its log and the
         dashboard records) commits without an fsync (synchronous=NORMAL in WAL mode): it
         survives a process kill, and a power loss can only roll back whole transactions, the
         outbox row together with its log entry, so the notification is made again from the
         restored alert state, or sent once more under the same idempotency key. An fsync costs
         about 5 ms here, twice per notification: more than everything else on its way.
-        Inside a `batch` it is a savepoint of the batch's transaction."""
+        Inside a `batch` it is a savepoint of the batch's transaction. `single`: the caller
+        runs one statement, atomic on its own (autocommit), so no BEGIN/COMMIT is needed."""
         with self._lock:
             if self._batching:
                 self._db.execute("SAVEPOINT write")
@@ -432,19 +436,22 @@ class StateStore:
                     raise
                 self._db.execute("RELEASE write")
                 return
-            if not durable:
-                self._db.execute("PRAGMA synchronous=NORMAL")
+            # The mode is switched only when it changes (two statements saved on every
+            # outbox write; reads do not care).
+            mode = "FULL" if durable else "NORMAL"
+            if self._synchronous != mode:
+                self._db.execute(f"PRAGMA synchronous={mode}")
+                self._synchronous = mode
+            if single:
+                yield self._db
+                return
+            self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            finally:
-                if not durable:
-                    self._db.execute("PRAGMA synchronous=FULL")
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -868,12 +875,16 @@ class StateStore:
         return [SilenceEvent(*row) for row in rows]
 
     # -- the notifier's outbox and notification log ------------------------------------------
-    def outbox_enqueue(self, *, rows: Iterable[dict], log: LogEntry) -> int:
+    def outbox_enqueue(
+        self, *, rows: Iterable[dict], log: LogEntry, written: list[OutboxRow] | None = None
+    ) -> int:
         """Write a notification's rows (one per integration) and the receiver's log entry in
         one transaction: either the notification is due for delivery and recorded as sent, or
         neither. Rows whose (key, integration) exists already are kept as they are. Returns
-        the number of rows added."""
+        the number of rows added; `written` gets them as read back, once they are written
+        (the deliverer takes them from there without reading them again)."""
         added = 0
+        new: list[OutboxRow] = []
         with self._transaction(durable=False) as db:
             for row in rows:
                 cursor = db.execute(
@@ -893,6 +904,8 @@ class StateStore:
                     ),
                 )
                 added += cursor.rowcount
+                if cursor.rowcount == 1 and written is not None:
+                    new.append(_pending_row(cursor.lastrowid, row))
             db.execute(
                 "INSERT INTO notification_log (receiver, group_key, firing, resolved, sequence,"
                 " sent_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (receiver, group_key)"
@@ -907,6 +920,8 @@ class StateStore:
                     log.sent_ms,
                 ),
             )
+        if written is not None:
+            written.extend(new)
         return added
 
     def notification_log_get(self, *, receiver: str, group_key: str) -> LogEntry | None:
@@ -981,6 +996,13 @@ class StateStore:
                 "SELECT MIN(next_attempt_ms) FROM notification_outbox WHERE status = 'pending'"
             ).fetchone()[0]
 
+    def outbox_pending_schedule(self) -> list[tuple[int, int]]:
+        """(id, next attempt) of every pending row, without its payload (the index answers)."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT id, next_attempt_ms FROM notification_outbox WHERE status = 'pending'"
+            ).fetchall()
+
     def outbox_unchanged(self, row: OutboxRow) -> bool:
         """Whether `row` is still pending with the attempts it was read with: a row read
         before another thread delivered or retried it must not be sent again."""
@@ -991,7 +1013,8 @@ class StateStore:
         return found == ("pending", row.attempts)
 
     def outbox_delivered(self, *, row_id: int, at_ms: int) -> None:
-        with self._transaction(durable=False) as db:
+        # One statement: its own transaction (autocommit), without BEGIN and COMMIT around it.
+        with self._transaction(durable=False, single=True) as db:
             db.execute(
                 "UPDATE notification_outbox SET status = 'delivered', delivered_ms = ?,"
                 " attempts = attempts + 1, last_error = '' WHERE id = ?",
@@ -1026,6 +1049,25 @@ class StateStore:
                 " last_error = ? WHERE id = ?",
                 (error, row_id),
             )
+
+
+def _pending_row(row_id: int, row: dict) -> OutboxRow:
+    """A row `outbox_enqueue` just wrote, as `outbox_due` would read it."""
+    return OutboxRow(
+        row_id,
+        row["idempotency_key"],
+        row["receiver"],
+        row["integration"],
+        row["kind"],
+        row["payload"],
+        "pending",
+        0,
+        row["created_ms"],
+        row["deadline_ms"],
+        "",
+        row["created_ms"],
+        None,
+    )
 
 
 def _new_episode(row: StoredAlert, alert: Alert) -> bool:

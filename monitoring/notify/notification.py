@@ -48,7 +48,13 @@ class NotifiedAlert:
 
     @property
     def fingerprint(self) -> str:
-        return fingerprint(self.labels)
+        # Read at every stage: computed once (the instance is never changed; frozen, so
+        # kept in its __dict__ directly, cheaper than functools.cached_property's lock).
+        try:
+            return self.__dict__["_fingerprint"]
+        except KeyError:
+            fp = self.__dict__["_fingerprint"] = fingerprint(self.labels)
+            return fp
 
     @property
     def name(self) -> str:
@@ -103,9 +109,12 @@ class Notification:
         """Stable for the same receiver, group, alert states and sequence: a receiver that
         already saw this key drops the message (the one repeat a crash between sending and
         recording can cause). 32 hex digits (128 bits of SHA-256)."""
-        states = sorted((a.fingerprint, a.status, a.starts_at_ms) for a in self.alerts)
-        text = json.dumps([self.receiver, self.group_key, self.sequence, states])
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
+        key = self.__dict__.get("_idempotency_key")  # computed once (frozen: never changes)
+        if key is None:
+            states = sorted((a.fingerprint, a.status, a.starts_at_ms) for a in self.alerts)
+            text = json.dumps([self.receiver, self.group_key, self.sequence, states])
+            key = self.__dict__["_idempotency_key"] = hashlib.sha256(text.encode()).hexdigest()[:32]
+        return key
 
 
 def _common(maps) -> dict[str, str]:

@@ -116,11 +116,17 @@ class Deliverer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
-        # (receiver, integration, group key) being sent, and sends in flight per integration.
+        # In memory, under `_lock`: the rows handed to the senders and not yet sent (claimed,
+        # so the worker's scan does not hand them again), the groups waiting for a sender
+        # with their rows in order, per integration in arrival order, the groups being sent
+        # and the sends in flight per integration. A group is (receiver, integration, key).
+        self._lock = threading.Lock()
+        self._claimed: set[int] = set()
+        self._fresh: set[int] = set()  # claimed rows handed over by the flush that wrote them
+        self._rows: dict[tuple[str, str, str], list[OutboxRow]] = {}
+        self._waiting: dict[tuple[str, str], dict[tuple[str, str, str], None]] = {}
         self._busy: set[tuple[str, str, str]] = set()
         self._in_flight: dict[tuple[str, str], int] = {}
-        self._busy_lock = threading.Lock()
-        self._submit_lock = threading.Lock()
 
     # -- one row ------------------------------------------------------------------------------
     def _integration(self, row: OutboxRow) -> Integration | None:
@@ -129,9 +135,10 @@ class Deliverer:
                 return integration
         return None
 
-    def deliver(self, row: OutboxRow) -> Delivery:
-        """Send one row once and record what happened."""
-        if not self.store.outbox_unchanged(row):
+    def deliver(self, row: OutboxRow, *, fresh: bool = False) -> Delivery:
+        """Send one row once and record what happened. `fresh`: the row was just written and
+        handed over by the writer, so nobody can have sent it yet (no need to look again)."""
+        if not fresh and not self.store.outbox_unchanged(row):
             return Delivery.ok()  # read before another thread sent or retried it: not again
         integration = self._integration(row)
         started = time.monotonic()
@@ -183,20 +190,51 @@ class Deliverer:
         return len(rows)
 
     # -- the worker ---------------------------------------------------------------------------
-    def wake(self) -> None:
-        """New rows: hand them to the senders from this thread (a hand-off to the worker
-        thread costs a GIL switch or more), or to the worker when not running."""
-        if self._pool is None:
+    def wake(self, rows: list[OutboxRow] | None = None) -> None:
+        """New rows, committed: handed to the senders from this thread (a hand-off to the
+        worker thread costs a GIL switch or more, reading them back a JSON decode each); without
+        `rows`, or when not running, the worker reads what is due."""
+        if self._pool is None or rows is None:
             self._wake.set()
             return
-        try:
-            self._submit_due()
-        except Exception:  # the worker tries again
-            logger.exception("the notification outbox could not be read")
-            self._wake.set()
+        self.offer(rows, fresh=True)
+
+    def offer(self, rows: list[OutboxRow], *, fresh: bool = False) -> None:
+        """Queue pending rows for sending (a row already queued or in flight is skipped) and
+        start a sender for every group that can have one now. `fresh`: rows just written,
+        handed over by their writer (a row read from the table may have been sent since)."""
+        with self._lock:
+            for row in rows:
+                if row.id in self._claimed:
+                    continue
+                self._claimed.add(row.id)
+                if fresh:
+                    self._fresh.add(row.id)
+                key = (row.receiver, row.integration, row.payload.get("group_key", ""))
+                self._rows.setdefault(key, []).append(row)
+                self._waiting.setdefault(key[:2], {})[key] = None
+            self._dispatch_locked()
+
+    def _dispatch_locked(self) -> None:
+        if self._pool is None or self._stop.is_set():
+            return
+        for integration, waiting in self._waiting.items():
+            for key in list(waiting):
+                if self._in_flight.get(integration, 0) >= self.per_integration:
+                    break
+                if key in self._busy:
+                    continue  # its rows go after the ones being sent, in order
+                del waiting[key]
+                rows = self._rows.pop(key)
+                self._busy.add(key)
+                self._in_flight[integration] = self._in_flight.get(integration, 0) + 1
+                self._pool.submit(self._deliver_rows, key, rows)
 
     def start(self) -> None:
         self._stop.clear()
+        with self._lock:
+            self._claimed, self._fresh, self._rows, self._waiting = set(), set(), {}, {}
+            self._busy, self._in_flight = set(), {}
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="notify-send")
         self._thread = threading.Thread(target=self._loop, name="notify-outbox", daemon=True)
         self._thread.start()
@@ -213,50 +251,49 @@ class Deliverer:
         self._thread = self._pool = None
 
     def _loop(self) -> None:
+        """Rows nobody handed over: left pending by a previous process, due for a retry, or
+        whose hand-off failed. Reads only (id, next attempt) until one is due."""
         pruned_at = None
         while not self._stop.is_set():
+            next_ms = None
             try:
-                if pruned_at is None or self.clock() - pruned_at >= PRUNE_EVERY_MS:
-                    pruned_at = self.clock()
+                now = self.clock()
+                if pruned_at is None or now - pruned_at >= PRUNE_EVERY_MS:
+                    pruned_at = now
                     self.store.notifications_prune(before_ms=pruned_at - RETENTION_MS)
-                self._submit_due()
-                next_ms = self.store.outbox_next_attempt_ms()
+                with self._lock:
+                    claimed = set(self._claimed)
+                times = [t for i, t in self.store.outbox_pending_schedule() if i not in claimed]
+                if any(t <= now for t in times):
+                    self.offer(self.store.outbox_due(now_ms=now, limit=1000))
+                later = [t for t in times if t > now]
+                next_ms = min(later) if later else None
             except Exception:  # the state file may be briefly locked: try again shortly
                 logger.exception("the notification outbox could not be read")
-                next_ms = None
             wait_s = 1.0 if next_ms is None else (next_ms - self.clock()) / 1000
             self._wake.wait(min(1.0, max(0.01, wait_s)))
             self._wake.clear()
 
-    def _submit_due(self) -> None:
-        with self._submit_lock:  # the worker and `wake` callers: one reader at a time
-            self._submit_due_locked()
-
-    def _submit_due_locked(self) -> None:
-        by_group: dict[tuple[str, str, str], list[OutboxRow]] = {}
-        for row in self.store.outbox_due(now_ms=self.clock(), limit=1000):
-            group = row.payload.get("group_key", "")
-            by_group.setdefault((row.receiver, row.integration, group), []).append(row)
-        for key, rows in by_group.items():
-            integration = key[:2]
-            with self._busy_lock:
-                if key in self._busy or self._in_flight.get(integration, 0) >= self.per_integration:
-                    continue
-                self._busy.add(key)
-                self._in_flight[integration] = self._in_flight.get(integration, 0) + 1
-            assert self._pool is not None
-            self._pool.submit(self._deliver_rows, key, rows)
-
     def _deliver_rows(self, key: tuple[str, str, str], rows: list[OutboxRow]) -> None:
+        retried = False
         try:
             for row in rows:
                 if self._stop.is_set():
                     return
-                self.deliver(row)
+                with self._lock:
+                    fresh = row.id in self._fresh
+                    self._fresh.discard(row.id)
+                retried = self.deliver(row, fresh=fresh).retry or retried
         except Exception:
             logger.exception("delivery to %s failed", key[:2])
+            retried = True  # the worker's scan finds what is left
         finally:
-            with self._busy_lock:
+            with self._lock:
+                # Sent (or scheduled again): the worker's scan may take them up when due.
+                self._claimed.difference_update(row.id for row in rows)
+                self._fresh.difference_update(row.id for row in rows)
                 self._busy.discard(key)
                 self._in_flight[key[:2]] -= 1
-            self._wake.set()
+                self._dispatch_locked()
+            if retried:
+                self._wake.set()  # the worker waits for the next attempt

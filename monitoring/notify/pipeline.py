@@ -17,6 +17,8 @@ that was told the alert was firing (see stages/mute.py). Clocks are passed in.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import os
 import threading
@@ -59,6 +61,7 @@ CHANNEL_DOWN = "NotificationChannelDown"
 DEFAULT_DEADLINE_MS = 600_000
 DEFAULT_RESOLVE_TIMEOUT_MS = 300_000  # Alertmanager's global.resolve_timeout
 LATENCY_BUCKETS = (1.0, 5.0, 10.0, 15.0, 20.0)  # Alertmanager's
+FLUSH_CHUNK = 8  # groups a flush commits together (see _flush_due_locked)
 
 
 def stages_build(
@@ -176,9 +179,19 @@ class Notifier:
         self._deadline_ms: dict[str, int] = {}  # when a firing alert resolves if not handed
         self._synthetic: set[str] = set()  # our own alerts: never stale
         self._groups: dict[tuple[str, str], AggregationGroup] = {}
+        # When groups are due (next flush, sequence, key): a heap, see _schedule.
+        self._timers: list[tuple[int, int, tuple[str, str]]] = []
+        self._timer_seq = itertools.count()
+        self._resolved: set[str] = set()  # held alerts that are not firing
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._flush_lock = threading.Lock()
+        self._next_deadline_ms: int | None = None  # the earliest of `_deadline_ms`, or later
+        self._written: list[OutboxRow] = []  # rows of the flush running, handed after commit
+        # Integrations whose NotificationChannelDown raised before a restart was looked up in
+        # the log (once each: a later one is held in memory).
+        self._down_looked_up: set[tuple[str, str]] = set()
 
     def _configure(self, config: Config | None) -> None:
         # None: no configuration loaded yet; alerts are held, routed nowhere, until one does.
@@ -222,6 +235,7 @@ class Notifier:
         with self._lock:
             self._configure(config)
             self._groups = {}
+            self._timers = []
             wake = False
             for alert in self._alerts.values():
                 wake = self._insert(alert, now) or wake
@@ -255,7 +269,11 @@ class Notifier:
 
         A firing alert is resolved at its `ends_at_ms` unless handed again before (Alertmanager's
         endsAt, as a Prometheus sends it); without one, `resolve_timeout` after it was handed
-        (the monitor hands its own at each evaluation). A repeat keeps the first start."""
+        (the monitor hands its own at each evaluation). A repeat keeps the first start.
+
+        The alerts of one call are grouped together before any is flushed (a burst is not cut
+        into slices to go out sooner): the alerts of one POST share their groups, and each is
+        inhibited by the others, as in Alertmanager."""
         now = self.clock()
         wake = False
         with self._lock:
@@ -270,15 +288,20 @@ class Notifier:
                 if alert.status == FIRING:
                     ends = alert.ends_at_ms
                     self._deadline_ms[fp] = now + self.resolve_timeout_ms if ends is None else ends
+                    self._next_deadline(self._deadline_ms[fp])
                     starts = alert.starts_at_ms
                     if held is not None and held.status == FIRING:
                         starts = min(starts, held.starts_at_ms)
                     alert = replace(alert, starts_at_ms=starts, ends_at_ms=None)
                 self._alerts[fp] = alert
+                if alert.status == FIRING:
+                    self._resolved.discard(fp)
+                else:
+                    self._resolved.add(fp)
                 self._updated_ms[fp] = now
                 wake = self._insert(alert, now) or wake
         if wake:
-            self._wake.set()
+            self._flush_now()
 
     def _insert(self, alert: NotifiedAlert, now: int) -> bool:
         """Put the alert into its groups (under the lock); whether one is due now."""
@@ -288,9 +311,19 @@ class Notifier:
             group = self._groups.get(key)
             if group is None:
                 group = self._groups[key] = AggregationGroup.create(route, alert.labels, now)
+                self._schedule(key, group)
+            before = group.next_flush_ms
             group.insert(alert, now)
+            if group.next_flush_ms != before:
+                self._schedule(key, group)
             due = due or group.due(now)
         return due
+
+    def _schedule(self, key: tuple[str, str], group: AggregationGroup) -> None:
+        """Remember when the group is next due (under the lock): a flush looks only at the
+        groups whose time came, not at every group held. An entry whose group was flushed
+        or changed meanwhile is dropped when its time comes."""
+        heapq.heappush(self._timers, (group.next_flush_ms, next(self._timer_seq), key))
 
     def _told_somewhere(self, alert: NotifiedAlert) -> bool:
         # After a restart the groups are empty: a resolution still goes out when a receiver's
@@ -307,46 +340,97 @@ class Notifier:
     def _expire_stale(self, now: int) -> None:
         """A firing alert not handed again by its deadline is resolved then (its endsAt, or
         resolve_timeout after it was handed)."""
+        if self._next_deadline_ms is None or now <= self._next_deadline_ms:
+            return  # none is past its deadline: no need to look at every alert
+        self._next_deadline_ms = None
         for fp, alert in list(self._alerts.items()):
             if alert.status == FIRING and fp not in self._synthetic:
-                if self._deadline_ms[fp] < now:
+                if self._deadline_ms[fp] >= now:
+                    self._next_deadline(self._deadline_ms[fp])
+                else:
                     resolved = replace(alert, status=RESOLVED, ends_at_ms=self._deadline_ms[fp])
                     self._alerts[fp] = resolved
+                    self._resolved.add(fp)
                     for group in self._groups.values():
                         if fp in group.alerts:
                             group.alerts[fp] = resolved
 
+    def _next_deadline(self, deadline_ms: int) -> None:
+        if self._next_deadline_ms is None or deadline_ms < self._next_deadline_ms:
+            self._next_deadline_ms = deadline_ms
+
     def flush_due(self) -> int:
         """Run the chain for every group whose time has come; returns how many."""
+        with self._flush_lock:  # one flush at a time: the dispatcher's or a put's
+            return self._flush_due_locked()
+
+    def _flush_now(self) -> None:
+        """A group is due at once (group_wait 0s): flush it in the thread that put the alert,
+        as the dispatcher would a moment later, after waking up (a thread hand-off costs a
+        GIL switch, and each alert would wait for the ones before it). When another flush
+        runs, the dispatcher is woken to flush again after it."""
+        if self._thread is None or not self._flush_lock.acquire(blocking=False):
+            self._wake.set()
+            return
+        try:
+            self._flush_due_locked()
+        except Exception:  # the dispatcher tries again
+            logger.exception("the notification dispatcher failed")
+            self._wake.set()
+        finally:
+            self._flush_lock.release()
+
+    def _flush_due_locked(self) -> int:
         now = self.clock()
         with self._lock:
             self._expire_stale(now)
-            due = [g for g in self._groups.values() if g.due(now)]
+            due, keys = [], []
+            while self._timers and self._timers[0][0] <= now:
+                key = heapq.heappop(self._timers)[2]
+                group = self._groups.get(key)
+                if group is not None and group.due(now) and key not in keys:
+                    due.append(group)
+                    keys.append(key)
             snapshots = [dict(g.alerts) for g in due]
-            firing_labels = [a.labels for a in self._alerts.values() if a.status == FIRING]
-        self._written = False
+            firing_labels = (  # the inhibition sources, when there are rules to look at them
+                [a.labels for a in self._alerts.values() if a.status == FIRING]
+                if self.inhibitor.rules
+                else []
+            )
         flushed = []
-        if due:
-            # One commit for every group due; the notifier's lock is not taken inside (a put
-            # holds it while it reads the store: the other order would deadlock).
+        start, size = 0, 1
+        while start < len(due):
+            # One commit for a few groups, 1, 2, 4, then FLUSH_CHUNK at a time: the first
+            # notifications of a burst go out at once, while the next groups are flushed, and
+            # a burst still takes far fewer commits than groups. The notifier's lock is not
+            # taken inside (a put holds it while it reads the store: the other order would
+            # deadlock).
+            self._written = []
+            chunk = range(start, min(start + size, len(due)))
+            start, size = start + size, min(size * 2, FLUSH_CHUNK)
             with self.state.batch():
-                for group, sent in zip(due, snapshots, strict=True):
-                    if self._flush_group(group, sent, now, firing_labels):
-                        flushed.append((group, sent))
-        if self._written:  # after the commit: a row is there before it is sent
-            self.deliverer.wake()
+                for i in chunk:
+                    if self._flush_group(due[i], snapshots[i], now, firing_labels):
+                        flushed.append(i)
+            if self._written:  # after the commit: a row is there before it is sent
+                self.deliverer.wake(self._written)
         with self._lock:
-            for group, sent in flushed:
-                group.flushed_at(now, sent)
-            for key, group in list(self._groups.items()):
+            done = set(flushed)
+            for i, (group, key) in enumerate(zip(due, keys, strict=True)):
+                if i in done:
+                    group.flushed_at(now, snapshots[i])
                 if not group.alerts:
                     del self._groups[key]
-            held = {fp for g in self._groups.values() for fp in g.alerts}
-            for fp, alert in list(self._alerts.items()):
-                # A firing alert no group holds (no configuration yet) is kept until it
-                # resolves, to be grouped when a configuration loads.
-                if fp not in held and alert.status != FIRING:
+                else:  # next at its group_interval, or again at once when it failed
+                    self._schedule(key, group)
+            # A firing alert no group holds (no configuration yet) is kept until it resolves,
+            # to be grouped when a configuration loads; a resolved one goes with its groups.
+            gone = list(self._resolved)
+            held = {fp for g in self._groups.values() for fp in g.alerts} if gone else set()
+            for fp in gone:
+                if fp not in held:
                     del self._alerts[fp]
+                    self._resolved.discard(fp)
                     self._updated_ms.pop(fp, None)
                     self._deadline_ms.pop(fp, None)
                     self._synthetic.discard(fp)
@@ -376,13 +460,12 @@ class Notifier:
             return False
         return True
 
-    def _outbox_written(self) -> None:
-        self._written = True
+    def _outbox_written(self, rows: list[OutboxRow]) -> None:
+        self._written.extend(rows)
 
     def next_flush_ms(self) -> int | None:
-        with self._lock:
-            times = [g.next_flush_ms for g in self._groups.values() if g.alerts]
-        return min(times) if times else None
+        with self._lock:  # maybe earlier (an entry left by a change): the flush drops it
+            return self._timers[0][0] if self._timers else None
 
     # -- delivery outcomes --------------------------------------------------------------------
     def _attempted(self, row: OutboxRow, delivery: Delivery, seconds: float) -> None:
@@ -393,10 +476,14 @@ class Notifier:
         with self._lock:
             n = self.metrics.notifications
             n[row.kind] = n.get(row.kind, 0) + 1
+        key = (row.receiver, row.integration)
+        with self._lock:
+            fresh = key not in self._down_looked_up
+            self._down_looked_up.add(key)
         down = self._channel_down(row, FIRING)
         with self._lock:
             firing = self._alerts.get(down.fingerprint)
-        if firing is None and self._told_somewhere(down):
+        if firing is None and fresh and self._told_somewhere(down):
             # Raised before a restart (held in memory only): the log says who was told.
             firing = down
             with self._lock:

@@ -24,10 +24,8 @@ import json
 import time
 from collections.abc import Mapping
 
-import httpx
-
 from monitoring.notify.amtemplate import TemplateSet, render_fields
-from monitoring.notify.channels._http import http_client, http_send
+from monitoring.notify.channels._http import HttpPool
 from monitoring.notify.content import AlertView, alert_view, colour, title, web_url
 from monitoring.notify.notification import Delivery, Notification
 
@@ -179,14 +177,13 @@ class SlackChannel:
         webhook_url: str,
         *,
         channel: str = "",
-        transport: httpx.BaseTransport | None = None,
         timeout_s: float = 10.0,
         templates: TemplateSet | None = None,
         fields: Mapping[str, str] | None = None,
     ) -> None:
         self.webhook_url = webhook_url
         self.channel = channel  # only honoured by legacy webhooks; new ones post to their own
-        self._client = http_client(transport, timeout_s)
+        self._pool = HttpPool(timeout_s)
         self.templates = templates or TemplateSet()
         self.fields = dict(fields or {})  # the receiver's templated fields, by name
 
@@ -198,16 +195,12 @@ class SlackChannel:
             channel=self.channel,
             rendered=rendered,
         )
-        request = self._client.build_request(
-            "POST",
-            self.webhook_url,
-            content=json.dumps(payload).encode(),
-            headers={
-                "Content-Type": "application/json",
-                "Idempotency-Key": notification.idempotency_key,
-            },
-        )
-        return http_send(self._client, request, "slack")
+        body = json.dumps(payload).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": notification.idempotency_key,
+        }
+        return self._pool.post(self.webhook_url, body, headers, "slack")
 
     def close(self) -> None:
-        self._client.close()
+        self._pool.close()

@@ -13,12 +13,12 @@ Twilio takes no request idempotency key; ours travels as a header for a relay th
 
 from __future__ import annotations
 
+import base64
 import unicodedata
-
-import httpx
+from urllib.parse import urlencode
 
 from monitoring.acknowledge.links import ack_url
-from monitoring.notify.channels._http import http_client, http_send
+from monitoring.notify.channels._http import HttpPool
 from monitoring.notify.notification import Delivery, Notification
 
 __all__ = ["SMSChannel", "sms_body", "sms_length", "SEGMENT_GSM7", "SEGMENT_UCS2"]
@@ -119,13 +119,14 @@ class SMSChannel:
         auth_token: str,
         from_number: str,
         to: list[str],
-        transport: httpx.BaseTransport | None = None,
         timeout_s: float = 10.0,
     ) -> None:
         self.url = f"{api_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
         self.from_number = from_number
         self.to = list(to)
-        self._client = http_client(transport, timeout_s, auth=(account_sid, auth_token))
+        self._pool = HttpPool(timeout_s)
+        credentials = f"{account_sid}:{auth_token}".encode()
+        self._authorization = "Basic " + base64.b64encode(credentials).decode()
 
     def send(self, notification: Notification) -> Delivery:
         """One message per number; any failure fails the notification (a retry re-sends to
@@ -135,16 +136,21 @@ class SMSChannel:
         body = sms_body(notification)
         worst = Delivery.ok()
         for number in self.to:
-            request = self._client.build_request(
-                "POST",
+            form = {"To": number, "From": self.from_number, "Body": body}
+            key = {"Idempotency-Key": f"{notification.idempotency_key}-{number}"}
+            delivery = self._pool.post(
                 self.url,
-                data={"To": number, "From": self.from_number, "Body": body},
-                headers={"Idempotency-Key": f"{notification.idempotency_key}-{number}"},
+                urlencode(form).encode(),
+                {
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "Authorization": self._authorization,
+                    **key,
+                },
+                "sms",
             )
-            delivery = http_send(self._client, request, "sms")
             if delivery.outcome == "permanent" or (not delivery.delivered and worst.delivered):
                 worst = delivery
         return worst
 
     def close(self) -> None:
-        self._client.close()
+        self._pool.close()

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 
-import httpx
-
-from monitoring.notify.channels._http import http_client, http_send
+from monitoring.notify.channels._http import HttpPool
 from monitoring.notify.notification import Delivery, Notification, NotifiedAlert
 from monitoring.rules.gofmt import parse_rfc3339_ms, rfc3339_or_zero
 
@@ -104,26 +102,21 @@ class WebhookChannel:
         self,
         url: str,
         *,
-        transport: httpx.BaseTransport | None = None,
         timeout_s: float = 10.0,
         headers: dict[str, str] | None = None,
     ) -> None:
         self.url = url
         self.headers = dict(headers or {})  # e.g. the app receiver's Authorization
-        self._client = http_client(transport, timeout_s)
+        self._pool = HttpPool(timeout_s)
 
     def send(self, notification: Notification) -> Delivery:
-        request = self._client.build_request(
-            "POST",
-            self.url,
-            content=json.dumps(webhook_body(notification)).encode(),
-            headers={
-                "Content-Type": "application/json",
-                "Idempotency-Key": notification.idempotency_key,
-                **self.headers,
-            },
-        )
-        return http_send(self._client, request, "webhook")
+        body = json.dumps(webhook_body(notification), separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": notification.idempotency_key,
+            **self.headers,
+        }
+        return self._pool.post(self.url, body, headers, "webhook")
 
     def close(self) -> None:
-        self._client.close()
+        self._pool.close()

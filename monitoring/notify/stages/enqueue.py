@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from monitoring.monitor.state import StateStore
+from monitoring.monitor.state import OutboxRow, StateStore
 from monitoring.notify.integrations import Integration
 from monitoring.notify.notification import FIRING, Notification, NotifiedAlert
 from monitoring.notify.outbox import notification_payload
@@ -26,13 +26,13 @@ class OutboxStage:
         *,
         links: dict[str, str],
         deadline_ms: int,
-        wake: Callable[[], None] = lambda: None,
+        wake: Callable[[list[OutboxRow]], None] = lambda rows: None,
     ) -> None:
         self.store = store
         self.integrations = integrations
         self.links = links  # external_url, dashboard_url, runbook_base_url
         self.deadline_ms = deadline_ms
-        self.wake = wake  # tells the delivery worker there is work
+        self.wake = wake  # hands the rows written to the delivery worker
 
     def run(self, ctx: FlushContext, alerts: list[NotifiedAlert]) -> list[NotifiedAlert]:
         if not alerts or ctx.log_entry is None:
@@ -68,7 +68,11 @@ class OutboxStage:
                     "deadline_ms": ctx.now_ms + self.deadline_ms,
                 }
             )
-        self.store.outbox_enqueue(rows=rows, log=replace(ctx.log_entry, sent_ms=ctx.now_ms))
-        if rows:
-            self.wake()
+        written: list[OutboxRow] = []
+        log = ctx.log_entry
+        if log.sent_ms != ctx.now_ms:
+            log = replace(log, sent_ms=ctx.now_ms)
+        self.store.outbox_enqueue(rows=rows, log=log, written=written)
+        if written:
+            self.wake(written)
         return alerts

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from monitoring.notify.config import Config
 from monitoring.notify.notification import FIRING, NotifiedAlert
-from monitoring.notify.routing import Inhibitor, route_is_muted
+from monitoring.notify.routing import InhibitionIndex, Inhibitor, route_is_muted
 from monitoring.notify.stages.context import FlushContext
 
 
@@ -38,9 +38,17 @@ def _keep(alerts: list[NotifiedAlert], muted: Callable[[NotifiedAlert], bool]):
 class InhibitStage:
     def __init__(self, config: Config) -> None:
         self.inhibitor = Inhibitor(config.inhibit_rules)
+        # The index of the flush running: every group of a flush has the same sources (the
+        # same list), so it is built once a flush, not once a group.
+        self._index: tuple[list, InhibitionIndex] | None = None
 
     def run(self, ctx: FlushContext, alerts: list[NotifiedAlert]) -> list[NotifiedAlert]:
-        index = self.inhibitor.index(ctx.firing_labels)
+        if not self.inhibitor.rules:
+            return alerts
+        cached = self._index
+        if cached is None or cached[0] is not ctx.firing_labels:
+            cached = self._index = (ctx.firing_labels, self.inhibitor.index(ctx.firing_labels))
+        index = cached[1]
         return _keep(alerts, lambda a: index.inhibited_by(a.labels) is not None)
 
 
