@@ -9,6 +9,7 @@ the current trace id and span id (`monitoring.logging.context.set_trace_source`)
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 _provider: Any = None
@@ -49,6 +50,7 @@ def init_tracing(
             "service.name": service_name,
             "service.version": release,
             "deployment.environment.name": environment,
+            "process.pid": os.getpid(),  # set up after a fork: each worker its own
         }
     )
     # A trace is kept or dropped once, at its root: every span below follows its parent's
