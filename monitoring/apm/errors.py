@@ -30,13 +30,22 @@ def init_sentry(*, dsn: str, environment: str, release: str, traces_sample_rate:
         dsn=dsn,
         environment=environment,
         release=release,
-        traces_sample_rate=traces_sample_rate,
+        # None, not 0: Sentry's tracing then creates no spans at all (0 creates them unsampled).
+        traces_sample_rate=traces_sample_rate or None,
         # send_default_pii stays at its default, off: no cookies, no IP address, no e-mail (the
         # user id is added by before_send).
-        integrations=[DjangoIntegration(), CeleryIntegration()],
+        # Errors only unless Sentry's tracing is asked for: then its own instrumentation makes no
+        # spans ("otel" leaves spans to OpenTelemetry, or to nobody), which every request would
+        # pay for (bench/bench_apm.py).
+        instrumenter="sentry" if traces_sample_rate else "otel",
+        integrations=[
+            DjangoIntegration(middleware_spans=False, signals_spans=False),
+            CeleryIntegration(),
+        ],
         before_send=before_send,
         before_send_transaction=scrub_event,
-        before_breadcrumb=lambda crumb, hint: redact_value(crumb),
+        # Breadcrumbs are redacted with the event they leave with (scrub_event), not one by one
+        # as they are recorded: most are never sent.
     )
 
 
