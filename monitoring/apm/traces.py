@@ -40,9 +40,10 @@ def init_tracing(
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    from opentelemetry.sdk.trace.sampling import ParentBased
 
     from monitoring.apm import propagation
+    from monitoring.apm.sampling import GateSampler, install_gate
     from monitoring.logging.context import set_trace_source
 
     resource = Resource.create(
@@ -54,14 +55,18 @@ def init_tracing(
         }
     )
     # A trace is kept or dropped once, at its root: every span below follows its parent's
-    # decision (a task follows the request that caused it).
-    provider = TracerProvider(resource=resource, sampler=ParentBased(TraceIdRatioBased(ratio)))
+    # decision (a task follows the request that caused it). Requests are decided by the gate,
+    # before instrumentation does any work (sampling.py).
+    provider = TracerProvider(resource=resource, sampler=ParentBased(GateSampler(ratio)))
     # Spans leave in batches from a thread of their own; a request never waits on the collector.
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=traces_url(endpoint))))
     trace.set_tracer_provider(provider)
     _provider = provider
 
+    from django.conf import settings
+
     DjangoInstrumentor().instrument(tracer_provider=provider, excluded_urls=excluded_urls)
+    install_gate(settings.MIDDLEWARE, ratio)
     CeleryInstrumentor().instrument(tracer_provider=provider)
     RedisInstrumentor().instrument(tracer_provider=provider)
     SQLite3Instrumentor().instrument(tracer_provider=provider)

@@ -190,7 +190,10 @@ def test_on_the_embedded_default_sqlite_spans_and_the_in_process_task_share_the_
             response = place_order(shop.base_url, data["token"], data["product"])
             request_id = response.headers["X-Request-ID"]
             trace_id = receiver.wait_for(lambda: order_trace(receiver))
-            assert trace_id
+            assert trace_id, (
+                [s["name"] for s in receiver.spans],
+                (tmp_path / "gunicorn.log").read_text()[-2500:],
+            )
 
             def confirmation_sent():  # the relay thread's run of the job, in the same trace
                 spans = [s for s in receiver.spans if s["trace_id"] == trace_id]
