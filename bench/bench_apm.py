@@ -18,7 +18,9 @@ of the variant's process per request (other load on the machine counts less than
 Goal (issue 15): on - off at most 30 µs per request on average, at both sizes. Exits non-zero
 when the goal is missed.
 
-    python bench/bench_apm.py [--sizes 1000,10000] [--turn 500] [--sentry-tracing]
+    python bench/bench_apm.py [--sizes 1000,10000] [--turn 500] [--sentry-tracing] [--split]
+
+`--split` adds Sentry alone and OpenTelemetry alone (for information).
 """
 
 import argparse
@@ -42,6 +44,7 @@ GOAL_US = 30.0
 PATH = "/api/catalog/products/1/"
 OFF, ON, ON_SENTRY_TRACING = "off", "on", "on, Sentry tracing 10 % too (for information)"
 INFORMATION = "--sentry-tracing" in sys.argv
+SPLIT = "--split" in sys.argv  # each SDK alone too, for information
 
 
 class Collector:
@@ -93,6 +96,13 @@ def variants(tmp: Path, collector: Collector) -> dict[str, dict[str, str]]:
     found = {OFF: base, ON: on}
     if INFORMATION:
         found[ON_SENTRY_TRACING] = {**on, "SENTRY_TRACES_SAMPLE_RATE": "0.1"}
+    if SPLIT:
+        found["Sentry only (for information)"] = {
+            k: v for k, v in on.items() if k != "OTEL_EXPORTER_OTLP_ENDPOINT"
+        }
+        found["OpenTelemetry only (for information)"] = {
+            k: v for k, v in on.items() if k != "SENTRY_DSN"
+        }
     return found
 
 
@@ -220,6 +230,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--turn", type=int, default=500)
     parser.add_argument("--sentry-tracing", action="store_true")
+    parser.add_argument("--split", action="store_true")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="bench-apm-"))
