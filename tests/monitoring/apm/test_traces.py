@@ -24,7 +24,6 @@ from shop.catalog.models import Category, Product
 from tests.gunicorn import ROOT, Gunicorn, single_process
 from tests.monitoring.apm.conftest import BROKER
 from tests.monitoring.apm.receivers import OtlpReceiver
-from tests.services import require_postgres
 from tests.shop.test_celery_worker import free_port
 
 SERVER, PRODUCER, CONSUMER = 2, 4, 5  # opentelemetry.proto.trace.v1.Span.SpanKind
@@ -89,9 +88,6 @@ def assert_one_tree(spans: list[dict]) -> dict:
 def test_one_order_placement_is_one_trace_from_the_view_to_the_celery_task(
     tmp_path, start_worker, smtp_port
 ):
-    require_postgres()
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-        pytest.skip("runs on PostgreSQL (DATABASE_URL): psycopg's spans")
     db = settings.DATABASES["default"]
     database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     user = User.objects.create_user("darya", "darya@example.com", "pw-123-secret")
