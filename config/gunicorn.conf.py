@@ -14,6 +14,9 @@ PROMETHEUS_MULTIPROC_DIR here puts every worker's prometheus_client in multiproc
 (see monitoring/metrics.py). At start the master drops files of processes that no longer run;
 when a worker exits its live-only gauge files go (its counters stay, so nothing is lost).
 gunicorn's own access log is off: the request middleware writes a structured one.
+
+APM (monitoring/apm): no preload_app, so each worker loads the app, and sets up Sentry and
+OpenTelemetry (their export threads and sockets), after its fork, never in the master.
 """
 
 import os

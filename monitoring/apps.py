@@ -28,3 +28,11 @@ class MonitoringConfig(AppConfig):
             CONTEXT_PROVIDERS.append(context_headers)
         # Collectors register once per process, with monitoring.metrics' registry.
         register_collectors()
+        # APM (Sentry, OpenTelemetry) when configured; a prefork Celery worker's pool processes
+        # set up after their fork instead (monitoring/apm/process.py).
+        from monitoring.apm import enabled
+
+        if enabled():
+            from monitoring.apm.process import setup_now_or_after_fork
+
+            setup_now_or_after_fork()

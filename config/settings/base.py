@@ -327,6 +327,36 @@ CELERY_BEAT_SCHEDULE["security-file-integrity"] = {
     "schedule": SECURITY_INTEGRITY_SECONDS,
 }
 
+# APM (monitoring/apm, docs/apm.md): both off unless configured; off, neither SDK is imported.
+from config.settings.env import ConfigurationError  # noqa: E402
+
+
+def _ratio(name: str, default: float) -> float:
+    value = env_float(name, default)
+    if not 0.0 <= value <= 1.0:
+        raise ConfigurationError(f"{name}={value!r} is not a ratio between 0 and 1")
+    return value
+
+
+def _release() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"pasargad-prints@{version('pasargad-prints')}"
+    except PackageNotFoundError:
+        return "pasargad-prints@unknown"
+
+
+RELEASE = env_str("RELEASE", "") or _release()
+SENTRY_DSN = env_str("SENTRY_DSN", "")
+SENTRY_TRACES_SAMPLE_RATE = _ratio("SENTRY_TRACES_SAMPLE_RATE", 0.0)
+OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+OTEL_SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "pasargad-prints")
+# The share of traces kept, decided at the root (parent-based): 10 % by default.
+OTEL_TRACES_SAMPLER_ARG = _ratio("OTEL_TRACES_SAMPLER_ARG", 0.1)
+# Paths (comma-separated regular expressions) never traced: probes and scrapes, every few seconds.
+OTEL_EXCLUDED_URLS = env_str("OTEL_EXCLUDED_URLS", "api/health,api/monitoring/prometheus")
+
 BASE_DIR = BASE_DIR
 
 # Logging: JSON lines (or a readable console format), app and access logs in LOG_DIR, rotated by

@@ -22,7 +22,12 @@ import time
 from json.encoder import encode_basestring
 from typing import NamedTuple
 
-from monitoring.logging.context import current_user_id, request_id_var, task_var
+from monitoring.logging.context import (
+    current_trace_ids,
+    current_user_id,
+    request_id_var,
+    task_var,
+)
 from monitoring.logging.redaction import redact_text
 
 ACCESS_LOGGER = "access"
@@ -178,10 +183,12 @@ def access_json(timestamp: str, environment_json: str, fields: AccessFields) -> 
     ):
         return None
     message = _messages.get((method, route, status)) or _message_json(method, route, status)
+    trace = current_trace_ids()  # hex ids: nothing to escape
+    trace_json = "" if trace is None else f',"trace_id":"{trace[0]}","span_id":"{trace[1]}"'
     return (
         f'{{"timestamp":"{timestamp}","level":"INFO","logger":"access","message":{message},'
         f'"request_id":{"null" if request_id is None else _json(request_id)},'
-        f'"user_id":{"null" if user_id is None else user_id},"environment":{environment_json},'
+        f'"user_id":{"null" if user_id is None else user_id},"environment":{environment_json}{trace_json},'
         f'"method":{_PLAIN_METHODS_JSON.get(method) or _text_json(method)},'
         f'"route":{_texts.get(route) or _text_json(route)},'
         f'"path":{_texts.get(path) or _text_json(path)},"status":{status},'

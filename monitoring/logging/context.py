@@ -6,6 +6,7 @@ the request id across processes.
 
 import contextvars
 import re
+from collections.abc import Callable
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -54,3 +55,19 @@ def user_id_of(request: object | None) -> int | None:
     if not getattr(wrapped, "is_authenticated", False):
         return None  # anonymous, or not evaluated yet (django.utils.functional.empty)
     return wrapped.pk
+
+
+# The trace of the current span, when tracing is on (monitoring.apm.traces sets the source): a
+# log line then carries the trace id and span id that lead to its trace. Off, it costs a call.
+_trace_source: Callable[[], tuple[str, str] | None] | None = None
+
+
+def set_trace_source(source: Callable[[], tuple[str, str] | None] | None) -> None:
+    global _trace_source
+    _trace_source = source
+
+
+def current_trace_ids() -> tuple[str, str] | None:
+    """(trace id, span id) in hex of the span being run, or None (no tracing, no span)."""
+    source = _trace_source
+    return None if source is None else source()

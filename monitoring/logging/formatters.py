@@ -11,7 +11,13 @@ from collections.abc import Mapping
 from json.encoder import encode_basestring
 
 from monitoring.logging.access import AccessFields, access_json, access_line, is_plain_access_record
-from monitoring.logging.context import current_user_id, request_id_var, task_var, user_id_of
+from monitoring.logging.context import (
+    current_trace_ids,
+    current_user_id,
+    request_id_var,
+    task_var,
+    user_id_of,
+)
 from monitoring.logging.redaction import REDACTED, is_sensitive_key, redact_text, redact_value
 
 # Everything a LogRecord carries by itself; the rest of its __dict__ is the caller's `extra`.
@@ -123,6 +129,9 @@ class JsonFormatter(logging.Formatter):
             "user_id": user_id,
             "environment": self.environment,
         }
+        trace = current_trace_ids()
+        if trace is not None:
+            entry["trace_id"], entry["span_id"] = trace
         task = task_var.get()
         if task is not None:
             entry["task_id"], entry["task_name"] = task
@@ -156,6 +165,9 @@ class ConsoleFormatter(logging.Formatter):
         context = [request_id or "-"]
         if user_id is not None:
             context.append(f"user={user_id}")
+        trace = current_trace_ids()
+        if trace is not None:
+            context.append(f"trace={trace[0]}")
         task = task_var.get()
         if task is not None:
             context.append(f"task={task[1]}[{task[0]}]")

@@ -30,7 +30,7 @@ from kombu.exceptions import OperationalError
 
 from shop.breaker import CircuitOpen, breaker
 from shop.outbox.models import Job
-from shop.outbox.services import JOB_HEADER, run_job
+from shop.outbox.services import JOB_CONTEXTS, JOB_HEADER, job_context, run_job
 
 logger = logging.getLogger("shop.outbox")
 
@@ -66,7 +66,8 @@ def publish(job: Job) -> None:
     """One job to the broker as its own task, with the job's headers and id (no retries of its
     own: the breaker and the relay retry)."""
     task = task_for(job.task)
-    task.apply_async(job.args, headers={**job.headers, JOB_HEADER: job.pk}, retry=False)
+    with job_context(job.headers):
+        task.apply_async(job.args, headers={**job.headers, JOB_HEADER: job.pk}, retry=False)
 
 
 def requeue_lost(*, now=None) -> int:
@@ -99,8 +100,13 @@ def relay_once(*, limit: int = BATCH) -> int:
     requeue_lost()
     if in_process():
         ids = claim_due(limit=limit)
+        # The jobs' headers only when something uses them (tracing): a query less otherwise.
+        headers = {}
+        if JOB_CONTEXTS and ids:
+            headers = dict(Job.objects.filter(pk__in=ids).values_list("pk", "headers"))
         for job_id in ids:
-            run_job(job_id)
+            with job_context(headers.get(job_id, {})):
+                run_job(job_id)
         return len(ids)
     broker = breaker("redis")
     if not broker.ready():

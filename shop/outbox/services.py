@@ -9,6 +9,7 @@ twice (redelivery after a broker restart, two relays) runs the task once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -30,6 +31,18 @@ JOB_HEADER = "outbox_job"
 # Functions giving headers for a job's message from the enqueuing context (the request id and
 # user id: monitoring registers its provider at start; the shop knows nothing of it).
 CONTEXT_PROVIDERS: list[Callable[[], dict[str, Any]]] = []
+# Context managers entered, with a job's headers, around handing the job over (its publish, or
+# its run in-process): tracing restores the trace of the request that enqueued it.
+JOB_CONTEXTS: list[Callable[[dict[str, Any]], contextlib.AbstractContextManager]] = []
+
+
+def job_context(headers: dict[str, Any]) -> contextlib.AbstractContextManager:
+    if not JOB_CONTEXTS:
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    for provider in JOB_CONTEXTS:
+        stack.enter_context(provider(headers))
+    return stack
 
 
 def _context_headers() -> dict[str, Any]:

@@ -1,0 +1,106 @@
+"""Traces over OTLP/HTTP: the OpenTelemetry SDK with the Django, Celery, Redis, sqlite3 and
+psycopg instrumentations, a parent-based ratio sampler and a batch exporter.
+
+One order placement is one trace: the view's span, its SQL, the Redis commands that publish the
+task, and the worker's run of the task (the outbox keeps the trace context with the job, see
+`propagation.py`; Celery's instrumentation carries it in the message headers). Log lines carry
+the current trace id and span id (`monitoring.logging.context.set_trace_source`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+_provider: Any = None
+
+
+def traces_url(endpoint: str) -> str:
+    """OTEL_EXPORTER_OTLP_ENDPOINT is the base URL of all signals; traces go to /v1/traces."""
+    return endpoint.rstrip("/") + "/v1/traces"
+
+
+def init_tracing(
+    *,
+    endpoint: str,
+    service_name: str,
+    ratio: float,
+    environment: str,
+    release: str,
+    excluded_urls: str,
+) -> None:
+    global _provider
+    from django.db.backends.signals import connection_created
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+    from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased
+
+    from monitoring.apm import propagation
+    from monitoring.apm.sampling import GateSampler, install_gate
+    from monitoring.logging.context import set_trace_source
+
+    resource = Resource.create(
+        {
+            "service.name": service_name,
+            "service.version": release,
+            "deployment.environment.name": environment,
+            "process.pid": os.getpid(),  # set up after a fork: each worker its own
+        }
+    )
+    # A trace is kept or dropped once, at its root: every span below follows its parent's
+    # decision (a task follows the request that caused it). Requests are decided by the gate,
+    # before instrumentation does any work (sampling.py).
+    provider = TracerProvider(resource=resource, sampler=ParentBased(GateSampler(ratio)))
+    # Spans leave in batches from a thread of their own; a request never waits on the collector.
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=traces_url(endpoint))))
+    trace.set_tracer_provider(provider)
+    _provider = provider
+
+    from django.conf import settings
+
+    DjangoInstrumentor().instrument(tracer_provider=provider, excluded_urls=excluded_urls)
+    install_gate(settings.MIDDLEWARE, ratio)
+    CeleryInstrumentor().instrument(tracer_provider=provider)
+    RedisInstrumentor().instrument(tracer_provider=provider)
+    SQLite3Instrumentor().instrument(tracer_provider=provider)
+    # Django sets its own cursor factory on a new psycopg connection, replacing the one
+    # PsycopgInstrumentor gives at connect: each connection is instrumented once Django has.
+    connection_created.connect(_trace_psycopg_connection, dispatch_uid="apm-trace-psycopg")
+    set_trace_source(_current_ids)
+    propagation.connect()
+
+
+def _current_ids() -> tuple[str, str] | None:
+    from opentelemetry.trace import get_current_span
+
+    context = get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return f"{context.trace_id:032x}", f"{context.span_id:016x}"
+
+
+def _trace_psycopg_connection(sender, connection, **kwargs) -> None:
+    if connection.vendor != "postgresql":
+        return
+    raw = connection.connection
+    if getattr(raw, "_is_instrumented_by_opentelemetry", False):
+        return
+    from opentelemetry.instrumentation.psycopg import _new_cursor_factory
+
+    # Django's cursor class (client-side binding) stays the base: only spans are added.
+    raw.cursor_factory = _new_cursor_factory(
+        base_factory=raw.cursor_factory, tracer_provider=_provider
+    )
+    raw._is_instrumented_by_opentelemetry = True
+
+
+def flush(timeout_ms: int = 5000) -> bool:
+    """Export the spans still queued (tests; a process about to exit)."""
+    return True if _provider is None else _provider.force_flush(timeout_ms)
