@@ -6,6 +6,7 @@ and still send it, once, with one node gone."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -108,7 +109,7 @@ def test_two_clustered_alertmanagers_notify_once_and_survive_one_loss(tmp_path):
     try:
         rendered = tmp_path / "alertmanager.yml"
         render_alertmanager(rendered, {
-            **dict(__import__("os").environ),
+            **os.environ,
             "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp.port),
             "SLACK_WEBHOOK_URL": f"{http.url}/slack", "WATCHDOG_WEBHOOK_URL": f"{http.url}/watchdog",
             "APP_URL": http.url, "MONITORING_TOKEN": "secret",
