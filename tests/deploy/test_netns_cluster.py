@@ -16,21 +16,33 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 import urllib.parse
 import urllib.request
 
 import httpx
 import pytest
 import yaml
+from celery import Celery
 
-from tests.deploy.test_cluster import installed_cluster_config
+from tests.deploy.test_cluster import (
+    PEER_TIMEOUT,
+    cluster_size,
+    dashboard_posts,
+    installed_cluster_config,
+    start_node,
+)
 from tests.gunicorn import BIN, ROOT, TOKEN, app_env, single_process
-from tests.services import require, require_prometheus
+from tests.monitoring.notify.channels.servers import HttpReceiver
+from tests.monitoring.notify.real_alertmanager import free_port
+from tests.monitoring.notify.test_at_scale import render_alertmanager
+from tests.services import require, require_alertmanager, require_prometheus
 from tests.wait import wait_for
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
-HOSTS = ("web1", "web2")
+HOSTS = ("web1", "web2", "web3")
+TASKS = 5
 ROUTE = "/api/catalog/products/"
 REQUESTS_PER_HOST = 40
 
@@ -104,7 +116,9 @@ def network():
 
 def test_hosts_in_namespaces_add_up_under_real_prometheus(network, tmp_path):
     require_prometheus()
+    require_alertmanager()
     processes: list[subprocess.Popen] = []
+    receiver = HttpReceiver()
 
     def spawn(argv, *, env=None, netns: str | None = None, log: str) -> subprocess.Popen:
         prefix = ["ip", "netns", "exec", netns] if netns else []
@@ -159,14 +173,48 @@ def test_hosts_in_namespaces_add_up_under_real_prometheus(network, tmp_path):
         for name, target in hosts.items():
             wait_for(lambda t=target: _answers(t), timeout=90, what=f"{name} serving")
 
+        # A worker host: its own metrics endpoint, same token, same broker and database.
+        worker_ns, worker_address = network.host(len(HOSTS) + 1)
+        worker_env = app_env(
+            tmp_path / "worker1",
+            DATABASE_URL=f"sqlite:///{database}",
+            REDIS_URL=f"redis://{network.gateway}:{redis_port}/0",
+            MONITORING_SHOP_WIDE="lease",
+            MONITORING_HOST_ID="worker1",
+            MONITORING_SHOP_LEASE_SECONDS="3",
+            CELERY_METRICS_LISTEN=f"{worker_address}:9808",
+            PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "worker1" / "metrics"),
+        )
+        (tmp_path / "worker1").mkdir()
+        worker = spawn([sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency=2",
+               "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+              env=worker_env, netns=worker_ns, log="worker1.log")  # fmt: skip
+
+        # Two clustered Alertmanagers on the rendered shipped file; the dashboard webhook (the
+        # app's receiver, group_wait 0s) is a local HTTP receiver here.
+        rendered = tmp_path / "alertmanager.yml"
+        render_alertmanager(rendered, {**os.environ, "APP_URL": receiver.url,
+                                       "MONITORING_TOKEN": TOKEN})  # fmt: skip
+        binary = shutil.which("alertmanager") or shutil.which("prometheus-alertmanager")
+        gossip_a, gossip_b = free_port(), free_port()
+        am_a, url_a = start_node(binary, rendered, tmp_path / "am-a", gossip_a, gossip_b)
+        am_b, url_b = start_node(binary, rendered, tmp_path / "am-b", gossip_b, gossip_a)
+        processes += [am_a, am_b]
+        wait_for(lambda: cluster_size(url_a) == 2 and cluster_size(url_b) == 2,
+                 timeout=60, what="a cluster of two Alertmanagers")  # fmt: skip
+
         # Prometheus: the shipped cluster file, its targets written as deployment tooling would.
         config = installed_cluster_config(tmp_path / "prometheus")
         (config.parent / "pasargad_token").write_text(TOKEN + "\n")
         (config.parent / "targets/web.yml").write_text(
             yaml.safe_dump([{"targets": list(hosts.values()), "labels": {"role": "web"}}])
         )
-        for name in ("workers.yml", "alertmanagers.yml"):
-            (config.parent / "targets" / name).write_text("[]\n")
+        (config.parent / "targets/workers.yml").write_text(
+            yaml.safe_dump([{"targets": [f"{worker_address}:9808"], "labels": {"role": "worker"}}])
+        )
+        (config.parent / "targets/alertmanagers.yml").write_text(
+            yaml.safe_dump([{"targets": [u.removeprefix("http://") for u in (url_a, url_b)]}])
+        )
         document = yaml.safe_load(config.read_text())
         document["global"].update(scrape_interval="1s", evaluation_interval="1s")
         for job in document["scrape_configs"]:
@@ -184,6 +232,16 @@ def test_hosts_in_namespaces_add_up_under_real_prometheus(network, tmp_path):
         wait_for(lambda: _count(prom, 'up{job="pasargad-prints"} == 1') == len(HOSTS),
                  timeout=60, what="Prometheus scraping every web host")  # fmt: skip
 
+        # Tasks run on the worker host, counted over its pool, scraped from its endpoint.
+        wait_for(lambda: _count(prom, 'up{job="pasargad-workers"} == 1') == 1, timeout=90,
+                 what="the worker host scraped")  # fmt: skip
+        sender = Celery("sender", broker=f"redis://{network.gateway}:{redis_port}/0")
+        for i in range(TASKS):
+            sender.send_task("celery.accumulate", args=(i,))
+        done = ('sum(celery_tasks_total{job="pasargad-workers", task="celery.accumulate",'
+                ' state="succeeded"})')  # fmt: skip
+        wait_for(lambda: scalar(prom, done) == TASKS, timeout=60, what="tasks counted")
+
         # Traffic: the same requests to every host.
         for target in hosts.values():
             with httpx.Client(base_url=f"http://{target}", timeout=10) as client:
@@ -194,7 +252,7 @@ def test_hosts_in_namespaces_add_up_under_real_prometheus(network, tmp_path):
         wait_for(lambda: scalar(prom, counted) == sent, timeout=60,
                  what=f"{sent} requests counted over the hosts")  # fmt: skip
 
-        stock = 'sum(product_stock_quantity{job="pasargad-prints"})'
+        stock = "sum(product_stock_quantity)"  # whichever host (web or worker) holds the lease
         try:
             wait_for(lambda: scalar(prom, stock) == truth, timeout=60, what="stock = SQL truth")
         except AssertionError as exc:
@@ -204,27 +262,54 @@ def test_hosts_in_namespaces_add_up_under_real_prometheus(network, tmp_path):
         holder_instance = holder["metric"]["instance"]
 
         # The holder dies: only its target is down; the survivor takes the lease.
-        victim = processes[1 + list(hosts.values()).index(holder_instance)]
+        by_instance = {**{t: p for t, p in zip(hosts.values(), processes[1:], strict=False)},
+                       f"{worker_address}:9808": worker}  # fmt: skip
+        victim = by_instance[holder_instance]
         os.killpg(victim.pid, signal.SIGKILL)
         victim.wait(timeout=30)
-        wait_for(lambda: _count(prom, 'up{job="pasargad-prints"} == 0') == 1, timeout=60,
+        wait_for(lambda: _count(prom, "up == 0") == 1, timeout=60,
                  what="the killed host down")  # fmt: skip
-        [down] = query(prom, 'up{job="pasargad-prints"} == 0')
+        [down] = query(prom, "up == 0")
         assert down["metric"]["instance"] == holder_instance
         wait_for(lambda: _count(prom, "monitoring_shop_collector_leader == 1") == 1
                  and query(prom, "monitoring_shop_collector_leader == 1")[0]["metric"]["instance"]
                  != holder_instance, timeout=60, what="the survivor holding the lease")  # fmt: skip
         wait_for(lambda: scalar(prom, stock) == truth, timeout=60,
                  what="stock = SQL truth from the survivor")  # fmt: skip
+
+        # TargetDown (for: 1m) for that instance only, told once by the pair of Alertmanagers.
+        firing = 'ALERTS{alertname="TargetDown", alertstate="firing"}'
+        wait_for(lambda: _count(prom, firing) == 1, timeout=120, what="TargetDown firing")
+        assert query(prom, firing)[0]["metric"]["instance"] == holder_instance
+        wait_for(lambda: dashboard_posts(receiver, "TargetDown") >= 1, timeout=60,
+                 what="the TargetDown notification")  # fmt: skip
+        time.sleep(3 * PEER_TIMEOUT)  # the second node would have sent by now
+        assert dashboard_posts(receiver, "TargetDown") == 1
+        [post] = [
+            r
+            for r in receiver.requests
+            if r.path.endswith("/dashboard") and b"TargetDown" in r.body
+        ]
+        assert holder_instance.encode() in post.body
     finally:
+        receiver.close()
         for process in processes:
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+                _signal(process, signal.SIGTERM)
                 try:
                     process.wait(timeout=20)
                 except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
+                    _signal(process, signal.SIGKILL)
                     process.wait()
+
+
+def _signal(process: subprocess.Popen, signum: int) -> None:
+    """Its whole session (gunicorn's workers, the Celery pool), or the process alone (the
+    Alertmanagers, started in this test's session)."""
+    if os.getpgid(process.pid) == process.pid:
+        os.killpg(process.pid, signum)
+    else:
+        process.send_signal(signum)
 
 
 def _answers(target: str) -> bool:
