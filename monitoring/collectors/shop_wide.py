@@ -133,6 +133,8 @@ class ShopWide:
 
     # The JSON endpoints read collectors directly (same host, same numbers): pass through.
     def __getattr__(self, name: str):
+        if name == "collector":  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
         return getattr(self.collector, name)
 
 
