@@ -2,7 +2,7 @@ import os
 import sys
 
 from celery import Celery
-from celery.signals import worker_process_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
@@ -27,3 +27,19 @@ def _metrics_process_gone(pid=None, **kwargs) -> None:
     from monitoring.metrics import mark_process_dead
 
     mark_process_dead(pid or os.getpid())
+
+
+@worker_ready.connect
+def _serve_worker_metrics(**kwargs) -> None:
+    # A worker on its own host serves its metrics itself (CELERY_METRICS_LISTEN, docs/scale.md);
+    # imported here, once Django is set up (the endpoint checks the monitoring token).
+    from monitoring.exposition import worker_endpoint
+
+    worker_endpoint.start_from_environment()
+
+
+@worker_process_init.connect
+def _pool_process_started(**kwargs) -> None:
+    from monitoring.exposition import worker_endpoint
+
+    worker_endpoint.close_in_pool_process()

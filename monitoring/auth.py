@@ -21,10 +21,15 @@ CHALLENGE = 'Bearer realm="monitoring"'
 
 
 def bearer_token_ok(request: HttpRequest) -> bool:
+    return authorization_has_token(request.META.get("HTTP_AUTHORIZATION", ""))
+
+
+def authorization_has_token(header: str) -> bool:
+    """An `Authorization` header value carries `Bearer <MONITORING_TOKEN>` (outside Django
+    too: the Celery worker's metrics endpoint checks it the same way)."""
     expected = settings.MONITORING_TOKEN
     if not expected:
         return False
-    header = request.META.get("HTTP_AUTHORIZATION", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return False

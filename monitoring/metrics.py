@@ -172,7 +172,7 @@ class _Guarded:
 
     def __init__(self, collector) -> None:
         self.collector = collector
-        self.name = type(collector).__name__
+        self.name = getattr(collector, "guard_name", None) or type(collector).__name__
 
     def collect(self):
         try:

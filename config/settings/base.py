@@ -1,5 +1,7 @@
 """Settings shared by every environment. Environment-specific modules import this."""
 
+import socket
+
 import dj_database_url
 
 from config.settings.env import (
@@ -243,6 +245,12 @@ DASHBOARD_REFRESH_SECONDS = env_float("DASHBOARD_REFRESH_SECONDS", 15.0)
 MONITORING_COLLECTOR_INTERVAL = env_float("MONITORING_COLLECTOR_INTERVAL", 15.0)
 MONITORING_BUSINESS_INTERVAL = env_float("MONITORING_BUSINESS_INTERVAL", 60.0)
 MONITORING_COLLECTOR_BUDGET = env_float("MONITORING_COLLECTOR_BUDGET", 1.0)
+# Several hosts (docs/scale.md): `lease` lets one host at a time, elected with a Redis lease,
+# export the shop-wide series (business, database, queues); `every-host` is one host's default.
+MONITORING_SHOP_WIDE = env_str("MONITORING_SHOP_WIDE", "every-host")
+MONITORING_SHOP_LEASE_SECONDS = env_float("MONITORING_SHOP_LEASE_SECONDS", 45.0)
+# This host's name in the lease; set it where hosts share a hostname (containers, namespaces).
+MONITORING_HOST_ID = env_str("MONITORING_HOST_ID", "") or socket.gethostname()
 
 # Shop: how long a pending order keeps its stock, and how much one customer may hold pending
 # (shop/orders/reservations.py). The sweep runs every RESERVATION_SWEEP_SECONDS: Celery beat

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from monitoring.collectors.backup import BackupCollector
 from monitoring.collectors.business import BusinessCollector
@@ -20,6 +21,13 @@ from monitoring.collectors.database import DatabaseCollector
 from monitoring.collectors.maintenance_mode import MaintenanceModeCollector
 from monitoring.collectors.outbox import OutboxCollector
 from monitoring.collectors.redis import RedisCollector, redis_client
+from monitoring.collectors.shop_wide import (
+    AlwaysHeld,
+    BrokerReachable,
+    LeaderGauge,
+    ShopLease,
+    ShopWide,
+)
 from monitoring.collectors.supervisor import SupervisorCollector
 from monitoring.collectors.system import SystemCollector
 from monitoring.metrics import register_collector
@@ -91,6 +99,25 @@ def collectors() -> Collectors:
 _registered = False
 
 
+def shop_lease(found: Collectors) -> ShopLease | AlwaysHeld:
+    """`MONITORING_SHOP_WIDE`: `every-host` (one host: it exports everything) or `lease`
+    (several hosts: the Redis lease holder exports the shop-wide series)."""
+    mode = getattr(settings, "MONITORING_SHOP_WIDE", "every-host")
+    if mode == "every-host":
+        return AlwaysHeld()
+    if mode != "lease":
+        raise ImproperlyConfigured(
+            f"MONITORING_SHOP_WIDE={mode!r}: expected 'every-host' or 'lease'"
+        )
+    if found.redis is None:
+        raise ImproperlyConfigured("MONITORING_SHOP_WIDE=lease needs REDIS_URL (the lease)")
+    return ShopLease(
+        found.redis.client,
+        host_id=settings.MONITORING_HOST_ID,
+        seconds=settings.MONITORING_SHOP_LEASE_SECONDS,
+    )
+
+
 def register_collectors(register: Callable[[object], None] | None = None) -> None:
     """Register every enabled collector, once per process, with `register` (by default the
     project's registry, `monitoring.metrics.register_collector`, which the Prometheus endpoint
@@ -100,8 +127,18 @@ def register_collectors(register: Callable[[object], None] | None = None) -> Non
     if _registered:
         return
     register = register or register_collector
-    for collector in collectors().enabled():
-        register(collector)
+    found = collectors()
+    lease = shop_lease(found)
+    register(found.system)
+    # Shop-wide figures (shared state): one host exports them (docs/scale.md).
+    register(ShopWide(found.database, lease, per_host=frozenset({"database_up"})))
+    register(ShopWide(found.business, lease))
+    register(ShopWide(found.outbox, lease))
+    if found.redis is not None:
+        register(ShopWide(found.redis, lease, per_host=frozenset({"redis_up"})))
+    if found.celery is not None:
+        register(ShopWide(found.celery, lease, elsewhere=BrokerReachable(found.celery.client)))
+    register(LeaderGauge(lease))
     # `make up`'s restarts (scripts/up.py writes the file; absent elsewhere: nothing exported).
     register(SupervisorCollector(settings.VAR_DIR / "supervisor.json"))
     register(MaintenanceModeCollector())
