@@ -5,6 +5,7 @@ status page and JSON."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from types import SimpleNamespace
@@ -94,7 +95,7 @@ def test_bad_or_expired_links_are_refused(client, store, token, status):
 
 
 def test_a_link_to_an_alert_no_longer_firing_is_409(client, store):
-    resolved = NotifiedAlert(**{**ALERT.__dict__, "ends_at_ms": NOW, "status": "resolved"})
+    resolved = dataclasses.replace(ALERT, ends_at_ms=NOW, status="resolved")
     store.alerts_received([resolved], at_ms=NOW)
     assert client.post(f"/ack/{ack_token(ALERT.fingerprint)}").status_code == 409
 

@@ -74,8 +74,12 @@ def test_shipped_routing_follows_the_specification() -> None:
     warning = route.match({"alertname": "HighCpuUsage", "severity": "warning", "team": "devops"})
     assert [r.options.receiver for r in warning] == ["dashboard", "slack-warnings", "email-devops"]
     assert [r.options.group_wait_ms for r in warning] == [0, 30_000, 30_000]
-    for team in ("product", "security"):
-        assert route.receivers({"severity": "info", "team": team}) == ["dashboard", "email-devops"]
+    # Product has no address of its own (the primary contact); security has its own (issue 13).
+    assert route.receivers({"severity": "info", "team": "product"}) == ["dashboard", "email-devops"]
+    assert route.receivers({"severity": "info", "team": "security"}) == [
+        "dashboard",
+        "email-security",
+    ]
 
 
 def test_inhibition_as_shipped() -> None:
