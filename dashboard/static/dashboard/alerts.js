@@ -193,7 +193,11 @@
       f.querySelectorAll("button, input").forEach(function (n) { n.disabled = true; });
       send("POST", "alerts/" + a.fingerprint + "/ack", {comment: comment.value}).then(function (data) {
         acks[a.fingerprint] = data.ack;
-        showAcked(slot, data.ack);
+        // The same alert in another group's row (one per receiver) is acknowledged too.
+        document.querySelectorAll('.ack-slot[data-fingerprint="' + a.fingerprint + '"]').forEach(function (other) {
+          if (other.querySelector(".ack-form") && other !== slot) return;  // someone typing there
+          showAcked(other, data.ack);
+        });
         slot.querySelector(".badge").focus();
       }, function (err) {
         f.querySelectorAll("button, input").forEach(function (n) { n.disabled = false; });
