@@ -1,20 +1,29 @@
-"""An alert's history for the alerts page: its state transitions (pending, firing, resolved)
-and the notifications sent about it (which receiver, which integration, delivered or not),
-read from the monitor's state file (monitoring.monitor.state).
+"""An alert's history for the alerts page: its state transitions (pending, firing, resolved),
+the notifications sent about it (which receiver, which integration, delivered or not), and its
+escalation steps and acknowledgements (monitoring.acknowledge.alert_history), read from the
+monitor's state file (monitoring.monitor.state).
 
-The file is opened read-only (`mode=ro`): the web process never migrates or writes the
-monitor's state. Alerts real Alertmanager reported are in the same tables (alerts_received).
+Transitions and notifications are read with the file opened read-only (`mode=ro`); the
+escalation history goes through monitoring.acknowledge (whose store creates the escalation
+tables if no process has yet). A file that does not exist is never created here: the monitor
+creates and migrates its own. Alerts real Alertmanager reported are in the same tables
+(alerts_received).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from monitoring.acknowledge import alert_history as escalation_history
+from monitoring.monitor.config import settings_from_env
+from monitoring.monitor.state import StateStore
 from monitoring.rules.alerting import fingerprint
 
-__all__ = ["alert_history"]
+__all__ = ["alert_history", "alert_known", "escalation_events", "existing_store"]
 
 # Enough for an alert's story; older notifications are still in the file.
 MAX_EVENTS = 200
@@ -31,11 +40,53 @@ def _open(path: Path) -> sqlite3.Connection | None:
     return db
 
 
+@contextmanager
+def existing_store(path: Path | None = None) -> Iterator[StateStore | None]:
+    """The monitor's state store (`path`, default MONITOR_STATE_PATH), or None when the
+    file does not exist yet."""
+    path = path or settings_from_env().state_path
+    if not path.exists():
+        yield None
+        return
+    store = StateStore(path)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def alert_known(state_path: Path, alert_fingerprint: str) -> bool:
+    """Whether the monitor's file has the alert (in any state)."""
+    db = _open(state_path)
+    if db is None:
+        return False
+    try:
+        sql = "SELECT 1 FROM alert WHERE fingerprint = ?"
+        return db.execute(sql, (alert_fingerprint,)).fetchone() is not None
+    finally:
+        db.close()
+
+
+def escalation_events(state_path: Path, alert_fingerprint: str) -> list[dict]:
+    """The alert's escalation steps and acknowledgements as history events."""
+    with existing_store(state_path) as store:
+        if store is None:
+            return []
+        return [
+            {"kind": e.kind, "at_ms": e.at_ms, "episode_ms": e.episode_ms, "level": e.level,
+             "by": e.by, "detail": e.detail}
+            for e in escalation_history(alert_fingerprint, store=store)
+        ]  # fmt: skip
+
+
 def alert_history(state_path: Path, alert_fingerprint: str) -> dict:
     """``{"alert": {...} | None, "events": [...]}``, events oldest first. Each event has
-    ``at_ms`` and ``kind``: ``transition`` (``from``, ``to``, ``value``) or ``notification``
+    ``at_ms`` and ``kind``: ``transition`` (``from``, ``to``, ``value``), ``notification``
     (``receiver``, ``integration``, ``channel``, ``status``: pending / delivered / failed,
-    ``alert_status``: firing / resolved, ``error``)."""
+    ``alert_status``: firing / resolved, ``error``), or an escalation step (``episode_ms``,
+    ``level``, ``by``, ``detail``): ``level`` (reached; detail ``policy``), ``action`` (a level
+    1 action: ``action``, ``ok``, ``text``), ``notify`` (``receiver``, ``queued``, ``error``),
+    ``ack`` (``by`` acknowledged; detail ``comment``), ``end`` (``reason``)."""
     db = _open(state_path)
     if db is None:
         return {"alert": None, "events": []}
@@ -71,6 +122,8 @@ def alert_history(state_path: Path, alert_fingerprint: str) -> dict:
         return {"alert": None, "events": [], "error": str(exc)}
     finally:
         db.close()
+    events += escalation_events(state_path, alert_fingerprint)
+    # Stable: at the same millisecond the transition stays before what it caused.
     events.sort(key=lambda e: e["at_ms"])
     return {"alert": alert, "events": events[-MAX_EVENTS:]}
 

@@ -20,6 +20,7 @@ from django.views.static import serve
 
 from dashboard import panels, upstream
 from dashboard.access import staff_api, staff_page
+from dashboard.acks import AckRefused, acknowledge, current_acks
 from dashboard.history import alert_history
 from dashboard.ranges import range_choices
 from dashboard.runbooks import runbook_text
@@ -262,6 +263,43 @@ def history(request: HttpRequest, alert_fingerprint: str) -> HttpResponse:
     if not _FINGERPRINT.match(alert_fingerprint):
         return JsonResponse({"error": "a fingerprint is 16 hex digits"}, status=400)
     return JsonResponse(alert_history(settings_from_env().state_path, alert_fingerprint))
+
+
+@require_GET
+@staff_api
+def acks(request: HttpRequest) -> HttpResponse:
+    """The acknowledgements of the alerts firing now, newest first: the page marks those rows
+    acknowledged."""
+    return JsonResponse({"acks": current_acks()})
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+@staff_api
+def ack(request: HttpRequest, alert_fingerprint: str) -> HttpResponse:
+    """POST {"comment": "..."} (optional): acknowledge the firing alert as the signed-in
+    user, through monitoring.acknowledge (the notifier's own records). 200 the
+    acknowledgement that stands (the first of the episode), 400 bad input, 404 an alert the
+    monitor never had, 409 one that is not firing."""
+    if not _FINGERPRINT.match(alert_fingerprint):
+        return JsonResponse({"error": "a fingerprint is 16 hex digits"}, status=400)
+    refused = _check_csrf(request)
+    if refused is not None:
+        return refused
+    try:
+        body = json.loads(request.body or b"{}")
+        if not isinstance(body, dict):
+            raise ValueError("expected a JSON object")
+        comment = body.get("comment", "")
+        if not isinstance(comment, str):
+            raise ValueError("comment: a string")
+    except ValueError as exc:
+        return JsonResponse({"error": f"bad acknowledgement: {exc}"}, status=400)
+    by = request.user.get_username() if request.user.is_authenticated else "monitoring-token"
+    try:
+        return JsonResponse({"ack": acknowledge(alert_fingerprint, by, comment.strip())})
+    except AckRefused as exc:
+        return JsonResponse({"error": str(exc)}, status=exc.status)
 
 
 _ASSETS = Path(__file__).resolve().parent / "static" / "dashboard"

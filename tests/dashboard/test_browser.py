@@ -210,6 +210,53 @@ def test_create_and_expire_a_silence_and_read_history(staff_page, stack):
     _shoot(page, "alerts-after-silence")
 
 
+def _acknowledgements(stack) -> list[dict]:
+    """The notifier's records, as the monitor's API gives them."""
+    answer = stack.monitor.client.get("/api/v1/acknowledgements")
+    assert answer.status_code == 200, answer.text
+    return answer.json()["data"]
+
+
+def test_acknowledge_a_firing_alert_from_its_row(staff_page, stack):
+    page = staff_page
+    page.goto(f"{stack.app.base_url}/dashboard/alerts/")
+    page.wait_for_function("document.documentElement.dataset.alertsDrawn", timeout=DRAWN_MS)
+    row = page.locator('#groups li[data-alertname="Watchdog"]').first
+    fp = row.get_attribute("data-fingerprint")
+    assert fp and not [a for a in _acknowledgements(stack) if a["fingerprint"] == fp]
+    # By keyboard: focus the row's button, Enter opens the comment, Enter acknowledges.
+    opener = row.get_by_role("button", name="Acknowledge Watchdog")
+    opener.focus()
+    page.keyboard.press("Enter")
+    comment = row.locator(".ack-form input[name=comment]")
+    comment.wait_for()
+    assert page.evaluate("document.activeElement.name") == "comment"
+    page.keyboard.type("looking at the dead man's switch")
+    page.keyboard.press("Enter")
+    slot = row.locator('.ack-slot[data-acked="true"]')
+    slot.wait_for(timeout=DRAWN_MS)
+    assert f"acknowledged by {STAFF[0]} at" in slot.inner_text()
+    assert "dead man's switch" in slot.inner_text()
+    # In the notifier's records: the monitor's API over the same state file ...
+    [made] = [a for a in _acknowledgements(stack) if a["fingerprint"] == fp]
+    assert (made["by"], made["comment"], made["alertname"]) == (
+        STAFF[0], "looking at the dead man's switch", "Watchdog",
+    )  # fmt: skip
+    # ... and still acknowledged after a reload (the page loads the current acknowledgements).
+    page.reload()
+    page.wait_for_function("document.documentElement.dataset.alertsDrawn", timeout=DRAWN_MS)
+    row = page.locator(f'#groups li[data-fingerprint="{fp}"]').first
+    assert f"acknowledged by {STAFF[0]}" in row.locator(".ack-slot").inner_text()
+    assert row.get_by_role("button", name="Acknowledge Watchdog").count() == 0
+    # The history lists the acknowledgement among the transitions, in time order.
+    row.get_by_role("button", name="History").click()
+    row.locator('.history li[data-kind="ack"]').wait_for()
+    kinds = row.locator(".history li").evaluate_all("ns => ns.map(n => n.dataset.kind)")
+    assert kinds.index("transition") < kinds.index("ack"), kinds
+    assert f"acknowledged by {STAFF[0]}" in row.locator('.history li[data-kind="ack"]').inner_text()
+    _shoot(page, "alerts-acknowledged")
+
+
 def test_runbook_link_opens_the_runbook(staff_page, stack):
     page = staff_page
     page.goto(f"{stack.app.base_url}/dashboard/runbooks/Watchdog/")

@@ -1,8 +1,9 @@
 /* The alerts page: the notifier's groups (Alertmanager API v2 /alerts/groups) with each
    alert's runbook, silence action and history; pending alerts (Prometheus /api/v1/alerts);
    silences, created and expired through the staff-only proxy.
-   Each alert row has an empty <span class="ack-slot" data-fingerprint=…> where the
-   acknowledge action goes (issue 14's acknowledgement is built separately). */
+   Each firing alert row's <span class="ack-slot" data-fingerprint=…> holds its Acknowledge
+   action, or "acknowledged by X at T" once someone took it (the acknowledgements of the
+   episodes firing now come with every draw, from monitoring.acknowledge's records). */
 (function () {
   "use strict";
   var D = window.DASHBOARD;
@@ -126,13 +127,91 @@
       into.textContent = "";
       if (!h.events.length) { into.appendChild(el("li", {}, "no recorded history")); return; }
       h.events.forEach(function (e) {
-        var t = new Date(e.at_ms).toLocaleString();
-        var text = e.kind === "transition"
-          ? t + ": " + e.from + " → " + (e.to === "inactive" && e.from === "firing" ? "resolved" : e.to)
-          : t + ": notified " + e.receiver + " by " + e.integration + " (" + e.alert_status + ", " + e.status + (e.error ? ": " + e.error : "") + ")";
-        into.appendChild(el("li", {"data-kind": e.kind}, text));
+        into.appendChild(el("li", {"data-kind": e.kind}, new Date(e.at_ms).toLocaleString() + ": " + eventText(e)));
       });
     }, function (err) { into.textContent = "history unavailable: " + err.message; });
+  }
+
+  function eventText(e) {
+    var d = e.detail || {};
+    switch (e.kind) {
+      case "transition": return e.from + " → " + (e.to === "inactive" && e.from === "firing" ? "resolved" : e.to);
+      case "notification": return "notified " + e.receiver + " by " + e.integration + " (" + e.alert_status + ", " + e.status + (e.error ? ": " + e.error : "") + ")";
+      case "level": return "escalated to level " + e.level + " (policy " + d.policy + ")" + (d.notice ? "; customer notice: " + d.notice.title : "");
+      case "action": return "automated response " + d.action + ": " + (d.ok ? "done" : "failed") + (d.text ? " (" + d.text + ")" : "");
+      case "notify": return "level " + e.level + ": told " + d.receiver + (d.queued ? "" : " (not queued: " + d.error + ")");
+      case "ack": return "acknowledged by " + e.by + (d.comment ? ": " + d.comment : "");
+      case "end": return "escalation ended (" + d.reason + ")";
+      default: return e.kind;
+    }
+  }
+
+  // -- acknowledgement ----------------------------------------------------------------------
+  var acks = {};  // fingerprint → the acknowledgement of its episode firing now
+  function loadAcks() {
+    return send("GET", "acks").then(function (data) {
+      acks = {};
+      data.acks.forEach(function (a) { if (!acks[a.fingerprint]) acks[a.fingerprint] = a; });
+    }, function (err) { acks = {}; acksError = err.message; });
+  }
+  var acksError = "";
+
+  function showAcked(slot, a) {
+    slot.textContent = "";
+    slot.dataset.acked = "true";
+    var text = "acknowledged by " + a.by + " at " + new Date(a.at_ms).toLocaleString() + (a.comment ? ": " + a.comment : "");
+    slot.appendChild(el("span", {"class": "badge st-acked", tabindex: "-1"}, text));
+  }
+
+  function ackButton(slot, a) {
+    slot.textContent = "";
+    var open = el("button", {type: "button", "aria-label": "Acknowledge " + a.labels.alertname, "aria-expanded": "false"}, "Acknowledge…");
+    open.addEventListener("click", function () { ackForm(slot, a, open); });
+    slot.appendChild(open);
+  }
+
+  // A small inline form: the comment is optional; Enter acknowledges, Escape cancels.
+  function ackForm(slot, a, opener) {
+    opener.setAttribute("aria-expanded", "true");
+    opener.hidden = true;
+    var f = el("form", {"class": "ack-form"});
+    var label = el("label", {}, "Comment ");
+    var comment = el("input", {name: "comment", maxlength: "1000", placeholder: "optional", autocomplete: "off"});
+    label.appendChild(comment);
+    f.appendChild(label);
+    f.appendChild(el("button", {type: "submit"}, "Acknowledge"));
+    var cancel = el("button", {type: "button"}, "Cancel");
+    f.appendChild(cancel);
+    var status = el("span", {"class": "ack-status", role: "status"});
+    f.appendChild(status);
+    function close() { f.remove(); opener.hidden = false; opener.setAttribute("aria-expanded", "false"); opener.focus(); }
+    cancel.addEventListener("click", close);
+    f.addEventListener("keydown", function (ev) { if (ev.key === "Escape") close(); });
+    f.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      status.textContent = "acknowledging…";
+      f.querySelectorAll("button, input").forEach(function (n) { n.disabled = true; });
+      send("POST", "alerts/" + a.fingerprint + "/ack", {comment: comment.value}).then(function (data) {
+        acks[a.fingerprint] = data.ack;
+        // The same alert in another group's row (one per receiver) is acknowledged too.
+        document.querySelectorAll('.ack-slot[data-fingerprint="' + a.fingerprint + '"]').forEach(function (other) {
+          if (other.querySelector(".ack-form") && other !== slot) return;  // someone typing there
+          showAcked(other, data.ack);
+        });
+        slot.querySelector(".badge").focus();
+      }, function (err) {
+        f.querySelectorAll("button, input").forEach(function (n) { n.disabled = false; });
+        status.textContent = "refused: " + err.message;
+        status.setAttribute("role", "alert");
+      });
+    });
+    slot.appendChild(f);
+    comment.focus();
+  }
+
+  function fillAckSlot(slot, a, state) {
+    if (acks[a.fingerprint]) showAcked(slot, acks[a.fingerprint]);
+    else if (state === "active" || state === "suppressed") ackButton(slot, a);  // firing, silenced or not
   }
 
   // An alert's fingerprint, as Prometheus and Alertmanager compute it (and the monitor's state
@@ -168,8 +247,9 @@
     var silence = el("button", {type: "button"}, "Silence…");
     silence.addEventListener("click", function () { silenceFor(a); });
     actions.appendChild(silence);
-    // The acknowledge action's place: filled by the acknowledgement feature.
-    actions.appendChild(el("span", {"class": "ack-slot", "data-fingerprint": a.fingerprint || ""}));
+    var slot = el("span", {"class": "ack-slot", "data-fingerprint": a.fingerprint || ""});
+    if (a.fingerprint) fillAckSlot(slot, a, state);
+    actions.appendChild(slot);
     if (a.fingerprint) {
       var hist = el("button", {type: "button", "aria-expanded": "false"}, "History");
       var list = el("ol", {"class": "history", hidden: ""});
@@ -190,8 +270,11 @@
 
   var groupsBox = document.getElementById("groups");
   function loadGroups() {
-    return send("GET", "alerts/groups").then(function (groups) {
+    acksError = "";
+    return Promise.all([send("GET", "alerts/groups"), loadAcks()]).then(function (got) {
+      var groups = got[0];
       groupsBox.textContent = "";
+      if (acksError) groupsBox.appendChild(el("p", {"class": "error"}, "acknowledgements unavailable: " + acksError));
       if (!groups.length) groupsBox.appendChild(el("p", {"class": "muted"}, "no active alerts"));
       groups.forEach(function (g) {
         var box = el("section", {"class": "group", "data-receiver": g.receiver.name});
@@ -234,7 +317,7 @@
   loadAll();
   var live = document.getElementById("live");
   setInterval(function () {
-    // An open history or a half-typed silence is not redrawn away.
-    if (live.checked && !document.hidden && !document.querySelector(".history:not([hidden])") && document.activeElement.form !== form) loadAll();
+    // An open history, a half-typed silence or acknowledgement is not redrawn away.
+    if (live.checked && !document.hidden && !document.querySelector(".history:not([hidden]), .ack-form") && document.activeElement.form !== form) loadAll();
   }, D.refreshSeconds * 1000);
 })();
