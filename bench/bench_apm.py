@@ -156,10 +156,21 @@ def child() -> None:
             response.close()
         return (time.process_time() - started) / requests * 1e6
 
+    def calls(requests: int) -> float:
+        """Python function calls per request (cProfile's count): unlike time, the load of the
+        machine does not change it."""
+        import cProfile
+        import pstats
+
+        profile = cProfile.Profile()
+        profile.runcall(serve, requests)
+        return pstats.Stats(profile).total_calls / requests
+
     serve(300)  # warm up: imports, caches, the first batches exported
     print("ready", flush=True)
     for line in sys.stdin:
-        print(json.dumps(serve(int(line))), flush=True)
+        kind, _, count = line.strip().rpartition(" ")
+        print(json.dumps((calls if kind == "calls" else serve)(int(count))), flush=True)
 
 
 # --- the parent ---
@@ -173,14 +184,18 @@ class Variant:
         )  # fmt: skip
         assert self.process.stdout.readline().strip() == "ready"
 
-    def serve(self, requests: int) -> float:
-        self.process.stdin.write(f"{requests}\n")
+    def serve(self, requests: int, kind: str = "") -> float:
+        self.process.stdin.write(f"{kind} {requests}\n")
         self.process.stdin.flush()
         return float(self.process.stdout.readline())
 
     def close(self) -> None:
         self.process.stdin.close()
         self.process.wait(timeout=30)
+
+
+CALLS = 200  # requests profiled per variant for the call counts
+calls: dict[int, dict[str, float]] = {}
 
 
 def run(sizes: list[int], turn: int, tmp: Path, collector: Collector) -> dict:
@@ -195,9 +210,11 @@ def run(sizes: list[int], turn: int, tmp: Path, collector: Collector) -> dict:
             for name, variant in running.items():
                 totals[name] += variant.serve(n) * n
             done += n
+        results[size] = {name: total / size for name, total in totals.items()}
+        if size == sizes[0]:
+            calls[CALLS] = {name: v.serve(CALLS, "calls") for name, v in running.items()}
         for variant in running.values():
             variant.close()
-        results[size] = {name: total / size for name, total in totals.items()}
     return results
 
 
@@ -216,6 +233,11 @@ def report(results: dict, collector: Collector) -> bool:
             ratio = "" if name == OFF else f"{value / off:.3f}"
             print(f"| {size} | {name} | {value:.1f} | {diff} | {ratio} |")
         met = met and by_variant[ON] - off <= GOAL_US
+    for size, by_variant in calls.items():
+        print(f"\nPython function calls per request (cProfile, {size} requests per variant):")
+        off = by_variant[OFF]
+        for name, value in by_variant.items():
+            print(f"- {name}: {value:,.0f}" + ("" if name == OFF else f" ({value - off:+,.0f})"))
     print(f"\nexport requests received by the local collector: {collector.posts}")
     overheads = ", ".join(f"{by[ON] - by[OFF]:+.1f} µs at {size}" for size, by in results.items())
     print(f"APM on − off: {overheads}: {'meets' if met else 'MISSES'} the goal of ≤ {GOAL_US} µs")
