@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -27,6 +28,9 @@ from shop.traffic.profiles import HEALTHY, Mix
 
 NEXT_STATUS = {"paid": "processing", "processing": "shipped", "shipped": "delivered"}
 MAX_VISITORS = 40
+# The brute-force attacker's own source address against a shop on loopback (Linux answers on
+# the whole of 127.0.0.0/8), so blocking it leaves the simulated customers alone.
+ATTACKER_ADDRESS = "127.0.0.2"
 PASSWORD = "sim-Passw0rd-ok!"
 
 
@@ -226,6 +230,7 @@ class _Session:
         self._attacker: httpx.Client | None = None
         # One transport for all this session's visitors (each still has its own cookies).
         self._transport = httpx.HTTPTransport()
+        self._closing = [self._transport]  # transports to close when the run ends
         self._clients = itertools.count(1)
 
     def run(self) -> None:
@@ -238,7 +243,8 @@ class _Session:
                 action = self.random.choices(self.actions, weights=self.action_weights)[0]
                 getattr(self, f"_do_{action}")()
         finally:
-            self._transport.close()
+            for transport in self._closing:
+                transport.close()
 
     def _request(
         self, client: httpx.Client, action: str, method: str, path: str, **kwargs
@@ -267,9 +273,9 @@ class _Session:
 
     # -- visitors ---------------------------------------------------------------------------
 
-    def _new_client(self) -> httpx.Client:
+    def _new_client(self, transport: httpx.HTTPTransport | None = None) -> httpx.Client:
         return httpx.Client(
-            transport=self._transport,
+            transport=transport or self._transport,
             timeout=self.timeout,
             # A new connection per request, like many separate visitors (and no keep-alive
             # stalls against development servers).
@@ -350,9 +356,15 @@ class _Session:
         self._authenticated(customer, response)
 
     def _do_guess_password(self) -> None:
-        """An attacker's guess at the admin's password, always from the same client."""
+        """An attacker's guess at the admin's password, always from the same client and, against
+        a shop on loopback, from an address of its own (127.0.0.2): the shop blocks the address
+        after its 6th failure (security/), and the customers, all on 127.0.0.1, are not it."""
         if self._attacker is None:
-            self._attacker = self._new_client()
+            transport = None
+            if urlsplit(self.base_url).hostname in ("127.0.0.1", "localhost"):
+                transport = httpx.HTTPTransport(local_address=ATTACKER_ADDRESS)
+                self._closing.append(transport)
+            self._attacker = self._new_client(transport)
         self._request(
             self._attacker,
             "guess_password",

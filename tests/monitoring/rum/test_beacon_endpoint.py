@@ -9,6 +9,9 @@ from monitoring.rum import RateLimiter
 from monitoring.rum import views as rum_views
 from tests.monitoring.metric_values import sample_value
 
+# Every request passes the security middleware, whose block list lives in the database.
+pytestmark = pytest.mark.django_db
+
 
 @pytest.fixture(autouse=True)
 def _fresh_limiter():
