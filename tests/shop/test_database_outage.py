@@ -29,7 +29,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 # Plain views that need no database: the metrics scrape (bearer token) and the receiver real
 # Alertmanager posts to (bearer token; its records live in the monitor's own state file).
-DATABASE_FREE = re.compile(r"^/api/monitoring/(prometheus|alertmanager)")
+# Views that never need the database, so an outage leaves them answering as usual: the
+# scrape, the Alertmanager receiver, RUM beacons (histograms in memory; docs/rum.md) and the
+# customer status (the monitor's state file; docs/escalation.md), which must outlive an outage.
+DATABASE_FREE = re.compile(r"^/api/(monitoring/(prometheus|alertmanager)|rum/|status/)")
 # A body the account views accept, so they get as far as the database.
 BODY = {"username": "outage-user", "password": "a-long-password-1", "email": "o@example.com"}
 
