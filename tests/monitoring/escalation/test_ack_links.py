@@ -131,6 +131,8 @@ def test_status_page_and_json_show_the_level_4_notice(client, store):
     page = client.get("/status/")
     assert page.status_code == 200 and b"Checkout down" in page.content
     assert page.context["status_notice"]["message"] == "Soon back"  # the context processor
+    home = client.get("/")  # the storefront's banner, from the same context processor
+    assert home.status_code == 200 and b"Checkout down" in home.content
     es.escalation_end(
         store,
         fingerprint=ALERT.fingerprint,
