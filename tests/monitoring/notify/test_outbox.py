@@ -212,6 +212,19 @@ def test_sigkill_between_send_and_record_repeats_once_with_the_same_key(tmp_path
     first = run("--put")
     try:
         wait_for(lambda: len(pager.posts) == 2, what="both pager requests in flight")
+        # The team's notification is recorded as delivered before the kill, so that only the
+        # pager's (in flight) are repeated; killed between its send and its record, the team's
+        # would be repeated too, with the same key, which is the case the pager shows.
+        observer = StateStore(state_path)
+        try:
+            wait_for(
+                lambda: any(
+                    r.receiver == "team" and r.status == "delivered" for r in observer.outbox_rows()
+                ),
+                what="the team's notification recorded",
+            )
+        finally:
+            observer.close()
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(30)
