@@ -41,12 +41,17 @@ lint: install
 
 test: install lint test-sqlite test-postgres
 
+# The suite waits on servers and processes more than it computes: several workers overlap the
+# waits (tests/conftest.py keeps a module, or modules sharing a Redis database, on one worker).
+TEST_WORKERS ?= 4
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadgroup
+
 test-sqlite: install
-	$(VENV)/bin/pytest -q -m "not postgres"
+	$(VENV)/bin/pytest -q $(PYTEST_PARALLEL) -m "not postgres"
 
 # The database-facing tests again on PostgreSQL, plus the PostgreSQL-only ones.
 test-postgres: install
-	DATABASE_URL=$(PG_URL) $(VENV)/bin/pytest -q -m "postgres or db"
+	DATABASE_URL=$(PG_URL) $(VENV)/bin/pytest -q $(PYTEST_PARALLEL) -m "postgres or db"
 
 bench: install
 	$(PY) bench/run_all.py

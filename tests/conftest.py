@@ -33,3 +33,13 @@ def _fresh_block_list():
     BLOCKS.forget()
     yield
     BLOCKS.forget()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`--dist loadgroup`, `make test`) a module's tests run on one worker,
+    in order, so a module-scoped server is started once; modules that share a Redis database
+    name one group (`xdist_group`) and run on one worker, one after the other."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

@@ -1,6 +1,15 @@
 """Tests: the same settings as development, with fast hashing and a fixed secret."""
 
-from config.settings.base import *  # noqa: F403
+import os
+
+# Parallel test workers (pytest-xdist) each keep their own state directory: the in-process
+# tests share var/'s file cache, maintenance flag and rate-limit counters otherwise.
+if os.environ.get("PYTEST_XDIST_WORKER") and "VAR_DIR" not in os.environ:
+    from config.settings.env import BASE_DIR as _BASE_DIR
+
+    os.environ["VAR_DIR"] = str(_BASE_DIR / "var" / f"test-{os.environ['PYTEST_XDIST_WORKER']}")
+
+from config.settings.base import *  # noqa: E402, F403
 
 DEBUG = False
 SECRET_KEY = "test-only-secret-key-not-for-any-deployment-0123456789"

@@ -19,7 +19,7 @@ from monitoring.collectors.shop_wide import LEASE_KEY
 from tests.gunicorn import ROOT
 from tests.services import require_redis
 
-pytestmark = [pytest.mark.redis, pytest.mark.slow]
+pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.xdist_group("redis-db-7")]
 
 BROKER = "redis://127.0.0.1:6379/7"
 TOKEN = "worker-metrics-token"

@@ -12,6 +12,9 @@ from maintenance import pause
 from maintenance.beat import PausableScheduler
 from tests.services import require_redis
 
+# Shares Redis database 11 with other modules: they run on one xdist worker.
+pytestmark = pytest.mark.xdist_group("redis-db-11")
+
 REDIS = "redis://127.0.0.1:6379/11"
 
 

@@ -36,7 +36,7 @@ from tests.monitoring.notify.real_alertmanager import call
 from tests.services import require_redis
 from tests.wait import wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("redis-db-11")]
 
 REDIS = "redis://127.0.0.1:6379/11"
 PLANNED = [

@@ -17,6 +17,9 @@ from shop.periodic import run_schedule, schedule_intervals
 from tests.services import require_redis
 from tests.wait import wait_for
 
+# Shares Redis database 15 with other modules: they run on one xdist worker.
+pytestmark = pytest.mark.xdist_group("redis-db-15")
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -13,6 +13,9 @@ from rest_framework.authtoken.models import Token
 import monitoring.apm
 from tests.monitoring.apm.receivers import SentryReceiver
 
+# Shares Redis database 15 with other modules: they run on one xdist worker.
+pytestmark = pytest.mark.xdist_group("redis-db-15")
+
 PASSWORD = "hunter2-Very-Secret"
 CARD = "4111 1111 1111 1111"
 API_TOKEN = "tok_9f8e7d6c5b4a39281706"

@@ -26,6 +26,9 @@ from tests.monitoring.apm.conftest import BROKER
 from tests.monitoring.apm.receivers import OtlpReceiver
 from tests.shop.test_celery_worker import free_port
 
+# Shares Redis database 15 with other modules: they run on one xdist worker.
+pytestmark = pytest.mark.xdist_group("redis-db-15")
+
 SERVER, PRODUCER, CONSUMER = 2, 4, 5  # opentelemetry.proto.trace.v1.Span.SpanKind
 
 

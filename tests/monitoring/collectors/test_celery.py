@@ -20,6 +20,9 @@ from monitoring.health.checks import CeleryCheck, run_checks
 from tests.faults import sample_value
 from tests.monitoring.collectors.conftest import REDIS_URL
 
+# Shares Redis database 2 with other modules: they run on one xdist worker.
+pytestmark = pytest.mark.xdist_group("redis-db-2")
+
 
 @project_app.task(name="tests.monitoring.add")
 def add(x, y):

@@ -8,6 +8,9 @@ from prometheus_client import CollectorRegistry
 from monitoring.collectors.redis import RedisCollector, redis_client
 from tests.faults import closed_port, hung_server
 
+# Shares Redis database 2 with other modules: they run on one xdist worker.
+pytestmark = pytest.mark.xdist_group("redis-db-2")
+
 
 def registry_with(collector):
     registry = CollectorRegistry()

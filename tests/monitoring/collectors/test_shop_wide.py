@@ -17,7 +17,7 @@ from monitoring.collectors.shop_wide import (
 )
 from tests.services import require_redis
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.xdist_group("redis-db-7")]
 
 URL = "redis://127.0.0.1:6379/7"
 

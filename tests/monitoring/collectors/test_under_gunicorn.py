@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.gunicorn import BIN, ROOT, TOKEN, Gunicorn, app_env
 from tests.monitoring.collectors.conftest import REDIS_URL
 
-pytestmark = [pytest.mark.redis, pytest.mark.slow]
+pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.xdist_group("redis-db-2")]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 WORKER_PREFIX = f"health-{os.getpid()}@"
 # A queue of this run only: a concurrent run's worker on Redis database 2 must not take ours.

@@ -14,6 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.gunicorn import ROOT, TOKEN, Gunicorn, app_env, single_process
 from tests.services import require_prometheus, require_redis
 
+# Shares Redis database 9 with other modules: they run on one xdist worker.
+pytestmark = pytest.mark.xdist_group("redis-db-9")
+
 URL = "/api/monitoring/prometheus/"
 
 # Series a fresh app must show at 0: the log-alert expressions of the specification

@@ -12,7 +12,7 @@ from monitoring.collectors.redis import redis_client
 from monitoring.health.checks import DEGRADED, OK, RedisCheck, overall_status, run_checks
 from tests.services import require_redis
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.xdist_group("redis-db-9")]
 
 REPO = Path(__file__).resolve().parents[3]
 REDIS_URL = "redis://127.0.0.1:6379/9"

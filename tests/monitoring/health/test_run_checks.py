@@ -5,6 +5,8 @@ deadline that is not reached, a healthy PostgreSQL with the app's user and libpq
 import logging
 import socket
 
+import pytest
+
 from monitoring.health.checks import (
     DOWN,
     DatabaseCheck,
@@ -15,6 +17,9 @@ from monitoring.health.checks import (
 )
 from tests.monitoring.health.conftest import postgres_at
 from tests.services import require_postgres, require_redis
+
+# Shares Redis database 9 with other modules: they run on one xdist worker.
+pytestmark = pytest.mark.xdist_group("redis-db-9")
 
 
 class BrokenCheck(HealthCheck):

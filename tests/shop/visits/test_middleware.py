@@ -19,7 +19,7 @@ from shop.visits.models import Visit
 from shop.visits.services import visitors_on
 from tests.services import require_redis
 
-pytestmark = [pytest.mark.django_db, pytest.mark.db]
+pytestmark = [pytest.mark.django_db, pytest.mark.db, pytest.mark.xdist_group("redis-db-15")]
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
