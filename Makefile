@@ -43,11 +43,13 @@ test: install lint test-sqlite test-postgres
 
 # The suite waits on servers and processes more than it computes: several workers overlap the
 # waits (tests/conftest.py keeps a module, or modules sharing a Redis database, on one worker).
+# The `alone` tests (none of them database-facing) measure the machine's CPUs: they run after.
 TEST_WORKERS ?= 4
 PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadgroup
 
 test-sqlite: install
-	$(VENV)/bin/pytest -q $(PYTEST_PARALLEL) -m "not postgres"
+	$(VENV)/bin/pytest -q $(PYTEST_PARALLEL) -m "not postgres and not alone"
+	$(VENV)/bin/pytest -q -m "not postgres and alone"
 
 # The database-facing tests again on PostgreSQL, plus the PostgreSQL-only ones.
 test-postgres: install
