@@ -63,9 +63,11 @@ class HttpPool:
     receiver), and the exchange itself runs without the GIL, beside the next alert's routing
     (docs/benchmarks.md, "Notifier: delivery latency beside a real Alertmanager").
 
-    One libcurl handle, with its own kept-alive connections, per sending thread (a handle is
-    not to be shared between threads, nor is libcurl's connection cache); the deliverer sends
-    at most 8 at once to an integration, so at most that many connections per receiver.
+    Idle libcurl handles, each with its kept-alive connections, wait in a stack: a send takes
+    the one used last (its connection is the likeliest still open) or makes one, and gives it
+    back. A handle is used by one thread at a time (libcurl's rule; its connection cache is
+    not to be shared between threads either), so there are as many as sends ever ran at
+    once: the deliverer sends at most 8 at once to an integration.
 
     No proxies (not even from the environment) and no redirects, as the notifier's
     `http_config` refuses both (Alertmanager's own default); TLS with the system's
@@ -78,16 +80,16 @@ class HttpPool:
 
     def __init__(self, timeout_s: float) -> None:
         self.timeout_ms = max(1, round(timeout_s * 1000))
-        self._local = threading.local()
         self._lock = threading.Lock()
-        self._handles: list[pycurl.Curl] = []  # every thread's, for `close`
-        self._generation = 0  # bumped by `close`: a thread's older handle is replaced
+        self._idle: list[pycurl.Curl] = []  # last used on top
+        self._generation = 0  # bumped by `close`: a handle out at the time is not kept
         self._ca_file = _ca_file()
 
-    def _handle(self) -> pycurl.Curl:
-        local = self._local
-        if getattr(local, "generation", None) == self._generation:
-            return local.curl
+    def _take(self) -> tuple[int, pycurl.Curl]:
+        with self._lock:
+            generation = self._generation
+            if self._idle:
+                return generation, self._idle.pop()
         curl = pycurl.Curl()
         curl.setopt(pycurl.NOSIGNAL, 1)  # threads: no SIGALRM for timeouts
         curl.setopt(pycurl.PROXY, "")  # none, even from http_proxy in the environment
@@ -98,10 +100,14 @@ class HttpPool:
         curl.setopt(pycurl.TIMEOUT_MS, self.timeout_ms)  # the whole exchange, as Go's Timeout
         if self._ca_file:
             curl.setopt(pycurl.CAINFO, self._ca_file)
+        return generation, curl
+
+    def _give_back(self, generation: int, curl: pycurl.Curl) -> None:
         with self._lock:
-            self._handles.append(curl)
-            local.curl, local.generation = curl, self._generation
-        return curl
+            if generation == self._generation:
+                self._idle.append(curl)
+                return
+        curl.close()  # taken before a `close`: its connections go too
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], what: str) -> Delivery:
         """POST `body` to `url`; `what` names the channel in reasons (never the URL: it holds
@@ -116,32 +122,31 @@ class HttpPool:
         if any("\r" in line or "\n" in line for line in lines):
             return Delivery.permanent(f"{what}: invalid header: a header holds a line break")
         lines += ["Expect:", "Accept:"]  # no 100-continue round trip; no header we never sent
-        curl = self._handle()
+        generation, curl = self._take()
         answer = io.BytesIO()
-        curl.setopt(pycurl.URL, target)
-        curl.setopt(pycurl.POSTFIELDS, body)
-        curl.setopt(pycurl.HTTPHEADER, lines)
-        curl.setopt(pycurl.WRITEDATA, answer)
         try:
-            curl.perform()
-        except pycurl.error as exc:
-            return _failure(curl, exc, what)
+            curl.setopt(pycurl.URL, target)
+            curl.setopt(pycurl.POSTFIELDS, body)
+            curl.setopt(pycurl.HTTPHEADER, lines)
+            curl.setopt(pycurl.WRITEDATA, answer)
+            try:
+                curl.perform()
+            except pycurl.error as exc:
+                return _failure(curl, exc, what)
+            status = curl.getinfo(pycurl.RESPONSE_CODE)
         finally:
             curl.setopt(pycurl.WRITEDATA, io.BytesIO())  # drop the answer's buffer
-        status = curl.getinfo(pycurl.RESPONSE_CODE)
+            self._give_back(generation, curl)
         return classify_status(status, answer.getvalue().decode(errors="replace"), what)
 
     def close(self) -> None:
-        """Close every idle connection; a handle in the middle of a send is left to its thread
-        (closing it under libcurl would crash), which replaces it at its next send."""
+        """Close every idle connection; a handle in the middle of a send is closed when that
+        send gives it back (not under it). The pool can still be used: it opens new ones."""
         with self._lock:
             self._generation += 1
-            handles, self._handles = self._handles, []
-        for curl in handles:
-            try:
-                curl.close()
-            except pycurl.error:
-                pass  # in use by its thread right now: dropped with that thread
+            idle, self._idle = self._idle, []
+        for curl in idle:
+            curl.close()
 
 
 def _failure(curl: pycurl.Curl, exc: pycurl.error, what: str) -> Delivery:
