@@ -43,14 +43,14 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitoring.rules.alerting import FIRING, INACTIVE, PENDING, Alert
 
 if TYPE_CHECKING:
-    from monitoring.notify.notification import NotifiedAlert
+    from monitoring.notify.notification import Notification, NotifiedAlert
     from monitoring.notify.silences import Silence, SilenceEvent
 
 __all__ = [
@@ -284,6 +284,10 @@ class OutboxRow:
     last_error: str
     created_ms: int
     delivered_ms: int | None
+    # The notification itself, on a row handed over by the flush that wrote it: the sender
+    # uses it as it is rather than decoding `payload` and hashing its alerts again. Never
+    # stored; a row read from the table has none.
+    notification: Notification | None = field(default=None, compare=False, repr=False)
 
 
 class _Unusable(sqlite3.DatabaseError):
@@ -1067,6 +1071,7 @@ def _pending_row(row_id: int, row: dict) -> OutboxRow:
         "",
         row["created_ms"],
         None,
+        row.get("notification"),
     )
 
 

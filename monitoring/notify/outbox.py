@@ -150,7 +150,8 @@ class Deliverer:
             delivery = Delivery.permanent(integration.problem)
         else:
             try:
-                delivery = integration.channel.send(notification_from_payload(row.payload))
+                notification = row.notification or notification_from_payload(row.payload)
+                delivery = integration.channel.send(notification)
             except Exception as exc:  # a channel bug must not stop the worker
                 logger.exception("channel %s failed", row.kind)
                 delivery = Delivery.retryable(f"{type(exc).__name__}: {exc}")
@@ -218,17 +219,25 @@ class Deliverer:
     def _dispatch_locked(self) -> None:
         if self._pool is None or self._stop.is_set():
             return
-        for integration, waiting in self._waiting.items():
-            for key in list(waiting):
-                if self._in_flight.get(integration, 0) >= self.per_integration:
+        for integration in self._waiting:
+            while self._in_flight.get(integration, 0) < self.per_integration:
+                taken = self._take_locked(integration)
+                if taken is None:
                     break
-                if key in self._busy:
-                    continue  # its rows go after the ones being sent, in order
-                del waiting[key]
-                rows = self._rows.pop(key)
-                self._busy.add(key)
                 self._in_flight[integration] = self._in_flight.get(integration, 0) + 1
-                self._pool.submit(self._deliver_rows, key, rows)
+                self._pool.submit(self._deliver_groups, *taken)
+
+    def _take_locked(
+        self, integration: tuple[str, str]
+    ) -> tuple[tuple[str, str, str], list[OutboxRow]] | None:
+        """The integration's first waiting group not being sent, with its rows (now busy)."""
+        waiting = self._waiting.get(integration, {})
+        for key in waiting:
+            if key not in self._busy:  # a busy group's rows go after the ones being sent
+                del waiting[key]
+                self._busy.add(key)
+                return key, self._rows.pop(key)
+        return None
 
     def start(self) -> None:
         self._stop.clear()
@@ -274,12 +283,25 @@ class Deliverer:
             self._wake.wait(min(1.0, max(0.01, wait_s)))
             self._wake.clear()
 
-    def _deliver_rows(self, key: tuple[str, str, str], rows: list[OutboxRow]) -> None:
+    def _deliver_groups(self, key: tuple[str, str, str], rows: list[OutboxRow]) -> None:
+        """Send a group's rows, then the integration's next waiting group, and so on: a sender
+        goes on with the queue itself (a new task per group would cost a thread wake-up and a
+        GIL hand-off each; in a burst of 100 groups that was a tenth of the notifier's time)."""
+        taken: tuple[tuple[str, str, str], list[OutboxRow]] | None = (key, rows)
+        while taken is not None:
+            taken = self._deliver_rows(*taken)
+
+    def _deliver_rows(
+        self, key: tuple[str, str, str], rows: list[OutboxRow]
+    ) -> tuple[tuple[str, str, str], list[OutboxRow]] | None:
+        """Send one group's rows in order; returns the next group this sender takes, if any
+        (its slot of the integration's `per_integration` passes on to it)."""
         retried = False
+        taken = None
         try:
             for row in rows:
                 if self._stop.is_set():
-                    return
+                    return None
                 with self._lock:
                     fresh = row.id in self._fresh
                     self._fresh.discard(row.id)
@@ -293,7 +315,11 @@ class Deliverer:
                 self._claimed.difference_update(row.id for row in rows)
                 self._fresh.difference_update(row.id for row in rows)
                 self._busy.discard(key)
-                self._in_flight[key[:2]] -= 1
-                self._dispatch_locked()
+                if self._pool is not None and not self._stop.is_set():
+                    taken = self._take_locked(key[:2])
+                if taken is None:
+                    self._in_flight[key[:2]] -= 1
+                    self._dispatch_locked()
             if retried:
                 self._wake.set()  # the worker waits for the next attempt
+        return taken

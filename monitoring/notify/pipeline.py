@@ -17,6 +17,7 @@ that was told the alert was firing (see stages/mute.py). Clocks are passed in.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import logging
@@ -116,6 +117,22 @@ def notified_alerts(
                 )
             )
     return notified
+
+
+def _channel_down_labels(receiver: str, kind: str, config: str) -> dict[str, str]:
+    return {
+        "alertname": CHANNEL_DOWN,
+        "severity": "critical",
+        "team": "devops",
+        "receiver": receiver,
+        "integration": kind,
+        "config": config,  # which of the receiver's configs: "webhook/1"
+    }
+
+
+@functools.lru_cache(maxsize=1024)
+def _channel_down_fingerprint(receiver: str, kind: str, config: str) -> str:
+    return fingerprint(_channel_down_labels(receiver, kind, config))
 
 
 @dataclass
@@ -480,14 +497,15 @@ class Notifier:
         with self._lock:
             fresh = key not in self._down_looked_up
             self._down_looked_up.add(key)
-        down = self._channel_down(row, FIRING)
-        with self._lock:
-            firing = self._alerts.get(down.fingerprint)
-        if firing is None and fresh and self._told_somewhere(down):
-            # Raised before a restart (held in memory only): the log says who was told.
-            firing = down
-            with self._lock:
-                self._synthetic.add(down.fingerprint)  # never told to the failing receiver
+            # Only its fingerprint is needed to look it up (labels hashed once per integration).
+            firing = self._alerts.get(_channel_down_fingerprint(row.receiver, row.kind, key[1]))
+        if firing is None and fresh:
+            down = self._channel_down(row, FIRING)
+            if self._told_somewhere(down):
+                # Raised before a restart (held in memory only): the log says who was told.
+                firing = down
+                with self._lock:
+                    self._synthetic.add(down.fingerprint)  # never told to the failing receiver
         if firing is not None and firing.status == FIRING:
             self.put([replace(firing, status=RESOLVED, ends_at_ms=self.clock())])
 
@@ -519,14 +537,7 @@ class Notifier:
 
     def _channel_down(self, row: OutboxRow, status: str, reason: str = "") -> NotifiedAlert:
         return NotifiedAlert(
-            labels={
-                "alertname": CHANNEL_DOWN,
-                "severity": "critical",
-                "team": "devops",
-                "receiver": row.receiver,
-                "integration": row.kind,
-                "config": row.integration,  # which of the receiver's configs: "webhook/1"
-            },
+            labels=_channel_down_labels(row.receiver, row.kind, row.integration),
             annotations={
                 "summary": f"Notifications to {row.receiver} ({row.kind}, {row.integration}) fail",
                 "description": f"A notification could not be delivered: {reason}",

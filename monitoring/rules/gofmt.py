@@ -27,6 +27,7 @@ Strings:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -105,8 +106,13 @@ def rfc3339(t_ms: int | None) -> str | None:
     if t_ms is None:
         return None
     seconds, ms = divmod(int(t_ms), 1000)
-    text = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return text + (f".{ms:03d}".rstrip("0") if ms else "") + "Z"
+    return _second_text(seconds) + (f".{ms:03d}".rstrip("0") if ms else "") + "Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _second_text(seconds: int) -> str:
+    # The times of a burst of alerts or samples share their seconds: strftime once each.
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _digits(v: float) -> tuple[str, int]:

@@ -2,7 +2,8 @@
 
 A channel is any object with ``kind``, ``send(notification) -> Delivery`` and ``close()``
 (``Channel``); it never retries, waits or deduplicates (pipeline stages do). HTTP channels take
-a timeout and post through a pooled urllib3 client, email an SMTP host and port, dashboard the state store: tests
+a timeout and post through a pooled libcurl client (``_http.HttpPool``), email an SMTP host and
+port, dashboard the state store: tests
 give them real local servers.
 
 ``channel_from_env(kind)`` builds one from the deployment's environment, for

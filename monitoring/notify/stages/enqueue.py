@@ -66,6 +66,7 @@ class OutboxStage:
                     "payload": notification_payload(notification),
                     "created_ms": ctx.now_ms,
                     "deadline_ms": ctx.now_ms + self.deadline_ms,
+                    "notification": notification,  # handed to the sender, not stored
                 }
             )
         written: list[OutboxRow] = []

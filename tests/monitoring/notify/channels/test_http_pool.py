@@ -1,4 +1,4 @@
-"""The channels' pooled HTTP client (`channels/_http.py`'s `HttpPool` over urllib3) against a
+"""The channels' pooled HTTP client (`channels/_http.py`'s `HttpPool` over libcurl) against a
 raw local TCP server that answers exactly what each test scripts: connections kept alive and
 reused, a chunked answer, a kept-alive connection the server dropped (resent once, never more),
 `Connection: close`, header injection refused."""
@@ -119,7 +119,7 @@ def test_a_chunked_refusal_is_read_quoted_and_the_connection_kept(pool):
 
 def test_a_kept_alive_connection_the_server_closed_is_replaced(pool):
     # The server closes every connection after its answer, without `Connection: close` (an
-    # idle timeout): the next request goes on a fresh connection (urllib3 sees the close, or
+    # idle timeout): the next request goes on a fresh connection (libcurl sees the close, or
     # the request gets no answer and goes once more).
     server = RawServer(close_after=lambda n: True)
     try:
@@ -148,12 +148,23 @@ def test_a_request_dropped_unanswered_on_a_kept_alive_connection_is_sent_once_mo
 
 
 def test_a_receiver_that_never_answers_is_retryable_after_one_resend(pool):
-    server = RawServer(drop=lambda n: True)
+    # The first request is answered, every later one dropped unanswered: the second, sent on
+    # the kept-alive connection, goes once more on a fresh one (dropped too), never more.
+    server = RawServer(drop=lambda n: n > 0)
     try:
-        delivery = _post(pool, server)
+        assert _post(pool, server, b"first").delivered
+        delivery = _post(pool, server, b"second")
         assert delivery.retry and "RemoteDisconnected" in delivery.reason
         assert server.url not in delivery.reason
-        assert len(server.requests) == 2  # sent twice, never more: the pipeline retries
+        assert [body for _, _, body in server.requests] == [b"first", b"second", b"second"]
+        # On a fresh connection it is not resent (Go's transport resends only a request
+        # that went on a reused connection): the pipeline's retry policy takes over.
+        fresh = HttpPool(timeout_s=5)
+        try:
+            assert _post(fresh, server, b"third").retry
+        finally:
+            fresh.close()
+        assert [body for _, _, body in server.requests][3:] == [b"third"]
     finally:
         server.close()
 
