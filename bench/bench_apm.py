@@ -17,7 +17,8 @@ Cost = CPU time of the variant's process per request. CPU time varies by about �
 process to another (memory layout, hash seed, which core), far more than the 30 µs looked for,
 so the comparison is made of pairs: per size, `--sets` fresh sets of processes (one per variant,
 sharing a hash seed, all pinned to one CPU), each serving its share of the requests in rounds of
-`turn` requests, every variant once per round in a shuffled order. A round gives one paired
+`--turn` requests (20: about 0.1 s, so that load which comes and goes falls on every variant of a
+round alike), every variant once per round in a shuffled order. A round gives one paired
 difference per variant (its µs per request minus off's, in that round); the report gives their
 median, their mean, the 25th-75th percentiles, and the spread of the sets' means. Load on the
 shared machine falls on both members of a pair alike.
@@ -26,10 +27,15 @@ Two sizes an order of magnitude apart (1,000 and 10,000 requests per variant). P
 calls per request (cProfile; deterministic, the load does not change them) are counted in one
 set, with a seeded `random` (the 10 % draw).
 
+In the first set, the "on" process also serves alternate turns with every request sampled and
+with none (the gate's ratio set to 1, then 0; spans exported within the turn): a sampled
+request's extra cost, free of process-to-process differences.
+
 Goal (issue 15): on - off at most 30 µs per request on average: the median paired difference
 at both sizes. Exits non-zero when the goal is missed.
 
-    python bench/bench_apm.py [--sizes 1000,10000] [--sets 5] [--split] [--sentry-tracing]
+    python bench/bench_apm.py [--sizes 1000,10000] [--sets 5] [--turn 20] [--split]
+                              [--sentry-tracing]
 """
 
 import argparse
@@ -190,9 +196,25 @@ def child() -> None:
 
     serve(300)  # warm up: imports, caches, the first batches exported
     print("ready", flush=True)
+
+    def serve_at(ratio: str, requests: int) -> float:
+        """Requests at another sampling ratio, their spans exported within the time taken."""
+        from monitoring.apm import traces
+        from monitoring.apm.sampling import TracingGate
+
+        TracingGate.ratio = float(ratio)
+        started = time.process_time()
+        serve(requests)
+        traces.flush()
+        return (time.process_time() - started) / requests * 1e6
+
     for line in sys.stdin:
         kind, _, count = line.strip().rpartition(" ")
-        print(json.dumps((calls if kind == "calls" else serve)(int(count))), flush=True)
+        if kind.startswith("ratio="):
+            result = serve_at(kind.removeprefix("ratio="), int(count))
+        else:
+            result = (calls if kind == "calls" else serve)(int(count))
+        print(json.dumps(result), flush=True)
 
 
 # --- the parent ---
@@ -228,16 +250,33 @@ def start(envs: dict[str, dict[str, str]]) -> dict[str, Variant]:
 
 
 CALLS = 500  # requests profiled per variant for the call counts
+SAMPLED_ROUNDS, SAMPLED_TURN = 20, 100
 
 
-def run(sizes: list[int], sets: int, tmp: Path, collector: Collector) -> tuple[dict, dict]:
+def sampled_cost(on: Variant) -> list[float]:
+    """In the "on" process: requests all sampled against none sampled, in alternate turns, each
+    turn's spans exported before its time is taken. Round by round, the sampled request's extra
+    µs over a request not sampled: one process, so no process-to-process difference in it."""
+    diffs = []
+    for _ in range(SAMPLED_ROUNDS):
+        order = ["1", "0"]
+        random.shuffle(order)
+        got = {ratio: on.serve(SAMPLED_TURN, f"ratio={ratio}") for ratio in order}
+        diffs.append(got["1"] - got["0"])
+    on.serve(1, "ratio=0.1")
+    return diffs
+
+
+def run(
+    sizes: list[int], sets: int, turn: int, tmp: Path, collector: Collector
+) -> tuple[dict, dict, list[float]]:
     """Per size: {variant: [(set, µs per request) per round]}; and the call counts."""
     results: dict[int, dict[str, list[tuple[int, float]]]] = {}
     calls: dict[str, float] = {}
+    sampled: list[float] = []
     envs = variants(tmp, collector)
     for size in sizes:
         per_set = size // sets
-        turn = max(20, per_set // 10)
         rounds: dict[str, list[tuple[int, float]]] = {name: [] for name in envs}
         for number in range(sets):
             running = start(envs)  # fresh: no set is helped by another's warm-up
@@ -251,6 +290,7 @@ def run(sizes: list[int], sets: int, tmp: Path, collector: Collector) -> tuple[d
                 done += n
             if not calls:
                 calls = {name: v.serve(CALLS, "calls") for name, v in running.items()}
+                sampled = sampled_cost(running[ON])
             for variant in running.values():
                 variant.close()
         results[size] = rounds
@@ -259,7 +299,7 @@ def run(sizes: list[int], sets: int, tmp: Path, collector: Collector) -> tuple[d
         calls.update({name: v.serve(CALLS, "calls") for name, v in running.items()})
         for variant in running.values():
             variant.close()
-    return results, calls
+    return results, calls, sampled
 
 
 def paired(rounds: dict[str, list[tuple[int, float]]], name: str) -> list[float]:
@@ -274,11 +314,14 @@ def set_means(rounds: dict[str, list[tuple[int, float]]], name: str) -> list[flo
     return [statistics.fmean(diffs) for diffs in by_set.values()]
 
 
-def report(results: dict, calls: dict, sets: int, collector: Collector) -> bool:
+def report(
+    results: dict, calls: dict, sampled: list[float], sets: int, turn: int, collector: Collector
+) -> bool:
     print(
         f"Python {platform.python_version()} on {platform.machine()}, "
         f"GET {PATH} (DRF, one SQL query, SQLite), CPU µs per request (process time), "
-        f"{sets} fresh sets of processes per size, pinned to CPU {CPU}\n"
+        f"{sets} fresh sets of processes per size, pinned to CPU {CPU}, rounds of {turn} "
+        "requests per variant\n"
     )
     print(
         "| requests | variant | CPU µs per request | − off: median of paired rounds | mean "
@@ -307,6 +350,13 @@ def report(results: dict, calls: dict, sets: int, collector: Collector) -> bool:
     off = calls[OFF]
     for name, value in calls.items():
         print(f"- {name}: {value:,.0f}" + ("" if name == OFF else f" ({value - off:+,.0f})"))
+    q1, median, q3 = statistics.quantiles(sampled, n=4)
+    print(
+        f"\nA sampled request against one not sampled, in the same 'on' process "
+        f"({SAMPLED_ROUNDS} rounds of {SAMPLED_TURN} each, spans exported within the turn): "
+        f"median {median:+.0f} µs (25th–75th pct {q1:+.0f} .. {q3:+.0f}); at a 10 % ratio "
+        f"that alone is {median / 10:+.0f} µs per request on average"
+    )
     print(f"\nexport requests received by the local collector: {collector.posts}")
     overheads = ", ".join(f"{median:+.1f} µs at {size}" for size, median in medians.items())
     print(
@@ -323,6 +373,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--sets", type=int, default=5)
+    parser.add_argument("--turn", type=int, default=20)
     parser.add_argument("--sentry-tracing", action="store_true")
     parser.add_argument("--split", action="store_true")
     args = parser.parse_args()
@@ -331,8 +382,8 @@ def main() -> int:
     try:
         prepare(tmp)
         collector = Collector()
-        results, calls = run(sizes, args.sets, tmp, collector)
-        return verdict(report(results, calls, args.sets, collector))
+        results, calls, sampled = run(sizes, args.sets, args.turn, tmp, collector)
+        return verdict(report(results, calls, sampled, args.sets, args.turn, collector))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
