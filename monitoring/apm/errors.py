@@ -131,8 +131,12 @@ def request_data(request: Any) -> dict[str, Any]:
     }
     if meta.get("CONTENT_TYPE"):
         headers["Content-Type"] = meta["CONTENT_TYPE"]
+    try:
+        host = request.get_host()
+    except Exception:  # a Host header not allowed: the event still goes, with the server's name
+        host = meta.get("SERVER_NAME", "")
     return {
-        "url": f"{request.scheme}://{request.get_host()}{request.path}",
+        "url": f"{request.scheme}://{host}{request.path}",
         "method": request.method,
         "query_string": meta.get("QUERY_STRING", ""),
         "headers": headers,
