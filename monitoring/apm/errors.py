@@ -1,5 +1,9 @@
 """Errors to Sentry: unhandled exceptions of requests and Celery tasks, with our context.
 
+Tasks through Sentry's Celery integration; requests from Django's `got_request_exception`
+(`report_request_exception`), not through Sentry's Django integration, whose per-request cost
+is about 1 ms of CPU (see `init_sentry`). Sentry's tracing, when asked for, brings it back.
+
 Every event passes `before_send`: it gets the request id (tag `request_id`), the user id (never
 more of the user: `send_default_pii` stays off), the trace id when tracing is on, and then the
 log redaction (`monitoring.logging.redaction`, the same rules as every log line: sensitive keys
@@ -8,6 +12,7 @@ replaced whole, credentials and card numbers scrubbed from text), in `scrub_even
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from monitoring.logging.context import (
@@ -19,13 +24,25 @@ from monitoring.logging.context import (
 from monitoring.logging.redaction import redact_text, redact_value
 
 Event = dict[str, Any]
+logger = logging.getLogger(__name__)
 
 
 def init_sentry(*, dsn: str, environment: str, release: str, traces_sample_rate: float) -> None:
     import sentry_sdk
     from sentry_sdk.integrations.celery import CeleryIntegration
     from sentry_sdk.integrations.django import DjangoIntegration
+    from sentry_sdk.integrations.logging import ignore_logger
 
+    # Sentry's Django integration wraps every request (a forked scope, an unsampled transaction,
+    # each middleware, view and SQL query): about 1,550 Python calls per request at its cheapest
+    # options, 1 ms of CPU here, for errors that are a few a day (docs/benchmarks.md, APM).
+    # Errors only (the default): requests are reported from Django's got_request_exception
+    # instead (report_request_exception), at no cost to a request that does not fail. Sentry's
+    # tracing asked for: the integration is what makes its request transactions, so it is on.
+    sentry_tracing = bool(traces_sample_rate)
+    integrations = [CeleryIntegration()]  # per task, not per request
+    if sentry_tracing:
+        integrations.append(DjangoIntegration(middleware_spans=False, signals_spans=False))
     sentry_sdk.init(
         dsn=dsn,
         environment=environment,
@@ -37,16 +54,93 @@ def init_sentry(*, dsn: str, environment: str, release: str, traces_sample_rate:
         # Errors only unless Sentry's tracing is asked for: then its own instrumentation makes no
         # spans ("otel" leaves spans to OpenTelemetry, or to nobody), which every request would
         # pay for (bench/bench_apm.py).
-        instrumenter="sentry" if traces_sample_rate else "otel",
-        integrations=[
-            DjangoIntegration(middleware_spans=False, signals_spans=False),
-            CeleryIntegration(),
-        ],
+        instrumenter="sentry" if sentry_tracing else "otel",
+        integrations=integrations,
+        # Only the integrations above: the auto-enabled ones (Django, Redis, ...) patch what
+        # every request calls, for breadcrumbs and spans.
+        auto_enabling_integrations=False,
+        disabled_integrations=[] if sentry_tracing else [DjangoIntegration],
         before_send=before_send,
         before_send_transaction=scrub_event,
         # Breadcrumbs are redacted with the event they leave with (scrub_event), not one by one
         # as they are recorded: most are never sent.
     )
+    from django.core.signals import got_request_exception
+
+    if sentry_tracing:  # the integration reports requests' errors itself
+        got_request_exception.disconnect(dispatch_uid=_RECEIVER_UID)
+        return
+    # Django logs each request it answers with a 500 on these loggers, at ERROR: the same
+    # exception, which report_request_exception sends (once, with the request).
+    ignore_logger("django.request")
+    ignore_logger("django.server")
+    got_request_exception.connect(report_request_exception, dispatch_uid=_RECEIVER_UID)
+
+
+_RECEIVER_UID = "apm-sentry-request-exception"
+
+
+# Headers that carry the client's address: personal data, never sent (as send_default_pii off).
+_ADDRESS_HEADERS = frozenset({"HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP", "HTTP_FORWARDED"})
+
+
+def report_request_exception(sender: Any = None, request: Any = None, **kwargs: Any) -> None:
+    """Django gave up on a request's exception (it answers a 500): report it with the request.
+
+    Runs inside the handler's `except`, in the request's thread and context (request id, user,
+    trace: added by before_send). The event is captured in a scope of its own without
+    breadcrumbs: with no per-request scope, the shared scope's are other requests' (the request
+    id leads to this request's log lines)."""
+    import sys
+
+    exc_info = sys.exc_info()
+    if exc_info[1] is None:
+        return
+    try:
+        _capture_request_exception(exc_info, request)
+    except Exception:  # Django sends this signal unguarded: a failed report must not fail the 500
+        logger.warning("sentry_report_failed", exc_info=True)
+
+
+def _capture_request_exception(exc_info: Any, request: Any) -> None:
+    import sentry_sdk
+    from sentry_sdk.utils import event_from_exception
+
+    event, hint = event_from_exception(
+        exc_info,
+        client_options=sentry_sdk.get_client().options,
+        mechanism={"type": "django", "handled": False},
+    )
+    if request is not None:
+        event["request"] = request_data(request)
+        match = getattr(request, "resolver_match", None)
+        event["transaction"] = getattr(match, "route", None) or request.path_info
+    with sentry_sdk.isolation_scope() as scope:
+        scope.clear_breadcrumbs()
+        sentry_sdk.capture_event(event, hint=hint)
+
+
+def request_data(request: Any) -> dict[str, Any]:
+    """Sentry's request interface: URL, method, query and headers; no body, no cookies, no
+    address (scrub_event then redacts the rest, e.g. Authorization and a token in the query)."""
+    meta = request.META
+    headers = {
+        key[5:].replace("_", "-").title(): str(value)
+        for key, value in meta.items()
+        if key.startswith("HTTP_") and key not in _ADDRESS_HEADERS and key != "HTTP_COOKIE"
+    }
+    if meta.get("CONTENT_TYPE"):
+        headers["Content-Type"] = meta["CONTENT_TYPE"]
+    try:
+        host = request.get_host()
+    except Exception:  # a Host header not allowed: the event still goes, with the server's name
+        host = meta.get("SERVER_NAME", "")
+    return {
+        "url": f"{request.scheme}://{host}{request.path}",
+        "method": request.method,
+        "query_string": meta.get("QUERY_STRING", ""),
+        "headers": headers,
+    }
 
 
 def before_send(event: Event, hint: dict) -> Event:

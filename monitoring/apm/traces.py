@@ -1,6 +1,10 @@
 """Traces over OTLP/HTTP: the OpenTelemetry SDK with the Django, Celery, Redis, sqlite3 and
 psycopg instrumentations, a parent-based ratio sampler and a batch exporter.
 
+SQL is traced on the shop's database connections (Django's), each instrumented as Django opens
+it (`_trace_connection`), not by patching every `sqlite3.connect` of the process: SQLite opens a
+connection per request, and one opened by a request not sampled is not instrumented at all.
+
 One order placement is one trace: the view's span, its SQL, the Redis commands that publish the
 task, and the worker's run of the task (the outbox keeps the trace context with the job, see
 `propagation.py`; Celery's instrumentation carries it in the message headers). Log lines carry
@@ -36,7 +40,6 @@ def init_tracing(
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
     from opentelemetry.instrumentation.django import DjangoInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
-    from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -69,10 +72,7 @@ def init_tracing(
     install_gate(settings.MIDDLEWARE, ratio)
     CeleryInstrumentor().instrument(tracer_provider=provider)
     RedisInstrumentor().instrument(tracer_provider=provider)
-    SQLite3Instrumentor().instrument(tracer_provider=provider)
-    # Django sets its own cursor factory on a new psycopg connection, replacing the one
-    # PsycopgInstrumentor gives at connect: each connection is instrumented once Django has.
-    connection_created.connect(_trace_psycopg_connection, dispatch_uid="apm-trace-psycopg")
+    connection_created.connect(_trace_connection, dispatch_uid="apm-trace-sql")
     set_trace_source(_current_ids)
     propagation.connect()
 
@@ -86,9 +86,32 @@ def _current_ids() -> tuple[str, str] | None:
     return f"{context.trace_id:032x}", f"{context.span_id:016x}"
 
 
-def _trace_psycopg_connection(sender, connection, **kwargs) -> None:
-    if connection.vendor != "postgresql":
+def _trace_connection(sender, connection, **kwargs) -> None:
+    if connection.vendor == "postgresql":
+        _trace_psycopg_connection(connection)
+    elif connection.vendor == "sqlite":
+        _trace_sqlite_connection(connection)
+
+
+def _trace_sqlite_connection(connection) -> None:
+    """A proxy around the new connection that makes a span per query. Not inside a request the
+    gate did not sample (instrumentation suppressed): SQLite's connections last one request
+    (CONN_MAX_AGE 0), so that connection has no query to trace, and its proxy (about 150 Python
+    calls to make) would be the largest cost of a request not sampled."""
+    from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+    if not is_instrumentation_enabled():
         return
+    connection.connection = SQLite3Instrumentor.instrument_connection(
+        connection.connection, tracer_provider=_provider
+    )
+
+
+def _trace_psycopg_connection(connection) -> None:
+    """Django sets its own cursor factory on a new psycopg connection, replacing the one
+    PsycopgInstrumentor gives at connect: each connection is instrumented once Django has.
+    Always: a connection lasts CONN_MAX_AGE, across requests sampled or not."""
     raw = connection.connection
     if getattr(raw, "_is_instrumented_by_opentelemetry", False):
         return

@@ -24,6 +24,16 @@ SECRETS = (PASSWORD, CARD, CARD.replace(" ", ""), API_TOKEN)
 
 @pytest.fixture
 def sentry(settings):
+    yield from _sentry(settings)
+
+
+@pytest.fixture
+def sentry_with_tracing(settings):
+    settings.SENTRY_TRACES_SAMPLE_RATE = 1.0
+    yield from _sentry(settings)
+
+
+def _sentry(settings):
     with SentryReceiver() as receiver:
         settings.SENTRY_DSN = receiver.dsn
         settings.ENVIRONMENT = "staging"
@@ -49,8 +59,7 @@ def customer() -> tuple[User, str]:
     return user, Token.objects.create(user=user).key
 
 
-# A real WSGI server (the live server thread): Sentry's integration wraps Django's WSGI handler,
-# where it reads the URL and headers (the test client bypasses it).
+# A real WSGI server (the live server thread): the request as a deployed server hands it over.
 @pytest.mark.django_db(transaction=True)
 def test_a_view_exception_reaches_sentry_with_request_id_and_user_without_secrets(
     sentry, live_server
@@ -79,6 +88,30 @@ def test_a_view_exception_reaches_sentry_with_request_id_and_user_without_secret
     assert frame["function"] == "checkout_fails"
     assert frame["vars"]["password"] == "[REDACTED]"
     assert_no_secret(sentry, key)
+    sentry_sdk.flush(timeout=5)
+    # Once: Django's own log line of the 500 (django.request, ERROR) is not a second event.
+    assert len(sentry.events) == 1, sentry.events
+
+
+# With Sentry's tracing asked for, its Django integration is installed and reports the view's
+# exception itself: once, not again from our got_request_exception receiver.
+@pytest.mark.django_db(transaction=True)
+def test_with_sentry_tracing_a_view_exception_is_reported_once_with_its_request_id(
+    sentry_with_tracing, live_server
+):
+    response = httpx.post(
+        f"{live_server.url}/apm-test/fails/",
+        content=json.dumps({"password": PASSWORD, "card_number": CARD}),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 500
+    event = sentry_with_tracing.wait_for(lambda: next(iter(sentry_with_tracing.events), None))
+    assert event is not None, "no event reached the envelope endpoint"
+    assert event["tags"]["request_id"] == response.headers["X-Request-ID"]
+    sentry_sdk.flush(timeout=5)
+    assert len(sentry_with_tracing.events) == 1, sentry_with_tracing.events
+    assert_no_secret(sentry_with_tracing, "no-token")
 
 
 @pytest.mark.django_db
