@@ -43,7 +43,7 @@ test: install lint test-sqlite test-postgres
 
 # The suite waits on servers and processes more than it computes: several workers overlap the
 # waits (tests/conftest.py keeps a module, or modules sharing a Redis database, on one worker).
-# The `alone` tests (none of them database-facing) measure the machine's CPUs: they run after.
+# The `alone` tests measure the machine's CPUs or latencies: they run after, one at a time.
 TEST_WORKERS ?= 4
 PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadgroup
 
@@ -53,7 +53,8 @@ test-sqlite: install
 
 # The database-facing tests again on PostgreSQL, plus the PostgreSQL-only ones.
 test-postgres: install
-	DATABASE_URL=$(PG_URL) $(VENV)/bin/pytest -q $(PYTEST_PARALLEL) -m "postgres or db"
+	DATABASE_URL=$(PG_URL) $(VENV)/bin/pytest -q $(PYTEST_PARALLEL) -m "(postgres or db) and not alone"
+	DATABASE_URL=$(PG_URL) $(VENV)/bin/pytest -q -m "(postgres or db) and alone"
 
 bench: install
 	$(PY) bench/run_all.py

@@ -30,7 +30,9 @@ from tests.redis_server import RedisServer, require_redis_server
 from tests.services import require_postgres
 from tests.wait import wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+# `alone`: the p99 under 50 ms is a latency claim, measured with the machine to itself (`make
+# test` runs it after the parallel run; other workers' servers once took it to 64 ms).
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.alone]
 
 ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 
