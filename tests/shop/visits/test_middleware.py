@@ -24,6 +24,14 @@ pytestmark = [pytest.mark.django_db, pytest.mark.db, pytest.mark.xdist_group("re
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
+@pytest.fixture(autouse=True)
+def _no_visits_yet(db):
+    """These tests count every visit of today: they start from none. On PostgreSQL some
+    security tests that ran earlier in the same process leave committed visits of today in the
+    test database (found when xdist ran them before this module; not yet traced to its cause)."""
+    Visit.objects.all().delete()
+
+
 def _visit_inserts(queries) -> int:
     return sum(
         1 for q in queries if q["sql"].lstrip().upper().startswith("INSERT") and "visit" in q["sql"]
