@@ -26,9 +26,10 @@ REDIS_URL = "redis://127.0.0.1:6379/15"
 
 @pytest.fixture(autouse=True)
 def _no_visits_yet(db):
-    """These tests count every visit of today: they start from none. On PostgreSQL some
-    security tests that ran earlier in the same process leave committed visits of today in the
-    test database (found when xdist ran them before this module; not yet traced to its cause)."""
+    """These tests count every visit of today: they start from none. On PostgreSQL an earlier
+    test's visits can be committed: this process's business collector thread reads the
+    conversion rate, and counting flushes the pending visit batch on that thread's own
+    connection, outside the test's transaction (seen after tests/security/test_activity.py)."""
     Visit.objects.all().delete()
 
 
