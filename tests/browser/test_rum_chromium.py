@@ -96,8 +96,7 @@ def test_beacons_from_real_page_views_reach_the_histograms(shop, browser):
     page.wait_for_timeout(50)  # lets the timer run; the assertion below polls the result
     page.goto(shop.base_url + "/login/", wait_until="load")
     page.goto("about:blank")  # leaving login sends its beacon
-    context.close()
-
+    # Closing the context can cancel a beacon still queued in the browser: close after it came.
     wait_for(
         lambda: all(
             _metric(shop, "rum_page_load_seconds_count", page=p) >= before[p] + 1 for p in before
@@ -105,6 +104,7 @@ def test_beacons_from_real_page_views_reach_the_histograms(shop, browser):
         timeout=30,
         what="one page-load observation per page visited",
     )
+    context.close()
     assert _metric(shop, "rum_lcp_seconds_count", page="home") >= lcp_before + 1
     assert _metric(shop, "rum_js_errors_total", page="product") >= errors_before + 1
     assert seen["pageerrors"] == ["boom from a test"]  # the test's own error, nothing else
@@ -140,11 +140,14 @@ def _block(context, what: str) -> list[str]:
     return aborted
 
 
-def _control_page_view(shop, browser) -> None:
+def _control_page_view(shop, browser, beacons_before: float) -> None:
+    """One unblocked page view, waiting for its beacon before closing the context: closing it
+    can cancel a beacon the browser has queued but not yet sent."""
     context = browser.new_context()
     page = context.new_page()
     page.goto(shop.base_url + "/cart/", wait_until="load")
     page.goto("about:blank")
+    wait_for(lambda: _metric(shop, "rum_beacons_total") > beacons_before, what="the control beacon")
     context.close()
 
 
@@ -177,8 +180,7 @@ def test_a_blocked_beacon_or_script_never_breaks_a_page(shop, browser, blocked):
 
     # Control: a page view without the block; its beacon arrives, and it is the only one that
     # did: the five page views before it sent nothing past the block.
-    _control_page_view(shop, browser)
-    wait_for(lambda: _metric(shop, "rum_beacons_total") > beacons_before, what="the control beacon")
+    _control_page_view(shop, browser, beacons_before)
     assert _metric(shop, "rum_beacons_total") == beacons_before + 1
 
 

@@ -294,6 +294,13 @@ def test_make_up_with_bind_serves_there_and_its_monitor_scrapes_it(up):
 
 
 @pytest.mark.slow
+def _rule_definitions(groups: list[dict]) -> list[tuple]:
+    return [
+        (g["name"], g["file"], [(r["name"], r["query"], r["labels"]) for r in g["rules"]])
+        for g in groups
+    ]
+
+
 def test_broken_configuration_never_keeps_the_shop_from_serving(up):
     def break_a_rule_file(runner: Up) -> None:
         (runner.config_dir / "broken_rules.yml").write_text(
@@ -317,7 +324,10 @@ def test_broken_configuration_never_keeps_the_shop_from_serving(up):
     response = runner.monitor("/-/reload", method="POST")
     assert response.status_code == 500
     assert f"{thresholds}:19: redis.blocked_clients: expected a number, got '1O'" in response.text
-    assert runner.monitor("/api/v1/rules").json()["data"]["groups"] == groups
+    # The same rules still run; their evaluation times and health move on, so leave them out.
+    assert _rule_definitions(runner.monitor("/api/v1/rules").json()["data"]["groups"]) == (
+        _rule_definitions(groups)
+    )
 
     # ...and it does not reach a web worker started after it: its database connections work.
     (web,) = [p for p in runner.processes() if p.pid == runner.state()["web"]["pid"]]
