@@ -39,14 +39,22 @@ def _fresh_block_list():
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (`--dist loadgroup`, `make test`) a module's tests run on one worker,
     in order, so a module-scoped server is started once; modules that share a Redis database
-    name one group (`xdist_group`) and run on one worker, one after the other. Modules with
-    `slow` tests go first, so the long ones do not start last and leave the other workers idle
-    (a stable sort: the order within a module is kept)."""
+    name one group (`xdist_group`) and run on one worker, one after the other. A module marked
+    `spread` (its tests share nothing) is not grouped: its tests go to whichever worker is
+    free. Modules with `slow` tests go first, so the long ones do not start last and leave the
+    other workers idle, and `spread` tests last, small units that fill the workers' ends
+    evenly (a stable sort: the order within a module is kept)."""
     slow_modules = set()
     for item in items:
         module = item.nodeid.split("::")[0]
         if item.get_closest_marker("slow"):
             slow_modules.add(module)
-        if item.get_closest_marker("xdist_group") is None:
+        if item.get_closest_marker("xdist_group") is None and not item.get_closest_marker("spread"):
             item.add_marker(pytest.mark.xdist_group(module))
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_modules)
+
+    def order(item) -> int:
+        if item.nodeid.split("::")[0] in slow_modules:
+            return 0
+        return 2 if item.get_closest_marker("spread") else 1
+
+    items.sort(key=order)

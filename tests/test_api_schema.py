@@ -29,7 +29,7 @@ from schemathesis.checks import (
 from shop.catalog.models import Category, Product
 from shop.orders.services import order_create
 
-pytestmark = [pytest.mark.django_db, pytest.mark.db]
+pytestmark = [pytest.mark.django_db, pytest.mark.db, pytest.mark.spread]
 
 
 # Hypothesis caches (constants, unicode data) under ./.hypothesis, already while the

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from shop.orders.services import order_create
 
-pytestmark = [pytest.mark.django_db, pytest.mark.db]
+pytestmark = [pytest.mark.django_db, pytest.mark.db, pytest.mark.spread]
 
 JSON = "application/json"
 HUGE = 10**400

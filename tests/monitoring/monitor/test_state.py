@@ -27,6 +27,8 @@ from monitoring.rules.alerting import Alert, fingerprint
 from monitoring.tsdb.store import labels_from
 from tests.wait import wait_for
 
+pytestmark = pytest.mark.spread  # independent tests: xdist may share them out
+
 T0 = 1_767_268_800_000  # 2026-01-01T12:00:00Z, in ms
 MINUTE = 60_000
 CPU = labels_from({"alertname": "HighCpuUsage", "severity": "warning", "instance": "web1"})

@@ -12,6 +12,8 @@ import yaml
 from monitoring.rules import unittest as rules_unittest
 from tests.services import require_prometheus
 
+pytestmark = pytest.mark.spread  # independent tests: xdist may share them out
+
 ROOT = Path(__file__).resolve().parents[3]
 CONFORMANCE = sorted((Path(__file__).parent / "conformance").glob("*.test.yml"))
 DEPLOYED = sorted((ROOT / "deploy" / "prometheus" / "tests").glob("*.test.yml"))
