@@ -45,7 +45,9 @@ test: install lint test-sqlite test-postgres
 # waits (tests/conftest.py keeps a module, or modules sharing a Redis database, on one worker).
 # The `alone` tests measure the machine's CPUs or latencies: they run after, one at a time.
 TEST_WORKERS ?= 4
-PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadgroup
+# --no-loadscope-reorder: xdist would otherwise hand out the groups with the most tests first,
+# undoing tests/conftest.py's order (the long, few-test modules first).
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 test-sqlite: install
 	$(VENV)/bin/pytest -q $(PYTEST_PARALLEL) -m "not postgres and not alone"
