@@ -10,9 +10,15 @@ in the sending process) there is no worker to scale.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from django.conf import settings
 
 TIMEOUT = 5.0  # seconds a broadcast waits for the workers' replies
+# A busy worker may apply a cancel or an add after its reply window: the check that follows
+# looks again for this long before it calls the step failed.
+SETTLE_S = 20.0
 
 
 class WorkersError(Exception):
@@ -38,6 +44,16 @@ def active_queues() -> dict[str, list[str]]:
     return {worker: sorted(q["name"] for q in queues) for worker, queues in replies.items()}
 
 
+def _settled(done: Callable[[dict[str, list[str]]], bool]) -> dict[str, list[str]]:
+    """active_queues once `done` holds for it, or as it is after SETTLE_S."""
+    deadline = time.monotonic() + SETTLE_S
+    while True:
+        now = active_queues()
+        if done(now) or time.monotonic() >= deadline:
+            return now
+        time.sleep(0.5)
+
+
 def scale_down() -> dict[str, list[str]]:
     """Cancel every online worker's consumers; returns what each consumed (to add back)."""
     consumed = active_queues()
@@ -45,7 +61,11 @@ def scale_down() -> dict[str, list[str]]:
     for worker, queues in consumed.items():
         for queue in queues:
             control.cancel_consumer(queue, destination=[worker], reply=True, timeout=TIMEOUT)
-    still = {w: q for w, q in active_queues().items() if w in consumed and q}
+
+    def still_consuming(now: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {w: q for w, q in now.items() if w in consumed and q}
+
+    still = still_consuming(_settled(lambda now: not still_consuming(now)))
     if still:
         raise WorkersError(f"workers still consuming after cancel_consumer: {still}")
     return {w: q for w, q in consumed.items() if q}
@@ -57,9 +77,13 @@ def scale_up(consumed: dict[str, list[str]]) -> dict[str, list[str]]:
     for worker, queues in consumed.items():
         for queue in queues:
             control.add_consumer(queue, destination=[worker], reply=True, timeout=TIMEOUT)
-    now = active_queues()
-    missing = {w: sorted(set(q) - set(now.get(w, []))) for w, q in consumed.items()}
-    missing = {w: q for w, q in missing.items() if q}
+
+    def missing_from(now: dict[str, list[str]]) -> dict[str, list[str]]:
+        missing = {w: sorted(set(q) - set(now.get(w, []))) for w, q in consumed.items()}
+        return {w: q for w, q in missing.items() if q}
+
+    now = _settled(lambda now: not missing_from(now))
+    missing = missing_from(now)
     if missing:
         raise WorkersError(f"workers not consuming again (gone or not answering): {missing}")
     return now
