@@ -17,9 +17,14 @@ def _postgres_marker(request):
 @pytest.fixture(autouse=True)
 def _fresh_visitor_counter():
     """The in-process visitor counter (no Redis) remembers ids and queues rows across tests;
-    each test's database starts empty, so its counter does too."""
+    each test's database starts empty, so its counter does too. What a test left queued is
+    dropped after it too: flushed at exit, it would go to the database the settings name once
+    the test database is gone."""
     from shop.visits import counting
 
+    if isinstance(counting._visitors, counting.BatchedVisitors):
+        counting._visitors.forget()
+    yield
     if isinstance(counting._visitors, counting.BatchedVisitors):
         counting._visitors.forget()
 
@@ -35,22 +40,28 @@ def _fresh_block_list():
     BLOCKS.forget()
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
+def pytest_itemcollected(item):
     """Under pytest-xdist (`--dist loadgroup`, `make test`) a module's tests run on one worker,
     in order, so a module-scoped server is started once; modules that share a Redis database
     name one group (`xdist_group`) and run on one worker, one after the other. A module marked
     `spread` (its tests share nothing) is not grouped: its tests go to whichever worker is
-    free. Modules with `slow` tests go first, so the long ones do not start last and leave the
-    other workers idle, and `spread` tests last, small units that fill the workers' ends
-    evenly (a stable sort: the order within a module is kept)."""
-    slow_modules = set()
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        if item.get_closest_marker("slow"):
-            slow_modules.add(module)
-        if item.get_closest_marker("xdist_group") is None and not item.get_closest_marker("spread"):
-            item.add_marker(pytest.mark.xdist_group(module))
+    free. (Marked as each item is collected: xdist reads the groups in its own
+    pytest_collection_modifyitems.)"""
+    if item.get_closest_marker("xdist_group") is None and not item.get_closest_marker("spread"):
+        item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """In an xdist worker, whose collection order is the order work is handed out
+    (`--no-loadscope-reorder`): modules with `slow` tests first, so the long ones do not start
+    last and leave the other workers idle, and `spread` tests last, small units that fill the
+    workers' ends evenly. Last of the hooks, after pytest-django's sort by kind of database
+    use, which is kept within each of these three (a stable sort). A run without xdist keeps
+    pytest-django's order."""
+    if not hasattr(config, "workerinput"):
+        return
+    slow_modules = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
 
     def order(item) -> int:
         if item.nodeid.split("::")[0] in slow_modules:
