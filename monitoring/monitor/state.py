@@ -1017,12 +1017,18 @@ class StateStore:
         return found == ("pending", row.attempts)
 
     def outbox_delivered(self, *, row_id: int, at_ms: int) -> None:
-        # One statement: its own transaction (autocommit), without BEGIN and COMMIT around it.
-        with self._transaction(durable=False, single=True) as db:
-            db.execute(
+        self.outbox_delivered_many([(row_id, at_ms)])
+
+    def outbox_delivered_many(self, marks: Iterable[tuple[int, int]]) -> None:
+        """Mark rows delivered, (row id, when) each, in one transaction: a burst's marks
+        cost one commit (each commit appends its pages to the WAL: ~45 µs a row alone)."""
+        params = [(at_ms, row_id) for row_id, at_ms in marks]
+        # One statement for one row: its own transaction (autocommit), no BEGIN and COMMIT.
+        with self._transaction(durable=False, single=len(params) == 1) as db:
+            db.executemany(
                 "UPDATE notification_outbox SET status = 'delivered', delivered_ms = ?,"
                 " attempts = attempts + 1, last_error = '' WHERE id = ?",
-                (at_ms, row_id),
+                params,
             )
 
     def outbox_retry(self, *, row_id: int, next_attempt_ms: int, error: str) -> None:

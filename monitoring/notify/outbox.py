@@ -127,6 +127,9 @@ class Deliverer:
         self._waiting: dict[tuple[str, str], dict[tuple[str, str, str], None]] = {}
         self._busy: set[tuple[str, str, str]] = set()
         self._in_flight: dict[tuple[str, str], int] = {}
+        # Deliveries made and not yet marked in the store, and whether a sender marks them.
+        self._unmarked: list[tuple[OutboxRow, Delivery, float, int]] = []
+        self._marking = False
 
     # -- one row ------------------------------------------------------------------------------
     def _integration(self, row: OutboxRow) -> Integration | None:
@@ -138,8 +141,17 @@ class Deliverer:
     def deliver(self, row: OutboxRow, *, fresh: bool = False) -> Delivery:
         """Send one row once and record what happened. `fresh`: the row was just written and
         handed over by the writer, so nobody can have sent it yet (no need to look again)."""
+        attempt = self._attempt(row, fresh=fresh)
+        if attempt is None:
+            return Delivery.ok()
+        self._record(row, *attempt)
+        return attempt[0]
+
+    def _attempt(self, row: OutboxRow, *, fresh: bool) -> tuple[Delivery, float, int] | None:
+        """Send the row once: (what happened, seconds it took, when); None when it was sent
+        or retried meanwhile by another thread (read before: not again)."""
         if not fresh and not self.store.outbox_unchanged(row):
-            return Delivery.ok()  # read before another thread sent or retried it: not again
+            return None
         integration = self._integration(row)
         started = time.monotonic()
         if integration is None:
@@ -156,12 +168,14 @@ class Deliverer:
                 logger.exception("channel %s failed", row.kind)
                 delivery = Delivery.retryable(f"{type(exc).__name__}: {exc}")
         seconds = time.monotonic() - started
-        now = self.clock()
         self.on_attempt(row, delivery, seconds)
+        return delivery, seconds, self.clock()
+
+    def _record(self, row: OutboxRow, delivery: Delivery, seconds: float, now: int) -> None:
         if delivery.delivered:
             self.store.outbox_delivered(row_id=row.id, at_ms=now)
             self.on_delivered(row, delivery, seconds)
-            return delivery
+            return
         next_ms = now + self.backoff.delay_ms(row.attempts + 1)
         if delivery.retry and next_ms <= row.deadline_ms:
             self.store.outbox_retry(row_id=row.id, next_attempt_ms=next_ms, error=delivery.reason)
@@ -171,7 +185,7 @@ class Deliverer:
                 row.integration,
                 delivery.reason,
             )
-            return delivery
+            return
         self.store.outbox_failed(row_id=row.id, error=delivery.reason)
         logger.error(
             "notification to %s (%s) failed for good: %s",
@@ -181,7 +195,35 @@ class Deliverer:
             extra={"idempotency_key": row.idempotency_key},
         )
         self.on_failed(row, delivery, seconds)
-        return delivery
+
+    def _mark_delivered(self, row: OutboxRow, delivery: Delivery, seconds: float, now: int) -> None:
+        """Record a delivery made by a sender thread, with the others' made meanwhile: the
+        first sender to find no marking under way commits every mark waiting, in one
+        transaction, until none is left; the others go on sending. A row stays claimed until
+        its mark is committed (the worker's scan must not send it again)."""
+        with self._lock:
+            self._unmarked.append((row, delivery, seconds, now))
+            if self._marking:
+                return
+            self._marking = True
+        while True:
+            with self._lock:
+                batch, self._unmarked = self._unmarked, []
+                if not batch:
+                    self._marking = False
+                    return
+            try:
+                self.store.outbox_delivered_many((r.id, at_ms) for r, _, _, at_ms in batch)
+            except Exception:  # left pending: sent again, with the same key, when due
+                logger.exception("could not record %d deliveries", len(batch))
+                with self._lock:
+                    self._claimed.difference_update(r.id for r, *_ in batch)
+                self._wake.set()
+                continue
+            with self._lock:
+                self._claimed.difference_update(r.id for r, *_ in batch)
+            for r, d, s, _ in batch:
+                self.on_delivered(r, d, s)
 
     def deliver_due(self) -> int:
         """Send every due row once, in this thread (tests; the worker uses its pool)."""
@@ -244,6 +286,7 @@ class Deliverer:
         with self._lock:
             self._claimed, self._fresh, self._rows, self._waiting = set(), set(), {}, {}
             self._busy, self._in_flight = set(), {}
+            self._unmarked, self._marking = [], False
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="notify-send")
         self._thread = threading.Thread(target=self._loop, name="notify-outbox", daemon=True)
         self._thread.start()
@@ -298,6 +341,7 @@ class Deliverer:
         (its slot of the integration's `per_integration` passes on to it)."""
         retried = False
         taken = None
+        delivered: set[int] = set()  # claimed until their marks are committed
         try:
             for row in rows:
                 if self._stop.is_set():
@@ -305,14 +349,22 @@ class Deliverer:
                 with self._lock:
                     fresh = row.id in self._fresh
                     self._fresh.discard(row.id)
-                retried = self.deliver(row, fresh=fresh).retry or retried
+                attempt = self._attempt(row, fresh=fresh)
+                if attempt is None:
+                    continue
+                if attempt[0].delivered:
+                    delivered.add(row.id)
+                    self._mark_delivered(row, *attempt)
+                else:
+                    self._record(row, *attempt)
+                    retried = retried or attempt[0].retry
         except Exception:
             logger.exception("delivery to %s failed", key[:2])
             retried = True  # the worker's scan finds what is left
         finally:
             with self._lock:
                 # Sent (or scheduled again): the worker's scan may take them up when due.
-                self._claimed.difference_update(row.id for row in rows)
+                self._claimed.difference_update(row.id for row in rows if row.id not in delivered)
                 self._fresh.difference_update(row.id for row in rows)
                 self._busy.discard(key)
                 if self._pool is not None and not self._stop.is_set():
