@@ -8,7 +8,7 @@ the repeat a crash between sending and recording can cause.
 
 from __future__ import annotations
 
-import json
+import orjson
 
 from monitoring.notify.channels._http import HttpPool
 from monitoring.notify.notification import Delivery, Notification, NotifiedAlert
@@ -110,7 +110,7 @@ class WebhookChannel:
         self._pool = HttpPool(timeout_s)
 
     def send(self, notification: Notification) -> Delivery:
-        body = json.dumps(webhook_body(notification), separators=(",", ":")).encode()
+        body = orjson.dumps(webhook_body(notification))
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": notification.idempotency_key,
