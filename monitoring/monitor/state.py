@@ -47,6 +47,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import orjson
+
 from monitoring.rules.alerting import FIRING, INACTIVE, PENDING, Alert
 
 if TYPE_CHECKING:
@@ -901,7 +903,7 @@ class StateStore:
                         row["receiver"],
                         row["integration"],
                         row["kind"],
-                        json.dumps(row["payload"], separators=(",", ":")),
+                        orjson.dumps(row["payload"]).decode(),
                         row["created_ms"],
                         row["deadline_ms"],
                         row["created_ms"],
@@ -918,8 +920,8 @@ class StateStore:
                 (
                     log.receiver,
                     log.group_key,
-                    json.dumps(sorted(log.firing)),
-                    json.dumps(sorted(log.resolved)),
+                    orjson.dumps(sorted(log.firing)).decode(),
+                    orjson.dumps(sorted(log.resolved)).decode(),
                     log.sequence,
                     log.sent_ms,
                 ),
@@ -937,7 +939,7 @@ class StateStore:
             ).fetchone()
         if row is None:
             return None
-        firing, resolved = frozenset(json.loads(row[0])), frozenset(json.loads(row[1]))
+        firing, resolved = frozenset(orjson.loads(row[0])), frozenset(orjson.loads(row[1]))
         return LogEntry(receiver, group_key, firing, resolved, row[2], row[3])
 
     def notification_log_delete(self, *, receiver: str, group_key: str) -> None:
@@ -966,7 +968,7 @@ class StateStore:
             firing = set(json.loads(row[0])) - set(fingerprints)
             db.execute(
                 "UPDATE notification_log SET firing = ? WHERE receiver = ? AND group_key = ?",
-                (json.dumps(sorted(firing)), receiver, group_key),
+                (orjson.dumps(sorted(firing)).decode(), receiver, group_key),
             )
             return True
 
@@ -982,7 +984,7 @@ class StateStore:
                 " ORDER BY id LIMIT ?",
                 [*params, limit],
             )
-            return [OutboxRow(*row[:5], json.loads(row[5]), *row[6:]) for row in cursor]
+            return [OutboxRow(*row[:5], orjson.loads(row[5]), *row[6:]) for row in cursor]
 
     def outbox_due(self, *, now_ms: int, limit: int = 100) -> list[OutboxRow]:
         """Pending rows whose next attempt is due, oldest first."""
@@ -1017,12 +1019,18 @@ class StateStore:
         return found == ("pending", row.attempts)
 
     def outbox_delivered(self, *, row_id: int, at_ms: int) -> None:
-        # One statement: its own transaction (autocommit), without BEGIN and COMMIT around it.
-        with self._transaction(durable=False, single=True) as db:
-            db.execute(
+        self.outbox_delivered_many([(row_id, at_ms)])
+
+    def outbox_delivered_many(self, marks: Iterable[tuple[int, int]]) -> None:
+        """Mark rows delivered, (row id, when) each, in one transaction: a burst's marks
+        cost one commit (each commit appends its pages to the WAL: ~45 µs a row alone)."""
+        params = [(at_ms, row_id) for row_id, at_ms in marks]
+        # One statement for one row: its own transaction (autocommit), no BEGIN and COMMIT.
+        with self._transaction(durable=False, single=len(params) == 1) as db:
+            db.executemany(
                 "UPDATE notification_outbox SET status = 'delivered', delivered_ms = ?,"
                 " attempts = attempts + 1, last_error = '' WHERE id = ?",
-                (at_ms, row_id),
+                params,
             )
 
     def outbox_retry(self, *, row_id: int, next_attempt_ms: int, error: str) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 from urllib.parse import quote
 
@@ -59,6 +59,14 @@ class NotifiedAlert:
     @property
     def name(self) -> str:
         return self.labels.get("alertname", "")
+
+    def with_times(self, starts_at_ms: int, ends_at_ms: int | None) -> NotifiedAlert:
+        """A copy with other times: the same labels, so its fingerprint is not hashed again
+        (every alert a POST hands the pipeline is copied so)."""
+        copy = replace(self, starts_at_ms=starts_at_ms, ends_at_ms=ends_at_ms)
+        if "_fingerprint" in self.__dict__:
+            copy.__dict__["_fingerprint"] = self.__dict__["_fingerprint"]
+        return copy
 
 
 @dataclass(frozen=True)

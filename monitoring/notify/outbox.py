@@ -15,19 +15,24 @@ channel and records the outcome:
 Groups send side by side, as Alertmanager sends each aggregation group on its own: the rows of
 one group to one integration go in order (a resolution never overtakes its firing), different
 groups in parallel, at most `per_integration` sends in flight to one integration, so a hung
-Slack never holds up the email. On start, pending rows left by a previous process are
+Slack never holds up the email. An HTTP channel's sends hold no thread while in flight (its
+`start_send` returns at once, its client's thread calls back with the outcome, and the next
+row goes from there); email and the dashboard send in a pool's threads, at most
+`BLOCKING_PER_INTEGRATION` at once each. On start, pending rows left by a previous process are
 due at once. Finished rows and log entries older than `RETENTION_MS` (120 h, Alertmanager's
 nflog retention) are pruned once an hour.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from monitoring.monitor.state import OutboxRow, StateStore
 from monitoring.notify.integrations import Integration
@@ -90,6 +95,22 @@ PRUNE_EVERY_MS = 3_600_000
 
 OnResult = Callable[[OutboxRow, Delivery, float], None]
 
+# Sends in flight to one integration whose channel holds a thread a send (email, dashboard).
+BLOCKING_PER_INTEGRATION = 8
+
+Group = tuple[str, str, str]  # (receiver, integration, group key)
+
+
+@dataclass(eq=False)
+class _GroupSend:
+    """One group's rows, sent in order by one of its integration's `per_integration` slots."""
+
+    key: Group
+    rows: list[OutboxRow]
+    next: int = 0  # the row to send next
+    delivered: set[int] = field(default_factory=set)  # claimed until their marks are in
+    retried: bool = False  # a row is due again: the worker's scan takes it up
+
 
 class Deliverer:
     def __init__(
@@ -103,65 +124,71 @@ class Deliverer:
         on_failed: OnResult = lambda row, delivery, seconds: None,
         on_attempt: OnResult = lambda row, delivery, seconds: None,
         workers: int = 32,
-        per_integration: int = 8,
+        per_integration: int = 64,
     ) -> None:
         self.store = store
         self.integrations = integrations  # the current configuration's, read at each send
         self.clock = clock
         self.backoff = backoff or Backoff()
         self.on_delivered, self.on_failed, self.on_attempt = on_delivered, on_failed, on_attempt
-        self.workers = workers
+        self.workers = workers  # threads for the channels that block (email, dashboard)
         self.per_integration = per_integration
         self._wake = threading.Event()
+        self._scan = False  # the worker's wake-up asks for a scan (not only marks)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
         # In memory, under `_lock`: the rows handed to the senders and not yet sent (claimed,
-        # so the worker's scan does not hand them again), the groups waiting for a sender
-        # with their rows in order, per integration in arrival order, the groups being sent
-        # and the sends in flight per integration. A group is (receiver, integration, key).
+        # so the worker's scan does not hand them again), the groups waiting for a slot with
+        # their rows in order, per integration in arrival order, the groups being sent, the
+        # sends in flight per integration, and deliveries made but not yet marked in the store.
         self._lock = threading.Lock()
         self._claimed: set[int] = set()
         self._fresh: set[int] = set()  # claimed rows handed over by the flush that wrote them
-        self._rows: dict[tuple[str, str, str], list[OutboxRow]] = {}
-        self._waiting: dict[tuple[str, str], dict[tuple[str, str, str], None]] = {}
-        self._busy: set[tuple[str, str, str]] = set()
+        self._rows: dict[Group, list[OutboxRow]] = {}
+        self._waiting: dict[tuple[str, str], dict[Group, None]] = {}
+        self._busy: set[Group] = set()
         self._in_flight: dict[tuple[str, str], int] = {}
+        self._unmarked: list[tuple[OutboxRow, Delivery, float, int]] = []
 
-    # -- one row ------------------------------------------------------------------------------
+    # -- one row, in the caller's thread (tests, the escalation runner) -------------------------
     def _integration(self, row: OutboxRow) -> Integration | None:
         for integration in self.integrations().get(row.receiver, []):
             if integration.name == row.integration:
                 return integration
         return None
 
-    def deliver(self, row: OutboxRow, *, fresh: bool = False) -> Delivery:
-        """Send one row once and record what happened. `fresh`: the row was just written and
-        handed over by the writer, so nobody can have sent it yet (no need to look again)."""
-        if not fresh and not self.store.outbox_unchanged(row):
+    def deliver(self, row: OutboxRow) -> Delivery:
+        """Send one row once, waiting for the outcome, and record what happened."""
+        if not self.store.outbox_unchanged(row):
             return Delivery.ok()  # read before another thread sent or retried it: not again
-        integration = self._integration(row)
         started = time.monotonic()
-        if integration is None:
-            delivery = Delivery.permanent(
-                f"receiver {row.receiver} has no integration {row.integration} any more"
-            )
-        elif integration.channel is None:
-            delivery = Delivery.permanent(integration.problem)
+        integration = self._integration(row)
+        if integration is None or integration.channel is None:
+            delivery = _no_channel(row, integration)
         else:
             try:
-                notification = row.notification or notification_from_payload(row.payload)
-                delivery = integration.channel.send(notification)
-            except Exception as exc:  # a channel bug must not stop the worker
+                delivery = integration.channel.send(_notification(row))
+            except Exception as exc:  # a channel bug must not stop the caller
                 logger.exception("channel %s failed", row.kind)
                 delivery = Delivery.retryable(f"{type(exc).__name__}: {exc}")
         seconds = time.monotonic() - started
-        now = self.clock()
         self.on_attempt(row, delivery, seconds)
+        self._record(row, delivery, seconds, self.clock())
+        return delivery
+
+    def deliver_due(self) -> int:
+        """Send every due row once, in this thread (tests; the running worker sends itself)."""
+        rows = self.store.outbox_due(now_ms=self.clock())
+        for row in rows:
+            self.deliver(row)
+        return len(rows)
+
+    def _record(self, row: OutboxRow, delivery: Delivery, seconds: float, now: int) -> None:
         if delivery.delivered:
             self.store.outbox_delivered(row_id=row.id, at_ms=now)
             self.on_delivered(row, delivery, seconds)
-            return delivery
+            return
         next_ms = now + self.backoff.delay_ms(row.attempts + 1)
         if delivery.retry and next_ms <= row.deadline_ms:
             self.store.outbox_retry(row_id=row.id, next_attempt_ms=next_ms, error=delivery.reason)
@@ -171,7 +198,7 @@ class Deliverer:
                 row.integration,
                 delivery.reason,
             )
-            return delivery
+            return
         self.store.outbox_failed(row_id=row.id, error=delivery.reason)
         logger.error(
             "notification to %s (%s) failed for good: %s",
@@ -181,28 +208,21 @@ class Deliverer:
             extra={"idempotency_key": row.idempotency_key},
         )
         self.on_failed(row, delivery, seconds)
-        return delivery
 
-    def deliver_due(self) -> int:
-        """Send every due row once, in this thread (tests; the worker uses its pool)."""
-        rows = self.store.outbox_due(now_ms=self.clock())
-        for row in rows:
-            self.deliver(row)
-        return len(rows)
-
-    # -- the worker ---------------------------------------------------------------------------
+    # -- the running worker -------------------------------------------------------------------
     def wake(self, rows: list[OutboxRow] | None = None) -> None:
         """New rows, committed: handed to the senders from this thread (a hand-off to the
         worker thread costs a GIL switch or more, reading them back a JSON decode each); without
         `rows`, or when not running, the worker reads what is due."""
         if self._pool is None or rows is None:
+            self._scan = True
             self._wake.set()
             return
         self.offer(rows, fresh=True)
 
     def offer(self, rows: list[OutboxRow], *, fresh: bool = False) -> None:
         """Queue pending rows for sending (a row already queued or in flight is skipped) and
-        start a sender for every group that can have one now. `fresh`: rows just written,
+        start sending every group that can have a slot now. `fresh`: rows just written,
         handed over by their writer (a row read from the table may have been sent since)."""
         with self._lock:
             for row in rows:
@@ -214,38 +234,167 @@ class Deliverer:
                 key = (row.receiver, row.integration, row.payload.get("group_key", ""))
                 self._rows.setdefault(key, []).append(row)
                 self._waiting.setdefault(key[:2], {})[key] = None
-            self._dispatch_locked()
+            started = self._dispatch_locked()
+        for group in started:
+            self._go_on(group)
 
-    def _dispatch_locked(self) -> None:
+    def _dispatch_locked(self) -> list[_GroupSend]:
+        """Give every free slot a waiting group; the caller starts them, outside the lock."""
+        started: list[_GroupSend] = []
         if self._pool is None or self._stop.is_set():
-            return
+            return started
         for integration in self._waiting:
-            while self._in_flight.get(integration, 0) < self.per_integration:
-                taken = self._take_locked(integration)
-                if taken is None:
+            limit = self._limit(integration)
+            while self._in_flight.get(integration, 0) < limit:
+                group = self._take_locked(integration)
+                if group is None:
                     break
                 self._in_flight[integration] = self._in_flight.get(integration, 0) + 1
-                self._pool.submit(self._deliver_groups, *taken)
+                started.append(group)
+        return started
 
-    def _take_locked(
-        self, integration: tuple[str, str]
-    ) -> tuple[tuple[str, str, str], list[OutboxRow]] | None:
+    def _limit(self, integration: tuple[str, str]) -> int:
+        for candidate in self.integrations().get(integration[0], []):
+            if candidate.name == integration[1]:
+                if hasattr(candidate.channel, "start_send"):
+                    return self.per_integration
+                break
+        return min(self.per_integration, BLOCKING_PER_INTEGRATION)
+
+    def _take_locked(self, integration: tuple[str, str]) -> _GroupSend | None:
         """The integration's first waiting group not being sent, with its rows (now busy)."""
         waiting = self._waiting.get(integration, {})
         for key in waiting:
             if key not in self._busy:  # a busy group's rows go after the ones being sent
                 del waiting[key]
                 self._busy.add(key)
-                return key, self._rows.pop(key)
+                return _GroupSend(key, self._rows.pop(key))
         return None
+
+    def _go_on(self, group: _GroupSend | None) -> None:
+        """Send the group's next row; when it has none left, the slot takes the integration's
+        next waiting group, and so on (a loop: rows settled without a send go on here)."""
+        while group is not None:
+            if self._send_next(group):
+                return  # the send's outcome goes on from its callback
+            group = self._group_done(group)
+
+    def _send_next(self, group: _GroupSend) -> bool:
+        """Start sending the group's next row; False when none is left to send."""
+        try:
+            while group.next < len(group.rows) and not self._stop.is_set():
+                row = group.rows[group.next]
+                group.next += 1
+                with self._lock:
+                    fresh = row.id in self._fresh
+                    self._fresh.discard(row.id)
+                if not fresh and not self.store.outbox_unchanged(row):
+                    continue  # read before another thread sent or retried it: not again
+                started = time.monotonic()
+                integration = self._integration(row)
+                if integration is None or integration.channel is None:
+                    self._settle(group, row, _no_channel(row, integration), 0.0)
+                    continue
+                channel = integration.channel
+                done = functools.partial(self._sent, group, row, started)
+                try:
+                    start_send = getattr(channel, "start_send", None)
+                    if start_send is not None:
+                        start_send(_notification(row), done)
+                    else:
+                        assert self._pool is not None
+                        self._pool.submit(_send_blocking, channel, _notification(row), done)
+                    return True
+                except Exception as exc:  # a channel bug must not stop the sending
+                    logger.exception("channel %s failed", row.kind)
+                    failed = Delivery.retryable(f"{type(exc).__name__}: {exc}")
+                    self._settle(group, row, failed, time.monotonic() - started)
+        except Exception:  # the state file locked past its timeout: the worker's scan retries
+            logger.exception("delivery to %s failed", group.key[:2])
+            group.retried = True
+        return False
+
+    def _sent(self, group: _GroupSend, row: OutboxRow, started: float, delivery: Delivery) -> None:
+        """A send's outcome (from the channel's thread): recorded, then the group goes on."""
+        try:
+            self._settle(group, row, delivery, time.monotonic() - started)
+        except Exception:
+            logger.exception("delivery to %s failed", group.key[:2])
+            group.retried = True
+        self._go_on(group)
+
+    def _settle(
+        self, group: _GroupSend, row: OutboxRow, delivery: Delivery, seconds: float
+    ) -> None:
+        self.on_attempt(row, delivery, seconds)
+        now = self.clock()
+        if delivery.delivered:
+            group.delivered.add(row.id)
+            self._mark_delivered(row, delivery, seconds, now)
+            return
+        self._record(row, delivery, seconds, now)
+        group.retried = group.retried or delivery.retry
+
+    def _group_done(self, group: _GroupSend) -> _GroupSend | None:
+        """Release the group's rows; returns the integration's next waiting group for the same
+        slot, if any (other slots freed meanwhile are started from here)."""
+        rows, key = group.rows, group.key
+        others: list[_GroupSend] = []
+        with self._lock:
+            # Sent (or scheduled again): the worker's scan may take them up when due.
+            self._claimed.difference_update(r.id for r in rows if r.id not in group.delivered)
+            self._fresh.difference_update(r.id for r in rows)
+            self._busy.discard(key)
+            following = None
+            if self._pool is not None and not self._stop.is_set():
+                following = self._take_locked(key[:2])
+            if following is None:
+                self._in_flight[key[:2]] -= 1
+                others = self._dispatch_locked()
+        if group.retried:
+            self._scan = True
+            self._wake.set()  # the worker waits for the next attempt
+        for other in others:
+            self._go_on(other)
+        return following
+
+    def _mark_delivered(self, row: OutboxRow, delivery: Delivery, seconds: float, now: int) -> None:
+        """A delivery made: the worker thread commits the marks waiting, together (one
+        transaction a batch instead of ~45 µs of WAL a row). A row stays claimed until its mark
+        is committed (the worker's scan must not send it again)."""
+        with self._lock:
+            self._unmarked.append((row, delivery, seconds, now))
+            running = self._thread is not None
+        if running:
+            self._wake.set()
+        else:  # an answer that came after `stop`
+            self._commit_marks()
+
+    def _commit_marks(self) -> None:
+        with self._lock:
+            batch, self._unmarked = self._unmarked, []
+        if not batch:
+            return
+        try:
+            self.store.outbox_delivered_many((r.id, at_ms) for r, _, _, at_ms in batch)
+        except Exception:  # left pending: sent again, with the same key, when due
+            logger.exception("could not record %d deliveries", len(batch))
+            with self._lock:
+                self._claimed.difference_update(r.id for r, *_ in batch)
+            self._scan = True
+            return
+        with self._lock:
+            self._claimed.difference_update(r.id for r, *_ in batch)
+        for row, delivery, seconds, _ in batch:
+            self.on_delivered(row, delivery, seconds)
 
     def start(self) -> None:
         self._stop.clear()
         with self._lock:
             self._claimed, self._fresh, self._rows, self._waiting = set(), set(), {}, {}
-            self._busy, self._in_flight = set(), {}
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="notify-send")
-        self._thread = threading.Thread(target=self._loop, name="notify-outbox", daemon=True)
+            self._busy, self._in_flight, self._unmarked = set(), {}, []
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="notify-send")
+            self._thread = threading.Thread(target=self._loop, name="notify-outbox", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -257,69 +406,62 @@ class Deliverer:
             # A send in flight is not waited for (a hung server would hold up the shutdown):
             # its row stays pending and goes out again, with the same key, after the restart.
             self._pool.shutdown(wait=False, cancel_futures=True)
-        self._thread = self._pool = None
+        with self._lock:
+            self._thread = self._pool = None
+        self._commit_marks()  # the deliveries made before
 
     def _loop(self) -> None:
-        """Rows nobody handed over: left pending by a previous process, due for a retry, or
-        whose hand-off failed. Reads only (id, next attempt) until one is due."""
+        """Commits the senders' "delivered" marks as they come, and scans for the rows nobody
+        handed over: left pending by a previous process, due for a retry, or whose hand-off
+        failed. A scan reads only (id, next attempt) until one is due."""
         pruned_at = None
+        scan_at = 0.0  # monotonic
         while not self._stop.is_set():
-            next_ms = None
+            self._wake.clear()  # before looking: a wake-up from now on ends the next wait
             try:
-                now = self.clock()
-                if pruned_at is None or now - pruned_at >= PRUNE_EVERY_MS:
-                    pruned_at = now
-                    self.store.notifications_prune(before_ms=pruned_at - RETENTION_MS)
-                with self._lock:
-                    claimed = set(self._claimed)
-                times = [t for i, t in self.store.outbox_pending_schedule() if i not in claimed]
-                if any(t <= now for t in times):
-                    self.offer(self.store.outbox_due(now_ms=now, limit=1000))
-                later = [t for t in times if t > now]
-                next_ms = min(later) if later else None
-            except Exception:  # the state file may be briefly locked: try again shortly
-                logger.exception("the notification outbox could not be read")
-            wait_s = 1.0 if next_ms is None else (next_ms - self.clock()) / 1000
-            self._wake.wait(min(1.0, max(0.01, wait_s)))
-            self._wake.clear()
+                self._commit_marks()
+            except Exception:  # on_delivered's bug: the marks are in
+                logger.exception("after recording deliveries")
+            if self._scan or time.monotonic() >= scan_at:
+                self._scan = False
+                next_ms = None
+                try:
+                    now = self.clock()
+                    if pruned_at is None or now - pruned_at >= PRUNE_EVERY_MS:
+                        pruned_at = now
+                        self.store.notifications_prune(before_ms=pruned_at - RETENTION_MS)
+                    with self._lock:
+                        claimed = set(self._claimed)
+                    schedule = self.store.outbox_pending_schedule()
+                    times = [t for i, t in schedule if i not in claimed]
+                    if any(t <= now for t in times):
+                        self.offer(self.store.outbox_due(now_ms=now, limit=1000))
+                    later = [t for t in times if t > now]
+                    next_ms = min(later) if later else None
+                except Exception:  # the state file may be briefly locked: try again shortly
+                    logger.exception("the notification outbox could not be read")
+                wait_s = 1.0 if next_ms is None else (next_ms - self.clock()) / 1000
+                scan_at = time.monotonic() + min(1.0, max(0.01, wait_s))
+            self._wake.wait(max(0.0, scan_at - time.monotonic()))
 
-    def _deliver_groups(self, key: tuple[str, str, str], rows: list[OutboxRow]) -> None:
-        """Send a group's rows, then the integration's next waiting group, and so on: a sender
-        goes on with the queue itself (a new task per group would cost a thread wake-up and a
-        GIL hand-off each; in a burst of 100 groups that was a tenth of the notifier's time)."""
-        taken: tuple[tuple[str, str, str], list[OutboxRow]] | None = (key, rows)
-        while taken is not None:
-            taken = self._deliver_rows(*taken)
 
-    def _deliver_rows(
-        self, key: tuple[str, str, str], rows: list[OutboxRow]
-    ) -> tuple[tuple[str, str, str], list[OutboxRow]] | None:
-        """Send one group's rows in order; returns the next group this sender takes, if any
-        (its slot of the integration's `per_integration` passes on to it)."""
-        retried = False
-        taken = None
-        try:
-            for row in rows:
-                if self._stop.is_set():
-                    return None
-                with self._lock:
-                    fresh = row.id in self._fresh
-                    self._fresh.discard(row.id)
-                retried = self.deliver(row, fresh=fresh).retry or retried
-        except Exception:
-            logger.exception("delivery to %s failed", key[:2])
-            retried = True  # the worker's scan finds what is left
-        finally:
-            with self._lock:
-                # Sent (or scheduled again): the worker's scan may take them up when due.
-                self._claimed.difference_update(row.id for row in rows)
-                self._fresh.difference_update(row.id for row in rows)
-                self._busy.discard(key)
-                if self._pool is not None and not self._stop.is_set():
-                    taken = self._take_locked(key[:2])
-                if taken is None:
-                    self._in_flight[key[:2]] -= 1
-                    self._dispatch_locked()
-            if retried:
-                self._wake.set()  # the worker waits for the next attempt
-        return taken
+def _notification(row: OutboxRow) -> Notification:
+    return row.notification or notification_from_payload(row.payload)
+
+
+def _no_channel(row: OutboxRow, integration: Integration | None) -> Delivery:
+    if integration is None:
+        return Delivery.permanent(
+            f"receiver {row.receiver} has no integration {row.integration} any more"
+        )
+    return Delivery.permanent(integration.problem)
+
+
+def _send_blocking(channel, notification: Notification, done: Callable[[Delivery], None]) -> None:
+    """A channel without `start_send` (email, dashboard), in a pool thread."""
+    try:
+        delivery = channel.send(notification)
+    except Exception as exc:  # a channel bug must not stop the sending
+        logger.exception("channel %s failed", channel.kind)
+        delivery = Delivery.retryable(f"{type(exc).__name__}: {exc}")
+    done(delivery)

@@ -309,7 +309,7 @@ class Notifier:
                     starts = alert.starts_at_ms
                     if held is not None and held.status == FIRING:
                         starts = min(starts, held.starts_at_ms)
-                    alert = replace(alert, starts_at_ms=starts, ends_at_ms=None)
+                    alert = alert.with_times(starts, None)
                 self._alerts[fp] = alert
                 if alert.status == FIRING:
                     self._resolved.discard(fp)

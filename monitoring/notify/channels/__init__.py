@@ -2,9 +2,11 @@
 
 A channel is any object with ``kind``, ``send(notification) -> Delivery`` and ``close()``
 (``Channel``); it never retries, waits or deduplicates (pipeline stages do). HTTP channels take
-a timeout and post through a pooled libcurl client (``_http.HttpPool``), email an SMTP host and
-port, dashboard the state store: tests
-give them real local servers.
+a timeout and post through libcurl's multi interface (``_http.HttpClient``, one thread a
+channel, many requests in flight); they also have ``start_send(notification, done)``, which
+returns at once and calls ``done(delivery)`` later from the client's thread (``send`` waits for
+it): the outbox's deliverer uses it, so a send in flight holds no thread. Email takes an SMTP
+host and port, dashboard the state store: tests give them real local servers.
 
 ``channel_from_env(kind)`` builds one from the deployment's environment, for
 ``manage.py monitor notify-test``; the notifier's configuration builds its receivers' channels
@@ -40,7 +42,7 @@ KINDS = ("email", "slack", "sms", "webhook", "dashboard")
 
 
 class Channel(Protocol):
-    kind: str
+    kind: str  # HTTP channels also have start_send (above)
 
     def send(self, notification: Notification) -> Delivery: ...
 

@@ -25,7 +25,7 @@ import time
 from collections.abc import Mapping
 
 from monitoring.notify.amtemplate import TemplateSet, render_fields
-from monitoring.notify.channels._http import HttpPool
+from monitoring.notify.channels._http import Done, HttpClient, wait_for_outcome
 from monitoring.notify.content import AlertView, alert_view, colour, title, web_url
 from monitoring.notify.notification import Delivery, Notification
 
@@ -183,11 +183,11 @@ class SlackChannel:
     ) -> None:
         self.webhook_url = webhook_url
         self.channel = channel  # only honoured by legacy webhooks; new ones post to their own
-        self._pool = HttpPool(timeout_s)
+        self._client = HttpClient(timeout_s)
         self.templates = templates or TemplateSet()
         self.fields = dict(fields or {})  # the receiver's templated fields, by name
 
-    def send(self, notification: Notification) -> Delivery:
+    def start_send(self, notification: Notification, done: Done) -> None:
         rendered = render_fields(self.templates, self.fields, notification, integration="slack")
         payload = slack_payload(
             notification,
@@ -200,7 +200,10 @@ class SlackChannel:
             "Content-Type": "application/json",
             "Idempotency-Key": notification.idempotency_key,
         }
-        return self._pool.post(self.webhook_url, body, headers, "slack")
+        self._client.start_post(self.webhook_url, body, headers, "slack", done)
+
+    def send(self, notification: Notification) -> Delivery:
+        return wait_for_outcome(lambda done: self.start_send(notification, done))
 
     def close(self) -> None:
-        self._pool.close()
+        self._client.close()

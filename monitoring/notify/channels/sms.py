@@ -14,11 +14,12 @@ Twilio takes no request idempotency key; ours travels as a header for a relay th
 from __future__ import annotations
 
 import base64
+import threading
 import unicodedata
 from urllib.parse import urlencode
 
 from monitoring.acknowledge.links import ack_url
-from monitoring.notify.channels._http import HttpPool
+from monitoring.notify.channels._http import Done, HttpClient, wait_for_outcome
 from monitoring.notify.notification import Delivery, Notification
 
 __all__ = ["SMSChannel", "sms_body", "sms_length", "SEGMENT_GSM7", "SEGMENT_UCS2"]
@@ -124,33 +125,47 @@ class SMSChannel:
         self.url = f"{api_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
         self.from_number = from_number
         self.to = list(to)
-        self._pool = HttpPool(timeout_s)
+        self._client = HttpClient(timeout_s)
         credentials = f"{account_sid}:{auth_token}".encode()
         self._authorization = "Basic " + base64.b64encode(credentials).decode()
 
-    def send(self, notification: Notification) -> Delivery:
-        """One message per number; any failure fails the notification (a retry re-sends to
-        every number: a phone may get the message twice, never not at all)."""
+    def start_send(self, notification: Notification, done: Done) -> None:
+        """One message per number, all at once; any failure fails the notification (a retry
+        re-sends to every number: a phone may get the message twice, never not at all)."""
         if not self.to:
-            return Delivery.permanent("sms: no recipient number configured")
+            self._client.answer(Delivery.permanent("sms: no recipient number configured"), done)
+            return
         body = sms_body(notification)
-        worst = Delivery.ok()
-        for number in self.to:
+        answers: list[Delivery | None] = [None] * len(self.to)
+        lock = threading.Lock()
+
+        def answered(index: int, delivery: Delivery) -> None:
+            with lock:
+                answers[index] = delivery
+                if any(a is None for a in answers):
+                    return
+            worst = Delivery.ok()
+            for a in answers:  # the numbers' order: the first permanent failure, else failure
+                if a.outcome == "permanent" or (not a.delivered and worst.delivered):
+                    worst = a
+            done(worst)
+
+        for index, number in enumerate(self.to):
             form = {"To": number, "From": self.from_number, "Body": body}
-            key = {"Idempotency-Key": f"{notification.idempotency_key}-{number}"}
-            delivery = self._pool.post(
+            self._client.start_post(
                 self.url,
                 urlencode(form).encode(),
                 {
                     "Content-Type": "application/x-www-form-urlencoded",
                     "Authorization": self._authorization,
-                    **key,
+                    "Idempotency-Key": f"{notification.idempotency_key}-{number}",
                 },
                 "sms",
+                lambda delivery, index=index: answered(index, delivery),
             )
-            if delivery.outcome == "permanent" or (not delivery.delivered and worst.delivered):
-                worst = delivery
-        return worst
+
+    def send(self, notification: Notification) -> Delivery:
+        return wait_for_outcome(lambda done: self.start_send(notification, done))
 
     def close(self) -> None:
-        self._pool.close()
+        self._client.close()

@@ -8,9 +8,9 @@ the repeat a crash between sending and recording can cause.
 
 from __future__ import annotations
 
-import json
+import orjson
 
-from monitoring.notify.channels._http import HttpPool
+from monitoring.notify.channels._http import Done, HttpClient, wait_for_outcome
 from monitoring.notify.notification import Delivery, Notification, NotifiedAlert
 from monitoring.rules.gofmt import parse_rfc3339_ms, rfc3339_or_zero
 
@@ -107,16 +107,19 @@ class WebhookChannel:
     ) -> None:
         self.url = url
         self.headers = dict(headers or {})  # e.g. the app receiver's Authorization
-        self._pool = HttpPool(timeout_s)
+        self._client = HttpClient(timeout_s)
 
-    def send(self, notification: Notification) -> Delivery:
-        body = json.dumps(webhook_body(notification), separators=(",", ":")).encode()
+    def start_send(self, notification: Notification, done: Done) -> None:
+        body = orjson.dumps(webhook_body(notification))
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": notification.idempotency_key,
             **self.headers,
         }
-        return self._pool.post(self.url, body, headers, "webhook")
+        self._client.start_post(self.url, body, headers, "webhook", done)
+
+    def send(self, notification: Notification) -> Delivery:
+        return wait_for_outcome(lambda done: self.start_send(notification, done))
 
     def close(self) -> None:
-        self._pool.close()
+        self._client.close()

@@ -412,3 +412,89 @@ def test_a_notification_failed_for_good_is_sent_again_at_the_next_group_interval
     assert {b["commonLabels"]["alertname"] for b in again} == {"HighCpu"}
     assert len(again) == 2  # both integrations of the pager, delivered this time
     assert {r.status for r in store.outbox_rows() if r.receiver == "pager"} >= {"delivered"}
+
+
+def test_many_groups_are_in_flight_to_one_integration_at_once(store):
+    # Twenty groups to the pager, its requests held open: all of them are sent before any is
+    # answered (a sender thread a send allowed 8), each holding no thread of the notifier.
+    team, pager = Receiver(), Receiver()
+    pager.hold.clear()
+    clock = lambda: round(time.time() * 1000)  # noqa: E731
+    n = notifier(store, clock, team, pager)
+    n.start()
+    try:
+        threads_before = threading.active_count()
+        n.put([alert(f"Alert{i}", severity="critical", starts_at_ms=clock()) for i in range(20)])
+        wait_for(lambda: len(pager.posts) == 40, what="every group's requests open at once")
+        assert {r.status for r in store.outbox_rows() if r.receiver == "pager"} == {"pending"}
+        # The receiver's 40 handler threads, the HTTP clients' one each: no sender threads.
+        assert threading.active_count() - threads_before <= 40 + 2
+        pager.hold.set()
+        wait_for(
+            lambda: (
+                {r.status for r in store.outbox_rows() if r.receiver == "pager"} == {"delivered"}
+            ),
+            what="all delivered once answered",
+        )
+    finally:
+        pager.hold.set()
+        n.stop()
+
+
+def test_a_hung_integration_does_not_hold_up_another(store):
+    team, pager = Receiver(), Receiver()
+    pager.hold.clear()  # the pager's integrations hang
+    clock = lambda: round(time.time() * 1000)  # noqa: E731
+    n = notifier(store, clock, team, pager)
+    n.start()
+    try:
+        n.put([alert(f"Hung{i}", severity="critical", starts_at_ms=clock()) for i in range(5)])
+        wait_for(lambda: len(pager.posts) == 10, what="the pager's requests open")
+        # The team gets its groups meanwhile (warnings: to the team only).
+        n.put([alert(f"Team{i}", starts_at_ms=clock() - 60_000) for i in range(5)])
+        n.flush_due()
+        wait_for(
+            lambda: (
+                sum(r.status == "delivered" for r in store.outbox_rows() if r.receiver == "team")
+                >= 5
+            ),
+            what="the team's notifications delivered while the pager hangs",
+        )
+        assert {r.status for r in store.outbox_rows() if r.receiver == "pager"} == {"pending"}
+    finally:
+        pager.hold.set()
+        n.stop()
+
+
+def test_a_failed_send_is_retried_by_the_running_worker_with_the_same_key(store):
+    team, pager = Receiver(), Receiver(statuses=(503, 503, 200))
+    clock = lambda: round(time.time() * 1000)  # noqa: E731
+    n = Notifier(
+        config(team.url, pager.url),
+        state=store,
+        clock=clock,
+        env={},
+        backoff=Backoff(base_ms=20, max_ms=100, rng=random.Random(1)),
+    )
+    n.start()
+    try:
+        n.put([alert(severity="critical", starts_at_ms=clock())])
+        wait_for(
+            lambda: (
+                {r.status for r in store.outbox_rows() if r.receiver == "pager"} == {"delivered"}
+            ),
+            what="both pager rows delivered after the 503s",
+        )
+        rows = [r for r in store.outbox_rows() if r.receiver == "pager"]
+        by_path: dict[str, list[str]] = {}
+        for path, _, key in pager.posts:
+            by_path.setdefault(path, []).append(key)
+        # Each row's first attempt answered 503, its second 200, with the same key.
+        assert sorted(r.attempts for r in rows) == [2, 2]
+        for row in rows:
+            path = "/pager" if row.integration == "webhook/0" else "/pager-no-resolved"
+            assert set(by_path[path]) == {row.idempotency_key}
+            assert len(by_path[path]) == row.attempts
+        assert n.metrics.failed.get("webhook", 0) == 0
+    finally:
+        n.stop()

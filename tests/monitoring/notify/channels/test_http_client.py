@@ -1,7 +1,8 @@
-"""The channels' pooled HTTP client (`channels/_http.py`'s `HttpPool` over libcurl) against a
-raw local TCP server that answers exactly what each test scripts: connections kept alive and
-reused, a chunked answer, a kept-alive connection the server dropped (resent once, never more),
-`Connection: close`, header injection refused."""
+"""The channels' HTTP client (`channels/_http.py`'s `HttpClient` over libcurl's multi
+interface) against a raw local TCP server that answers exactly what each test scripts:
+connections kept alive and reused, a chunked answer, a kept-alive connection the server dropped
+(resent once, never more), `Connection: close`, header injection refused; many requests in
+flight at once, a slow one not holding up the others."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import threading
 
 import pytest
 
-from monitoring.notify.channels._http import HttpPool
+from monitoring.notify.channels._http import HttpClient
+from tests.wait import wait_for
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 
@@ -76,12 +78,12 @@ class RawServer:
 
 @pytest.fixture
 def pool():
-    p = HttpPool(timeout_s=5)
+    p = HttpClient(timeout_s=5)
     yield p
     p.close()
 
 
-def _post(pool: HttpPool, server: RawServer, body: bytes = b'{"a":1}'):
+def _post(pool: HttpClient, server: RawServer, body: bytes = b'{"a":1}'):
     return pool.post(server.url, body, {"Content-Type": "application/json"}, "webhook")
 
 
@@ -159,7 +161,7 @@ def test_a_receiver_that_never_answers_is_retryable_after_one_resend(pool):
         assert [body for _, _, body in server.requests] == [b"first", b"second", b"second"]
         # On a fresh connection it is not resent (Go's transport resends only a request
         # that went on a reused connection): the pipeline's retry policy takes over.
-        fresh = HttpPool(timeout_s=5)
+        fresh = HttpClient(timeout_s=5)
         try:
             assert _post(fresh, server, b"third").retry
         finally:
@@ -190,5 +192,84 @@ def test_a_header_with_a_newline_is_refused_before_anything_is_sent(pool):
         delivery = pool.post(server.url, b"{}", {"X-Evil": "a\r\nInjected: 1"}, "webhook")
         assert delivery.outcome == "permanent" and "invalid header" in delivery.reason
         assert server.requests == []
+    finally:
+        server.close()
+
+
+def test_many_requests_are_in_flight_at_once_and_answered_from_one_thread():
+    # The server answers nothing until all 50 requests are open at once: a client sending
+    # one at a time (or 8 at a time) would never get there.
+    count = 50
+    everyone_in = threading.Event()
+    server = RawServer(answer=lambda n: OK if everyone_in.wait(60) else b"")
+    client = HttpClient(timeout_s=60)
+    answered: list[tuple[int, bool]] = []
+    all_answered = threading.Event()
+
+    def done(delivery) -> None:
+        answered.append((threading.get_ident(), delivery.delivered))
+        if len(answered) == count:
+            all_answered.set()
+
+    try:
+        for i in range(count):
+            client.start_post(server.url, b"%d" % i, {}, "webhook", done)
+        wait_for(lambda: len(server.requests) == count, what="every request open at once")
+        assert answered == []  # none answered yet: all of them in flight together
+        everyone_in.set()
+        assert all_answered.wait(60)
+        assert {ok for _, ok in answered} == {True}
+        threads = {ident for ident, _ in answered}
+        assert len(threads) == 1 and threading.get_ident() not in threads
+        assert sorted(int(body) for _, _, body in server.requests) == list(range(count))
+    finally:
+        everyone_in.set()
+        client.close()
+        server.close()
+
+
+def test_a_receiver_that_hangs_does_not_hold_up_another(pool):
+    released = threading.Event()
+    slow = RawServer(answer=lambda n: OK if released.wait(60) else b"")
+    fast = RawServer()
+    hung: list = []
+    try:
+        pool.start_post(slow.url, b"slow", {}, "webhook", hung.append)
+        wait_for(lambda: len(slow.requests) == 1, what="the slow request open")
+        for _ in range(3):
+            assert _post(pool, fast).delivered
+        assert hung == []  # still open meanwhile
+        released.set()
+        wait_for(lambda: len(hung) == 1, what="the slow request answered")
+        assert hung[0].delivered
+    finally:
+        released.set()
+        slow.close()
+        fast.close()
+
+
+def test_a_bad_url_is_answered_from_the_clients_thread_not_inside_the_call(pool):
+    answers: list[tuple[int, str]] = []
+    pool.start_post(
+        "ftp://example.com/x",
+        b"",
+        {},
+        "webhook",
+        lambda d: answers.append((threading.get_ident(), d.reason)),
+    )
+    assert answers == [] or answers[0][0] != threading.get_ident()
+    wait_for(lambda: len(answers) == 1, what="the refusal")
+    assert answers[0][0] != threading.get_ident()
+    assert answers[0][1] == "webhook: not an http(s) URL"
+
+
+def test_after_close_the_thread_ends_and_a_later_request_starts_it_again(pool):
+    server = RawServer()
+    try:
+        assert _post(pool, server).delivered
+        pool.close()
+        wait_for(lambda: pool._thread is None, what="the client's thread ended")
+        assert _post(pool, server).delivered
+        assert server.connections == 2  # its connections went with it
     finally:
         server.close()
