@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace.sampling import (
     SamplingResult,
     TraceIdRatioBased,
 )
+from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
 from opentelemetry.trace import get_current_span
 from opentelemetry.util.http import sanitize_method
 
@@ -78,24 +79,30 @@ class TracedRequests(_DjangoMiddleware):
     """OpenTelemetry's Django middleware, for the requests the gate samples, minus its second
     URL resolution: it names the span `<method> <route>` from a resolution of its own, before
     Django's (about 60 µs for the shop's URLs). Here the span starts named by its method and
-    takes the route once Django has resolved it (process_view), the same name for every request
-    that reaches a view; one answered before (a 404, a 403 or 429 of the security middleware)
-    keeps the method alone."""
+    gets its route (name and `http.route`) from Django's resolution as the response passes, so
+    the gate needs no `process_view` hook, which Django would call for every request. A request
+    answered without resolving a view (a 404; a 403 or 429 of the security middleware) keeps
+    the method alone as its name.
+
+    Not kept from the middleware's own `process_view`: the route in its HTTP metrics'
+    attributes; no meter provider is set, those metrics go nowhere."""
 
     @staticmethod
     def _get_span_name(request) -> str:
         method = sanitize_method(request.method.strip())
         return "HTTP" if method == "_OTHER" else method
 
-    def process_view(self, request, view_func, *args, **kwargs):
-        super().process_view(request, view_func, *args, **kwargs)
+    def process_response(self, request, response):
         span = request.META.get(self._environ_span_key)
         match = getattr(request, "resolver_match", None)
-        if span is None or match is None or not span.is_recording() or span.name == "HTTP":
-            return
-        route = getattr(match, "route", None) or getattr(match, "url_name", None)
-        if route:
-            span.update_name(f"{span.name} {route}")
+        if span is not None and match is not None and span.is_recording():
+            route = getattr(match, "route", None)
+            if route:
+                span.set_attribute(HTTP_ROUTE, route)
+            name = route or getattr(match, "url_name", None)
+            if name and span.name != "HTTP":
+                span.update_name(f"{span.name} {name}")
+        return super().process_response(request, response)
 
 
 class TracingGate:
@@ -135,13 +142,8 @@ class TracingGate:
         finally:
             context.detach(token)
 
-    # Django calls these hooks of the middleware in its list (the gate): the traced request's
-    # span gets its route (process_view) and its exception as OpenTelemetry's would.
-    def process_view(self, request, view_func, view_args, view_kwargs):
-        if getattr(request, "_apm_traced", False):
-            return self.traced.process_view(request, view_func, view_args, view_kwargs)
-        return None
-
+    # Django calls this hook of the middleware in its list (the gate), on an exception only:
+    # the traced request's span records it as OpenTelemetry's would.
     def process_exception(self, request, exception):
         if getattr(request, "_apm_traced", False):
             return self.traced.process_exception(request, exception)

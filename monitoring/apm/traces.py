@@ -16,6 +16,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
+# Imported with this module, which only a process with tracing on imports (setup()): the
+# functions below run per request, an import statement in them is a few calls each time.
+from opentelemetry.instrumentation.dbapi import get_traced_connection_proxy
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.trace import get_current_span
+
 _provider: Any = None
 
 
@@ -79,8 +85,6 @@ def init_tracing(
 
 
 def _current_ids() -> tuple[str, str] | None:
-    from opentelemetry.trace import get_current_span
-
     context = get_current_span().get_span_context()
     if not context.is_valid:
         return None
@@ -88,10 +92,11 @@ def _current_ids() -> tuple[str, str] | None:
 
 
 def _trace_connection(sender, connection, **kwargs) -> None:
-    if connection.vendor == "postgresql":
-        _trace_psycopg_connection(connection)
-    elif connection.vendor == "sqlite":
+    vendor = connection.vendor
+    if vendor == "sqlite":
         _trace_sqlite_connection(connection)
+    elif vendor == "postgresql":
+        _trace_psycopg_connection(connection)
 
 
 _sqlite_integration: Any = None
@@ -105,9 +110,6 @@ def _trace_sqlite_connection(connection) -> None:
     per connection: SQLite connects per request (CONN_MAX_AGE 0), and a SQLite connection has
     no attribute the integration would read from it. Not inside a request not sampled
     (instrumentation suppressed): its connection lasts the request, it has no query to trace."""
-    from opentelemetry.instrumentation.dbapi import get_traced_connection_proxy
-    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-
     if not is_instrumentation_enabled():
         return
     global _sqlite_integration

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.sampling import Decision, ParentBased
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.http import parse_excluded_urls
 
-from monitoring.apm import traces
+from monitoring.apm import propagation, traces
 from monitoring.apm.sampling import (
     DJANGO_MIDDLEWARE,
     GATE,
@@ -96,6 +96,7 @@ def serve(ratio: float, monkeypatch, redis_client, **headers) -> dict:
     def view(request):
         seen["instrumentation_enabled"] = is_instrumentation_enabled()
         seen["trace"] = traces._current_ids()
+        seen["job_headers"] = propagation.trace_headers()  # what a job enqueued here keeps
         database = SimpleNamespace(connection=sqlite3.connect(":memory:"))
         traces._trace_sqlite_connection(database)  # as Django opens a connection
         database.connection.cursor().execute("SELECT 1").fetchall()
@@ -106,10 +107,6 @@ def serve(ratio: float, monkeypatch, redis_client, **headers) -> dict:
     monkeypatch.setattr(TracingGate, "ratio", ratio)
     gate = TracingGate(view)
     request = RequestFactory().get("/api/catalog/products/", **headers)
-    # Django calls the gate's process_view between the middleware and the view.
-    gate.get_response = gate.traced.get_response = lambda r: (
-        gate.process_view(r, view, (), {}) or view(r)
-    )
     assert gate(request).status_code == 200
     assert is_instrumentation_enabled()  # suppressed for the request's duration only
     return seen
@@ -120,7 +117,7 @@ def test_a_request_not_sampled_makes_no_span_not_even_for_its_sql_and_redis(
     tracing, redis_client, monkeypatch
 ):
     seen = serve(0.0, monkeypatch, redis_client)
-    assert seen == {"instrumentation_enabled": False, "trace": None}
+    assert seen == {"instrumentation_enabled": False, "trace": None, "job_headers": {}}
     assert tracing.exporter.get_finished_spans() == ()
 
 
@@ -154,7 +151,12 @@ def test_a_caller_that_did_not_sample_its_request_is_not_traced_its_lines_keep_i
 ):
     seen = serve(1.0, monkeypatch, redis_client, HTTP_TRACEPARENT=traceparent(sampled=False))
     assert tracing.exporter.get_finished_spans() == ()
-    assert seen == {"instrumentation_enabled": False, "trace": (TRACE_ID, CALLER_SPAN)}
+    assert seen == {
+        "instrumentation_enabled": False,
+        "trace": (TRACE_ID, CALLER_SPAN),
+        # Its jobs carry the caller's "not sampled" on to their tasks.
+        "job_headers": {"traceparent": traceparent(sampled=False)},
+    }
 
 
 @pytest.mark.redis
@@ -179,7 +181,7 @@ def test_the_server_span_is_named_by_the_route_django_resolved(tracing, monkeypa
 
     def through_django(r):
         r.resolver_match = resolve(r.path_info)
-        return gate.process_view(r, view, (), {}) or view(r)
+        return view(r)
 
     gate.get_response = gate.traced.get_response = through_django
     gate(request)
