@@ -28,8 +28,9 @@ Two sizes an order of magnitude apart (1,000 and 10,000 requests per variant). P
 calls per request (cProfile; deterministic, the load does not change them) are counted in one
 set, with a seeded `random` (the 10 % draw).
 
-In the first set, the "on" process also serves alternate turns with every request sampled and
-with none (the gate's ratio set to 1, then 0; spans exported within the turn): a sampled
+In the first set, the "on" process also measures the OpenTelemetry SDK alone for a traced request
+(two spans made, ended and OTLP-encoded, no instrumentation: the floor of any tracing with the
+SDK), and serves alternate turns with every request sampled and with none (the gate's ratio set to 1, then 0; spans exported within the turn): a sampled
 request's extra cost, free of process-to-process differences.
 
 Goal (issue 15): on - off at most 30 µs per request on average: the median paired difference
@@ -211,6 +212,9 @@ def child() -> None:
 
     for line in sys.stdin:
         kind, _, count = line.strip().rpartition(" ")
+        if kind == "floor":
+            print(json.dumps(sdk_floor(int(count))), flush=True)
+            continue
         if kind.startswith("ratio="):
             result = serve_at(kind.removeprefix("ratio="), int(count))
         else:
@@ -218,7 +222,53 @@ def child() -> None:
         print(json.dumps(result), flush=True)
 
 
+def sdk_floor(requests: int) -> list[float]:
+    """What a traced request costs the OpenTelemetry SDK alone, with no instrumentation: its two
+    spans (the server span with the 10 attributes the Django instrumentation gives this page,
+    the SQL span with 3) made and ended, then OTLP-encoded as the exporter does. CPU µs per
+    request: [spans, encoding]."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.trace import SpanKind
+
+    ended = []
+
+    class Keep(SpanExporter):
+        def export(self, spans):
+            ended.extend(spans)
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(Keep()))
+    tracer = provider.get_tracer("floor")
+    server = {
+        "http.method": "GET", "http.server_name": "127.0.0.1", "http.scheme": "http",
+        "net.host.port": 8000, "http.host": "127.0.0.1:8000", "net.peer.ip": "127.0.0.1",
+        "http.url": f"http://127.0.0.1:8000{PATH}", "http.flavor": "1.1",
+        "http.route": "api/catalog/products/<int:pk>/", "http.status_code": 200,
+    }  # fmt: skip
+    sql = {
+        "db.system": "sqlite", "db.name": "",
+        "db.statement": 'SELECT "catalog_product"."id" FROM "catalog_product" WHERE "id" = %s',
+    }  # fmt: skip
+    started = time.process_time()
+    for _ in range(requests):
+        with tracer.start_as_current_span("GET", kind=SpanKind.SERVER, attributes=server):
+            with tracer.start_as_current_span("SELECT", kind=SpanKind.CLIENT, attributes=sql):
+                pass
+    made = time.process_time()
+    for batch in range(0, len(ended), 512):
+        encode_spans(ended[batch : batch + 512]).SerializeToString()
+    encoded = time.process_time()
+    provider.shutdown()
+    return [(made - started) / requests * 1e6, (encoded - made) / requests * 1e6]
+
+
 # --- the parent ---
+
+
+FLOOR_REQUESTS = 5000
 
 
 class Variant:
@@ -231,10 +281,10 @@ class Variant:
     def ready(self) -> None:
         assert self.process.stdout.readline().strip() == "ready"
 
-    def serve(self, requests: int, kind: str = "") -> float:
+    def serve(self, requests: int, kind: str = ""):
         self.process.stdin.write(f"{kind} {requests}\n")
         self.process.stdin.flush()
-        return float(self.process.stdout.readline())
+        return json.loads(self.process.stdout.readline())
 
     def close(self) -> None:
         self.process.stdin.close()
@@ -275,6 +325,7 @@ def run(
     results: dict[int, dict[str, list[tuple[int, float]]]] = {}
     calls: dict[str, float] = {}
     sampled: list[float] = []
+    floor: list[float] = []
     envs = variants(tmp, collector)
     for size in sizes:
         per_set = size // sets
@@ -292,6 +343,7 @@ def run(
             if not calls:
                 calls = {name: v.serve(CALLS, "calls") for name, v in running.items()}
                 sampled = sampled_cost(running[ON])
+                floor = running[ON].serve(FLOOR_REQUESTS, "floor")
             for variant in running.values():
                 variant.close()
         results[size] = rounds
@@ -300,7 +352,7 @@ def run(
         calls.update({name: v.serve(CALLS, "calls") for name, v in running.items()})
         for variant in running.values():
             variant.close()
-    return results, calls, sampled
+    return results, calls, sampled, floor
 
 
 def paired(rounds: dict[str, list[tuple[int, float]]], name: str) -> list[float]:
@@ -316,7 +368,13 @@ def set_means(rounds: dict[str, list[tuple[int, float]]], name: str) -> list[flo
 
 
 def report(
-    results: dict, calls: dict, sampled: list[float], sets: int, turn: int, collector: Collector
+    results: dict,
+    calls: dict,
+    sampled: list[float],
+    floor: list[float],
+    sets: int,
+    turn: int,
+    collector: Collector,
 ) -> bool:
     print(
         f"Python {platform.python_version()} on {platform.machine()}, "
@@ -358,6 +416,13 @@ def report(
         f"median {median:+.0f} µs (25th–75th pct {q1:+.0f} .. {q3:+.0f}); at a 10 % ratio "
         f"that alone is {median / 10:+.0f} µs per request on average"
     )
+    spans, encoding = floor
+    print(
+        f"The SDK alone for a traced request ({FLOOR_REQUESTS} requests' two spans, no "
+        f"instrumentation): {spans:.0f} µs to make and end them, {encoding:.0f} µs to encode "
+        f"them for OTLP: at 10 % that floor alone is {(spans + encoding) / 10:+.0f} µs per "
+        "request on average"
+    )
     print(f"\nexport requests received by the local collector: {collector.posts}")
     overheads = ", ".join(f"{median:+.1f} µs at {size}" for size, median in medians.items())
     print(
@@ -383,8 +448,8 @@ def main() -> int:
     try:
         prepare(tmp)
         collector = Collector()
-        results, calls, sampled = run(sizes, args.sets, args.turn, tmp, collector)
-        return verdict(report(results, calls, sampled, args.sets, args.turn, collector))
+        results, calls, sampled, floor = run(sizes, args.sets, args.turn, tmp, collector)
+        return verdict(report(results, calls, sampled, floor, args.sets, args.turn, collector))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
