@@ -178,7 +178,10 @@ def stack(tmp_path, database, monkeypatch):
     with Exporter() as exporter:
         exporter.body = "drill_celery 0\nack_me 0\n"
         (tmp_path / "prometheus.yml").write_text(
-            "global: {scrape_interval: 300ms, evaluation_interval: 300ms}\n"
+            # A scrape's timeout is its interval: one failed scrape makes the series stale and
+            # resolves both alerts, so not below 1 s on a loaded machine (a 300 ms one did,
+            # and AckMe's link answered 409, "not firing any more").
+            "global: {scrape_interval: 1s, evaluation_interval: 300ms}\n"
             "rule_files: ['rules.yml']\n"
             "scrape_configs:\n  - job_name: app\n"
             f"    static_configs: [{{targets: ['{exporter.address}']}}]\n"
