@@ -270,6 +270,15 @@ class LogEntry:
 
 
 @dataclass(frozen=True)
+class OutboxWrite:
+    """One notification's outbox rows (dicts of the columns, one per integration) and the
+    receiver's log entry that goes with them: written together or not at all."""
+
+    rows: list[dict]
+    log: LogEntry
+
+
+@dataclass(frozen=True)
 class OutboxRow:
     """One notification for one integration of a receiver (``payload``: the notification)."""
 
@@ -290,6 +299,10 @@ class OutboxRow:
     # uses it as it is rather than decoding `payload` and hashing its alerts again. Never
     # stored; a row read from the table has none.
     notification: Notification | None = field(default=None, compare=False, repr=False)
+
+
+# Outbox rows an INSERT writes at most: 8 variables a row, under SQLite's 32,766 a statement.
+_ROWS_A_STATEMENT = 500
 
 
 class _Unusable(sqlite3.DatabaseError):
@@ -889,16 +902,26 @@ class StateStore:
         neither. Rows whose (key, integration) exists already are kept as they are. Returns
         the number of rows added; `written` gets them as read back, once they are written
         (the deliverer takes them from there without reading them again)."""
-        added = 0
-        new: list[OutboxRow] = []
+        new = self.outbox_enqueue_many([OutboxWrite(list(rows), log)])
+        if written is not None:
+            written.extend(new)
+        return len(new)
+
+    def outbox_enqueue_many(self, writes: list[OutboxWrite]) -> list[OutboxRow]:
+        """`outbox_enqueue` for several notifications in one transaction (a savepoint inside a
+        `batch`), with one INSERT for all their rows and one statement for all their log
+        entries: a flush chunk's groups cost two statements instead of a savepoint and two
+        statements each. All or none are written; the flush falls back to one notification
+        at a time when this fails, so one bad group does not hold the others back. Returns
+        the rows added, in the order given."""
+        rows = [row for write in writes for row in write.rows]
+        added: dict[tuple[str, str], int] = {}
         with self._transaction(durable=False) as db:
-            for row in rows:
-                cursor = db.execute(
-                    "INSERT INTO notification_outbox (idempotency_key, receiver, integration,"
-                    " kind, payload, status, next_attempt_ms, deadline_ms, created_ms)"
-                    " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)"
-                    " ON CONFLICT (idempotency_key, integration) DO NOTHING",
-                    (
+            for start in range(0, len(rows), _ROWS_A_STATEMENT):
+                part = rows[start : start + _ROWS_A_STATEMENT]
+                values = []
+                for row in part:
+                    values += (
                         row["idempotency_key"],
                         row["receiver"],
                         row["integration"],
@@ -907,28 +930,41 @@ class StateStore:
                         row["created_ms"],
                         row["deadline_ms"],
                         row["created_ms"],
-                    ),
-                )
-                added += cursor.rowcount
-                if cursor.rowcount == 1 and written is not None:
-                    new.append(_pending_row(cursor.lastrowid, row))
-            db.execute(
+                    )
+                # RETURNING names only the rows inserted (not those ON CONFLICT kept), in no
+                # set order: matched back by (key, integration), the table's unique key.
+                returned = db.execute(
+                    "INSERT INTO notification_outbox (idempotency_key, receiver, integration,"
+                    " kind, payload, status, next_attempt_ms, deadline_ms, created_ms) VALUES "
+                    + ", ".join(["(?, ?, ?, ?, ?, 'pending', ?, ?, ?)"] * len(part))
+                    + " ON CONFLICT (idempotency_key, integration) DO NOTHING"
+                    " RETURNING id, idempotency_key, integration",
+                    values,
+                ).fetchall()
+                added.update(((key, integration), row_id) for row_id, key, integration in returned)
+            db.executemany(
                 "INSERT INTO notification_log (receiver, group_key, firing, resolved, sequence,"
                 " sent_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (receiver, group_key)"
                 " DO UPDATE SET firing = excluded.firing, resolved = excluded.resolved,"
                 " sequence = excluded.sequence, sent_ms = excluded.sent_ms",
-                (
-                    log.receiver,
-                    log.group_key,
-                    orjson.dumps(sorted(log.firing)).decode(),
-                    orjson.dumps(sorted(log.resolved)).decode(),
-                    log.sequence,
-                    log.sent_ms,
-                ),
+                [
+                    (
+                        log.receiver,
+                        log.group_key,
+                        orjson.dumps(sorted(log.firing)).decode(),
+                        orjson.dumps(sorted(log.resolved)).decode(),
+                        log.sequence,
+                        log.sent_ms,
+                    )
+                    for log in (write.log for write in writes)
+                ],
             )
-        if written is not None:
-            written.extend(new)
-        return added
+        new = []
+        for row in rows:
+            row_id = added.pop((row["idempotency_key"], row["integration"]), None)
+            if row_id is not None:  # a repeat of a (key, integration) in `rows` is added once
+                new.append(_pending_row(row_id, row))
+        return new
 
     def notification_log_get(self, *, receiver: str, group_key: str) -> LogEntry | None:
         with self._lock:

@@ -16,6 +16,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from json.encoder import encode_basestring_ascii as _quote  # json.dumps' own quoting
 from typing import Literal
 from urllib.parse import quote
 
@@ -119,10 +120,24 @@ class Notification:
         recording can cause). 32 hex digits (128 bits of SHA-256)."""
         key = self.__dict__.get("_idempotency_key")  # computed once (frozen: never changes)
         if key is None:
-            states = sorted((a.fingerprint, a.status, a.starts_at_ms) for a in self.alerts)
-            text = json.dumps([self.receiver, self.group_key, self.sequence, states])
+            text = _key_text(self.receiver, self.group_key, self.sequence, self.alerts)
             key = self.__dict__["_idempotency_key"] = hashlib.sha256(text.encode()).hexdigest()[:32]
         return key
+
+
+def _key_text(
+    receiver: str, group_key: str, sequence: int, alerts: tuple[NotifiedAlert, ...]
+) -> str:
+    """What the idempotency key hashes: exactly the text of `json.dumps([receiver, group_key,
+    sequence, sorted((fingerprint, status, starts_at_ms), ...)])`, the derivation keys have
+    always had (a receiver compares keys across restarts and upgrades), written out with
+    the C string quoting alone: a third cheaper than the general encoder, once a
+    notification."""
+    states = ", ".join(
+        f"[{_quote(fp)}, {_quote(status)}, {starts}]"
+        for fp, status, starts in sorted((a.fingerprint, a.status, a.starts_at_ms) for a in alerts)
+    )
+    return f"[{_quote(receiver)}, {_quote(group_key)}, {sequence}, [{states}]]"
 
 
 def _common(maps) -> dict[str, str]:

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from monitoring.monitor.state import OutboxRow, StateStore
+from monitoring.monitor.state import OutboxRow, OutboxWrite, StateStore
 from monitoring.notify.config import Config
 from monitoring.notify.integrations import Integration, integrations_build, integrations_close
 from monitoring.notify.notification import FIRING, RESOLVED, Delivery, NotifiedAlert
@@ -426,9 +426,12 @@ class Notifier:
             chunk = range(start, min(start + size, len(due)))
             start, size = start + size, min(size * 2, FLUSH_CHUNK)
             with self.state.batch():
+                ran: list[tuple[int, list[OutboxWrite]]] = []
                 for i in chunk:
-                    if self._flush_group(due[i], snapshots[i], now, firing_labels):
-                        flushed.append(i)
+                    writes: list[OutboxWrite] = []
+                    if self._flush_group(due[i], snapshots[i], now, firing_labels, writes):
+                        ran.append((i, writes))
+                flushed += self._write_chunk(ran, [due[i].group_key for i, _ in ran])
             if self._written:  # after the commit: a row is there before it is sent
                 self.deliverer.wake(self._written)
         with self._lock:
@@ -453,10 +456,38 @@ class Notifier:
                     self._synthetic.discard(fp)
         return len(due)
 
+    def _write_chunk(
+        self, ran: list[tuple[int, list[OutboxWrite]]], group_keys: list[str]
+    ) -> list[int]:
+        """Write the outbox rows and log entries of a chunk's groups (`ran`: each group's
+        index and writes) in one statement a table; returns the indexes of the groups
+        written. When that fails, each group is written alone (its own savepoint), so one
+        bad group is left for the next flush to try again while the others go out."""
+        try:
+            self._written += self.state.outbox_enqueue_many([w for _, ws in ran for w in ws])
+            return [i for i, _ in ran]
+        except Exception:
+            logger.warning("writing a flush chunk failed; writing its groups one at a time")
+        written = []
+        for (i, writes), group_key in zip(ran, group_keys, strict=True):
+            try:
+                self._written += self.state.outbox_enqueue_many(writes)
+            except Exception:  # the state file briefly unwritable: the next flush retries
+                logger.exception("notifying group %s failed", group_key)
+                continue
+            written.append(i)
+        return written
+
     def _flush_group(
-        self, group: AggregationGroup, sent: dict, now: int, firing_labels: list
+        self,
+        group: AggregationGroup,
+        sent: dict,
+        now: int,
+        firing_labels: list,
+        outbox_writes: list[OutboxWrite],
     ) -> bool:
-        """The chain for one group; False when it failed (the next flush tries again)."""
+        """The chain for one group, its outbox write left in `outbox_writes` for the chunk;
+        False when it failed (the next flush tries again)."""
         ctx = FlushContext(
             now_ms=now,
             route=group.route,
@@ -465,6 +496,7 @@ class Notifier:
             group_labels=group.group_labels,
             firing_labels=firing_labels,
             group_alerts=tuple(sent.values()),
+            outbox_writes=outbox_writes,
         )
         alerts = sorted(sent.values(), key=lambda a: (a.starts_at_ms, a.fingerprint))
         try:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from monitoring.monitor.state import LogEntry
+from monitoring.monitor.state import LogEntry, OutboxWrite
 from monitoring.notify.notification import NotifiedAlert
 from monitoring.notify.routing import Route
 
@@ -25,6 +25,9 @@ class FlushContext:
     group_alerts: tuple[NotifiedAlert, ...] = ()
     # Set by the dedup stage for the outbox stage: the log entry to write with the rows.
     log_entry: LogEntry | None = None
+    # Given by a flush that writes its chunk's groups together: the outbox stage adds its
+    # write here instead of writing it (None: the stage writes it at once).
+    outbox_writes: list[OutboxWrite] | None = None
 
 
 class Stage(Protocol):

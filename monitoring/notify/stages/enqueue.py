@@ -3,7 +3,8 @@
 One row per integration of the receiver (an integration without `send_resolved` gets the
 firing alerts only, and nothing when none fire), written in one transaction with the
 receiver's notification log entry: the notification is either due and recorded as sent, or
-neither. The delivery worker (`monitoring.notify.outbox.Deliverer`) takes it from there.
+neither. A flush collects its chunk's writes (`FlushContext.outbox_writes`) and writes them
+together after the chunk's groups ran. The delivery worker (`monitoring.notify.outbox.Deliverer`) takes it from there.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from monitoring.monitor.state import OutboxRow, StateStore
+from monitoring.monitor.state import OutboxRow, OutboxWrite, StateStore
 from monitoring.notify.integrations import Integration
 from monitoring.notify.notification import FIRING, Notification, NotifiedAlert
 from monitoring.notify.outbox import notification_payload
@@ -69,11 +70,14 @@ class OutboxStage:
                     "notification": notification,  # handed to the sender, not stored
                 }
             )
-        written: list[OutboxRow] = []
         log = ctx.log_entry
         if log.sent_ms != ctx.now_ms:
             log = replace(log, sent_ms=ctx.now_ms)
-        self.store.outbox_enqueue(rows=rows, log=log, written=written)
+        write = OutboxWrite(rows, log)
+        if ctx.outbox_writes is not None:
+            ctx.outbox_writes.append(write)  # the flush writes its chunk in one statement
+            return alerts
+        written = self.store.outbox_enqueue_many([write])
         if written:
             self.wake(written)
         return alerts

@@ -498,3 +498,80 @@ def test_a_failed_send_is_retried_by_the_running_worker_with_the_same_key(store)
         assert n.metrics.failed.get("webhook", 0) == 0
     finally:
         n.stop()
+
+
+def test_a_group_whose_write_fails_is_left_for_the_next_flush_and_the_others_go_out(store, caplog):
+    """A flush writes a chunk's groups in one statement a table; when that fails, each group
+    is written alone, so the one SQLite refuses (a real trigger here) does not hold back the
+    others of its chunk, and is written and sent by the next flush."""
+    clock = Clock()
+    team, pager = Receiver(), Receiver()
+    n = notifier(store, clock, team, pager)
+    names = ["Cpu", "Disk", "BadGroup", "Memory", "Net", "Queue", "Latency"]
+    n.put([alert(name, severity="critical", starts_at_ms=clock()) for name in names])
+    store._db.execute(
+        "CREATE TEMP TRIGGER refuse_bad BEFORE INSERT ON notification_outbox"
+        " WHEN NEW.payload LIKE '%BadGroup%' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    assert n.flush_due() == 7  # chunks of 1, 2 and 4 groups: the bad one shares a chunk
+    assert "writing a flush chunk failed" in caplog.text
+    rows = store.outbox_rows()
+    written = {r.payload["group_labels"]["alertname"] for r in rows}
+    assert written == set(names) - {"BadGroup"} and len(rows) == 12  # two webhooks a group
+    assert store.notification_log_get(receiver="pager", group_key=_key(n, "BadGroup")) is None
+    assert n.deliverer.deliver_due() == 12
+    assert len(pager.posts) == 12 and "BadGroup" not in json.dumps(pager.posts)
+
+    store._db.execute("DROP TRIGGER refuse_bad")
+    n.flush_due()  # the failed group was kept due: this flush writes it
+    bad = [r for r in store.outbox_rows() if r.payload["group_labels"]["alertname"] == "BadGroup"]
+    assert len(bad) == 2 and {r.status for r in bad} == {"pending"}
+    assert n.deliverer.deliver_due() == 2
+    assert sum("BadGroup" in json.dumps(body) for _, body, _ in pager.posts) == 2
+
+
+def _key(n: Notifier, alertname: str) -> str:
+    return next(
+        g.group_key
+        for g in n._groups.values()
+        if g.route.options.receiver == "pager" and g.group_labels.get("alertname") == alertname
+    )
+
+
+def test_a_chunk_write_adds_each_row_once_and_keeps_existing_ones(store):
+    """`outbox_enqueue_many`: rows come back in the order given with their ids; a (key,
+    integration) already there is kept as it is and not returned."""
+    from monitoring.monitor.state import LogEntry, OutboxWrite
+
+    def write(key: str, group: str) -> OutboxWrite:
+        rows = [
+            {
+                "idempotency_key": key,
+                "receiver": "r",
+                "integration": f"webhook/{i}",
+                "kind": "webhook",
+                "payload": {"k": key},
+                "created_ms": 1,
+                "deadline_ms": 2,
+            }
+            for i in range(2)
+        ]
+        return OutboxWrite(rows, LogEntry("r", group, frozenset({key}), frozenset(), 0, 1))
+
+    first = store.outbox_enqueue_many([write("a", "g1")])
+    again = store.outbox_enqueue_many([write("b", "g2"), write("a", "g1"), write("c", "g3")])
+    assert [(r.idempotency_key, r.integration) for r in first] == [
+        ("a", "webhook/0"),
+        ("a", "webhook/1"),
+    ]
+    assert [(r.idempotency_key, r.integration) for r in again] == [
+        ("b", "webhook/0"),
+        ("b", "webhook/1"),
+        ("c", "webhook/0"),
+        ("c", "webhook/1"),
+    ]
+    stored = {(r.idempotency_key, r.integration): r.id for r in store.outbox_rows()}
+    assert len(stored) == 6 and all(
+        stored[(r.idempotency_key, r.integration)] == r.id for r in first + again
+    )
+    assert store.notification_log_get(receiver="r", group_key="g3").firing == {"c"}

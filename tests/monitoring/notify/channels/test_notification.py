@@ -1,7 +1,7 @@
 from dataclasses import replace
 from urllib.parse import unquote
 
-from monitoring.notify.notification import FIRING, RESOLVED, Delivery
+from monitoring.notify.notification import FIRING, RESOLVED, Delivery, NotifiedAlert
 from tests.monitoring.notify.channels.sample import notification, payment_alert, resolved
 
 
@@ -59,3 +59,25 @@ def test_the_idempotency_key_derivation_does_not_change():
     """Receivers compare keys across monitor upgrades: a new derivation would make the one
     repeat after an upgrade look new. Change this value only on purpose."""
     assert notification().idempotency_key == "3dcf9bd57662f53f223673d1043a1310"
+
+
+def test_the_idempotency_key_text_is_json_dumps_of_the_states():
+    """The key's text is written out without the general JSON encoder; it must stay the
+    exact text `json.dumps` made (keys compared across restarts and upgrades)."""
+    import json
+
+    from monitoring.notify.notification import _key_text
+
+    alerts = (
+        NotifiedAlert({"alertname": 'Ä "q" \\ \n'}, {}, 1_733_300_000_123),
+        NotifiedAlert({"alertname": "b"}, {}, 5, ends_at_ms=9, status=RESOLVED),
+        NotifiedAlert({"alertname": "c\u2028😀"}, {}, 0),
+    )
+    for receiver, group_key, sequence, group in [
+        ("team-ops", '{}/{severity="critical"}:{alertname="Ä\\"x"}', 3, alerts),
+        ("e", "", 0, ()),
+        ("pager\t", "{}:{}", 12345, alerts[1:]),
+    ]:
+        states = sorted((a.fingerprint, a.status, a.starts_at_ms) for a in group)
+        expected = json.dumps([receiver, group_key, sequence, states])
+        assert _key_text(receiver, group_key, sequence, group) == expected
