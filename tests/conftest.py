@@ -30,6 +30,15 @@ def _fresh_visitor_counter():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_database_reachable():
+    """The basic health check's answer is kept a second per process: an "unreachable" left by
+    a test that cut its database must not answer the next test's probe."""
+    from monitoring.health import checks
+
+    checks._reachable.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_block_list():
     """Each test's database starts without blocks; the per-process copy of the block list
     (refreshed once a second) must not carry one over from the previous test."""

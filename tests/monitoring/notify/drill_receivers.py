@@ -151,11 +151,14 @@ class Receivers:
         }
 
     def all_arrived(self) -> bool:
-        """Every row not failed for good has arrived (a failed one is asserted on later)."""
+        """Every row not failed for good has arrived and is marked delivered (a failed one is
+        asserted on later). The mark comes after the arrival: senders commit them in batches."""
         rows = [r for r in self.outbox() if r["status"] != "failed"]
         arrived = self.arrivals()
         return bool(rows) and all(
-            (DESTINATION[(r["receiver"], r["integration"])], r["key"]) in arrived for r in rows
+            r["status"] == "delivered"
+            and (DESTINATION[(r["receiver"], r["integration"])], r["key"]) in arrived
+            for r in rows
         )
 
     def assert_none_lost_none_repeated(
