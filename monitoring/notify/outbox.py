@@ -18,7 +18,9 @@ groups in parallel, at most `per_integration` sends in flight to one integration
 Slack never holds up the email. An HTTP channel's sends hold no thread while in flight (its
 `start_send` returns at once, its client's thread calls back with the outcome, and the next
 row goes from there); email and the dashboard send in a pool's threads, at most
-`BLOCKING_PER_INTEGRATION` at once each. On start, pending rows left by a previous process are
+`BLOCKING_PER_INTEGRATION` at once each. A send's outcome is recorded by the worker thread, and
+not while a flush is writing and handing over rows (`flushing`): a burst's sends all go out
+before the interpreter is spent on the first ones' outcomes. On start, pending rows left by a previous process are
 due at once. Finished rows and log entries older than `RETENTION_MS` (120 h, Alertmanager's
 nflog retention) are pruned once an hour.
 """
@@ -125,6 +127,7 @@ class Deliverer:
         on_attempt: OnResult = lambda row, delivery, seconds: None,
         workers: int = 32,
         per_integration: int = 64,
+        flushing: threading.Lock | None = None,
     ) -> None:
         self.store = store
         self.integrations = integrations  # the current configuration's, read at each send
@@ -150,6 +153,10 @@ class Deliverer:
         self._busy: set[Group] = set()
         self._in_flight: dict[tuple[str, str], int] = {}
         self._unmarked: list[tuple[OutboxRow, Delivery, float, int]] = []
+        # Outcomes of sends, waiting for the worker: (group, row, seconds, delivery). Held by
+        # the flush running (the notifier's lock) so they wait for it.
+        self._outcomes: list[tuple[_GroupSend, OutboxRow, float, Delivery]] = []
+        self._flushing = flushing or threading.Lock()
 
     # -- one row, in the caller's thread (tests, the escalation runner) -------------------------
     def _integration(self, row: OutboxRow) -> Integration | None:
@@ -315,13 +322,33 @@ class Deliverer:
         return False
 
     def _sent(self, group: _GroupSend, row: OutboxRow, started: float, delivery: Delivery) -> None:
-        """A send's outcome (from the channel's thread): recorded, then the group goes on."""
-        try:
-            self._settle(group, row, delivery, time.monotonic() - started)
-        except Exception:
-            logger.exception("delivery to %s failed", group.key[:2])
-            group.retried = True
-        self._go_on(group)
+        """A send's outcome (from the channel's thread): handed to the worker, which records
+        it and goes on with the group. The channel's thread goes back to its other sends at
+        once; measured on a burst of 100 groups, recording outcomes in it took the interpreter
+        from the flush still handing over the burst's last rows (their median arrival ~20%
+        later)."""
+        outcome = (group, row, time.monotonic() - started, delivery)
+        with self._lock:
+            self._outcomes.append(outcome)
+            running = self._thread is not None
+        if running:
+            self._wake.set()
+        else:  # an answer that came after `stop`, or no worker (tests)
+            self._settle_outcomes()
+
+    def _settle_outcomes(self) -> None:
+        """Record the outcomes waiting and go on with their groups, once no flush runs."""
+        with self._flushing:
+            pass
+        with self._lock:
+            outcomes, self._outcomes = self._outcomes, []
+        for group, row, seconds, delivery in outcomes:
+            try:
+                self._settle(group, row, delivery, seconds)
+            except Exception:
+                logger.exception("delivery to %s failed", group.key[:2])
+                group.retried = True
+            self._go_on(group)
 
     def _settle(
         self, group: _GroupSend, row: OutboxRow, delivery: Delivery, seconds: float
@@ -408,6 +435,7 @@ class Deliverer:
             self._pool.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             self._thread = self._pool = None
+        self._settle_outcomes()  # the outcomes come before
         self._commit_marks()  # the deliveries made before
 
     def _loop(self) -> None:
@@ -418,6 +446,10 @@ class Deliverer:
         scan_at = 0.0  # monotonic
         while not self._stop.is_set():
             self._wake.clear()  # before looking: a wake-up from now on ends the next wait
+            try:
+                self._settle_outcomes()
+            except Exception:  # on_attempt's bug: the next outcomes still go on
+                logger.exception("after sending notifications")
             try:
                 self._commit_marks()
             except Exception:  # on_delivered's bug: the marks are in

@@ -180,6 +180,7 @@ class Notifier:
         self.muter = muter
         self.deadline_ms = deadline_ms
         self.metrics = NotifierMetrics()
+        self._flush_lock = threading.Lock()  # one flush at a time; outcomes wait for it
         self.deliverer = Deliverer(
             state,
             lambda: self.integrations,
@@ -188,6 +189,7 @@ class Notifier:
             on_attempt=self._attempted,
             on_delivered=self._delivered,
             on_failed=self._failed,
+            flushing=self._flush_lock,
         )
         self._configure(config)
         self._lock = threading.Lock()
@@ -203,7 +205,6 @@ class Notifier:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._flush_lock = threading.Lock()
         self._next_deadline_ms: int | None = None  # the earliest of `_deadline_ms`, or later
         self._written: list[OutboxRow] = []  # rows of the flush running, handed after commit
         # Integrations whose NotificationChannelDown raised before a restart was looked up in

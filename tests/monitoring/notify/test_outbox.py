@@ -441,6 +441,35 @@ def test_many_groups_are_in_flight_to_one_integration_at_once(store):
         n.stop()
 
 
+def test_outcomes_are_recorded_after_the_flush_running_not_during_it(store):
+    # A burst's sends go out first: answers that come while a flush runs wait for it (the
+    # flush lock held here stands for one) and are recorded once it ends.
+    team, pager = Receiver(), Receiver()
+    pager.hold.clear()
+    clock = lambda: round(time.time() * 1000)  # noqa: E731
+    n = notifier(store, clock, team, pager)
+    n.start()
+    try:
+        n.put([alert(f"Burst{i}", severity="critical", starts_at_ms=clock()) for i in range(3)])
+        wait_for(lambda: len(pager.posts) == 6, what="the pager's requests open")
+        wait_for(lambda: len(team.posts) == 3, what="the team's requests")
+        with n._flush_lock:  # a flush runs
+            pager.hold.set()
+            wait_for(
+                lambda: len(n.deliverer._outcomes) >= 6,
+                what="the pager's answers handed back by the HTTP client",
+            )
+            assert {r.status for r in store.outbox_rows() if r.receiver == "pager"} == {"pending"}
+        wait_for(
+            lambda: {r.status for r in store.outbox_rows()} == {"delivered"},
+            what="every answer recorded once the flush ended",
+        )
+        assert n.deliverer._outcomes == []
+    finally:
+        pager.hold.set()
+        n.stop()
+
+
 def test_a_hung_integration_does_not_hold_up_another(store):
     team, pager = Receiver(), Receiver()
     pager.hold.clear()  # the pager's integrations hang
