@@ -112,7 +112,11 @@ def scrape_p95(scrapes: int, requests: int) -> dict:
     ]
     tmp = Path(tempfile.mkdtemp(prefix="bench-scrape-"))
     try:
-        with Gunicorn(tmp, workers=WORKERS) as app, httpx.Client(base_url=app.base_url) as client:
+        with (
+            Gunicorn(tmp, workers=WORKERS) as app,
+            # httpx's default 5 s read timeout was passed on two cores busy with a test run.
+            httpx.Client(base_url=app.base_url, timeout=60) as client,
+        ):
             with ThreadPoolExecutor(8) as pool:
                 list(pool.map(lambda i: client.get(paths[i % len(paths)]), range(requests)))
             headers = {"Authorization": f"Bearer {TOKEN}"}

@@ -91,7 +91,8 @@ class Gunicorn:
 
         return [child.pid for child in psutil.Process(self.process.pid).children()]
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        # Four workers importing Django on two busy cores took over 30 s in a full run.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

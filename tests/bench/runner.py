@@ -11,9 +11,10 @@ from tests.gunicorn import ROOT
 
 def run_bench(*args: str, env: dict[str, str]) -> str:
     """The script's report. Exit 0, or the goal-missed exit with its marker line; a traceback or
-    any other exit code (a crash: Python exits 1) fails the test."""
+    any other exit code (a crash: Python exits 1) fails the test. The deadline is generous: a
+    two-core machine running the suite's other workers took over 300 s for the notify bench."""
     result = subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
     )
     report = f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
     assert "Traceback" not in result.stderr, report

@@ -75,8 +75,10 @@ class Drill(Receivers):
         self.set_firing()
         (tmp / "rules.yml").write_text(_rules())
         self.config = tmp / "prometheus.yml"
+        # Scrapes every second, not 300 ms: a scrape's timeout is its interval, and one that
+        # timed out on a loaded machine made an alert resolve in the middle of a drill.
         self.config.write_text(
-            "global: {scrape_interval: 300ms, evaluation_interval: 300ms}\n"
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
             "rule_files: ['rules.yml']\n"
             "scrape_configs:\n  - job_name: app\n"
             f"    static_configs: [{{targets: ['{exporter.address}']}}]\n"
