@@ -110,7 +110,7 @@ class Gunicorn:
         response = httpx.get(
             f"{self.base_url}/api/monitoring/prometheus/",
             headers={"Authorization": f"Bearer {TOKEN}"},
-            timeout=10,
+            timeout=60,  # a bound, not a wait: a busy two-core machine took over 10 s
         )
         response.raise_for_status()
         return response.text

@@ -30,7 +30,9 @@ def hit(base_url: str, count: int) -> None:
     """`count` unauthenticated requests (answered 401), eight at a time."""
 
     # One client: a new httpx client per request would spend its time building SSL contexts.
-    with httpx.Client(base_url=base_url, timeout=10) as client, ThreadPoolExecutor(8) as pool:
+    # A generous timeout: four workers on two cores busy with the suite's other workers
+    # took over 10 s to answer one of these.
+    with httpx.Client(base_url=base_url, timeout=60) as client, ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(lambda _: client.get(ROUTE).status_code, range(count)))
     assert statuses == [401] * count
 
