@@ -14,14 +14,21 @@ T = TypeVar("T")
 
 
 def wait_for(
-    condition: Callable[[], T], timeout: float = 30.0, what: str = "", interval: float = 0.02
+    condition: Callable[[], T],
+    timeout: float = 30.0,
+    what: str = "",
+    interval: float = 0.02,
+    detail: Callable[[], str] | None = None,
 ) -> T:
-    """Return condition()'s first truthy result; fail the test if none comes within `timeout` s."""
+    """Return condition()'s first truthy result; fail the test if none comes within `timeout` s.
+
+    `detail` says, on failure, how far things got (what a rerun could not show)."""
     deadline = time.monotonic() + timeout
     while True:
         result = condition()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:g} s: {what or condition}")
+            seen = f"; {detail()}" if detail is not None else ""
+            raise AssertionError(f"not within {timeout:g} s: {what or condition}{seen}")
         time.sleep(interval)

@@ -121,6 +121,11 @@ class MonitorProcess:
     def logged(self, text: str) -> bool:
         return any(text in line for line in self.output)
 
+    def wait_logged(self, text: str) -> None:
+        """The line reaches `output` through a pipe and a reader thread: maybe after the HTTP
+        answer that followed it in the monitor."""
+        self.wait_for(lambda: self.logged(text))
+
     def alerts(self) -> list[dict]:
         return self.client.get("/api/v1/alerts").json()["data"]["alerts"]
 
@@ -327,8 +332,8 @@ def test_sighup_with_a_bad_rule_file_keeps_the_running_configuration(setup, run)
     monitor.wait_for(lambda: _state(monitor, "pending"))
     (setup / "rules.yml").write_text(RULES.replace("cpu_usage_percent > 85", "cpu_usage_percent >"))
     monitor.proc.send_signal(signal.SIGHUP)
-    monitor.wait_for(lambda: monitor.logged("reload failed"))
-    assert monitor.logged("rules.yml:")
+    monitor.wait_logged("reload failed")
+    monitor.wait_logged("rules.yml:")
     (group,) = monitor.client.get("/api/v1/rules").json()["data"]["groups"]
     assert group["rules"][0]["query"] == "cpu_usage_percent > 85"
     assert monitor.wait_for(lambda: _state(monitor, "firing"))
@@ -359,7 +364,7 @@ def test_a_bad_configuration_at_start_is_reported_with_file_and_line_and_the_mon
     assert info["reloadConfigSuccess"] is False
     assert info["lastConfigTime"] == "0001-01-01T00:00:00Z"  # no good configuration read yet
     assert info["configErrors"] == [f"{config}:3: global: unknown key 'bogus'"]
-    assert monitor.logged(f"{config}:3: global: unknown key 'bogus'")
+    monitor.wait_logged(f"{config}:3: global: unknown key 'bogus'")
     config.write_text("global:\n  scrape_interval: 15s\n")
     assert monitor.client.post("/-/reload").status_code == 200
     info = _runtimeinfo(monitor)
@@ -384,7 +389,7 @@ def test_a_broken_rule_file_at_start_leaves_out_that_file_only(setup, run):
     assert info["reloadConfigSuccess"] is False
     (error,) = info["configErrors"]
     assert error.startswith(f"{setup / 'broken_rules.yml'}:5: ")
-    assert monitor.logged(error)
+    monitor.wait_logged(error)
 
 
 def test_a_thresholds_typo_is_refused_on_reload_with_file_and_line(setup, run):
@@ -401,7 +406,7 @@ def test_a_thresholds_typo_is_refused_on_reload_with_file_and_line(setup, run):
     assert problem in response.text
     info = _runtimeinfo(monitor)
     assert info["reloadConfigSuccess"] is False and info["configErrors"] == [problem]
-    assert monitor.logged("reload failed, keeping the running configuration")
+    monitor.wait_logged("reload failed, keeping the running configuration")
     # The running configuration stays: its rule still evaluates.
     assert monitor.wait_for(lambda: _state(monitor, "firing"), timeout=30)
 
@@ -423,7 +428,7 @@ def test_a_corrupt_state_file_is_moved_aside_and_the_monitor_runs(setup, run, da
     state.write_bytes(b"\x00garbage, not SQLite" * 512)
     monitor = run(setup / "prometheus.yml")
     assert monitor.wait_for(lambda: _state(monitor, "firing"), timeout=60)
-    assert monitor.logged(f"monitor state file {state} is unreadable")
+    monitor.wait_logged(f"monitor state file {state} is unreadable")
     (aside,) = state.parent.glob("state.sqlite3.corrupt-*")
     assert aside.read_bytes().startswith(b"\x00garbage")
     monitor.wait_for(lambda: len(_transitions(database)) == 2, timeout=60)
