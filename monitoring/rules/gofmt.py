@@ -65,16 +65,27 @@ def parse_duration_ms(text: str) -> int | None:
 
 
 def format_go_duration(ms: int) -> str:
-    """Prometheus' model.Duration.String(): 1h30m, 5m, 1s500ms, 0s, 1w, 1y."""
+    """Prometheus' model.Duration.String(): 1h30m, 5m, 1s500ms, 0s, 1w, 7d23h, 1y."""
     if ms == 0:
         return "0s"
     out = ""
-    units = (("y", 31536000000), ("w", 604800000), ("d", 86400000), ("h", 3600000))
-    for unit, size in (*units, ("m", 60000), ("s", 1000), ("ms", 1)):
-        if ms >= size:
+    # Years and weeks only when they divide it exactly: "90d" reads better than "12w6d".
+    for unit, size, exact in _DURATION_UNITS:
+        if (not exact or ms % size == 0) and ms >= size:
             out += f"{ms // size}{unit}"
             ms %= size
     return out
+
+
+_DURATION_UNITS = (
+    ("y", 31_536_000_000, True),
+    ("w", 604_800_000, True),
+    ("d", 86_400_000, False),
+    ("h", 3_600_000, False),
+    ("m", 60_000, False),
+    ("s", 1000, False),
+    ("ms", 1, False),
+)
 
 
 def go_time_duration(ms: int) -> str:

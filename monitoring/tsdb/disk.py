@@ -458,16 +458,16 @@ class _Loader:
         targets = self._targets(labels_of, refs.tolist(), counts.tolist(), t, starts)
         bases = np.fromiter((s.base if s else 0 for s in targets), np.int64, len(targets))
         offsets = t - np.repeat(bases, counts)
-        outside = (offsets > _OFFSET_MAX) | (offsets < -_OFFSET_MAX)
-        if outside.any():  # a retention longer than 24 days: the 32-bit offsets cannot hold it
-            logger.warning("dropping %d samples too far from their series' start", outside.sum())
-            offsets, v, counts = _only(~outside, offsets, v, counts)
-            ends = np.cumsum(counts)
-            starts = ends - counts
         if not len(v):
             return
-        # Per series, at once: its NaNs, and its last drop in value (a counter reset).
         nonempty = counts > 0
+        # A series spanning more than 24 days (a long retention): 64-bit offsets, as appends
+        # widen them (monitoring.tsdb.store).
+        outside = (offsets > _OFFSET_MAX) | (offsets < -_OFFSET_MAX)
+        wide = np.zeros(len(counts), bool)
+        if outside.any():
+            wide[nonempty] = np.logical_or.reduceat(outside, starts[nonempty])
+        # Per series, at once: its NaNs, and its last drop in value (a counter reset).
         nans = np.zeros(len(counts), np.int64)
         nans[nonempty] = np.add.reduceat(np.isnan(v), starts[nonempty])
         drop = np.zeros(len(v), bool)
@@ -481,7 +481,8 @@ class _Loader:
             hit = (before > 0) & (found >= starts)
             last_drop[hit] = offsets[found[hit]]
         first = starts.clip(max=len(v) - 1)
-        off_bytes = memoryview(offsets.astype(np.int32)).cast("B")
+        off_bytes = memoryview(offsets.astype(np.int32)).cast("B")  # wrapped where wide
+        wide_bytes = memoryview(offsets.astype(np.int64)).cast("B")
         val_bytes = memoryview(np.ascontiguousarray(v, np.float64)).cast("B")
         rows = zip(
             targets,
@@ -492,9 +493,10 @@ class _Loader:
             offsets[(ends - 1).clip(0)].tolist(),
             nans.tolist(),
             last_drop.tolist(),
+            wide.tolist(),
             strict=True,
         )
-        for series, a, end, first_off, first_v, last_off, n_nan, drop_off in rows:
+        for series, a, end, first_off, first_v, last_off, n_nan, drop_off, is_wide in rows:
             if series is None or a == end:
                 continue
             if series.offsets:
@@ -502,7 +504,12 @@ class _Loader:
                     continue  # (two pieces overlapping)
                 if first_v < series.values[-1]:
                     series.last_drop = series.base + first_off
-            series.offsets.frombytes(off_bytes[4 * a : 4 * end])
+            if is_wide and series.offsets.typecode == "i":
+                series.offsets = array("q", series.offsets)
+            if series.offsets.typecode == "q":
+                series.offsets.frombytes(wide_bytes[8 * a : 8 * end])
+            else:
+                series.offsets.frombytes(off_bytes[4 * a : 4 * end])
             series.values.frombytes(val_bytes[8 * a : 8 * end])
             series.nans += n_nan
             if drop_off >= 0:
@@ -553,7 +560,7 @@ def _groups(todo: list) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         counts = np.fromiter((hi - lo for *_, lo, hi in batch), np.int64, len(batch))
         t = np.concatenate(
             [
-                base + np.frombuffer(offsets[lo:hi], np.int32).astype(np.int64)
+                base + np.frombuffer(offsets[lo:hi], np.dtype(offsets.typecode)).astype(np.int64)
                 for _s, _old, base, offsets, _values, lo, hi in batch
             ]
         )

@@ -54,7 +54,7 @@ Labels = tuple[tuple[str, str], ...]
 
 STALE_NAN_BITS = 0x7FF0000000000002
 STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", STALE_NAN_BITS))[0]
-_OFFSET_MAX = 2**31 - 1
+_OFFSET_MAX = 2**31 - 1  # of the 32-bit offsets a series starts with (24.8 days of ms)
 
 
 def is_stale(value: float) -> bool:
@@ -111,7 +111,7 @@ class SeriesSamples:
 class RawSeries:
     labels: Labels
     base: int  # timestamps are base + offsets[i] (ms)
-    offsets: array  # array('i'), shared with the store: read only [lo, hi)
+    offsets: array  # array("i"), or "q" past 24 days; shared with the store: read only [lo, hi)
     values: array  # array('d'), likewise
     lo: int
     hi: int
@@ -141,9 +141,13 @@ class _Series:
         if last is not None and t_ms <= last:
             return False
         off = t_ms - self.base
-        if off > _OFFSET_MAX or off < -_OFFSET_MAX:
+        if (off > _OFFSET_MAX or off < -_OFFSET_MAX) and self.offsets.typecode == "i":
             self._rebase(t_ms)
             off = t_ms - self.base
+            if off > _OFFSET_MAX or off < -_OFFSET_MAX:
+                # It spans more than 24 days (a long MONITOR_RETENTION, a rule unit test's
+                # series): 64-bit offsets from now on, rather than refusing the sample.
+                self.offsets = array("q", self.offsets)
         if value != value:
             self.nans += 1
         elif self.values and value < self.values[-1]:
@@ -155,7 +159,7 @@ class _Series:
     def _rebase(self, t_ms: int) -> None:
         new_base = self.base + self.offsets[0] if self.offsets else t_ms
         shift = new_base - self.base
-        self.offsets = array("i", (o - shift for o in self.offsets))
+        self.offsets = array(self.offsets.typecode, (o - shift for o in self.offsets))
         self.base = new_base
 
     def window(self, start_ms: int, end_ms: int) -> tuple[int, int]:

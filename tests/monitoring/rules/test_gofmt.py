@@ -78,9 +78,14 @@ def test_format_go_e_as_go_prints_alert_values_and_promtool_samples():
 
 
 def test_format_go_duration_as_prometheus_model_duration():
-    ms = [0, 1500, 30_000, 90_000, 3_600_000, 86_400_000, 604_800_000 + 5_000, 31_536_000_000]
+    """Years and weeks only when nothing is left over ("90d", not "12w6d"): the last five as
+    promtool 2.42 prints eval times 191h, 14d, 8761h, 8760h and 8928h in a failed rule test."""
+    h = 3_600_000
+    ms = [0, 1500, 30_000, 90_000, h, 24 * h, 7 * 24 * h + 5_000, 365 * 24 * h]
+    ms += [191 * h, 14 * 24 * h, 8761 * h, 8760 * h, 8928 * h]
     assert [format_go_duration(m) for m in ms] == [
-        "0s", "1s500ms", "30s", "1m30s", "1h", "1d", "1w5s", "1y",
+        "0s", "1s500ms", "30s", "1m30s", "1h", "1d", "7d5s", "1y",
+        "7d23h", "2w", "365d1h", "1y", "372d",
     ]  # fmt: skip
 
 

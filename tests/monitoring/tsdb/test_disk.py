@@ -296,3 +296,22 @@ def test_steady_targets_replay_through_the_transposing_path(tmp_path):
     assert _everything(again) == _everything(memory)
     assert _raw_meta(again) == _raw_meta(memory)
     again.close()
+
+
+def test_a_series_spanning_more_than_24_days_is_reopened_whole(tmp_path):
+    """A retention past the 24 days of 32-bit offsets: every sample is written and read back
+    (they used to be dropped at open with a warning)."""
+    retention = 40 * 24 * HOUR
+    memory = SampleStore(retention)
+    disk = open_store(tmp_path, retention, now_ms=T0)
+    step = 3_600_000
+    for k in range(30 * 24):
+        for store in (memory, disk):
+            store.append_scrape("job|http://a/metrics", [(_lbl("up"), float(k))], T0 + k * step)
+        if k in (400, 700):  # in blocks before and after the span passes 24 days, then a log
+            assert disk.compact() is not None
+    disk.close()
+    again = open_store(tmp_path, retention, now_ms=T0 + 30 * 24 * step)
+    assert _everything(again) == _everything(memory)
+    assert len(_everything(again)[0][1]) == 30 * 24
+    again.close()

@@ -98,3 +98,16 @@ def test_gc_batches_the_copying_but_bounds_the_overshoot():
     assert store.select([Matcher("__name__", "=", "m")], 0, 10**9)[0].timestamps[0] == 159_000
     store.gc(now_ms=330_000)  # 11 of 161: over a sixteenth, dropped
     assert store.select([Matcher("__name__", "=", "m")], 0, 10**9)[0].timestamps[0] == 170_000
+
+
+def test_a_series_spanning_more_than_24_days_keeps_every_sample():
+    """Offsets start as 32-bit milliseconds (24.8 days); a longer span, from a long retention
+    or a rule unit test's series, widens them instead of refusing the sample."""
+    store = SampleStore(retention_seconds=60 * 86400)
+    hour = 3_600_000
+    times = [i * hour for i in range(30 * 24)]
+    assert all(store.append(_lbl("up"), t, float(i)) for i, t in enumerate(times))
+    (got,) = store.select([Matcher("__name__", "=", "up")], 0, times[-1])
+    assert got.timestamps == times and got.values == [float(i) for i in range(len(times))]
+    (late,) = store.select([Matcher("__name__", "=", "up")], times[-2], times[-1])
+    assert late.timestamps == times[-2:]
