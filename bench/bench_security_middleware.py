@@ -1,7 +1,8 @@
 """Per-request overhead of the whole middleware stack with security vs django-prometheus alone.
 
 Three WSGI handlers of the same app (the project's middleware stack, test settings) serve
-`GET /ping/` in-process through Django's WSGIHandler, side by side in interleaved rounds:
+`GET /api/ping/` (an API path, which the rate limit counts) in-process through Django's
+WSGIHandler, side by side in interleaved rounds:
 
 - **none**: the stack without monitoring or security middleware (the baseline);
 - **ours**: `RequestMonitoringMiddleware` (request id, metrics, JSON access log to a real file)
@@ -53,7 +54,7 @@ def handlers() -> dict:
 
     call_command("migrate", verbosity=0)
     module = sys.modules[__name__]
-    module.urlpatterns = [path("ping/", ping)]
+    module.urlpatterns = [path("api/ping/", ping)]  # under /api/: the rate limit counts it
     settings.ROOT_URLCONF = module
     stack = [m for m in settings.MIDDLEWARE if m not in OURS]
     stacks = {
@@ -93,7 +94,7 @@ def environs(clients: int) -> list[dict]:
     return [
         {
             "REQUEST_METHOD": "GET",
-            "PATH_INFO": "/ping/",
+            "PATH_INFO": "/api/ping/",
             "QUERY_STRING": "",
             "SERVER_NAME": "127.0.0.1",
             "SERVER_PORT": "8000",

@@ -19,6 +19,7 @@ class SecuritySettings:
     rate_limit: int  # requests per rate_period per address
     rate_period: float
     exempt_prefixes: tuple[str, ...]  # never limited nor blocked: probes and scrapes
+    limited_prefixes: tuple[str, ...]  # what the rate limit counts (the API)
     login_paths: tuple[str, ...]
     burst_limit: int  # 401s or 404s per minute from one address that make a scan
     stuffing_limit: int  # usernames per address, or addresses per username, in login_window
@@ -34,6 +35,7 @@ def current() -> SecuritySettings:
         rate_limit=settings.SECURITY_RATE_LIMIT,
         rate_period=settings.SECURITY_RATE_PERIOD_SECONDS,
         exempt_prefixes=tuple(settings.SECURITY_EXEMPT_PREFIXES),
+        limited_prefixes=tuple(settings.SECURITY_RATE_LIMITED_PREFIXES),
         login_paths=tuple(settings.SECURITY_LOGIN_PATHS),
         burst_limit=settings.SECURITY_BURST_LIMIT,
         stuffing_limit=settings.SECURITY_STUFFING_LIMIT,

@@ -3,8 +3,9 @@
 On every request but probes and scrapes (SECURITY_EXEMPT_PREFIXES):
 1. `request.client_ip`: the address a client cannot forge (security/client_ip.py);
 2. a blocked address gets 403 with the reason and Retry-After (login paths ask the database);
-3. more than SECURITY_RATE_LIMIT requests in SECURITY_RATE_PERIOD_SECONDS from one address get
-   429 with Retry-After (security/windows.py; Redis adds the other hosts' counts);
+3. more than SECURITY_RATE_LIMIT API requests (SECURITY_RATE_LIMITED_PREFIXES) in
+   SECURITY_RATE_PERIOD_SECONDS from one address get 429 with Retry-After (security/windows.py;
+   Redis adds the other hosts' counts);
 4. after the response, 401s and 404s are counted per address: more than SECURITY_BURST_LIMIT a
    minute is a scan (one event per address and minute).
 Kept to plain attribute and dict work on the way in: its cost is on every request
@@ -71,7 +72,7 @@ class SecurityMiddleware:
                 "ip_blocked",
                 wait,
             )
-        wait = self._rate_limit(ip, conf)
+        wait = self._rate_limit(ip, conf) if path.startswith(conf.limited_prefixes) else 0
         if wait:
             return refused(
                 429, "Too many requests from your address. Slow down.", "rate_limited", wait

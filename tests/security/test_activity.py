@@ -42,6 +42,19 @@ def test_rate_limit_answers_429_with_retry_after_and_spares_probes(security, set
     assert APIClient(REMOTE_ADDR="203.0.113.31").get("/api/catalog/products/").status_code == 200
 
 
+def test_the_rate_limit_counts_api_requests_not_storefront_pages(security, settings):
+    """The specification's unusual_api_usage counts API requests: a customer browsing the
+    shop (pages, their scripts) from an address many share is never refused."""
+    settings.SECURITY_RATE_LIMIT = 5
+    config.reset()
+    client = APIClient(REMOTE_ADDR="203.0.113.40")
+    pages = [client.get(path).status_code for path in ["/", "/cart/", "/rum.js"] * 4]
+    assert pages == [200] * 12
+    statuses = [client.get("/api/catalog/products/").status_code for _ in range(7)]
+    assert statuses == [200] * 5 + [429] * 2  # the pages before took none of the five
+    assert client.get("/").status_code == 200  # and a refused API client still browses
+
+
 def test_a_redis_outage_never_refuses(security, settings):
     settings.SECURITY_RATE_LIMIT = 30
     settings.REDIS_URL = "redis://127.0.0.1:1/12"  # nothing listens there
