@@ -450,7 +450,11 @@ def test_outcomes_are_recorded_after_the_flush_running_not_during_it(store):
     n = notifier(store, clock, team, pager)
     n.start()
     try:
-        n.put([alert(f"Burst{i}", severity="critical", starts_at_ms=clock()) for i in range(3)])
+        # Started a minute ago: the team's route (group_wait 30s) flushes at once too, as the
+        # pager's does (with a fresh start the wait for the team's requests took 30 s, all of
+        # wait_for's deadline).
+        started = clock() - 60_000
+        n.put([alert(f"Burst{i}", severity="critical", starts_at_ms=started) for i in range(3)])
         wait_for(lambda: len(pager.posts) == 6, what="the pager's requests open")
         wait_for(lambda: len(team.posts) == 3, what="the team's requests")
         with n._flush_lock:  # a flush runs
