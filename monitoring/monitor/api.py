@@ -44,6 +44,7 @@ from monitoring.rules.errors import ParseError, QueryError, UnsupportedError
 from monitoring.rules.expr import Sel, compile_expr
 from monitoring.rules.gofmt import LABEL_NAME_RE, parse_duration_ms
 from monitoring.rules.group import RuleGroup
+from monitoring.synthetic import Prober
 from monitoring.tsdb.store import Matcher, SampleStore
 
 __all__ = ["ApiError", "JsonText", "MonitorApi", "api_server_start", "handle"]
@@ -73,6 +74,7 @@ class MonitorApi(Protocol):
     settings: MonitorSettings
     notifier_state: NotifierState  # what /api/v2 reads and changes
     notifier: Notifier | None  # the pipeline: the alerts /api/v2/alerts shows and takes
+    prober: Prober | None  # the synthetic checks, listed with the targets
 
     def reload(self) -> list[str]: ...
 
@@ -239,8 +241,11 @@ def api_label_values(monitor: MonitorApi, params: Params, name: str) -> list[str
 
 def api_targets(monitor: MonitorApi, params: Params) -> dict:
     state = _param(params, "state") or "any"
-    targets = monitor.scraper.targets() if state in ("any", "active") else []
-    active = [api_json.target_json(t) for t in targets]
+    if state not in ("any", "active"):
+        return {"activeTargets": [], "droppedTargets": []}
+    active = [api_json.target_json(t) for t in monitor.scraper.targets()]
+    if monitor.prober is not None:
+        active += [api_json.check_target_json(s) for s in monitor.prober.states()]
     return {"activeTargets": active, "droppedTargets": []}
 
 

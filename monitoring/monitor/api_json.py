@@ -12,7 +12,8 @@ Prometheus (Grafana, amtool-like scripts, a notifier) reads ours unchanged:
   value as Go's ``%e`` (``9.5e+01``), as Prometheus prints it in both.
 - ``rule_json(rule)``, ``group_json(group)``, ``rules_json(groups, rule_type)``,
   ``alerts_json(groups)``: ``/api/v1/rules`` and ``/api/v1/alerts``.
-- ``target_json(state)``: one of ``/api/v1/targets``' ``activeTargets``.
+- ``target_json(state)``: one of ``/api/v1/targets``' ``activeTargets``;
+  ``check_target_json(state)`` a synthetic check as one (the pool ``synthetic``).
 - ``BUILDINFO``: ``/api/v1/status/buildinfo``.
 """
 
@@ -34,11 +35,14 @@ from monitoring.rules.gofmt import (
 )
 from monitoring.rules.group import RuleGroup
 from monitoring.rules.values import Matrix, Scalar, String, Value, Vector
+from monitoring.synthetic.prober import JOB as SYNTHETIC_JOB
+from monitoring.synthetic.prober import CheckState
 
 __all__ = [
     "BUILDINFO",
     "alert_json",
     "alerts_json",
+    "check_target_json",
     "error_body",
     "group_json",
     "metadata_json",
@@ -219,6 +223,31 @@ def target_json(state: TargetState) -> dict:
         "health": state.health,
         "scrapeInterval": format_go_duration(job.interval_ms),
         "scrapeTimeout": format_go_duration(job.timeout_ms),
+    }
+
+
+def check_target_json(state: CheckState) -> dict:
+    """A synthetic check as a target, where blackbox_exporter's probes appear in Prometheus:
+    its labels are the series' (job, instance: the URL, check), its health the check's
+    declared state (retries applied, as `probe_success`), its last error and time the last
+    attempt's, even while retries have not yet decided."""
+    check = state.check
+    with state.lock:
+        last, last_at, up = state.last, state.last_at_ms, state.up
+    interval = format_go_duration(round(check.interval_s * 1000))
+    labels = {"check": check.name, "instance": check.url, "job": SYNTHETIC_JOB}
+    return {
+        "discoveredLabels": {"__address__": check.url, "job": SYNTHETIC_JOB, "check": check.name},
+        "labels": labels,
+        "scrapePool": SYNTHETIC_JOB,
+        "scrapeUrl": check.url,
+        "globalUrl": check.url,
+        "lastError": last.error if last is not None else "",
+        "lastScrape": rfc3339_or_zero(last_at),
+        "lastScrapeDuration": last.duration_s if last is not None else 0.0,
+        "health": "unknown" if last is None else "up" if up else "down",
+        "scrapeInterval": interval,
+        "scrapeTimeout": format_go_duration(check.timeout_ms),
     }
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from monitoring.monitor.api import api_targets
 from monitoring.monitor.config import settings_from_env
 from monitoring.monitor.runtime import Monitor
 from monitoring.tsdb.store import Matcher
@@ -87,6 +88,19 @@ def test_a_page_that_starts_failing_goes_down_after_its_retries_and_alerts(tmp_p
         assert dict(sample.labels)["instance"] == site.url + "/"
         (status,) = _series(monitor, "probe_http_status_code")
         assert status.value == 200
+        # Listed with the scrape targets, where Prometheus lists blackbox_exporter's probes.
+        targets = {t["scrapePool"]: t for t in api_targets(monitor, {})["activeTargets"]}
+        probe = targets["synthetic"]
+        assert probe["labels"] == {
+            "check": "homepage_load", "instance": site.url + "/", "job": "synthetic"
+        }  # fmt: skip
+        assert (probe["health"], probe["lastError"], probe["scrapeUrl"]) == (
+            "up",
+            "",
+            site.url + "/",
+        )
+        assert probe["scrapeInterval"] == "300ms" and probe["scrapeTimeout"] == "2s"
+        assert targets["shop"]["labels"]["job"] == "shop"
 
         # The page breaks: 500. The check stays up through its first two failures.
         (state,) = monitor.prober.states()
@@ -95,6 +109,10 @@ def test_a_page_that_starts_failing_goes_down_after_its_retries_and_alerts(tmp_p
         wait_for(lambda: not state.up, what="the check declared down")
         assert _probe_requests(site) - before in (3, 4)  # 3 attempts (one may have been in flight)
         assert state.last.error == "status 500, expected 200"
+        probe = next(
+            t for t in api_targets(monitor, {})["activeTargets"] if t["scrapePool"] == "synthetic"
+        )
+        assert (probe["health"], probe["lastError"]) == ("down", "status 500, expected 200")
         wait_for(lambda: _series(monitor, "probe_success")[0].value == 0, what="probe_success 0")
         assert _series(monitor, "synthetic_probe_attempt_success")[0].value == 0
 
