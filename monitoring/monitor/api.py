@@ -451,6 +451,10 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Grafana opens a connection per panel, a Prometheus or a burst of API clients many at
+    # once: with Python's default listen backlog of 5 the rest's SYNs are dropped and resent
+    # after 1, 3, 7… s. Go's servers (Prometheus, Alertmanager) take the kernel's somaxconn.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], monitor: MonitorApi, token: str):
         super().__init__(address, _Handler)

@@ -2,14 +2,17 @@
 
 import http.client
 import json
+import select
+import socket
 
 import httpx
 import pytest
 
-from monitoring.monitor.api import api_server_start
+from monitoring.monitor.api import _Server, api_server_start
 from monitoring.monitor.config import settings_from_env
 from monitoring.monitor.runtime import Monitor
 from tests.monitoring.monitor.exporter import Exporter
+from tests.wait import wait_for
 
 BODY = """\
 # TYPE cpu_usage_percent gauge
@@ -229,6 +232,30 @@ def test_alerts_and_rules(running):
     assert alerting["state"] == "pending" and len(alerting["alerts"]) == 1
     only_alerts = _ok(client.get("/api/v1/rules", params={"type": "alert"}))["groups"][0]["rules"]
     assert [r["name"] for r in only_alerts] == ["HighCpuUsage"]
+
+
+def test_a_burst_of_connections_waits_in_the_listen_queue_not_in_syn_retries():
+    """64 clients connect at once (a Grafana dashboard's panels) while the server accepts
+    none: all 64 are queued by the kernel. With Python's default backlog of 5 the others'
+    handshakes never complete until accepted, and their SYNs are resent after 1, 3, 7… s."""
+    server = _Server(("127.0.0.1", 0), None, "")  # listening, not serving: nothing accepts
+    clients = [socket.socket() for _ in range(64)]
+    try:
+        for client in clients:
+            client.setblocking(False)
+            client.connect_ex(server.server_address)
+
+        def all_connected() -> bool:
+            _, writable, _ = select.select([], clients, [], 0.1)
+            return len(writable) == len(clients) and not any(
+                c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) for c in clients
+            )
+
+        wait_for(all_connected, 10, "64 connections queued")
+    finally:
+        for client in clients:
+            client.close()
+        server.server_close()
 
 
 def test_targets(running):

@@ -31,6 +31,10 @@ class Receiver(ThreadingHTTPServer):
     while `hold` is clear, keeps the request open after recording it."""
 
     daemon_threads = True
+    # A burst of notifications opens many connections at once: Python's default listen backlog
+    # of 5 drops the rest's SYNs, which the kernel resends after 1, 3, 7… s (a burst of 40 took
+    # over 30 s on a loaded machine).
+    request_queue_size = 1024
 
     def __init__(self, statuses=(200,)) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

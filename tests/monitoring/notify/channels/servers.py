@@ -30,6 +30,10 @@ class HttpReceiver(ThreadingHTTPServer):
     never learns it arrived)."""
 
     daemon_threads = True
+    # A burst of notifications opens many connections at once: Python's default listen backlog
+    # of 5 drops the rest's SYNs, which the kernel resends after 1, 3, 7… s (a burst of 40 took
+    # over 30 s on a loaded machine).
+    request_queue_size = 1024
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
