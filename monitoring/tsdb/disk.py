@@ -482,7 +482,7 @@ class _Loader:
             last_drop[hit] = offsets[found[hit]]
         first = starts.clip(max=len(v) - 1)
         off_bytes = memoryview(offsets.astype(np.int32)).cast("B")  # wrapped where wide
-        wide_bytes = memoryview(offsets.astype(np.int64)).cast("B")
+        wide_bytes = memoryview(np.ascontiguousarray(offsets, np.int64)).cast("B")  # no copy
         val_bytes = memoryview(np.ascontiguousarray(v, np.float64)).cast("B")
         rows = zip(
             targets,
