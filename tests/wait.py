@@ -32,3 +32,13 @@ def wait_for(
             seen = f"; {detail()}" if detail is not None else ""
             raise AssertionError(f"not within {timeout:g} s: {what or condition}{seen}")
         time.sleep(interval)
+
+
+def window_left(seconds: float, period: float = 60.0) -> None:
+    """Start a test that counts exactly within one rate-limit window (the limits count per
+    wall-clock minute, with the previous minute weighted in) only when at least `seconds` of
+    the current window are left; else wait for the next window to begin. A count straddling
+    the boundary lets one request more through, by design of the sliding approximation."""
+    left = period - time.time() % period
+    if left < seconds:
+        wait_for(lambda: period - time.time() % period > seconds, left + 5, "the next window")
