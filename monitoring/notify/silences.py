@@ -257,6 +257,8 @@ class Silences:
 
     def is_silenced(self, labels: Mapping[str, str], now_ms: int) -> list[str]:
         """The ids of the active silences matching `labels`, sorted (an alert's silencedBy)."""
+        if not self._by_id:  # none kept (the usual case): no lock, no copy, for every alert
+            return []
         with self._lock:
             silences = list(self._by_id.values())
         return sorted(s.id for s in silences if s.state(now_ms) == ACTIVE and s.matches(labels))

@@ -59,6 +59,9 @@ class TimeMuteStage:
         self.intervals = config.time_intervals
 
     def run(self, ctx: FlushContext, alerts: list[NotifiedAlert]) -> list[NotifiedAlert]:
+        options = ctx.route.options
+        if not (options.mute_time_intervals or options.active_time_intervals):
+            return alerts  # most routes have none: no clock to convert for every group
         when = datetime.fromtimestamp(ctx.now_ms / 1000, UTC)
         if not route_is_muted(ctx.route, when, self.intervals):
             return alerts
