@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import quote
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -130,8 +131,9 @@ def config_render(path: Path | str, env: Mapping[str, str] | None = None) -> str
     be dropped (the embedded notifier needs none: it delivers those channels itself)."""
     reader = Reader(path)
     reader.raise_if_errors()
-    environment_apply(reader.root, os.environ if env is None else env)
-    _slack_templates_default(reader.root, Path(path).resolve().parent)
+    env_ = os.environ if env is None else env
+    environment_apply(reader.root, env_)
+    _slack_templates_default(reader.root, Path(path).resolve().parent, ack_page(env_))
     _paths_absolute(reader.root, Path(path).resolve().parent)
     for hook in _app_webhooks(reader.root):
         http = _pairs(hook).get("http_config")
@@ -160,9 +162,32 @@ SLACK_DEFAULTS = {
 }
 
 
-def _slack_templates_default(root: Node | None, base: Path) -> None:
+# Alertmanager's templates cannot sign the one-click acknowledgement link the embedded
+# notifier puts in its messages (monitoring.acknowledge.links): the rendered Slack text links
+# each firing alert to its acknowledgement form on the dashboard instead (staff sign in there).
+SLACK_ACK_LINKS = (
+    "{{{{ range .Alerts.Firing }}}}Acknowledge <{page}#ack={{{{ .Fingerprint }}}}"
+    "|{{{{ .Labels.alertname }}}}{{{{ if .Labels.instance }}}} on {{{{ .Labels.instance }}}}"
+    "{{{{ end }}}}>\n{{{{ end }}}}"
+)
+
+
+def ack_page(env: Mapping[str, str]) -> str:
+    """The dashboard's alerts page, where staff acknowledge (NOTIFY_DASHBOARD_URL, else the
+    site's SITE_URL + /dashboard/), or "" when neither is set. Characters that would break a
+    Slack link or a Go template are percent-encoded."""
+    dashboard = env.get("NOTIFY_DASHBOARD_URL", "")
+    if not dashboard and env.get("SITE_URL"):
+        dashboard = env["SITE_URL"].rstrip("/") + "/dashboard/"
+    if not dashboard:
+        return ""
+    return quote(dashboard.rstrip("/") + "/alerts/", safe=":/?&=%;,@+$!~*'()[]-._")
+
+
+def _slack_templates_default(root: Node | None, base: Path, ack_page: str = "") -> None:
     """Unset Slack `title`/`text` point at the shipped templates, when the file's `templates`
-    globs (relative to `base`) load a file defining them (a user's own file gets nothing)."""
+    globs (relative to `base`) load a file defining them (a user's own file gets nothing);
+    with `ack_page`, the text ends with each firing alert's acknowledgement link."""
     receivers = _pairs(root).get("receivers") if isinstance(root, MappingNode) else None
     if not isinstance(receivers, SequenceNode) or not _defines_slack_templates(root, base):
         return
@@ -173,6 +198,8 @@ def _slack_templates_default(root: Node | None, base: Path) -> None:
         for slack in slacks.value if isinstance(slacks, SequenceNode) else ():
             if isinstance(slack, MappingNode):
                 for key, value in SLACK_DEFAULTS.items():
+                    if key == "text" and ack_page:
+                        value += SLACK_ACK_LINKS.format(page=ack_page)
                     if key not in _pairs(slack):
                         slack.value.append((_scalar(key, slack), _scalar(value, slack)))
 

@@ -217,6 +217,34 @@ def _acknowledgements(stack) -> list[dict]:
     return answer.json()["data"]
 
 
+def test_a_notification_link_opens_the_alert_acknowledgement_form(staff_page, stack):
+    """`alerts/#ack=<fingerprint>`, the link in Alertmanager's Slack messages: the page opens
+    that alert's form, ready to type; a link to an alert not firing says so."""
+    page = staff_page
+    page.goto(f"{stack.app.base_url}/dashboard/alerts/")
+    page.wait_for_function("document.documentElement.dataset.alertsDrawn", timeout=DRAWN_MS)
+    fp = page.locator('#groups li[data-alertname="Watchdog"]').first.get_attribute(
+        "data-fingerprint"
+    )
+    page.goto("about:blank")  # a new load, as from a chat message (not a same-page hash)
+    page.goto(f"{stack.app.base_url}/dashboard/alerts/#ack={fp}")
+    page.wait_for_function("document.documentElement.dataset.alertsDrawn", timeout=DRAWN_MS)
+    row = page.locator(f'#groups li.linked[data-fingerprint="{fp}"]')
+    assert row.count() == 1
+    assert row.locator(".ack-form").count() == 1
+    assert page.evaluate("document.activeElement.name") == "comment"
+    assert "#" not in page.url  # followed once: a reload does not open it again
+    page.keyboard.press("Escape")  # cancelled: nothing acknowledged
+    assert row.locator(".ack-form").count() == 0
+    assert not [a for a in _acknowledgements(stack) if a["fingerprint"] == fp]
+    page.goto("about:blank")
+    page.goto(f"{stack.app.base_url}/dashboard/alerts/#ack={'0' * 16}")
+    page.wait_for_function("document.documentElement.dataset.alertsDrawn", timeout=DRAWN_MS)
+    notice = page.locator("#ack-link")
+    assert notice.is_visible()
+    assert notice.inner_text() == "That alert is not firing now: nothing to acknowledge."
+
+
 def test_acknowledge_a_firing_alert_from_its_row(staff_page, stack):
     page = staff_page
     page.goto(f"{stack.app.base_url}/dashboard/alerts/")

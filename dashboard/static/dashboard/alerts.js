@@ -306,8 +306,33 @@
     }).then(function () { pendingList.setAttribute("aria-busy", "false"); });
   }
 
+  // A link from a notification, `alerts/#ack=<fingerprint>` (Alertmanager's Slack messages
+  // carry one: its templates cannot sign the one-click link), opens that alert's
+  // acknowledgement form once it is drawn, or says why not.
+  function followAckLink() {
+    var m = /^#ack=([0-9a-f]{16})$/.exec(location.hash);
+    if (!m) return;
+    history.replaceState(null, "", location.pathname + location.search);  // once, not per draw
+    var slot = document.querySelector('#groups .ack-slot[data-fingerprint="' + m[1] + '"]');
+    var note = document.getElementById("ack-link");
+    var row = slot && slot.closest(".alert-row");
+    var opener = slot && slot.querySelector("button[aria-expanded]");
+    if (row) {
+      row.classList.add("linked");
+      row.scrollIntoView({block: "center"});
+    }
+    if (opener) { opener.click(); return; }
+    if (note) {
+      note.textContent = slot && slot.dataset.acked
+        ? "This alert is already acknowledged."
+        : "That alert is not firing now: nothing to acknowledge.";
+      note.hidden = false;
+    }
+  }
+
   function loadAll() {
     return Promise.all([loadGroups(), loadPending(), loadSilences()]).then(function () {
+      followAckLink();
       document.documentElement.dataset.alertsDrawn = String(Number(document.documentElement.dataset.alertsDrawn || 0) + 1);
       var updated = document.getElementById("updated");
       if (updated) updated.textContent = "updated " + new Date().toLocaleTimeString();

@@ -130,6 +130,7 @@ def test_real_prometheus_and_alertmanager_deliver_everywhere(
                 "SLACK_WEBHOOK_URL": f"{http.url}/slack",
                 "WATCHDOG_WEBHOOK_URL": f"{http.url}/watchdog",
                 "APP_URL": app.base_url,
+                "SITE_URL": "https://shop.example",  # the acknowledgement links' base
             },
         )
         check("amtool", "check-config", str(rendered))
@@ -240,6 +241,12 @@ def _scenario(app: Gunicorn, prom: httpx.Client, smtp, http, tmp_path: Path) -> 
     assert alert["labels"]["team"] == "development"
     assert alert["labels"]["job"] == APP_JOB
     assert alert["annotations"]["runbook_url"] == "docs/runbooks/DatabaseErrors.md"
+    # The Slack text ends with the alert's acknowledgement form on the dashboard (by the same
+    # fingerprint: Alertmanager cannot sign the one-click link the embedded notifier sends).
+    assert lines[3:] == [
+        f"Acknowledge <https://shop.example/dashboard/alerts/#ack={alert['fingerprint']}"
+        f"|DatabaseErrors on {instance}>"
+    ]
     # History: the /dashboard and /sms receivers both got it, one firing transition recorded,
     # under Alertmanager's fingerprint (ours) and start.
     store = StateStore(state_path)

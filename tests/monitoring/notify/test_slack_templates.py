@@ -96,3 +96,28 @@ def test_the_slack_title_and_text_say_what_fired_and_what_resolved(receiver, tmp
         "[RESOLVED] DatabaseDown (critical, team devops)"
     )
     assert "resolved 2026-12-05 00:10:00 UTC" in _render(slack.text, resolved, tmp_path)
+
+
+def test_the_rendered_slack_text_links_each_firing_alert_to_its_acknowledgement_form(tmp_path):
+    """Alertmanager cannot sign the one-click link: each firing alert links to the dashboard's
+    acknowledgement form for its fingerprint (alerts.js opens it); a resolved one gets none."""
+    require_alertmanager()
+    rendered = config_render(
+        SHIPPED, env={"MONITORING_TOKEN": "t", "SITE_URL": "https://shop.example/"}
+    )
+    [slack] = (
+        config_load("rendered.yml", env={}, text=rendered).receivers["slack-critical"].slack_configs
+    )
+    firing = _data("firing")
+    firing["alerts"][0]["fingerprint"] = "0123456789abcdef"
+    firing["alerts"][1]["fingerprint"] = "fedcba9876543210"
+    lines = _render(slack.text, firing, tmp_path).splitlines()
+    assert lines[-1] == (
+        "Acknowledge <https://shop.example/dashboard/alerts/#ack=0123456789abcdef"
+        "|DatabaseDown on web-1:8000>"
+    )
+    assert not any("fedcba9876543210" in line for line in lines)  # resolved: nothing to ack
+    # Without a public URL for the dashboard: the text as before, no link.
+    plain = config_render(SHIPPED, env={"MONITORING_TOKEN": "t"})
+    [slack] = config_load("plain.yml", env={}, text=plain).receivers["slack-critical"].slack_configs
+    assert "Acknowledge" not in _render(slack.text, firing, tmp_path)
