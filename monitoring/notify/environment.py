@@ -133,7 +133,7 @@ def config_render(path: Path | str, env: Mapping[str, str] | None = None) -> str
     reader.raise_if_errors()
     env_ = os.environ if env is None else env
     environment_apply(reader.root, env_)
-    _slack_templates_default(reader.root, Path(path).resolve().parent, ack_page(env_))
+    _templates_default(reader.root, Path(path).resolve().parent, ack_page(env_))
     _paths_absolute(reader.root, Path(path).resolve().parent)
     for hook in _app_webhooks(reader.root):
         http = _pairs(hook).get("http_config")
@@ -153,65 +153,93 @@ def config_render(path: Path | str, env: Mapping[str, str] | None = None) -> str
     return yaml.serialize(reader.root, Dumper=yaml.SafeDumper)
 
 
-# What a Slack receiver of the rendered file says where the shipped file leaves it unset: the
-# shipped templates (deploy/alertmanager/templates/slack.tmpl), since Alertmanager's own Slack
-# text is empty. The embedded notifier keeps its own layout for unset fields.
-SLACK_DEFAULTS = {
-    "title": '{{ template "pasargad.slack.title" . }}',
-    "text": '{{ template "pasargad.slack.text" . }}',
-}
-
+# What a receiver of the rendered file says where the shipped file leaves it unset: the
+# shipped templates (deploy/alertmanager/templates/), since Alertmanager's own Slack text is
+# empty and its email cannot carry our links. Each is (the integration, the template its
+# file must define, the fields). The embedded notifier keeps its own layout for unset fields.
+TEMPLATE_DEFAULTS = (
+    (
+        "slack_configs",
+        "pasargad.slack.title",
+        {
+            "title": '{{ template "pasargad.slack.title" . }}',
+            "text": '{{ template "pasargad.slack.text" . }}{ack}',
+        },
+    ),
+    (
+        "email_configs",
+        "pasargad.email.top",
+        {
+            "html": '{{ template "pasargad.email.top" . }}{ack}{{ template "pasargad.email.bottom" . }}'
+        },
+    ),
+)
 
 # Alertmanager's templates cannot sign the one-click acknowledgement link the embedded
-# notifier puts in its messages (monitoring.acknowledge.links): the rendered Slack text links
-# each firing alert to its acknowledgement form on the dashboard instead (staff sign in there).
-SLACK_ACK_LINKS = (
-    "{{{{ range .Alerts.Firing }}}}Acknowledge <{page}#ack={{{{ .Fingerprint }}}}"
-    "|{{{{ .Labels.alertname }}}}{{{{ if .Labels.instance }}}} on {{{{ .Labels.instance }}}}"
-    "{{{{ end }}}}>\n{{{{ end }}}}"
-)
+# notifier puts in its messages (monitoring.acknowledge.links): a rendered Slack text and
+# email link each firing alert to its acknowledgement form on the dashboard instead (staff
+# sign in there). `{page}` is the dashboard's alerts page.
+ACK_LINKS = {
+    "slack_configs": (
+        "{{ range .Alerts.Firing }}Acknowledge <{page}#ack={{ .Fingerprint }}"
+        "|{{ .Labels.alertname }}{{ if .Labels.instance }} on {{ .Labels.instance }}"
+        "{{ end }}>\n{{ end }}"
+    ),
+    "email_configs": (
+        '{{ if .Alerts.Firing }}<h2 style="font-size:16px;margin:16px 0 4px;">Acknowledge</h2>'
+        '<ul>{{ range .Alerts.Firing }}<li><a href="{page}#ack={{ .Fingerprint }}">'
+        "{{ .Labels.alertname }}{{ if .Labels.instance }} on {{ .Labels.instance }}{{ end }}"
+        "</a></li>{{ end }}</ul>{{ end }}"
+    ),
+}
 
 
 def ack_page(env: Mapping[str, str]) -> str:
     """The dashboard's alerts page, where staff acknowledge (NOTIFY_DASHBOARD_URL, else the
     site's SITE_URL + /dashboard/), or "" when neither is set. Characters that would break a
-    Slack link or a Go template are percent-encoded."""
+    link, an HTML attribute or a Go template are percent-encoded."""
     dashboard = env.get("NOTIFY_DASHBOARD_URL", "")
     if not dashboard and env.get("SITE_URL"):
         dashboard = env["SITE_URL"].rstrip("/") + "/dashboard/"
     if not dashboard:
         return ""
-    return quote(dashboard.rstrip("/") + "/alerts/", safe=":/?&=%;,@+$!~*'()[]-._")
+    return quote(dashboard.rstrip("/") + "/alerts/", safe=":/?&=%;,@+$!~*()[]-._")
 
 
-def _slack_templates_default(root: Node | None, base: Path, ack_page: str = "") -> None:
-    """Unset Slack `title`/`text` point at the shipped templates, when the file's `templates`
-    globs (relative to `base`) load a file defining them (a user's own file gets nothing);
-    with `ack_page`, the text ends with each firing alert's acknowledgement link."""
+def _templates_default(root: Node | None, base: Path, ack_page: str = "") -> None:
+    """Unset Slack `title`/`text` and email `html` point at the shipped templates, when the
+    file's `templates` globs (relative to `base`) load a file defining them (a user's own
+    file gets nothing); with `ack_page`, each links every firing alert to its
+    acknowledgement form."""
     receivers = _pairs(root).get("receivers") if isinstance(root, MappingNode) else None
-    if not isinstance(receivers, SequenceNode) or not _defines_slack_templates(root, base):
+    if not isinstance(receivers, SequenceNode):
         return
-    for receiver in receivers.value:
-        slacks = (
-            _pairs(receiver).get("slack_configs") if isinstance(receiver, MappingNode) else None
-        )
-        for slack in slacks.value if isinstance(slacks, SequenceNode) else ():
-            if isinstance(slack, MappingNode):
-                for key, value in SLACK_DEFAULTS.items():
-                    if key == "text" and ack_page:
-                        value += SLACK_ACK_LINKS.format(page=ack_page)
-                    if key not in _pairs(slack):
-                        slack.value.append((_scalar(key, slack), _scalar(value, slack)))
+    defined = _templates_defined(root, base)
+    for kind, needed, fields in TEMPLATE_DEFAULTS:
+        if needed not in defined:
+            continue
+        ack = ACK_LINKS[kind].replace("{page}", ack_page) if ack_page else ""
+        for receiver in receivers.value:
+            configs = _pairs(receiver).get(kind) if isinstance(receiver, MappingNode) else None
+            for config in configs.value if isinstance(configs, SequenceNode) else ():
+                if not isinstance(config, MappingNode):
+                    continue
+                for key, value in fields.items():
+                    if key not in _pairs(config):
+                        value = value.replace("{ack}", ack)
+                        config.value.append((_scalar(key, config), _scalar(value, config)))
 
 
-def _defines_slack_templates(root: MappingNode, base: Path) -> bool:
+def _templates_defined(root: MappingNode, base: Path) -> set[str]:
+    """The names the file's template globs define."""
+    names: set[str] = set()
     globs = _pairs(root).get("templates")
     for item in globs.value if isinstance(globs, SequenceNode) else ():
         if isinstance(item, ScalarNode) and item.value:
             for name in glob.glob(os.path.join(base, item.value)):
-                if '"pasargad.slack.title"' in Path(name).read_text(errors="replace"):
-                    return True
-    return False
+                text = Path(name).read_text(errors="replace")
+                names.update(re.findall(r'\{\{-?\s*define\s+"([^"]+)"', text))
+    return names
 
 
 def placeholders_left(rendered: str) -> list[str]:

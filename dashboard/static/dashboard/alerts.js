@@ -306,8 +306,8 @@
     }).then(function () { pendingList.setAttribute("aria-busy", "false"); });
   }
 
-  // A link from a notification, `alerts/#ack=<fingerprint>` (Alertmanager's Slack messages
-  // carry one: its templates cannot sign the one-click link), opens that alert's
+  // A link from a notification, `alerts/#ack=<fingerprint>` (Alertmanager's Slack and email
+  // messages carry one: its templates cannot sign the one-click link), opens that alert's
   // acknowledgement form once it is drawn, or says why not.
   function followAckLink() {
     var m = /^#ack=([0-9a-f]{16})$/.exec(location.hash);

@@ -153,14 +153,20 @@ def test_amtool_accepts_the_rendered_file(tmp_path: Path) -> None:
     assert hooks["oncall"][0].url == "https://shop.example.com/api/monitoring/alertmanager/sms"
     assert hooks["oncall"][0].http_config.authorization_credentials == "s3cret"
     # The embedded notifier, applying the same environment to the shipped file, reads the same,
-    # but for the Slack title and text the rendered file points at the shipped templates
-    # (Alertmanager's own Slack text is empty; the embedded notifier has its own layout).
+    # but for the Slack title and text and the email HTML: the rendered file points them at
+    # the shipped templates (Alertmanager's own Slack text is empty, its email cannot carry
+    # our links; the embedded notifier has its own layout).
     applied = config_load(SHIPPED, env=env)
     assert (applied.global_, applied.route) == (config.global_, config.route)
     for name, receiver in config.receivers.items():
         slack = tuple(dataclasses.replace(s, title=None, text=None) for s in receiver.slack_configs)
-        assert dataclasses.replace(receiver, slack_configs=slack) == applied.receivers[name]
+        mail = tuple(dataclasses.replace(e, html=None) for e in receiver.email_configs)
+        assert (
+            dataclasses.replace(receiver, slack_configs=slack, email_configs=mail)
+            == applied.receivers[name]
+        )
         assert all(s.title and s.text for s in receiver.slack_configs)
+        assert all(e.html for e in receiver.email_configs)
 
 
 def test_the_token_replaces_other_auth_on_webhooks_to_the_app(tmp_path: Path) -> None:

@@ -247,6 +247,18 @@ def _scenario(app: Gunicorn, prom: httpx.Client, smtp, http, tmp_path: Path) -> 
         f"Acknowledge <https://shop.example/dashboard/alerts/#ack={alert['fingerprint']}"
         f"|DatabaseErrors on {instance}>"
     ]
+    # The email too: the shipped HTML (Alertmanager's html/template) with the same link.
+    [mail] = [
+        email.message_from_bytes(data, policy=email.policy.default)
+        for _, rcpts, data in list(smtp.messages)
+        if "oncall@pasargadprints.com" in rcpts and b"DatabaseErrors" in data
+    ]
+    html = mail.get_body(preferencelist=("html",)).get_content()
+    assert f"<strong>DatabaseErrors</strong> on {instance}: firing" in html
+    assert (
+        f'<a href="https://shop.example/dashboard/alerts/#ack={alert["fingerprint"]}">'
+        f"DatabaseErrors on {instance}</a>"
+    ) in html
     # History: the /dashboard and /sms receivers both got it, one firing transition recorded,
     # under Alertmanager's fingerprint (ours) and start.
     store = StateStore(state_path)

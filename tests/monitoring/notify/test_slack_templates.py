@@ -1,5 +1,5 @@
-"""The Slack receivers' `title` and `text` of the file `render-alertmanager` writes from the
-shipped one (the shipped templates/slack.tmpl), rendered by amtool (Alertmanager 0.25's template
+"""The Slack receivers' `title` and `text`, and the email receivers' `html`, of the file
+`render-alertmanager` writes from the shipped one (the shipped templates/), rendered by amtool (Alertmanager 0.25's template
 engine) as real Alertmanager renders them: what a Slack message says at scale. The firing case
 is also rendered by a real Alertmanager in test_at_scale.py. The embedded notifier reads the
 shipped file, where they are unset: it sends its own layout."""
@@ -7,13 +7,16 @@ shipped file, where they are unset: it sends its own layout."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from monitoring.notify.amtemplate import TemplateSet, template_data
 from monitoring.notify.config import config_load
 from monitoring.notify.environment import config_render
+from tests.monitoring.notify.channels.sample import notification, payment_alert
 from tests.services import require_alertmanager
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -121,3 +124,43 @@ def test_the_rendered_slack_text_links_each_firing_alert_to_its_acknowledgement_
     plain = config_render(SHIPPED, env={"MONITORING_TOKEN": "t"})
     [slack] = config_load("plain.yml", env={}, text=plain).receivers["slack-critical"].slack_configs
     assert "Acknowledge" not in _render(slack.text, firing, tmp_path)
+
+
+def test_the_rendered_email_says_what_fired_and_links_the_acknowledgement_form(tmp_path):
+    require_alertmanager()
+    assert config_load(SHIPPED, env={}).receivers["oncall"].email_configs[0].html is None
+    env = {"MONITORING_TOKEN": "t", "NOTIFY_DASHBOARD_URL": "https://ops.example/dashboard"}
+    rendered = config_render(SHIPPED, env=env)
+    [email] = config_load("rendered.yml", env={}, text=rendered).receivers["oncall"].email_configs
+    firing = _data("firing")
+    firing["receiver"] = "oncall"
+    firing["alerts"][0]["fingerprint"] = "0123456789abcdef"
+    firing["alerts"][1]["fingerprint"] = "fedcba9876543210"
+    page = _render(email.html, firing, tmp_path)
+    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    assert "[FIRING:1] DatabaseDown (critical, team devops)" in text
+    assert "DatabaseDown on web-1:8000: firing Database default is down" in text
+    assert "web-1:8000 cannot reach database default" in text
+    assert "Since 2026-12-04 23:30:00 UTC, resolved 2026-12-05 00:05:00 UTC" in text
+    assert "Runbook: docs/runbooks/DatabaseDown.md" in text
+    links = re.findall(r'<a href="([^"]+)">([^<]+)</a>', page)
+    assert links == [
+        (
+            "https://ops.example/dashboard/alerts/#ack=0123456789abcdef",
+            "DatabaseDown on web-1:8000",
+        ),
+        ("http://alertmanager:9093/#/alerts?receiver=oncall", "View in Alertmanager"),
+    ]
+    # A resolved group: nothing to acknowledge, no such section.
+    resolved = _data("resolved")
+    assert "Acknowledge" not in _render(email.html, resolved, tmp_path)
+    # The embedded notifier's template engine renders the same field (a rendered file loaded
+    # by it sends this email too).
+    templates, errors = TemplateSet.load(sorted(TEMPLATES.parent.glob("*.tmpl")))
+    assert not errors
+    alert = payment_alert()
+    ours = templates.render(email.html, template_data(notification(alert)), html=True)
+    assert (
+        f'<a href="https://ops.example/dashboard/alerts/#ack={alert.fingerprint}">'
+        "HighPaymentFailureRate on web-1</a>"
+    ) in ours
