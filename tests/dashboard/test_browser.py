@@ -245,6 +245,30 @@ def test_a_notification_link_opens_the_alert_acknowledgement_form(staff_page, st
     assert notice.inner_text() == "That alert is not firing now: nothing to acknowledge."
 
 
+def test_a_notification_link_survives_the_sign_in(staff_page, browser, stack):
+    """Opened signed out (a phone, a new browser), the link goes through the admin's sign-in
+    and still lands on the alert's form."""
+    staff_page.goto(f"{stack.app.base_url}/dashboard/alerts/")
+    staff_page.wait_for_function("document.documentElement.dataset.alertsDrawn", timeout=DRAWN_MS)
+    fp = staff_page.locator('#groups li[data-alertname="Watchdog"]').first.get_attribute(
+        "data-fingerprint"
+    )
+    context = browser.new_context(viewport=PHONE)
+    try:
+        page = context.new_page()
+        page.goto(f"{stack.app.base_url}/dashboard/alerts/#ack={fp}")
+        page.wait_for_selector("#id_username")  # the admin's sign-in, the fragment kept
+        page.fill("#id_username", STAFF[0])
+        page.fill("#id_password", STAFF[1])
+        page.press("#id_password", "Enter")
+        page.wait_for_function("document.documentElement.dataset.alertsDrawn", timeout=DRAWN_MS)
+        row = page.locator(f'#groups li.linked[data-fingerprint="{fp}"]')
+        assert row.locator(".ack-form").count() == 1
+        assert page.evaluate("document.activeElement.name") == "comment"
+    finally:
+        context.close()
+
+
 def test_acknowledge_a_firing_alert_from_its_row(staff_page, stack):
     page = staff_page
     page.goto(f"{stack.app.base_url}/dashboard/alerts/")
