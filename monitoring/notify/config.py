@@ -175,6 +175,23 @@ class SlackConfig:
     http_config: HTTPConfig = HTTPConfig()
 
 
+# SlackConfig's template fields, `channel` … `icon_url`: what the loader reads as templates
+# and what the Slack channel renders.
+SLACK_TEXT_FIELDS = (
+    "channel",
+    "username",
+    "color",
+    "title",
+    "title_link",
+    "pretext",
+    "text",
+    "footer",
+    "fallback",
+    "icon_emoji",
+    "icon_url",
+)
+
+
 @dataclass(frozen=True)
 class WebhookConfig:
     url: str
@@ -579,20 +596,7 @@ class _Loader:
         )
 
     def slack(self, node: Node, where: str, g: GlobalConfig) -> SlackConfig | None:
-        plain = {
-            "channel",
-            "username",
-            "color",
-            "title",
-            "title_link",
-            "pretext",
-            "text",
-            "footer",
-            "fallback",
-            "icon_emoji",
-            "icon_url",
-        }
-        supported = plain | {"send_resolved", "api_url", "api_url_file", "http_config"}
+        supported = {*SLACK_TEXT_FIELDS, "send_resolved", "api_url", "api_url_file", "http_config"}
         f = self.fields(node, where, supported, _SLACK_UNSUPPORTED)
         if "api_url" in f and "api_url_file" in f:
             self.r.error(node, f"{where}: at most one of api_url & api_url_file must be configured")
@@ -614,7 +618,7 @@ class _Loader:
             else g.http_config,
             **{
                 key: self.template(f.get(key), self.text(f.get(key), f"{where}.{key}"), where, key)
-                for key in plain
+                for key in SLACK_TEXT_FIELDS
             },
         )
 

@@ -29,7 +29,14 @@ from monitoring.notify.channels import (
     WebhookChannel,
     channel_from_env,
 )
-from monitoring.notify.config import Config, EmailConfig, HTTPConfig, SlackConfig, WebhookConfig
+from monitoring.notify.config import (
+    SLACK_TEXT_FIELDS,
+    Config,
+    EmailConfig,
+    HTTPConfig,
+    SlackConfig,
+    WebhookConfig,
+)
 
 __all__ = ["Integration", "integrations_build", "integrations_close"]
 
@@ -81,23 +88,8 @@ def _email(c: EmailConfig, timeout_s: float, templates: TemplateSet) -> EmailCha
     )
 
 
-_SLACK_FIELDS = (
-    "channel",
-    "username",
-    "color",
-    "title",
-    "title_link",
-    "pretext",
-    "text",
-    "footer",
-    "fallback",
-    "icon_emoji",
-    "icon_url",
-)
-
-
 def _slack(c: SlackConfig, timeout_s: float, templates: TemplateSet) -> SlackChannel:
-    fields = {key: value for key in _SLACK_FIELDS if (value := getattr(c, key)) is not None}
+    fields = {key: value for key in SLACK_TEXT_FIELDS if (value := getattr(c, key)) is not None}
     channel = c.channel if c.channel and "{{" not in c.channel else ""
     return SlackChannel(
         c.api_url or _read(c.api_url_file),
