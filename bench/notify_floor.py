@@ -23,6 +23,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -30,40 +31,43 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_notify_latency as latency  # noqa: E402
 
 
-def serve(port: int, target: str, db_path: str) -> None:
-    """The floor notifier: POST /api/v2/alerts → rows → webhook sends, until killed."""
-    import orjson
-    import pycurl
+class CurlSender:
+    """Sends queued POSTs through libcurl's multi interface from one thread, and hands the
+    marks of the delivered ones to `delivered(marks)`, a batch at a time (each floor's own
+    UPDATE). Queue items: (mark, url, body, header lines)."""
 
-    db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, key TEXT UNIQUE,"
-        " body BLOB, status TEXT)"
-    )
-    db_lock, queue_lock = threading.Lock(), threading.Lock()
-    queue: list[tuple[str, bytes]] = []
-    wake_r, wake_w = socket.socketpair()
-    wake_r.setblocking(False)
+    def __init__(self, delivered: Callable[[list], None]) -> None:
+        self.delivered = delivered
+        self._lock = threading.Lock()
+        self._queue: list[tuple[object, str, bytes, list[str]]] = []
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
 
-    def sender() -> None:
+    def send(self, items: list[tuple[object, str, bytes, list[str]]]) -> None:
+        with self._lock:
+            self._queue.extend(items)
+        self._wake_w.send(b"\0")
+
+    def run(self) -> None:
+        import pycurl
+
         multi, idle, active = pycurl.CurlMulti(), [], {}
+        multi.setopt(pycurl.M_MAXCONNECTS, 256)
         while True:
-            with queue_lock:
-                taken, queue[:] = list(queue), []
+            with self._lock:
+                taken, self._queue = self._queue, []
             try:
-                wake_r.recv(64)
+                self._wake_r.recv(64)
             except BlockingIOError:
                 pass
-            for key, body in taken:
+            for mark, url, body, headers in taken:
                 curl = idle.pop() if idle else pycurl.Curl()
-                curl.setopt(pycurl.URL, target)
+                curl.setopt(pycurl.URL, url)
                 curl.setopt(pycurl.POSTFIELDS, body)
-                curl.setopt(pycurl.HTTPHEADER, ["Content-Type: application/json", "Expect:"])
+                curl.setopt(pycurl.HTTPHEADER, headers)
                 curl.setopt(pycurl.WRITEDATA, io.BytesIO())
                 multi.add_handle(curl)
-                active[curl] = key
+                active[curl] = mark
             while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
                 pass
             delivered = []
@@ -71,19 +75,21 @@ def serve(port: int, target: str, db_path: str) -> None:
                 left, ok, failed = multi.info_read()
                 for curl in ok + [f[0] for f in failed]:
                     multi.remove_handle(curl)
-                    key = active.pop(curl)
-                    if curl in ok:
-                        delivered.append((key,))
+                    mark = active.pop(curl)
+                    if curl in ok and 200 <= curl.getinfo(pycurl.RESPONSE_CODE) < 300:
+                        delivered.append(mark)
                     idle.append(curl)
                 if not left:
                     break
             if delivered:
-                with db_lock:
-                    db.executemany(
-                        "UPDATE outbox SET status = 'delivered' WHERE key = ?", delivered
-                    )
+                self.delivered(delivered)
             reading, writing, failing = multi.fdset()
-            select.select([*reading, wake_r], writing, failing, 1.0)
+            select.select([*reading, self._wake_r], writing, failing, 1.0)
+
+
+def serve_alerts(port: int, take: Callable[[bytes], None], sender: CurlSender) -> None:
+    """The API side of a floor: `/-/ready`, and `POST /api/v2/alerts` handed to `take` (which
+    answers once its rows are committed), until killed."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -94,36 +100,7 @@ def serve(port: int, target: str, db_path: str) -> None:
             self.end_headers()
 
         def do_POST(self) -> None:  # noqa: N802
-            alerts = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            rows = []
-            for alert in alerts:
-                labels = alert["labels"]
-                key = hashlib.sha256(orjson.dumps(labels, option=orjson.OPT_SORT_KEYS)).hexdigest()
-                body = orjson.dumps(
-                    {
-                        "version": "4",
-                        "status": "firing",
-                        "receiver": "bench",
-                        "groupKey": key,
-                        "alerts": [
-                            {
-                                "status": "firing",
-                                "labels": labels,
-                                "annotations": alert.get("annotations", {}),
-                            }
-                        ],
-                    }
-                )
-                rows.append((key, body, "pending"))
-            with db_lock:
-                db.execute("BEGIN IMMEDIATE")
-                db.executemany(
-                    "INSERT OR IGNORE INTO outbox (key, body, status) VALUES (?, ?, ?)", rows
-                )
-                db.execute("COMMIT")
-            with queue_lock:
-                queue.extend((key, body) for key, body, _ in rows)
-            wake_w.send(b"\0")
+            take(self.rfile.read(int(self.headers["Content-Length"])))
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -131,25 +108,88 @@ def serve(port: int, target: str, db_path: str) -> None:
         def log_message(self, *args) -> None:
             pass
 
-    threading.Thread(target=sender, daemon=True).start()
+    threading.Thread(target=sender.run, daemon=True).start()
     ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 
 
-def start_floor(workdir: Path, config_text: str, token: str) -> tuple[subprocess.Popen, str]:
-    """In place of `latency.start_monitor`: the floor notifier, sending where the config says."""
-    port = latency.free_port()
-    target = config_text.split("url: ", 1)[1].split()[0]
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(port), target, str(workdir / "floor.sqlite3")]
+def serve(port: int, target: str, db_path: str) -> None:
+    """The floor notifier: POST /api/v2/alerts → rows → webhook sends, until killed."""
+    import orjson
+
+    db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, key TEXT UNIQUE,"
+        " body BLOB, status TEXT)"
     )
+    db_lock = threading.Lock()
+    headers = ["Content-Type: application/json", "Expect:"]
+
+    def delivered(keys: list) -> None:
+        with db_lock:
+            db.executemany(
+                "UPDATE outbox SET status = 'delivered' WHERE key = ?", [(k,) for k in keys]
+            )
+
+    sender = CurlSender(delivered)
+
+    def take(body: bytes) -> None:
+        rows = []
+        for alert in orjson.loads(body):
+            labels = alert["labels"]
+            key = hashlib.sha256(orjson.dumps(labels, option=orjson.OPT_SORT_KEYS)).hexdigest()
+            message = orjson.dumps(
+                {
+                    "version": "4",
+                    "status": "firing",
+                    "receiver": "bench",
+                    "groupKey": key,
+                    "alerts": [
+                        {
+                            "status": "firing",
+                            "labels": labels,
+                            "annotations": alert.get("annotations", {}),
+                        }
+                    ],
+                }
+            )
+            rows.append((key, message, "pending"))
+        with db_lock:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(
+                "INSERT OR IGNORE INTO outbox (key, body, status) VALUES (?, ?, ?)", rows
+            )
+            db.execute("COMMIT")
+        sender.send([(key, target, message, headers) for key, message, _ in rows])
+
+    serve_alerts(port, take, sender)
+
+
+def start_serving(script: str, args: list[str], env: dict | None = None):
+    """Start `script --serve PORT *args` and wait until it answers: (process, its URL)."""
+    port = latency.free_port()
+    process = subprocess.Popen([sys.executable, script, "--serve", str(port), *args], env=env)
     url = f"http://127.0.0.1:{port}"
     latency._ready(url)
     return process, url
 
 
-if __name__ == "__main__":
+def run(serve, start) -> None:
+    """`--serve PORT ARGS…`: serve; otherwise the latency bench with `start` in place of the
+    monitor (the verdict printed is for the stand-in: no exit status)."""
     if sys.argv[1:2] == ["--serve"]:
-        serve(int(sys.argv[2]), sys.argv[3], sys.argv[4])
+        serve(int(sys.argv[2]), *sys.argv[3:])
     else:
-        latency.start_monitor = start_floor
-        latency.main()  # the verdict is for the floor, not our monitor: no exit status
+        latency.start_monitor = start
+        latency.main()
+
+
+def start_floor(workdir: Path, config_text: str, token: str) -> tuple[subprocess.Popen, str]:
+    """In place of `latency.start_monitor`: the floor notifier, sending where the config says."""
+    target = config_text.split("url: ", 1)[1].split()[0]
+    return start_serving(__file__, [target, str(workdir / "floor.sqlite3")])
+
+
+if __name__ == "__main__":
+    run(serve, start_floor)
